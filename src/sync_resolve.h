@@ -1,0 +1,443 @@
+/*-------------------------------------------------------------------------
+ *
+ * sync_resolve.h
+ *		Shared declarations of the sync_resolve extension.
+ *
+ * The extension decides, column by column, what a tracked table should hold
+ * when several systems write it.  The pieces:
+ *
+ *	policy_cache.c	tracked-table metadata, column policies and systems,
+ *					cached in CacheMemoryContext with relcache invalidation;
+ *					the SPI plans that read and write each table
+ *	mapping.c		jsonb payload <-> typed Datums, keys, type-aware equality
+ *	resolve.c		the pure per-column decision (no SPI, no catalog)
+ *	strategies.c	value-computing strategies (max/min, sum_delta, union,
+ *					merge_json, custom)
+ *	shadow.c		the per-table shadow: bases per (system, row) and the
+ *					local per-column change metadata
+ *	apply.c			apply(), apply_delete(), apply_batch(): the entry points
+ *	review.c		the review queue and resolve()
+ *	events.c		the append-only history
+ *	trigger.c		triggers on tracked tables and on the policy tables
+ *	vclock.c		the sync_resolve.vclock version-vector type
+ *	module.c		_PG_init, GUCs, privilege switching
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef SYNC_RESOLVE_H
+#define SYNC_RESOLVE_H
+
+#include "postgres.h"
+
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "nodes/bitmapset.h"
+#include "nodes/pg_list.h"
+#include "utils/jsonb.h"
+#include "utils/timestamp.h"
+
+#include "compat.h"
+
+#define SR_SCHEMA			"sync_resolve"
+#define SR_LOCAL			"local"
+
+/* ------------------------------------------------------------------------
+ * vclock.c: version vectors
+ * ------------------------------------------------------------------------
+ */
+typedef struct varlena SrVclock;
+
+typedef enum SrVclockOrder
+{
+	SR_VC_EQUAL,
+	SR_VC_BEFORE,				/* a happened before b */
+	SR_VC_AFTER,				/* b happened before a */
+	SR_VC_CONCURRENT
+} SrVclockOrder;
+
+#define DatumGetSrVclockP(d)	((SrVclock *) PG_DETOAST_DATUM(d))
+
+extern SrVclockOrder sr_vclock_compare(const SrVclock *a, const SrVclock *b);
+extern SrVclock *sr_vclock_merge(const SrVclock *a, const SrVclock *b);
+extern SrVclock *sr_vclock_tick(const SrVclock *v, const char *system);
+extern char *sr_vclock_to_cstring(const SrVclock *v);
+
+/* ------------------------------------------------------------------------
+ * Policies
+ * ------------------------------------------------------------------------
+ */
+typedef enum SrStrategy
+{
+	SR_STRAT_OWNER,
+	SR_STRAT_KEEP_LOCAL,
+	SR_STRAT_TAKE_INCOMING,
+	SR_STRAT_LATEST,
+	SR_STRAT_EARLIEST,
+	SR_STRAT_PRIORITY,
+	SR_STRAT_MAX,
+	SR_STRAT_MIN,
+	SR_STRAT_SUM_DELTA,
+	SR_STRAT_UNION,
+	SR_STRAT_MERGE_JSON,
+	SR_STRAT_REVIEW,
+	SR_STRAT_CUSTOM
+} SrStrategy;
+
+typedef enum SrUnauthorized
+{
+	SR_UNAUTH_REJECT,
+	SR_UNAUTH_REVIEW,
+	SR_UNAUTH_ACCEPT
+} SrUnauthorized;
+
+typedef enum SrDeleteConflict
+{
+	SR_DELCONF_DELETE,
+	SR_DELCONF_KEEP,
+	SR_DELCONF_REVIEW
+} SrDeleteConflict;
+
+extern const char *sr_strategy_name(SrStrategy s);
+
+/* A registered system (a row of sync_resolve.system). */
+typedef struct SrSystem
+{
+	char	   *name;
+	int			priority;
+	Oid			member_role;	/* InvalidOid: anyone may act as it */
+	char	   *replication_origin;
+} SrSystem;
+
+/*
+ * One column of a tracked table, with its type support and its policy.
+ * Key columns carry no policy: they identify the row.
+ */
+typedef struct SrColumn
+{
+	AttrNumber	attnum;
+	char	   *name;
+	Oid			typid;			/* the column's declared type */
+	int32		typmod;
+	Oid			collation;
+	Oid			basetypid;		/* domains resolved to their base type */
+	int16		typlen;
+	bool		typbyval;
+	char		typalign;
+	bool		is_key;
+
+	/* type support, all with fn_mcxt in the table's context */
+	FmgrInfo	in_finfo;		/* input function, for JSON scalars */
+	Oid			typioparam;
+	bool		has_eq;
+	FmgrInfo	eq_finfo;		/* the type's default equality */
+	bool		has_cmp;
+	FmgrInfo	cmp_finfo;		/* default btree ordering, for max/min */
+	FmgrInfo	to_jsonb_finfo; /* to_jsonb() bound to this type */
+	bool		is_json;		/* json: compared as jsonb */
+	Oid			elemtypid;		/* array element type, or InvalidOid */
+	int16		elemlen;
+	bool		elembyval;
+	char		elemalign;
+	bool		elem_has_eq;
+	FmgrInfo	elem_eq_finfo;
+
+	/* policy */
+	bool		has_policy;		/* a column_policy row exists */
+	SrStrategy	strategy;
+	char	   *owner;			/* NULL: no owner */
+	List	   *writers;		/* char *; NIL: every tracked system */
+	int			group;			/* index into SrTable.groups, or -1 */
+	Oid			custom_fn;
+	FmgrInfo	custom_finfo;
+	SrUnauthorized on_unauthorized;
+} SrColumn;
+
+/* Columns of one col_group. */
+typedef struct SrGroup
+{
+	char	   *name;
+	int			ncols;
+	int		   *cols;			/* indexes into SrTable.cols */
+} SrGroup;
+
+/* A plan for one set of written columns (UPDATE SET / INSERT list). */
+typedef struct SrColumnSetPlan
+{
+	Bitmapset  *cols;			/* column indexes */
+	SPIPlanPtr	plan;
+} SrColumnSetPlan;
+
+/*
+ * Everything sync_resolve needs to know about one tracked table.  Lives in
+ * its own memory context under CacheMemoryContext; dropped when a relcache
+ * invalidation names the table, its shadow or a policy table.
+ */
+typedef struct SrTable
+{
+	Oid			relid;
+	bool		valid;
+	MemoryContext mcxt;
+	char	   *relname;		/* quoted, schema-qualified */
+	char	   *display_name;	/* for messages */
+	Oid			shadow_relid;
+	char	   *shadow_name;	/* quoted, schema-qualified */
+	int			natts;			/* attributes including dropped ones */
+	int			ncols;
+	SrColumn   *cols;			/* live, non-generated columns, attnum order */
+	int		   *col_of_attnum;	/* [natts + 1]: index into cols, or -1 */
+	int			nkeys;
+	int		   *keys;			/* indexes into cols, primary key order */
+	int			nsystems;
+	char	  **systems;		/* external systems syncing this table */
+	SrStrategy	default_strategy;
+	SrDeleteConflict on_delete_conflict;
+	TimestampTz tracked_at;
+	int			ngroups;
+	SrGroup    *groups;
+
+	/* prepared once, kept */
+	SPIPlanPtr	plan_lock_row;
+	SPIPlanPtr	plan_delete_row;
+	SPIPlanPtr	plan_read_shadow;
+	SPIPlanPtr	plan_write_shadow;
+	List	   *update_plans;	/* SrColumnSetPlan * */
+	List	   *insert_plans;	/* SrColumnSetPlan * */
+} SrTable;
+
+/* policy_cache.c */
+extern SrTable *sr_table_get(Oid relid, bool missing_ok);
+extern const SrSystem *sr_system_get(const char *name, bool missing_ok);
+extern bool sr_table_has_system(const SrTable *tab, const char *system);
+extern bool sr_column_writable_by(const SrColumn *col, const char *system);
+extern int	sr_column_by_name(const SrTable *tab, const char *name);
+extern SPIPlanPtr sr_plan_update(SrTable *tab, Bitmapset *cols);
+extern SPIPlanPtr sr_plan_insert(SrTable *tab, Bitmapset *cols);
+extern void sr_cache_init(void);
+extern void sr_cache_enter(void);
+extern void sr_cache_leave(void);
+extern Oid	sr_extension_owner(void);
+extern Oid	sr_internal_relid(const char *relname);
+
+/* ------------------------------------------------------------------------
+ * mapping.c: jsonb <-> Datum
+ * ------------------------------------------------------------------------
+ */
+typedef struct SrErrorTarget
+{
+	const SrTable *tab;
+	const char *system;			/* may be NULL */
+} SrErrorTarget;
+
+extern Datum sr_jsonb_value_to_datum(const SrColumn *col, JsonbValue *v,
+									 bool *isnull, const SrErrorTarget *where);
+extern Jsonb *sr_datum_to_jsonb(const SrColumn *col, Datum value, bool isnull);
+extern bool sr_datum_equal(const SrColumn *col, Datum a, bool anull,
+						   Datum b, bool bnull);
+extern Jsonb *sr_build_key(const SrTable *tab, const Datum *values,
+						   const bool *nulls);
+extern char *sr_jsonb_value_text(Jsonb *j);
+extern Jsonb *sr_jsonb_object(int n, const char **keys, Jsonb **values);
+extern bool sr_jsonb_get_field(Jsonb *obj, const char *key, JsonbValue *out);
+extern Datum sr_text_array(List *strings);
+
+/* ------------------------------------------------------------------------
+ * Shadow rows (shadow.c)
+ * ------------------------------------------------------------------------
+ */
+typedef struct SrShadowRow
+{
+	bool		found;			/* read from the shadow table */
+	bool		dirty;			/* must be written back */
+	/* base values, for external systems; indexed like SrTable.cols */
+	Datum	   *values;
+	bool	   *nulls;
+	bool	   *known;			/* the base holds this column */
+	bool		has_changed_at;
+	TimestampTz changed_at;		/* the source's own clock, last seen */
+	SrVclock   *version;		/* NULL: none */
+	TimestampTz received_at;
+	bool		deleted;		/* tombstone */
+	TimestampTz deleted_at;
+	/* local change metadata, for the 'local' row; indexed like cols */
+	TimestampTz *col_changed_at;	/* DT_NOBEGIN: unknown */
+	char	  **col_writer;		/* NULL: unknown */
+	bool	   *held;			/* column held by an open review */
+} SrShadowRow;
+
+extern void sr_shadow_init_row(const SrTable *tab, SrShadowRow *row);
+extern void sr_shadow_read(SrTable *tab, const Datum *keyvals,
+						   const char *system, SrShadowRow *srow,
+						   SrShadowRow *lrow);
+extern void sr_shadow_write(SrTable *tab, const Datum *keyvals,
+							const char *system, SrShadowRow *row);
+extern void sr_shadow_local_write(SrTable *tab, const Datum *keyvals,
+								  SrShadowRow *lrow);
+
+/* ------------------------------------------------------------------------
+ * The per-column decision (resolve.c) and strategies (strategies.c)
+ * ------------------------------------------------------------------------
+ */
+typedef enum SrDelta
+{
+	SR_DELTA_NONE,				/* not sent, or the source did not change it */
+	SR_DELTA_ONE_SIDED,			/* only the source changed it */
+	SR_DELTA_CONVERGENT,		/* both changed it to the same value */
+	SR_DELTA_CONFLICT			/* both changed it, differently */
+} SrDelta;
+
+typedef enum SrAction
+{
+	SR_ACT_NOTHING,				/* nothing to take */
+	SR_ACT_TAKE,				/* the incoming value */
+	SR_ACT_KEEP,				/* the local value stays */
+	SR_ACT_MERGE,				/* a computed value (SrColumnDecision.value) */
+	SR_ACT_REVIEW,				/* the local value stays; held for a person */
+	SR_ACT_REJECT				/* refused: the source may not write it */
+} SrAction;
+
+/* What the decision needs to know about one side of a column. */
+typedef struct SrSide
+{
+	const char *system;			/* who wrote this value */
+	int			priority;
+	TimestampTz changed_at;		/* when (DT_NOBEGIN: unknown) */
+} SrSide;
+
+typedef struct SrColumnInput
+{
+	bool		present;		/* in the incoming image */
+	bool		delta_remote;	/* I IS DISTINCT FROM B, or no base */
+	bool		delta_local;	/* L IS DISTINCT FROM B (or from I: no base) */
+	bool		incoming_equals_local;
+	bool		held;			/* an open review holds it */
+	bool		authorized;		/* the source may write it */
+	bool		dominated;		/* the incoming version covers every local change */
+	SrSide		local;
+	SrSide		incoming;
+} SrColumnInput;
+
+typedef struct SrColumnDecision
+{
+	SrDelta		delta;
+	SrAction	action;
+	const char *kind;			/* event kind: conflict, unauthorized, ... */
+	char	   *rule;			/* why, in words; NULL when nothing happened */
+	bool		needs_value;	/* the strategy computes the value */
+} SrColumnDecision;
+
+extern SrDelta sr_classify(const SrColumnInput *in);
+extern void sr_decide(const SrColumn *col, const SrColumnInput *in,
+					  SrColumnDecision *out);
+extern void sr_decide_winner(SrStrategy strategy, const char *owner,
+							 const char *label, const SrColumnInput *in,
+							 SrColumnDecision *out);
+extern int	sr_clock_skew_ms;
+
+/* strategies.c: value-computing strategies */
+typedef struct SrMergeInput
+{
+	const SrTable *tab;
+	const SrColumn *col;
+	Jsonb	   *key;
+	const char *source;
+	Datum		local;
+	bool		local_null;
+	Datum		incoming;
+	bool		incoming_null;
+	Datum		base;
+	bool		base_null;
+	bool		base_known;
+	SrSide		local_side;
+	SrSide		incoming_side;
+} SrMergeInput;
+
+/* Returns false when the column must go to review; *why says why. */
+extern bool sr_merge_value(SrStrategy strategy, const SrMergeInput *in,
+						   Datum *result, bool *result_null, char **why);
+extern Jsonb *sr_call_custom(const SrColumn *col, const char *label,
+							 const SrMergeInput *in,
+							 Jsonb *local, Jsonb *incoming, Jsonb *base);
+
+/* ------------------------------------------------------------------------
+ * History (events.c)
+ * ------------------------------------------------------------------------
+ */
+typedef struct SrEvent
+{
+	const char *kind;
+	const char *column_name;
+	Jsonb	   *old_value;
+	Jsonb	   *incoming_value;
+	Jsonb	   *base_value;
+	Jsonb	   *new_value;
+	const char *rule;
+	const char *decision;
+	int64		review_id;		/* 0: none */
+} SrEvent;
+
+/* Facts shared by every event one incoming image causes. */
+typedef struct SrEventBatch
+{
+	Oid			relid;
+	Jsonb	   *key;
+	const char *source;
+	SrVclock   *version;
+	bool		has_changed_at;
+	TimestampTz changed_at;
+	TimestampTz received_at;
+	const char *event_id;
+	List	   *events;			/* SrEvent * */
+} SrEventBatch;
+
+extern void sr_event_add(SrEventBatch *batch, const char *kind,
+						 const char *column_name, Jsonb *old_value,
+						 Jsonb *incoming_value, Jsonb *base_value,
+						 Jsonb *new_value, const char *rule,
+						 const char *decision, int64 review_id);
+extern void sr_events_flush(SrEventBatch *batch);
+
+/* ------------------------------------------------------------------------
+ * Review queue (review.c)
+ * ------------------------------------------------------------------------
+ */
+typedef struct SrReviewRequest
+{
+	Oid			relid;
+	Jsonb	   *key;
+	const char *column_name;	/* column, group name, or NULL: whole row */
+	List	   *columns;		/* char *: the held columns */
+	const char *kind;			/* conflict, unauthorized, delete, ... */
+	const char *source;
+	Jsonb	   *local_value;
+	Jsonb	   *incoming_value;
+	Jsonb	   *base_value;
+	const char *strategy;
+	const char *reason;
+} SrReviewRequest;
+
+extern int64 sr_review_open(const SrReviewRequest *req, bool *updated);
+
+/* ------------------------------------------------------------------------
+ * module.c: GUCs and privilege switching
+ * ------------------------------------------------------------------------
+ */
+extern char *sr_source_guc;
+extern bool sr_enforce_ownership;
+
+typedef struct SrUserSwitch
+{
+	Oid			saved_userid;
+	int			saved_sec_context;
+} SrUserSwitch;
+
+extern void sr_become_owner(SrUserSwitch *sw);
+extern void sr_restore_user(const SrUserSwitch *sw);
+extern int	sr_spi_execute(SPIPlanPtr plan, Datum *values, const char *nulls,
+						   bool as_owner, bool read_only, long count,
+						   int expected);
+
+/* apply.c: set while apply writes a tracked table, so that its own
+ * triggers do not take the write for a local one */
+extern Oid	sr_applying_relid;
+
+#endif							/* SYNC_RESOLVE_H */

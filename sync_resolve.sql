@@ -3,4 +3,1107 @@
 \echo Use "CREATE EXTENSION sync_resolve" to load this file. \quit
 
 -- ==== vclock: version vectors (DESIGN 10) ====
+-- A version vector such as {crm:6,local:11}: a counter per system.
+-- Happened-before is a partial order, so the type has no btree operator
+-- class (nor a hash one): values are compared with the operators below and
+-- are neither sorted nor indexed.
+
+CREATE TYPE sync_resolve.vclock;
+
+CREATE FUNCTION sync_resolve.vclock_in(cstring)
+	RETURNS sync_resolve.vclock
+	AS 'MODULE_PATHNAME', 'vclock_in'
+	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+CREATE FUNCTION sync_resolve.vclock_out(sync_resolve.vclock)
+	RETURNS cstring
+	AS 'MODULE_PATHNAME', 'vclock_out'
+	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+CREATE FUNCTION sync_resolve.vclock_recv(internal)
+	RETURNS sync_resolve.vclock
+	AS 'MODULE_PATHNAME', 'vclock_recv'
+	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+CREATE FUNCTION sync_resolve.vclock_send(sync_resolve.vclock)
+	RETURNS bytea
+	AS 'MODULE_PATHNAME', 'vclock_send'
+	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+CREATE TYPE sync_resolve.vclock (
+	INPUT = sync_resolve.vclock_in,
+	OUTPUT = sync_resolve.vclock_out,
+	RECEIVE = sync_resolve.vclock_recv,
+	SEND = sync_resolve.vclock_send,
+	INTERNALLENGTH = VARIABLE,
+	ALIGNMENT = int4,
+	STORAGE = extended
+);
+
+COMMENT ON TYPE sync_resolve.vclock IS
+	'version vector: a counter per system, such as {crm:6,local:11}, partially ordered by happened-before';
+
+-- comparison
+CREATE FUNCTION sync_resolve.vclock_eq(sync_resolve.vclock, sync_resolve.vclock)
+	RETURNS boolean
+	AS 'MODULE_PATHNAME', 'vclock_eq'
+	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+CREATE FUNCTION sync_resolve.vclock_ne(sync_resolve.vclock, sync_resolve.vclock)
+	RETURNS boolean
+	AS 'MODULE_PATHNAME', 'vclock_ne'
+	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+CREATE FUNCTION sync_resolve.vclock_lt(sync_resolve.vclock, sync_resolve.vclock)
+	RETURNS boolean
+	AS 'MODULE_PATHNAME', 'vclock_lt'
+	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+CREATE FUNCTION sync_resolve.vclock_le(sync_resolve.vclock, sync_resolve.vclock)
+	RETURNS boolean
+	AS 'MODULE_PATHNAME', 'vclock_le'
+	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+CREATE FUNCTION sync_resolve.vclock_gt(sync_resolve.vclock, sync_resolve.vclock)
+	RETURNS boolean
+	AS 'MODULE_PATHNAME', 'vclock_gt'
+	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+CREATE FUNCTION sync_resolve.vclock_ge(sync_resolve.vclock, sync_resolve.vclock)
+	RETURNS boolean
+	AS 'MODULE_PATHNAME', 'vclock_ge'
+	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+CREATE FUNCTION sync_resolve.vclock_concurrent(sync_resolve.vclock, sync_resolve.vclock)
+	RETURNS boolean
+	AS 'MODULE_PATHNAME', 'vclock_concurrent'
+	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+CREATE FUNCTION sync_resolve.vclock_compare(a sync_resolve.vclock, b sync_resolve.vclock)
+	RETURNS text
+	AS 'MODULE_PATHNAME', 'vclock_compare'
+	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+COMMENT ON FUNCTION sync_resolve.vclock_compare(sync_resolve.vclock, sync_resolve.vclock) IS
+	'how a stands to b: before (a happened before b), after, equal or concurrent';
+
+-- a = b: the same counter for every system
+CREATE OPERATOR sync_resolve.= (
+	LEFTARG = sync_resolve.vclock,
+	RIGHTARG = sync_resolve.vclock,
+	FUNCTION = sync_resolve.vclock_eq,
+	COMMUTATOR = OPERATOR(sync_resolve.=),
+	NEGATOR = OPERATOR(sync_resolve.<>),
+	RESTRICT = eqsel,
+	JOIN = eqjoinsel
+);
+
+CREATE OPERATOR sync_resolve.<> (
+	LEFTARG = sync_resolve.vclock,
+	RIGHTARG = sync_resolve.vclock,
+	FUNCTION = sync_resolve.vclock_ne,
+	COMMUTATOR = OPERATOR(sync_resolve.<>),
+	NEGATOR = OPERATOR(sync_resolve.=),
+	RESTRICT = neqsel,
+	JOIN = neqjoinsel
+);
+
+-- a < b: a happened before b.  In a partial order "not a < b" does not
+-- mean a >= b (the two may be concurrent), so the inequalities have
+-- commutators but no negators.
+CREATE OPERATOR sync_resolve.< (
+	LEFTARG = sync_resolve.vclock,
+	RIGHTARG = sync_resolve.vclock,
+	FUNCTION = sync_resolve.vclock_lt,
+	COMMUTATOR = OPERATOR(sync_resolve.>),
+	RESTRICT = scalarltsel,
+	JOIN = scalarltjoinsel
+);
+
+-- a <= b: every counter of a is at most b's
+CREATE OPERATOR sync_resolve.<= (
+	LEFTARG = sync_resolve.vclock,
+	RIGHTARG = sync_resolve.vclock,
+	FUNCTION = sync_resolve.vclock_le,
+	COMMUTATOR = OPERATOR(sync_resolve.>=),
+	RESTRICT = scalarlesel,
+	JOIN = scalarlejoinsel
+);
+
+CREATE OPERATOR sync_resolve.> (
+	LEFTARG = sync_resolve.vclock,
+	RIGHTARG = sync_resolve.vclock,
+	FUNCTION = sync_resolve.vclock_gt,
+	COMMUTATOR = OPERATOR(sync_resolve.<),
+	RESTRICT = scalargtsel,
+	JOIN = scalargtjoinsel
+);
+
+CREATE OPERATOR sync_resolve.>= (
+	LEFTARG = sync_resolve.vclock,
+	RIGHTARG = sync_resolve.vclock,
+	FUNCTION = sync_resolve.vclock_ge,
+	COMMUTATOR = OPERATOR(sync_resolve.<=),
+	RESTRICT = scalargesel,
+	JOIN = scalargejoinsel
+);
+
+-- a || b: concurrent, neither <= the other.  Symmetric, so its own
+-- commutator.  No estimator models concurrency; the planner's default
+-- selectivity applies.
+CREATE OPERATOR sync_resolve.|| (
+	LEFTARG = sync_resolve.vclock,
+	RIGHTARG = sync_resolve.vclock,
+	FUNCTION = sync_resolve.vclock_concurrent,
+	COMMUTATOR = OPERATOR(sync_resolve.||)
+);
+
+-- building vectors
+CREATE FUNCTION sync_resolve.vclock_merge(a sync_resolve.vclock, b sync_resolve.vclock)
+	RETURNS sync_resolve.vclock
+	AS 'MODULE_PATHNAME', 'vclock_merge'
+	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+COMMENT ON FUNCTION sync_resolve.vclock_merge(sync_resolve.vclock, sync_resolve.vclock) IS
+	'pointwise maximum of a and b: the smallest vector that is >= both; NULL when either is NULL';
+
+CREATE FUNCTION sync_resolve.vclock_tick(v sync_resolve.vclock, system text)
+	RETURNS sync_resolve.vclock
+	AS 'MODULE_PATHNAME', 'vclock_tick'
+	LANGUAGE C IMMUTABLE CALLED ON NULL INPUT PARALLEL SAFE;
+
+COMMENT ON FUNCTION sync_resolve.vclock_tick(sync_resolve.vclock, text) IS
+	'v with the counter of system advanced by one; a NULL v counts as {}';
+
+CREATE FUNCTION sync_resolve.vclock_get(v sync_resolve.vclock, system text)
+	RETURNS bigint
+	AS 'MODULE_PATHNAME', 'vclock_get'
+	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+COMMENT ON FUNCTION sync_resolve.vclock_get(sync_resolve.vclock, text) IS
+	'the counter of system in v, 0 when v does not hold it';
+
+-- jsonb: {"crm": 6, "local": 11}
+CREATE FUNCTION sync_resolve.vclock_to_jsonb(sync_resolve.vclock)
+	RETURNS jsonb
+	AS 'MODULE_PATHNAME', 'vclock_to_jsonb'
+	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+CREATE FUNCTION sync_resolve.jsonb_to_vclock(jsonb)
+	RETURNS sync_resolve.vclock
+	AS 'MODULE_PATHNAME', 'jsonb_to_vclock'
+	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+CREATE CAST (sync_resolve.vclock AS jsonb)
+	WITH FUNCTION sync_resolve.vclock_to_jsonb(sync_resolve.vclock);
+
+CREATE CAST (jsonb AS sync_resolve.vclock)
+	WITH FUNCTION sync_resolve.jsonb_to_vclock(jsonb);
 -- ==== end vclock ====
+
+-- ==== systems and policies (DESIGN 3) ====
+
+CREATE TABLE sync_resolve.system (
+	name text PRIMARY KEY,
+	priority integer NOT NULL DEFAULT 100,
+	member_role regrole,
+	replication_origin text UNIQUE,
+	created_at timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE sync_resolve.system IS
+	'Participants that hold a copy of the data; ''local'' is this database''s own users';
+
+CREATE TABLE sync_resolve.tracked (
+	relid regclass PRIMARY KEY,
+	systems text[] NOT NULL,
+	default_strategy text NOT NULL DEFAULT 'review',
+	match_on name[],
+	on_delete_conflict text NOT NULL DEFAULT 'review',
+	shadow regclass,
+	alert_per_hour integer,
+	tracked_at timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE sync_resolve.tracked IS
+	'Tables whose rows sync_resolve keeps in agreement with external systems';
+
+CREATE TABLE sync_resolve.column_policy (
+	relid regclass NOT NULL REFERENCES sync_resolve.tracked ON DELETE CASCADE,
+	column_name name NOT NULL,
+	strategy text NOT NULL,
+	owner text,
+	writers text[],
+	col_group text,
+	custom_fn regprocedure,
+	on_unauthorized text NOT NULL DEFAULT 'reject',
+	attnum smallint,
+	PRIMARY KEY (relid, column_name)
+);
+COMMENT ON TABLE sync_resolve.column_policy IS
+	'How a conflict on one column is decided; columns without a row use tracked.default_strategy';
+COMMENT ON COLUMN sync_resolve.column_policy.attnum IS
+	'Maintained by sync_resolve: follows the column through a rename';
+
+-- ==== history, deliveries, review queue (DESIGN 8, 9) ====
+
+CREATE TABLE sync_resolve.event (
+	id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+	at timestamptz NOT NULL DEFAULT clock_timestamp(),
+	relid regclass NOT NULL,
+	key jsonb,
+	kind text NOT NULL,
+	column_name text,
+	source text,
+	old_value jsonb,
+	incoming_value jsonb,
+	base_value jsonb,
+	new_value jsonb,
+	version sync_resolve.vclock,
+	source_changed_at timestamptz,
+	received_at timestamptz,
+	rule text,
+	decision text,
+	event_id text,
+	review_id bigint,
+	actor name
+);
+CREATE INDEX event_row_idx ON sync_resolve.event (relid, key);
+COMMENT ON TABLE sync_resolve.event IS
+	'Append-only history: every decision sync_resolve made, with the rule behind it';
+
+CREATE TABLE sync_resolve.delivery (
+	system text NOT NULL,
+	event_id text NOT NULL,
+	relid regclass NOT NULL,
+	key jsonb,
+	received_at timestamptz NOT NULL DEFAULT now(),
+	PRIMARY KEY (system, event_id)
+);
+COMMENT ON TABLE sync_resolve.delivery IS
+	'Delivery ids already received, per system, for de-duplication';
+
+CREATE TABLE sync_resolve.review (
+	id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+	relid regclass NOT NULL,
+	key jsonb NOT NULL,
+	column_name text,
+	columns text[] NOT NULL,
+	kind text NOT NULL DEFAULT 'conflict',
+	source text NOT NULL,
+	local_value jsonb,
+	incoming_value jsonb,
+	base_value jsonb,
+	strategy text,
+	reason text,
+	status text NOT NULL DEFAULT 'open'
+		CHECK (status IN ('open', 'resolved', 'dismissed')),
+	created_at timestamptz NOT NULL DEFAULT now(),
+	updated_at timestamptz NOT NULL DEFAULT now(),
+	resolved_at timestamptz,
+	resolved_by name,
+	decision text,
+	note text
+);
+CREATE UNIQUE INDEX review_open_idx ON sync_resolve.review
+	(relid, key, (coalesce(column_name, ''))) WHERE status = 'open';
+COMMENT ON TABLE sync_resolve.review IS
+	'Conflicts a person decides; one open item per held (row, column or group)';
+
+CREATE TABLE sync_resolve.rejected (
+	id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+	at timestamptz NOT NULL DEFAULT now(),
+	relid regclass NOT NULL,
+	source text NOT NULL,
+	position integer NOT NULL,
+	element jsonb,
+	sqlstate text NOT NULL,
+	message text NOT NULL,
+	detail text,
+	hint text,
+	actor name
+);
+COMMENT ON TABLE sync_resolve.rejected IS
+	'Elements of apply_batch(..., on_error => ''reject'') that failed, with the error';
+
+-- ==== composite types ====
+
+CREATE TYPE sync_resolve.apply_result AS (
+	outcome text,
+	key jsonb,
+	applied text[],
+	kept text[],
+	queued text[],
+	rejected text[],
+	review_ids bigint[]
+);
+
+CREATE TYPE sync_resolve.conflict AS (
+	relid regclass,
+	key jsonb,
+	column_name text,
+	source text,
+	local_value jsonb,
+	incoming_value jsonb,
+	base_value jsonb,
+	local_changed_at timestamptz,
+	incoming_changed_at timestamptz,
+	local_writer text
+);
+
+-- ==== C entry points (DESIGN 4, 8) ====
+
+CREATE FUNCTION sync_resolve.apply(tbl regclass, source text, payload jsonb,
+		changed_at timestamptz DEFAULT NULL,
+		version sync_resolve.vclock DEFAULT NULL,
+		event_id text DEFAULT NULL)
+	RETURNS sync_resolve.apply_result
+	AS 'MODULE_PATHNAME', 'apply' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION sync_resolve.apply(regclass, text, jsonb, timestamptz, sync_resolve.vclock, text) IS
+	'Resolve an incoming image of one row from a source system against the local row and the source''s base';
+
+CREATE FUNCTION sync_resolve.apply_delete(tbl regclass, source text, key jsonb,
+		changed_at timestamptz DEFAULT NULL,
+		version sync_resolve.vclock DEFAULT NULL,
+		event_id text DEFAULT NULL)
+	RETURNS sync_resolve.apply_result
+	AS 'MODULE_PATHNAME', 'apply_delete' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION sync_resolve.apply_delete(regclass, text, jsonb, timestamptz, sync_resolve.vclock, text) IS
+	'Resolve a delete reported by a source system';
+
+CREATE FUNCTION sync_resolve.apply_batch(tbl regclass, source text, changes jsonb,
+		on_error text DEFAULT 'raise')
+	RETURNS SETOF sync_resolve.apply_result
+	AS 'MODULE_PATHNAME', 'apply_batch' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION sync_resolve.apply_batch(regclass, text, jsonb, text) IS
+	'Apply a JSON array of upserts and deletes from one source; on_error => ''reject'' sets bad elements aside';
+
+CREATE FUNCTION sync_resolve.resolve(review_id bigint, decision text,
+		value jsonb DEFAULT NULL, note text DEFAULT NULL)
+	RETURNS sync_resolve.review
+	AS 'MODULE_PATHNAME', 'resolve_review' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION sync_resolve.resolve(bigint, text, jsonb, text) IS
+	'Decide an open review item: keep_local, take_incoming or set_value';
+
+CREATE FUNCTION sync_resolve.prune_events(older_than interval)
+	RETURNS bigint
+	AS 'MODULE_PATHNAME', 'prune_events' LANGUAGE C VOLATILE STRICT;
+COMMENT ON FUNCTION sync_resolve.prune_events(interval) IS
+	'Delete history and delivery ids older than the given age; returns the number of events deleted';
+
+CREATE FUNCTION sync_resolve.canonical_key(tbl regclass, key jsonb)
+	RETURNS jsonb
+	AS 'MODULE_PATHNAME', 'canonical_key' LANGUAGE C STABLE STRICT;
+COMMENT ON FUNCTION sync_resolve.canonical_key(regclass, jsonb) IS
+	'The key of a tracked row as sync_resolve records it: primary-key columns, values in their column types';
+
+-- internal helpers: not part of the API
+CREATE FUNCTION sync_resolve._strategy_problem(tbl regclass, attnum smallint, strategy text)
+	RETURNS text
+	AS 'MODULE_PATHNAME', 'strategy_problem' LANGUAGE C STABLE STRICT;
+
+CREATE FUNCTION sync_resolve._shadow_type(typ oid, typmod integer)
+	RETURNS text
+	AS 'MODULE_PATHNAME', 'shadow_type' LANGUAGE C STABLE STRICT;
+
+CREATE FUNCTION sync_resolve._local_write()
+	RETURNS trigger
+	AS 'MODULE_PATHNAME', 'local_write_trigger' LANGUAGE C;
+
+CREATE FUNCTION sync_resolve._policy_changed()
+	RETURNS trigger
+	AS 'MODULE_PATHNAME', 'policy_changed_trigger' LANGUAGE C;
+
+CREATE FUNCTION sync_resolve._append_only()
+	RETURNS trigger
+	AS 'MODULE_PATHNAME', 'append_only_trigger' LANGUAGE C;
+
+
+-- ==== validation of the policy tables (DESIGN 3) ====
+
+CREATE FUNCTION sync_resolve._check_system()
+	RETURNS trigger
+	LANGUAGE plpgsql
+	SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF TG_OP = 'DELETE' THEN
+		IF OLD.name = 'local' THEN
+			RAISE EXCEPTION 'system "local" cannot be removed'
+				USING ERRCODE = '55000',
+					  DETAIL = 'local stands for this database''s own users and application.',
+					  HINT = 'Remove the other systems instead.';
+		END IF;
+		IF EXISTS (SELECT 1 FROM sync_resolve.tracked t
+				   WHERE OLD.name OPERATOR(pg_catalog.=) ANY (t.systems)) THEN
+			RAISE EXCEPTION 'system "%" is still used by tracked tables', OLD.name
+				USING ERRCODE = '2BP01',
+					  DETAIL = pg_catalog.format('Tables syncing with it: %s.',
+						(SELECT pg_catalog.string_agg(t.relid::text, ', ' ORDER BY t.relid::text)
+						 FROM sync_resolve.tracked t
+						 WHERE OLD.name OPERATOR(pg_catalog.=) ANY (t.systems))),
+					  HINT = 'Untrack those tables, or take the system out of their systems list, first.';
+		END IF;
+		RETURN OLD;
+	END IF;
+
+	IF NEW.name IS NULL
+		OR NEW.name !~ '^[A-Za-z0-9_][A-Za-z0-9_.-]*$'
+		OR pg_catalog.length(NEW.name) > 63 THEN
+		RAISE EXCEPTION 'invalid system name "%"', NEW.name
+			USING ERRCODE = '22023',
+				  DETAIL = 'A system name is 1 to 63 letters, digits, underscores, dots or hyphens, not starting with a dot or hyphen.',
+				  HINT = 'Choose a name such as crm or billing_v2.';
+	END IF;
+	IF NEW.priority IS NULL THEN
+		RAISE EXCEPTION 'system "%" needs a priority', NEW.name
+			USING ERRCODE = '23502',
+				  HINT = 'Lower numbers win under the priority strategy; local is 100.';
+	END IF;
+	IF TG_OP = 'INSERT' AND EXISTS (SELECT 1 FROM sync_resolve.system s
+									WHERE s.name OPERATOR(pg_catalog.=) NEW.name) THEN
+		RAISE EXCEPTION 'system "%" already exists', NEW.name
+			USING ERRCODE = '42710',
+				  HINT = 'Change it with UPDATE sync_resolve.system, or choose another name.';
+	END IF;
+	IF TG_OP = 'UPDATE' AND NEW.name OPERATOR(pg_catalog.<>) OLD.name THEN
+		RAISE EXCEPTION 'system "%" cannot be renamed', OLD.name
+			USING ERRCODE = '0A000',
+				  DETAIL = 'Shadow tables, versions and the history refer to systems by name.',
+				  HINT = 'Add a system with the new name instead.';
+	END IF;
+	RETURN NEW;
+END
+$$;
+
+CREATE FUNCTION sync_resolve._check_tracked()
+	RETURNS trigger
+	LANGUAGE plpgsql
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	s text;
+	c name;
+	rel record;
+	used text;
+BEGIN
+	IF TG_OP = 'UPDATE' AND (NEW.relid OPERATOR(pg_catalog.<>) OLD.relid
+							 OR NEW.shadow IS DISTINCT FROM OLD.shadow) THEN
+		RAISE EXCEPTION 'the table and shadow of tracked table % cannot be changed', OLD.relid
+			USING ERRCODE = '0A000',
+				  HINT = 'Untrack the table and track it again.';
+	END IF;
+
+	SELECT c.relkind, c.relpersistence INTO rel FROM pg_catalog.pg_class c WHERE c.oid = NEW.relid;
+	IF NOT FOUND OR rel.relkind NOT IN ('r', 'p') THEN
+		RAISE EXCEPTION '% is not a table', NEW.relid
+			USING ERRCODE = '42809',
+				  HINT = 'Only ordinary and partitioned tables can be tracked.';
+	END IF;
+	IF TG_OP = 'INSERT' AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_index i
+										WHERE i.indrelid = NEW.relid AND i.indisprimary) THEN
+		RAISE EXCEPTION 'table % has no primary key', NEW.relid
+			USING ERRCODE = '55000',
+				  DETAIL = 'sync_resolve identifies rows across systems by the primary key.',
+				  HINT = 'Add a primary key, then track the table.';
+	END IF;
+
+	IF NEW.systems IS NULL THEN
+		RAISE EXCEPTION 'tracked table % needs a list of systems', NEW.relid
+			USING ERRCODE = '22004',
+				  HINT = 'Pass the external systems that sync this table, for example ARRAY[''crm'', ''billing''].';
+	END IF;
+	FOREACH s IN ARRAY NEW.systems LOOP
+		IF s IS NULL OR NOT EXISTS (SELECT 1 FROM sync_resolve.system y
+									WHERE y.name OPERATOR(pg_catalog.=) s) THEN
+			RAISE EXCEPTION 'unknown system "%" for table %', s, NEW.relid
+				USING ERRCODE = '22023',
+					  HINT = 'Register it first with sync_resolve.add_system().';
+		END IF;
+		IF s OPERATOR(pg_catalog.=) 'local' THEN
+			RAISE EXCEPTION 'system "local" is always part of a tracked table'
+				USING ERRCODE = '22023',
+					  HINT = 'List only the external systems.';
+		END IF;
+	END LOOP;
+	NEW.systems := ARRAY(SELECT DISTINCT ON (u.s) u.s
+						 FROM pg_catalog.unnest(NEW.systems) WITH ORDINALITY AS u(s, n)
+						 ORDER BY u.s, u.n);
+
+	IF NEW.default_strategy IS NULL OR NEW.default_strategy NOT IN
+		('keep_local', 'take_incoming', 'latest', 'earliest', 'priority', 'review') THEN
+		RAISE EXCEPTION 'invalid default strategy "%" for table %', NEW.default_strategy, NEW.relid
+			USING ERRCODE = '22023',
+				  DETAIL = 'A default must fit every column: keep_local, take_incoming, latest, earliest, priority or review.',
+				  HINT = 'Set type-specific strategies per column with sync_resolve.set_policy().';
+	END IF;
+	IF NEW.on_delete_conflict IS NULL OR NEW.on_delete_conflict NOT IN ('delete', 'keep', 'review') THEN
+		RAISE EXCEPTION 'invalid on_delete_conflict "%" for table %', NEW.on_delete_conflict, NEW.relid
+			USING ERRCODE = '22023',
+				  HINT = 'Use delete, keep or review.';
+	END IF;
+	IF NEW.match_on IS NOT NULL THEN
+		FOREACH c IN ARRAY NEW.match_on LOOP
+			IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a
+						   WHERE a.attrelid = NEW.relid AND a.attname OPERATOR(pg_catalog.=) c
+							 AND a.attnum > 0 AND NOT a.attisdropped) THEN
+				RAISE EXCEPTION 'match_on column "%" of table % does not exist', c, NEW.relid
+					USING ERRCODE = '42703',
+						  HINT = 'match_on names the columns of a natural key, such as email.';
+			END IF;
+		END LOOP;
+	END IF;
+
+	IF TG_OP = 'UPDATE' THEN
+		SELECT pg_catalog.string_agg(pg_catalog.format('%s (%s)', p.column_name, x.s), ', ' ORDER BY p.column_name)
+		INTO used
+		FROM sync_resolve.column_policy p,
+			 LATERAL pg_catalog.unnest(p.owner OPERATOR(pg_catalog.||) coalesce(p.writers, '{}')) AS x(s)
+		WHERE p.relid = NEW.relid AND x.s OPERATOR(pg_catalog.<>) 'local'
+		  AND NOT x.s OPERATOR(pg_catalog.=) ANY (NEW.systems);
+		IF used IS NOT NULL THEN
+			RAISE EXCEPTION 'column policies of table % still name systems removed from it', NEW.relid
+				USING ERRCODE = '2BP01',
+					  DETAIL = pg_catalog.format('Columns (system): %s.', used),
+					  HINT = 'Change those policies first.';
+		END IF;
+	END IF;
+
+	IF TG_OP = 'INSERT' THEN
+		IF NEW.shadow IS NULL THEN
+			NEW.shadow := sync_resolve._create_shadow(NEW.relid);
+		END IF;
+		EXECUTE pg_catalog.format('CREATE TRIGGER sync_resolve_after AFTER INSERT OR UPDATE OR DELETE ON %s '
+								  'FOR EACH ROW EXECUTE FUNCTION sync_resolve._local_write()', NEW.relid);
+		EXECUTE pg_catalog.format('ALTER TABLE %s ENABLE ALWAYS TRIGGER sync_resolve_after', NEW.relid);
+	END IF;
+	RETURN NEW;
+END
+$$;
+
+-- The shadow of a tracked table: one row per (row, system).  Columns are
+-- named c<attnum> after the tracked table's columns, in their base types, so
+-- that no column name of the tracked table can clash or need quoting.
+--   system 'local': the row's version and per-column change metadata;
+--   an external system: its base (what it is known to hold) with the
+--   columns the base knows, its own last changed_at and version.
+CREATE FUNCTION sync_resolve._create_shadow(tbl regclass)
+	RETURNS regclass
+	LANGUAGE plpgsql
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	cols text;
+	keys text;
+	name text := 'shadow_' OPERATOR(pg_catalog.||) tbl::oid;
+BEGIN
+	SELECT pg_catalog.string_agg(pg_catalog.format('%I %s', 'c' OPERATOR(pg_catalog.||) a.attnum,
+							sync_resolve._shadow_type(a.atttypid, a.atttypmod))
+						 OPERATOR(pg_catalog.||)
+						 CASE WHEN a.attcollation OPERATOR(pg_catalog.<>) 0 THEN
+							  (SELECT pg_catalog.format(' COLLATE %I.%I', n.nspname, l.collname)
+							   FROM pg_catalog.pg_collation l
+							   JOIN pg_catalog.pg_namespace n ON n.oid = l.collnamespace
+							   WHERE l.oid = a.attcollation)
+						 ELSE '' END,
+						 ', ' ORDER BY a.attnum)
+	INTO cols
+	FROM pg_catalog.pg_attribute a
+	WHERE a.attrelid = tbl AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = '';
+
+	SELECT pg_catalog.string_agg(pg_catalog.format('%I', 'c' OPERATOR(pg_catalog.||) k.attnum), ', ' ORDER BY k.n)
+	INTO keys
+	FROM pg_catalog.pg_index i,
+		 LATERAL pg_catalog.unnest(i.indkey) WITH ORDINALITY AS k(attnum, n)
+	WHERE i.indrelid = tbl AND i.indisprimary;
+
+	EXECUTE pg_catalog.format(
+		'CREATE TABLE sync_resolve.%I (%s, system text NOT NULL, known boolean[], '
+		'changed_at timestamptz, version sync_resolve.vclock, received_at timestamptz, '
+		'deleted_at timestamptz, deleted_by text, col_changed_at timestamptz[], col_writer text[], held boolean[], '
+		'PRIMARY KEY (%s, system))', name, cols, keys);
+	EXECUTE pg_catalog.format('COMMENT ON TABLE sync_resolve.%I IS %L', name,
+							  'sync_resolve shadow of ' OPERATOR(pg_catalog.||) tbl::text);
+	RETURN pg_catalog.format('sync_resolve.%I', name)::regclass;
+END
+$$;
+
+CREATE FUNCTION sync_resolve._after_untrack()
+	RETURNS trigger
+	LANGUAGE plpgsql
+	SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF EXISTS (SELECT 1 FROM pg_catalog.pg_trigger t
+			   WHERE t.tgrelid = OLD.relid AND t.tgname = 'sync_resolve_after') THEN
+		EXECUTE pg_catalog.format('DROP TRIGGER sync_resolve_after ON %s', OLD.relid);
+	END IF;
+	IF EXISTS (SELECT 1 FROM pg_catalog.pg_class c WHERE c.oid = OLD.shadow) THEN
+		EXECUTE pg_catalog.format('DROP TABLE %s', OLD.shadow);
+	END IF;
+	UPDATE sync_resolve.review r
+	   SET status = 'dismissed', resolved_at = pg_catalog.now(), resolved_by = CURRENT_USER,
+		   note = 'table untracked', updated_at = pg_catalog.now()
+	 WHERE r.relid = OLD.relid AND r.status = 'open';
+	RETURN OLD;
+END
+$$;
+
+CREATE FUNCTION sync_resolve._check_policy()
+	RETURNS trigger
+	LANGUAGE plpgsql
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	t record;
+	a record;
+	w text;
+	problem text;
+	fn record;
+BEGIN
+	SELECT * INTO t FROM sync_resolve.tracked k WHERE k.relid = NEW.relid;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'table % is not tracked', NEW.relid
+			USING ERRCODE = '55000',
+				  HINT = 'Track it first with sync_resolve.track().';
+	END IF;
+	SELECT x.attnum, x.attgenerated INTO a FROM pg_catalog.pg_attribute x
+	WHERE x.attrelid = NEW.relid AND x.attname OPERATOR(pg_catalog.=) NEW.column_name
+	  AND x.attnum > 0 AND NOT x.attisdropped;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'column "%" of table % does not exist', NEW.column_name, NEW.relid
+			USING ERRCODE = '42703',
+				  HINT = 'Column names are case-sensitive here: write them exactly as the table has them.';
+	END IF;
+	IF a.attgenerated OPERATOR(pg_catalog.<>) '' THEN
+		RAISE EXCEPTION 'column "%" of table % is generated', NEW.column_name, NEW.relid
+			USING ERRCODE = '22023',
+				  DETAIL = 'Generated columns are computed locally and never synced.',
+				  HINT = 'Set policies on the columns it is computed from.';
+	END IF;
+	IF EXISTS (SELECT 1 FROM pg_catalog.pg_index i
+			   WHERE i.indrelid = NEW.relid AND i.indisprimary AND a.attnum = ANY (i.indkey)) THEN
+		RAISE EXCEPTION 'column "%" is part of the primary key of table %', NEW.column_name, NEW.relid
+			USING ERRCODE = '22023',
+				  DETAIL = 'Key columns identify the row; they are never resolved.',
+				  HINT = 'Set policies on the other columns.';
+	END IF;
+	NEW.attnum := a.attnum;
+
+	IF NEW.strategy IS NULL OR NEW.strategy NOT IN
+		('owner', 'keep_local', 'take_incoming', 'latest', 'earliest', 'priority',
+		 'max', 'min', 'sum_delta', 'union', 'merge_json', 'review', 'custom') THEN
+		RAISE EXCEPTION 'unknown strategy "%" for column "%" of table %', NEW.strategy, NEW.column_name, NEW.relid
+			USING ERRCODE = '22023',
+				  HINT = 'Use owner, keep_local, take_incoming, latest, earliest, priority, max, min, sum_delta, union, merge_json, review or custom.';
+	END IF;
+	IF NEW.on_unauthorized IS NULL OR NEW.on_unauthorized NOT IN ('reject', 'review', 'accept') THEN
+		RAISE EXCEPTION 'invalid on_unauthorized "%" for column "%" of table %', NEW.on_unauthorized, NEW.column_name, NEW.relid
+			USING ERRCODE = '22023',
+				  HINT = 'Use reject, review or accept.';
+	END IF;
+
+	IF NEW.owner IS NOT NULL AND NEW.owner OPERATOR(pg_catalog.<>) 'local'
+		AND NOT NEW.owner OPERATOR(pg_catalog.=) ANY (t.systems) THEN
+		RAISE EXCEPTION 'owner "%" of column "%" is not a system of table %', NEW.owner, NEW.column_name, NEW.relid
+			USING ERRCODE = '22023',
+				  DETAIL = pg_catalog.format('Table %s syncs with local and %s.', NEW.relid, pg_catalog.array_to_string(t.systems, ', ')),
+				  HINT = 'Name one of those systems, or add the system to the table with UPDATE sync_resolve.tracked.';
+	END IF;
+	IF NEW.strategy = 'owner' AND NEW.owner IS NULL THEN
+		RAISE EXCEPTION 'strategy "owner" for column "%" of table % needs an owner', NEW.column_name, NEW.relid
+			USING ERRCODE = '22023',
+				  HINT = 'Pass owner => ''<system>''.';
+	END IF;
+	IF NEW.writers IS NOT NULL THEN
+		FOREACH w IN ARRAY NEW.writers LOOP
+			IF w IS NULL OR (w OPERATOR(pg_catalog.<>) 'local' AND NOT w OPERATOR(pg_catalog.=) ANY (t.systems)) THEN
+				RAISE EXCEPTION 'writer "%" of column "%" is not a system of table %', w, NEW.column_name, NEW.relid
+					USING ERRCODE = '22023',
+						  DETAIL = pg_catalog.format('Table %s syncs with local and %s.', NEW.relid, pg_catalog.array_to_string(t.systems, ', ')),
+						  HINT = 'List only systems that sync this table.';
+			END IF;
+		END LOOP;
+		IF NEW.owner IS NOT NULL AND NOT NEW.owner OPERATOR(pg_catalog.=) ANY (NEW.writers) THEN
+			RAISE EXCEPTION 'owner "%" of column "%" of table % is not among its writers', NEW.owner, NEW.column_name, NEW.relid
+				USING ERRCODE = '22023',
+					  DETAIL = pg_catalog.format('Writers: %s.', pg_catalog.array_to_string(NEW.writers, ', ')),
+					  HINT = 'Add the owner to writers, or leave writers NULL.';
+		END IF;
+	END IF;
+
+	IF NEW.strategy = 'custom' THEN
+		IF NEW.custom_fn IS NULL THEN
+			RAISE EXCEPTION 'strategy "custom" for column "%" of table % needs a function', NEW.column_name, NEW.relid
+				USING ERRCODE = '22023',
+					  HINT = 'Pass custom_fn => ''my_fn(sync_resolve.conflict)''::regprocedure.';
+		END IF;
+		SELECT p.pronargs, p.proargtypes, p.prorettype, p.proretset, p.prokind INTO fn
+		FROM pg_catalog.pg_proc p WHERE p.oid = NEW.custom_fn;
+		IF NOT FOUND OR fn.pronargs OPERATOR(pg_catalog.<>) 1
+			OR fn.proargtypes[0] OPERATOR(pg_catalog.<>) 'sync_resolve.conflict'::pg_catalog.regtype
+			OR fn.prorettype OPERATOR(pg_catalog.<>) 'pg_catalog.jsonb'::pg_catalog.regtype
+			OR fn.proretset OR fn.prokind OPERATOR(pg_catalog.<>) 'f' THEN
+			RAISE EXCEPTION 'function % cannot decide conflicts on column "%" of table %', NEW.custom_fn, NEW.column_name, NEW.relid
+				USING ERRCODE = '42883',
+					  DETAIL = 'A custom strategy function takes one sync_resolve.conflict and returns jsonb (SQL NULL sends the conflict to review).',
+					  HINT = 'CREATE FUNCTION my_fn(c sync_resolve.conflict) RETURNS jsonb ...';
+		END IF;
+	ELSIF NEW.custom_fn IS NOT NULL THEN
+		RAISE EXCEPTION 'custom_fn is set but the strategy of column "%" of table % is "%"', NEW.column_name, NEW.relid, NEW.strategy
+			USING ERRCODE = '22023',
+				  HINT = 'Use strategy => ''custom'', or leave custom_fn NULL.';
+	END IF;
+
+	problem := sync_resolve._strategy_problem(NEW.relid, a.attnum, NEW.strategy);
+	IF problem IS NOT NULL THEN
+		RAISE EXCEPTION 'strategy "%" does not fit column "%" of table %', NEW.strategy, NEW.column_name, NEW.relid
+			USING ERRCODE = '42804',
+				  DETAIL = problem,
+				  HINT = 'Choose a strategy for the column''s type, such as latest, priority or review.';
+	END IF;
+
+	IF NEW.col_group IS NOT NULL THEN
+		IF NEW.col_group = '' THEN
+			RAISE EXCEPTION 'empty col_group for column "%" of table %', NEW.column_name, NEW.relid
+				USING ERRCODE = '22023', HINT = 'Name the group, for example address.';
+		END IF;
+		IF NEW.strategy IN ('max', 'min', 'sum_delta', 'union', 'merge_json') THEN
+			RAISE EXCEPTION 'strategy "%" cannot decide column group "%" of table %', NEW.strategy, NEW.col_group, NEW.relid
+				USING ERRCODE = '22023',
+					  DETAIL = 'A group takes every value from one winning side; this strategy computes values column by column.',
+					  HINT = 'Use owner, keep_local, take_incoming, latest, earliest, priority, review or custom for a group.';
+		END IF;
+	END IF;
+	RETURN NEW;
+END
+$$;
+
+-- Columns of one group are decided together, so they must agree on how.
+-- Checked at commit, so that a group can be changed one column at a time.
+CREATE FUNCTION sync_resolve._check_policy_group()
+	RETURNS trigger
+	LANGUAGE plpgsql
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	n integer;
+BEGIN
+	IF NEW.col_group IS NULL THEN
+		RETURN NULL;
+	END IF;
+	SELECT pg_catalog.count(DISTINCT pg_catalog.row(p.strategy, p.owner, p.writers, p.custom_fn::oid, p.on_unauthorized))
+	INTO n
+	FROM sync_resolve.column_policy p
+	WHERE p.relid = NEW.relid AND p.col_group = NEW.col_group;
+	IF n > 1 THEN
+		RAISE EXCEPTION 'columns of group "%" of table % disagree on their policy', NEW.col_group, NEW.relid
+			USING ERRCODE = '22023',
+				  DETAIL = 'Every column of a group needs the same strategy, owner, writers, custom_fn and on_unauthorized.',
+				  HINT = 'Change every column of the group in one transaction.';
+	END IF;
+	RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER check_system BEFORE INSERT OR UPDATE OR DELETE ON sync_resolve.system
+	FOR EACH ROW EXECUTE FUNCTION sync_resolve._check_system();
+CREATE TRIGGER check_tracked BEFORE INSERT OR UPDATE ON sync_resolve.tracked
+	FOR EACH ROW EXECUTE FUNCTION sync_resolve._check_tracked();
+CREATE TRIGGER after_untrack AFTER DELETE ON sync_resolve.tracked
+	FOR EACH ROW EXECUTE FUNCTION sync_resolve._after_untrack();
+CREATE TRIGGER check_policy BEFORE INSERT OR UPDATE ON sync_resolve.column_policy
+	FOR EACH ROW EXECUTE FUNCTION sync_resolve._check_policy();
+CREATE CONSTRAINT TRIGGER check_policy_group AFTER INSERT OR UPDATE ON sync_resolve.column_policy
+	DEFERRABLE INITIALLY DEFERRED
+	FOR EACH ROW EXECUTE FUNCTION sync_resolve._check_policy_group();
+
+-- Any write to a policy table invalidates the cached policies of every backend.
+CREATE TRIGGER policy_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON sync_resolve.system
+	FOR EACH STATEMENT EXECUTE FUNCTION sync_resolve._policy_changed();
+CREATE TRIGGER policy_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON sync_resolve.tracked
+	FOR EACH STATEMENT EXECUTE FUNCTION sync_resolve._policy_changed();
+CREATE TRIGGER policy_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON sync_resolve.column_policy
+	FOR EACH STATEMENT EXECUTE FUNCTION sync_resolve._policy_changed();
+
+-- The history is append-only.
+CREATE TRIGGER append_only BEFORE UPDATE OR DELETE ON sync_resolve.event
+	FOR EACH ROW EXECUTE FUNCTION sync_resolve._append_only();
+CREATE TRIGGER append_only_truncate BEFORE TRUNCATE ON sync_resolve.event
+	FOR EACH STATEMENT EXECUTE FUNCTION sync_resolve._append_only();
+
+-- ==== keeping shadows in step with DDL on tracked tables ====
+
+-- After ALTER TABLE: new columns get a shadow column, dropped ones lose it,
+-- a changed type is followed, and a policy follows its column through a rename.
+CREATE FUNCTION sync_resolve._sync_shadow(tbl regclass)
+	RETURNS void
+	LANGUAGE plpgsql
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	sh regclass;
+	a record;
+	want text;
+	have text;
+	table_key smallint[];
+	shadow_key text[];
+BEGIN
+	SELECT t.shadow INTO sh FROM sync_resolve.tracked t WHERE t.relid = tbl;
+	IF sh IS NULL THEN
+		RETURN;
+	END IF;
+
+	SELECT pg_catalog.array_agg(k.attnum ORDER BY k.n) INTO table_key
+	FROM pg_catalog.pg_index i, LATERAL pg_catalog.unnest(i.indkey) WITH ORDINALITY AS k(attnum, n)
+	WHERE i.indrelid = tbl AND i.indisprimary;
+	SELECT pg_catalog.array_agg(x.attname::text ORDER BY k.n) INTO shadow_key
+	FROM pg_catalog.pg_index i, LATERAL pg_catalog.unnest(i.indkey) WITH ORDINALITY AS k(attnum, n)
+	JOIN pg_catalog.pg_attribute x ON x.attrelid = i.indrelid AND x.attnum = k.attnum
+	WHERE i.indrelid = sh AND i.indisprimary AND x.attname OPERATOR(pg_catalog.<>) 'system';
+	IF table_key IS NULL OR shadow_key IS DISTINCT FROM
+		ARRAY(SELECT 'c' OPERATOR(pg_catalog.||) u FROM pg_catalog.unnest(table_key) AS u) THEN
+		RAISE EXCEPTION 'the primary key of tracked table % changed', tbl
+			USING ERRCODE = '0A000',
+				  DETAIL = 'Bases and history are kept per primary key.',
+				  HINT = 'Untrack the table with sync_resolve.untrack() before changing its primary key, then track it again.';
+	END IF;
+
+	FOR a IN SELECT x.attnum, x.attname, x.atttypid, x.atttypmod FROM pg_catalog.pg_attribute x
+			 WHERE x.attrelid = tbl AND x.attnum > 0 AND NOT x.attisdropped AND x.attgenerated = ''
+			 ORDER BY x.attnum LOOP
+		want := sync_resolve._shadow_type(a.atttypid, a.atttypmod);
+		SELECT pg_catalog.format_type(s.atttypid, s.atttypmod) INTO have
+		FROM pg_catalog.pg_attribute s
+		WHERE s.attrelid = sh AND s.attname OPERATOR(pg_catalog.=) ('c' OPERATOR(pg_catalog.||) a.attnum) AND NOT s.attisdropped;
+		IF have IS NULL THEN
+			EXECUTE pg_catalog.format('ALTER TABLE %s ADD COLUMN %I %s', sh, 'c' OPERATOR(pg_catalog.||) a.attnum, want);
+		ELSIF have OPERATOR(pg_catalog.<>) want THEN
+			EXECUTE pg_catalog.format('ALTER TABLE %s ALTER COLUMN %I TYPE %s USING %I::%s', sh,
+									  'c' OPERATOR(pg_catalog.||) a.attnum, want, 'c' OPERATOR(pg_catalog.||) a.attnum, want);
+		END IF;
+	END LOOP;
+
+	FOR a IN SELECT s.attname FROM pg_catalog.pg_attribute s
+			 WHERE s.attrelid = sh AND s.attnum > 0 AND NOT s.attisdropped AND s.attname ~ '^c[0-9]+$'
+			   AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute x
+							   WHERE x.attrelid = tbl AND NOT x.attisdropped AND x.attgenerated = ''
+								 AND ('c' OPERATOR(pg_catalog.||) x.attnum) OPERATOR(pg_catalog.=) s.attname) LOOP
+		EXECUTE pg_catalog.format('ALTER TABLE %s DROP COLUMN %I', sh, a.attname);
+	END LOOP;
+
+	DELETE FROM sync_resolve.column_policy p
+	WHERE p.relid = tbl
+	  AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute x
+					  WHERE x.attrelid = tbl AND x.attnum = p.attnum AND NOT x.attisdropped AND x.attgenerated = '');
+	UPDATE sync_resolve.column_policy p SET column_name = x.attname
+	FROM pg_catalog.pg_attribute x
+	WHERE p.relid = tbl AND x.attrelid = tbl AND x.attnum = p.attnum
+	  AND x.attname OPERATOR(pg_catalog.<>) p.column_name;
+END
+$$;
+
+CREATE FUNCTION sync_resolve._on_ddl()
+	RETURNS event_trigger
+	LANGUAGE plpgsql
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	c record;
+BEGIN
+	FOR c IN SELECT DISTINCT d.objid FROM pg_catalog.pg_event_trigger_ddl_commands() d
+			 WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
+			   AND EXISTS (SELECT 1 FROM sync_resolve.tracked t WHERE t.relid = d.objid) LOOP
+		PERFORM sync_resolve._sync_shadow(c.objid::pg_catalog.regclass);
+	END LOOP;
+END
+$$;
+
+CREATE FUNCTION sync_resolve._on_drop()
+	RETURNS event_trigger
+	LANGUAGE plpgsql
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	o record;
+BEGIN
+	FOR o IN SELECT d.objid, d.object_identity FROM pg_catalog.pg_event_trigger_dropped_objects() d
+			 WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.objsubid = 0 LOOP
+		IF EXISTS (SELECT 1 FROM sync_resolve.tracked t WHERE t.shadow = o.objid) THEN
+			RAISE EXCEPTION 'cannot drop %: it is the shadow of a tracked table', o.object_identity
+				USING ERRCODE = '2BP01',
+					  HINT = 'Untrack the table with sync_resolve.untrack() instead.';
+		END IF;
+		DELETE FROM sync_resolve.tracked t WHERE t.relid = o.objid;
+	END LOOP;
+END
+$$;
+
+CREATE EVENT TRIGGER sync_resolve_ddl ON ddl_command_end
+	WHEN TAG IN ('ALTER TABLE')
+	EXECUTE FUNCTION sync_resolve._on_ddl();
+CREATE EVENT TRIGGER sync_resolve_drop ON sql_drop
+	EXECUTE FUNCTION sync_resolve._on_drop();
+
+-- ==== setup API (DESIGN 3) ====
+
+CREATE FUNCTION sync_resolve.add_system(name text, priority integer DEFAULT 100,
+		member_role regrole DEFAULT NULL, replication_origin text DEFAULT NULL)
+	RETURNS void
+	LANGUAGE sql
+	SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+	INSERT INTO sync_resolve.system (name, priority, member_role, replication_origin)
+	VALUES ($1, $2, $3, $4);
+END;
+COMMENT ON FUNCTION sync_resolve.add_system(text, integer, regrole, text) IS
+	'Register a system that holds a copy of the data';
+
+CREATE FUNCTION sync_resolve.track(tbl regclass, systems text[],
+		default_strategy text DEFAULT 'review', match_on name[] DEFAULT NULL,
+		on_delete_conflict text DEFAULT 'review')
+	RETURNS void
+	LANGUAGE sql
+	SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+	INSERT INTO sync_resolve.tracked (relid, systems, default_strategy, match_on, on_delete_conflict)
+	VALUES ($1, $2, $3, $4, $5);
+END;
+COMMENT ON FUNCTION sync_resolve.track(regclass, text[], text, name[], text) IS
+	'Start tracking a table: creates its shadow and its triggers';
+
+CREATE FUNCTION sync_resolve.untrack(tbl regclass)
+	RETURNS void
+	LANGUAGE plpgsql
+	SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	DELETE FROM sync_resolve.tracked t WHERE t.relid = tbl;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'table % is not tracked', tbl
+			USING ERRCODE = '55000',
+				  HINT = 'sync_resolve.tracked lists the tracked tables.';
+	END IF;
+END
+$$;
+COMMENT ON FUNCTION sync_resolve.untrack(regclass) IS
+	'Stop tracking a table: drops its shadow and triggers, dismisses its open reviews; the history is kept';
+
+CREATE FUNCTION sync_resolve.set_policy(tbl regclass, col name, strategy text,
+		owner text DEFAULT NULL, writers text[] DEFAULT NULL, col_group text DEFAULT NULL,
+		custom_fn regprocedure DEFAULT NULL, on_unauthorized text DEFAULT 'reject')
+	RETURNS void
+	LANGUAGE sql
+	SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+	INSERT INTO sync_resolve.column_policy AS p
+		(relid, column_name, strategy, owner, writers, col_group, custom_fn, on_unauthorized)
+	VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+	ON CONFLICT (relid, column_name) DO UPDATE
+		SET strategy = excluded.strategy, owner = excluded.owner, writers = excluded.writers,
+			col_group = excluded.col_group, custom_fn = excluded.custom_fn,
+			on_unauthorized = excluded.on_unauthorized;
+END;
+COMMENT ON FUNCTION sync_resolve.set_policy(regclass, name, text, text, text[], text, regprocedure, text) IS
+	'Set how conflicts on one column are decided, and who may write it';
+
+-- ==== explanation (DESIGN 9) ====
+
+-- A value as explain() shows it: strings quoted, SQL NULL as NULL, long values cut.
+CREATE FUNCTION sync_resolve._show(v jsonb)
+	RETURNS text
+	LANGUAGE sql IMMUTABLE PARALLEL SAFE
+	SET search_path = pg_catalog, pg_temp
+RETURN CASE
+	WHEN v IS NULL THEN '(unknown)'
+	WHEN pg_catalog.jsonb_typeof(v) = 'null' THEN 'NULL'
+	WHEN pg_catalog.jsonb_typeof(v) = 'string' AND pg_catalog.length(v #>> '{}') > 60 THEN
+		pg_catalog.quote_literal(pg_catalog.left(v #>> '{}', 40)) OPERATOR(pg_catalog.||)
+		pg_catalog.format('... (%s characters)', pg_catalog.length(v #>> '{}'))
+	WHEN pg_catalog.jsonb_typeof(v) = 'string' THEN pg_catalog.quote_literal(v #>> '{}')
+	WHEN pg_catalog.length(v::text) > 60 THEN
+		pg_catalog.left(v::text, 40) OPERATOR(pg_catalog.||)
+		pg_catalog.format('... (%s characters)', pg_catalog.length(v::text))
+	ELSE v::text
+END;
+
+-- "phone '1' -> '2', stage 'lead' -> 'customer'" from two objects keyed by column.
+CREATE FUNCTION sync_resolve._show_changes(old_value jsonb, new_value jsonb)
+	RETURNS text
+	LANGUAGE sql IMMUTABLE PARALLEL SAFE
+	SET search_path = pg_catalog, pg_temp
+RETURN (SELECT pg_catalog.string_agg(
+			CASE WHEN old_value IS NULL OR NOT old_value ? n.k
+				 THEN pg_catalog.format('%s %s', n.k, sync_resolve._show(n.v))
+				 ELSE pg_catalog.format('%s %s -> %s', n.k, sync_resolve._show(old_value -> n.k), sync_resolve._show(n.v))
+			END, ', ' ORDER BY n.k)
+		FROM pg_catalog.jsonb_each(new_value) AS n(k, v));
+
+CREATE FUNCTION sync_resolve.explain(tbl regclass, key jsonb)
+	RETURNS TABLE (at timestamptz, source text, kind text, column_name text, detail text)
+	LANGUAGE sql STABLE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT e.at, e.source, e.kind, e.column_name,
+		CASE e.kind
+			WHEN 'inserted' THEN
+				pg_catalog.format('%s created the row: %s', e.source, sync_resolve._show_changes(NULL, e.new_value))
+			WHEN 'applied' THEN
+				pg_catalog.format('%s changed %s', e.source, sync_resolve._show_changes(e.old_value, e.new_value))
+			WHEN 'conflict' THEN
+				pg_catalog.format('conflict on %s: local %s vs %s %s (base %s) — %s: %s',
+					e.column_name, sync_resolve._show(e.old_value), e.source, sync_resolve._show(e.incoming_value),
+					sync_resolve._show(e.base_value), e.rule, e.decision)
+			WHEN 'unauthorized' THEN
+				pg_catalog.format('%s tried to change %s from %s to %s — %s: %s',
+					e.source, e.column_name, sync_resolve._show(e.old_value), sync_resolve._show(e.incoming_value),
+					e.rule, e.decision)
+			WHEN 'review_opened' THEN
+				pg_catalog.format('review #%s opened for %s: local %s vs %s %s — %s',
+					e.review_id, e.column_name, sync_resolve._show(e.old_value), e.source,
+					sync_resolve._show(e.incoming_value), e.rule)
+			WHEN 'review_updated' THEN
+				pg_catalog.format('review #%s on %s now holds %s %s',
+					e.review_id, e.column_name, e.source, sync_resolve._show(e.incoming_value))
+			WHEN 'review_resolved' THEN
+				pg_catalog.format('review #%s on %s resolved by %s: %s%s',
+					e.review_id, coalesce(e.column_name, 'the row'), e.actor, e.rule,
+					CASE WHEN e.decision IS NULL THEN '' ELSE ' (' OPERATOR(pg_catalog.||) e.decision OPERATOR(pg_catalog.||) ')' END)
+			WHEN 'deleted' THEN
+				pg_catalog.format('%s deleted the row — %s', e.source, e.rule)
+			WHEN 'stale' THEN
+				pg_catalog.format('stale delivery from %s ignored — %s', e.source, e.rule)
+			WHEN 'duplicate' THEN
+				pg_catalog.format('duplicate delivery %s from %s ignored', e.event_id, e.source)
+			ELSE
+				pg_catalog.format('%s: %s', e.kind, coalesce(e.rule, ''))
+		END
+	FROM sync_resolve.event e
+	WHERE e.relid = tbl AND e.key = sync_resolve.canonical_key(tbl, key)
+	ORDER BY e.id
+$$;
+COMMENT ON FUNCTION sync_resolve.explain(regclass, jsonb) IS
+	'The story of one row: every decision sync_resolve made about it, in plain words';
+
+-- ==== privileges and dumps (DESIGN 13) ====
+
+INSERT INTO sync_resolve.system (name, priority) VALUES ('local', 100);
+
+REVOKE ALL ON ALL TABLES IN SCHEMA sync_resolve FROM PUBLIC;
+GRANT USAGE ON SCHEMA sync_resolve TO PUBLIC;
+GRANT SELECT ON sync_resolve.event TO PUBLIC;
+REVOKE EXECUTE ON FUNCTION sync_resolve.add_system(text, integer, regrole, text) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION sync_resolve.track(regclass, text[], text, name[], text) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION sync_resolve.untrack(regclass) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION sync_resolve.set_policy(regclass, name, text, text, text[], text, regprocedure, text) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION sync_resolve.resolve(bigint, text, jsonb, text) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION sync_resolve.prune_events(interval) FROM PUBLIC;
+
+SELECT pg_catalog.pg_extension_config_dump('sync_resolve.system', 'WHERE name <> ''local''');
+SELECT pg_catalog.pg_extension_config_dump('sync_resolve.tracked', '');
+SELECT pg_catalog.pg_extension_config_dump('sync_resolve.column_policy', '');
+SELECT pg_catalog.pg_extension_config_dump('sync_resolve.event', '');
+SELECT pg_catalog.pg_extension_config_dump('sync_resolve.delivery', '');
+SELECT pg_catalog.pg_extension_config_dump('sync_resolve.review', '');
+SELECT pg_catalog.pg_extension_config_dump('sync_resolve.rejected', '');
+SELECT pg_catalog.pg_extension_config_dump('sync_resolve.event_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('sync_resolve.review_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('sync_resolve.rejected_id_seq', '');

@@ -196,7 +196,8 @@ typedef struct SrTable
 	SrGroup    *groups;
 
 	/* prepared once, kept */
-	SPIPlanPtr	plan_lock_row;
+	SPIPlanPtr	plan_lock_row;	/* FOR NO KEY UPDATE */
+	SPIPlanPtr	plan_lock_row_for_delete;	/* FOR UPDATE */
 	SPIPlanPtr	plan_delete_row;
 	SPIPlanPtr	plan_read_shadow;
 	SPIPlanPtr	plan_write_shadow;
@@ -207,10 +208,11 @@ typedef struct SrTable
 /* policy_cache.c */
 extern SrTable *sr_table_get(Oid relid, bool missing_ok);
 extern const SrSystem *sr_system_get(const char *name, bool missing_ok);
+extern const SrSystem *sr_system_by_origin(const char *origin);
 extern bool sr_table_has_system(const SrTable *tab, const char *system);
 extern bool sr_column_writable_by(const SrColumn *col, const char *system);
 extern int	sr_column_by_name(const SrTable *tab, const char *name);
-extern SPIPlanPtr sr_plan_update(SrTable *tab, Bitmapset *cols);
+extern SrColumnSetPlan *sr_plan_update(SrTable *tab, Bitmapset *cols);
 extern SPIPlanPtr sr_plan_insert(SrTable *tab, Bitmapset *cols);
 extern void sr_cache_init(void);
 extern void sr_cache_enter(void);
@@ -233,8 +235,11 @@ extern Datum sr_jsonb_value_to_datum(const SrColumn *col, JsonbValue *v,
 extern Jsonb *sr_datum_to_jsonb(const SrColumn *col, Datum value, bool isnull);
 extern bool sr_datum_equal(const SrColumn *col, Datum a, bool anull,
 						   Datum b, bool bnull);
-extern Jsonb *sr_build_key(const SrTable *tab, const Datum *values,
-						   const bool *nulls);
+extern Jsonb *sr_build_key(const SrTable *tab, const Datum *keyvals,
+						   const bool *keynulls);
+extern void sr_parse_key(const SrTable *tab, Jsonb *obj, const char *system,
+						 const char *what, Datum *keyvals);
+extern char *sr_key_column_list(const SrTable *tab);
 extern char *sr_jsonb_value_text(Jsonb *j);
 extern Jsonb *sr_jsonb_object(int n, const char **keys, Jsonb **values);
 extern bool sr_jsonb_get_field(Jsonb *obj, const char *key, JsonbValue *out);
@@ -258,11 +263,33 @@ typedef struct SrShadowRow
 	TimestampTz received_at;
 	bool		deleted;		/* tombstone */
 	TimestampTz deleted_at;
+	char	   *deleted_by;		/* local row: the system that deleted it */
 	/* local change metadata, for the 'local' row; indexed like cols */
 	TimestampTz *col_changed_at;	/* DT_NOBEGIN: unknown */
 	char	  **col_writer;		/* NULL: unknown */
 	bool	   *held;			/* column held by an open review */
 } SrShadowRow;
+
+/*
+ * The shadow's own columns, after the c<attnum> copies of the tracked
+ * table's columns, in this order (see _create_shadow in sync_resolve.sql).
+ */
+typedef enum SrShadowMeta
+{
+	SR_SH_SYSTEM,
+	SR_SH_KNOWN,
+	SR_SH_CHANGED_AT,
+	SR_SH_VERSION,
+	SR_SH_RECEIVED_AT,
+	SR_SH_DELETED_AT,
+	SR_SH_DELETED_BY,
+	SR_SH_COL_CHANGED_AT,
+	SR_SH_COL_WRITER,
+	SR_SH_HELD,
+	SR_SH_NMETA
+} SrShadowMeta;
+
+extern const char *const sr_shadow_meta_names[SR_SH_NMETA];
 
 extern void sr_shadow_init_row(const SrTable *tab, SrShadowRow *row);
 extern void sr_shadow_read(SrTable *tab, const Datum *keyvals,
@@ -323,6 +350,8 @@ typedef struct SrColumnDecision
 	const char *kind;			/* event kind: conflict, unauthorized, ... */
 	char	   *rule;			/* why, in words; NULL when nothing happened */
 	bool		needs_value;	/* the strategy computes the value */
+	char	   *accepted_unauthorized;	/* on_unauthorized = accept: why it
+										 * was logged */
 } SrColumnDecision;
 
 extern SrDelta sr_classify(const SrColumnInput *in);
@@ -432,12 +461,29 @@ typedef struct SrUserSwitch
 
 extern void sr_become_owner(SrUserSwitch *sw);
 extern void sr_restore_user(const SrUserSwitch *sw);
+extern SPIPlanPtr sr_prepare_kept(const char *sql, int nargs, Oid *argtypes);
 extern int	sr_spi_execute(SPIPlanPtr plan, Datum *values, const char *nulls,
 						   bool as_owner, bool read_only, long count,
 						   int expected);
 
-/* apply.c: set while apply writes a tracked table, so that its own
- * triggers do not take the write for a local one */
+/* ------------------------------------------------------------------------
+ * apply.c: row writes shared by apply(), resolve() and the trigger
+ * ------------------------------------------------------------------------
+ */
+/* set while sync_resolve writes a tracked table, so that its own trigger
+ * does not take the write for a local one */
 extern Oid	sr_applying_relid;
+
+extern const SrSystem *sr_check_source(const SrTable *tab, const char *source);
+extern bool sr_row_lock(SrTable *tab, const Datum *keyvals, bool for_delete,
+						Datum *values, bool *nulls);
+extern void sr_row_update(SrTable *tab, const Datum *keyvals, Bitmapset *cols,
+						  const Datum *values, const bool *nulls,
+						  Datum *out_values, bool *out_nulls);
+extern bool sr_row_insert(SrTable *tab, Bitmapset *cols, const Datum *values,
+						  const bool *nulls, Datum *out_values, bool *out_nulls);
+extern void sr_row_delete(SrTable *tab, const Datum *keyvals);
+extern Jsonb *sr_row_object(const SrTable *tab, const Datum *values,
+							const bool *nulls, const bool *which);
 
 #endif							/* SYNC_RESOLVE_H */

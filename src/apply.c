@@ -1,0 +1,1783 @@
+/*-------------------------------------------------------------------------
+ *
+ * apply.c
+ *		The entry points for incoming changes: apply(), apply_delete() and
+ *		apply_batch(), and the row writes they share with resolve().
+ *
+ * One incoming image, in the caller's transaction (DESIGN section 5):
+ *	1. parse and convert the payload (every error before any write);
+ *	2. duplicate: the event_id was already received from this source;
+ *	3. lock the local row, read the source's base and the local metadata;
+ *	4. stale: not newer than what this source sent before, by version or by
+ *	   its own clock, or older than a tombstone;
+ *	5. gap: no local row -> insert;
+ *	6. otherwise decide each column (resolve.c), then each column group,
+ *	   compute merged values (strategies.c);
+ *	7. write the row, open or update review items, write the base and the
+ *	   local metadata, log the events, return the apply_result.
+ *
+ * Locking: the tracked row is locked first (FOR NO KEY UPDATE, or FOR
+ * UPDATE for a delete), then the shadow rows are written; the local-write
+ * trigger takes the same order, so neither path can deadlock the other.
+ * Two images for a row that does not exist yet race on the INSERT: ON
+ * CONFLICT DO NOTHING makes the loser wait, then lock the winner's row and
+ * resolve against it.
+ *
+ * Memory: everything for one image is allocated in the current context,
+ * which apply_batch resets per element; results are built in the caller's
+ * context.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "commands/async.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/datum.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/regproc.h"
+#include "utils/timestamp.h"
+
+#include "sync_resolve.h"
+
+Oid			sr_applying_relid = InvalidOid;
+
+/* vclock.c's SQL-callable conversions, used for apply_batch elements */
+extern Datum vclock_in(PG_FUNCTION_ARGS);
+extern Datum jsonb_to_vclock(PG_FUNCTION_ARGS);
+
+typedef struct SrApplyCall
+{
+	SrTable    *tab;
+	const SrSystem *sys;
+	const char *source;
+	Jsonb	   *payload;		/* the image, or the key for a delete */
+	bool		has_changed_at;
+	TimestampTz changed_at;
+	SrVclock   *version;
+	const char *event_id;
+	TimestampTz received_at;
+} SrApplyCall;
+
+typedef struct SrApplyResult
+{
+	const char *outcome;
+	Jsonb	   *key;
+	List	   *applied;
+	List	   *kept;
+	List	   *queued;
+	List	   *rejected;
+} SrApplyResult;
+
+/* review ids live in a growable array beside the result */
+typedef struct SrReviewIds
+{
+	int			n;
+	int			cap;
+	int64	   *ids;
+} SrReviewIds;
+
+static SPIPlanPtr delivery_plan = NULL;
+static SPIPlanPtr rejected_plan = NULL;
+static SPIPlanPtr dismiss_plan = NULL;
+
+/* ------------------------------------------------------------------------
+ * Row writes, shared with resolve()
+ * ------------------------------------------------------------------------
+ */
+
+/* Copy a returned row into values/nulls, by column index. */
+static void
+copy_row(const SrTable *tab, HeapTuple tup, TupleDesc td, Datum *values, bool *nulls)
+{
+	int			i;
+
+	for (i = 0; i < tab->ncols; i++)
+	{
+		Datum		d = SPI_getbinval(tup, td, i + 1, &nulls[i]);
+
+		values[i] = nulls[i] ? (Datum) 0 :
+			datumCopy(d, tab->cols[i].typbyval, tab->cols[i].typlen);
+	}
+}
+
+/* Lock the local row; false when there is none. */
+bool
+sr_row_lock(SrTable *tab, const Datum *keyvals, bool for_delete,
+			Datum *values, bool *nulls)
+{
+	int			n;
+
+	n = sr_spi_execute(for_delete ? tab->plan_lock_row_for_delete : tab->plan_lock_row,
+					   (Datum *) keyvals, NULL, false, false, 0, SPI_OK_SELECT);
+	if (n == 0)
+		return false;
+	if (values != NULL)
+		copy_row(tab, SPI_tuptable->vals[0], SPI_tuptable->tupdesc, values, nulls);
+	SPI_freetuptable(SPI_tuptable);
+	return true;
+}
+
+/*
+ * Run a write on the tracked table with our own triggers told that it is
+ * not a local write.  The flag is reset on the way out, errors included, so
+ * that a caller catching the error does not leave local writes unrecorded.
+ */
+static int
+tracked_write(SrTable *tab, SPIPlanPtr plan, Datum *values, const char *nulls,
+			  int expected)
+{
+	Oid			saved = sr_applying_relid;
+	int			n;
+
+	sr_applying_relid = tab->relid;
+	PG_TRY();
+	{
+		n = sr_spi_execute(plan, values, nulls, false, false, 0, expected);
+	}
+	PG_FINALLY();
+	{
+		sr_applying_relid = saved;
+	}
+	PG_END_TRY();
+	return n;
+}
+
+/*
+ * UPDATE the given columns of the row; the row as written (other BEFORE
+ * triggers may have changed it) comes back in out_values/out_nulls.
+ */
+void
+sr_row_update(SrTable *tab, const Datum *keyvals, Bitmapset *cols,
+			  const Datum *values, const bool *nulls,
+			  Datum *out_values, bool *out_nulls)
+{
+	SrColumnSetPlan *slot = sr_plan_update(tab, cols);
+	int			nparams = tab->nkeys + bms_num_members(slot->cols);
+	Datum	   *args = palloc(sizeof(Datum) * (nparams + 1));
+	char	   *argnulls = palloc(nparams + 1);
+	int			p = 0;
+	int			i;
+	int			n;
+
+	for (i = 0; i < tab->nkeys; i++)
+	{
+		args[p] = keyvals[i];
+		argnulls[p++] = ' ';
+	}
+	/* the plan's set may be wider than asked for: every column then */
+	i = -1;
+	while ((i = bms_next_member(slot->cols, i)) >= 0)
+	{
+		args[p] = values[i];
+		argnulls[p++] = nulls[i] ? 'n' : ' ';
+	}
+	argnulls[p] = '\0';
+	n = tracked_write(tab, slot->plan, args, argnulls, SPI_OK_UPDATE_RETURNING);
+	if (n != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+				 errmsg("row %s of table %s changed while sync_resolve was writing it",
+						sr_jsonb_value_text(sr_build_key(tab, keyvals, NULL)), tab->display_name),
+				 errhint("Retry the transaction.")));
+	if (out_values != NULL)
+		copy_row(tab, SPI_tuptable->vals[0], SPI_tuptable->tupdesc, out_values, out_nulls);
+	SPI_freetuptable(SPI_tuptable);
+}
+
+/*
+ * INSERT a row from the given columns (keys included); false when a row
+ * with that key was inserted concurrently or another unique key clashed.
+ */
+bool
+sr_row_insert(SrTable *tab, Bitmapset *cols, const Datum *values,
+			  const bool *nulls, Datum *out_values, bool *out_nulls)
+{
+	SPIPlanPtr	plan = sr_plan_insert(tab, cols);
+	int			nparams = bms_num_members(cols);
+	Datum	   *args = palloc(sizeof(Datum) * (nparams + 1));
+	char	   *argnulls = palloc(nparams + 1);
+	int			p = 0;
+	int			i = -1;
+	int			n;
+
+	while ((i = bms_next_member(cols, i)) >= 0)
+	{
+		args[p] = values[i];
+		argnulls[p++] = nulls[i] ? 'n' : ' ';
+	}
+	argnulls[p] = '\0';
+	n = tracked_write(tab, plan, args, argnulls, SPI_OK_INSERT_RETURNING);
+	if (n == 0)
+	{
+		SPI_freetuptable(SPI_tuptable);
+		return false;
+	}
+	if (out_values != NULL)
+		copy_row(tab, SPI_tuptable->vals[0], SPI_tuptable->tupdesc, out_values, out_nulls);
+	SPI_freetuptable(SPI_tuptable);
+	return true;
+}
+
+void
+sr_row_delete(SrTable *tab, const Datum *keyvals)
+{
+	tracked_write(tab, tab->plan_delete_row, (Datum *) keyvals, NULL, SPI_OK_DELETE);
+}
+
+/* ------------------------------------------------------------------------
+ * Small helpers
+ * ------------------------------------------------------------------------
+ */
+
+static void
+add_review_id(SrReviewIds *ids, int64 id)
+{
+	if (ids->n >= ids->cap)
+	{
+		ids->cap = ids->cap ? ids->cap * 2 : 4;
+		ids->ids = ids->ids ? repalloc(ids->ids, sizeof(int64) * ids->cap)
+			: palloc(sizeof(int64) * ids->cap);
+	}
+	ids->ids[ids->n++] = id;
+}
+
+/* timestamptz_to_str() returns a static buffer: copy it */
+static char *
+sr_time_text(TimestampTz t)
+{
+	return pstrdup(timestamptz_to_str(t));
+}
+
+static TimestampTz
+incoming_time(const SrApplyCall *call)
+{
+	return call->has_changed_at ? call->changed_at : call->received_at;
+}
+
+/*
+ * The system acting must exist, sync this table, not be local, and let
+ * the current user act for it.
+ */
+const SrSystem *
+sr_check_source(const SrTable *tab, const char *source)
+{
+	const SrSystem *sys = sr_system_get(source, false);
+
+	if (strcmp(source, SR_LOCAL) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("\"local\" cannot send changes to table %s", tab->display_name),
+				 errdetail("local stands for this database's own writes, which the table's trigger records."),
+				 errhint("Name the external system the change comes from.")));
+	if (!sr_table_has_system(tab, source))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("system \"%s\" does not sync table %s", source, tab->display_name),
+				 errhint("Add it to the table's systems: UPDATE sync_resolve.tracked SET systems = systems || '{%s}' WHERE relid = '%s'::regclass.",
+						 source, tab->display_name)));
+	if (OidIsValid(sys->member_role) &&
+		!has_privs_of_role(GetUserId(), sys->member_role))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("role \"%s\" may not act as system \"%s\"",
+						GetUserNameFromId(GetUserId(), false), source),
+				 errhint("Only members of role \"%s\" may; GRANT it to the integration's role.",
+						 GetUserNameFromId(sys->member_role, false))));
+	return sys;
+}
+
+/* The incoming image: present columns and their values, by column index. */
+typedef struct SrImage
+{
+	bool	   *present;
+	Datum	   *values;
+	bool	   *nulls;
+	Datum	   *keyvals;
+	Jsonb	   *key;
+	int			npresent;		/* non-key columns present */
+} SrImage;
+
+static void
+parse_image(const SrApplyCall *call, SrImage *img)
+{
+	const SrTable *tab = call->tab;
+	SrErrorTarget where = {tab, call->source};
+	JsonbIterator *it;
+	JsonbValue	v;
+	JsonbIteratorToken tok;
+	char	   *field = NULL;
+	int			i;
+
+	img->present = palloc0(sizeof(bool) * (tab->ncols + 1));
+	img->values = palloc0(sizeof(Datum) * (tab->ncols + 1));
+	img->nulls = palloc(sizeof(bool) * (tab->ncols + 1));
+	img->keyvals = palloc(sizeof(Datum) * (tab->nkeys + 1));
+	img->npresent = 0;
+	for (i = 0; i <= tab->ncols; i++)
+		img->nulls[i] = true;
+
+	if (!JB_ROOT_IS_OBJECT(call->payload))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("payload for table %s from system \"%s\" is not a JSON object",
+						tab->display_name, call->source),
+				 errdetail("It was %s.", sr_jsonb_value_text(call->payload)),
+				 errhint("Send the row as an object of column names and values.")));
+
+	it = JsonbIteratorInit(&call->payload->root);
+	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		int			c;
+
+		if (tok == WJB_KEY)
+		{
+			field = pnstrdup(v.val.string.val, v.val.string.len);
+			continue;
+		}
+		if (tok != WJB_VALUE)
+			continue;
+		c = sr_column_by_name(tab, field);
+		if (c < 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_COLUMN),
+					 errmsg("field \"%s\" from system \"%s\" matches no column of table %s",
+							field, call->source, tab->display_name),
+					 errdetail("Fields name columns exactly, case included; generated columns are never written."),
+					 errhint("Leave the field out, or rename it to one of the table's columns.")));
+		img->values[c] = sr_jsonb_value_to_datum(&tab->cols[c], &v, &img->nulls[c], &where);
+		img->present[c] = true;
+		if (!tab->cols[c].is_key)
+			img->npresent++;
+	}
+
+	for (i = 0; i < tab->nkeys; i++)
+	{
+		int			c = tab->keys[i];
+
+		if (!img->present[c])
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("payload for table %s from system \"%s\" has no key column \"%s\"",
+							tab->display_name, call->source, tab->cols[c].name),
+					 errhint("Every primary-key column must be sent: %s.", sr_key_column_list(tab))));
+		if (img->nulls[c])
+			ereport(ERROR,
+					(errcode(ERRCODE_NOT_NULL_VIOLATION),
+					 errmsg("key column \"%s\" of table %s is null in the payload from system \"%s\"",
+							tab->cols[c].name, tab->display_name, call->source),
+					 errhint("A row is identified by its primary key; send a value for it.")));
+		img->keyvals[i] = img->values[c];
+	}
+	img->key = sr_build_key(tab, img->keyvals, NULL);
+}
+
+/* Record the delivery id; false when it was already there. */
+static bool
+record_delivery(const SrApplyCall *call, Jsonb *key)
+{
+	Datum		values[4];
+
+	if (delivery_plan == NULL)
+	{
+		Oid			types[4] = {TEXTOID, TEXTOID, REGCLASSOID, JSONBOID};
+		SPIPlanPtr	plan;
+
+		plan = sr_prepare_kept("INSERT INTO sync_resolve.delivery (system, event_id, relid, key)"
+						   " VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING", 4, types);
+		delivery_plan = plan;
+	}
+	values[0] = CStringGetTextDatum(call->source);
+	values[1] = CStringGetTextDatum(call->event_id);
+	values[2] = ObjectIdGetDatum(call->tab->relid);
+	values[3] = JsonbPGetDatum(key);
+	return sr_spi_execute(delivery_plan, values, NULL, true, false, 0, SPI_OK_INSERT) == 1;
+}
+
+/* Dismiss the open reviews of a row that is gone. */
+static void
+dismiss_reviews(const SrTable *tab, Jsonb *key, const char *why)
+{
+	Datum		values[3];
+
+	if (dismiss_plan == NULL)
+	{
+		Oid			types[3] = {REGCLASSOID, JSONBOID, TEXTOID};
+		SPIPlanPtr	plan;
+
+		plan = sr_prepare_kept("UPDATE sync_resolve.review SET status = 'dismissed',"
+						   " resolved_at = pg_catalog.now(), updated_at = pg_catalog.now(), note = $3"
+						   " WHERE relid OPERATOR(pg_catalog.=) $1 AND key OPERATOR(pg_catalog.=) $2"
+						   " AND status OPERATOR(pg_catalog.=) 'open'", 3, types);
+		dismiss_plan = plan;
+	}
+	values[0] = ObjectIdGetDatum(tab->relid);
+	values[1] = JsonbPGetDatum(key);
+	values[2] = CStringGetTextDatum(why);
+	sr_spi_execute(dismiss_plan, values, NULL, true, false, 0, SPI_OK_UPDATE);
+}
+
+/*
+ * Why the image is stale, or NULL.  The version and changed_at are compared
+ * with what this same source sent before; a tombstone with the time of the
+ * delete.
+ */
+static char *
+stale_reason(const SrApplyCall *call, const SrShadowRow *srow,
+			 const SrShadowRow *lrow, bool row_found)
+{
+	if (call->version != NULL && srow->version != NULL)
+	{
+		SrVclockOrder o = sr_vclock_compare(call->version, srow->version);
+
+		if (o == SR_VC_BEFORE || o == SR_VC_EQUAL)
+			return psprintf("version %s is not newer than %s, the last seen from %s",
+							sr_vclock_to_cstring(call->version),
+							sr_vclock_to_cstring(srow->version), call->source);
+	}
+	if (call->has_changed_at && srow->has_changed_at &&
+		call->changed_at < srow->changed_at)
+		return psprintf("%s changed it at %s, before %s, its last change already seen",
+						call->source, sr_time_text(call->changed_at),
+						sr_time_text(srow->changed_at));
+	if (!row_found && lrow->found && lrow->deleted && call->has_changed_at &&
+		call->changed_at < lrow->deleted_at)
+		return psprintf("the row was deleted by %s at %s, after this change of %s",
+						lrow->deleted_by ? lrow->deleted_by : SR_LOCAL,
+						sr_time_text(lrow->deleted_at),
+						sr_time_text(call->changed_at));
+	return NULL;
+}
+
+/* Object {column: value} of the given columns of a row (NULL: non-key ones) */
+Jsonb *
+sr_row_object(const SrTable *tab, const Datum *values, const bool *nulls,
+		   const bool *which)
+{
+	const char **names = palloc(sizeof(char *) * (tab->ncols + 1));
+	Jsonb	  **vals = palloc(sizeof(Jsonb *) * (tab->ncols + 1));
+	int			i;
+
+	for (i = 0; i < tab->ncols; i++)
+	{
+		names[i] = tab->cols[i].name;
+		vals[i] = (which == NULL ? !tab->cols[i].is_key : which[i])
+			? sr_datum_to_jsonb(&tab->cols[i], values[i], nulls[i]) : NULL;
+	}
+	return sr_jsonb_object(tab->ncols, names, vals);
+}
+
+static SrSide
+local_side(const SrTable *tab, const SrShadowRow *lrow, int c)
+{
+	SrSide		s;
+	const SrSystem *sys;
+
+	s.system = lrow->col_writer[c] ? lrow->col_writer[c] : SR_LOCAL;
+	sys = sr_system_get(s.system, true);
+	s.priority = sys ? sys->priority : 100;
+	s.changed_at = TIMESTAMP_IS_NOBEGIN(lrow->col_changed_at[c])
+		? tab->tracked_at : lrow->col_changed_at[c];
+	return s;
+}
+
+/* Open a review item (or update the open one) and hold its columns. */
+static int64
+open_review(const SrApplyCall *call, SrEventBatch *batch, SrShadowRow *lrow,
+			Jsonb *key, const char *label, List *cols, const char *kind,
+			Jsonb *local_value, Jsonb *incoming_value, Jsonb *base_value,
+			const char *strategy, const char *reason)
+{
+	SrReviewRequest req;
+	bool		updated;
+	int64		id;
+	ListCell   *lc;
+
+	req.relid = call->tab->relid;
+	req.key = key;
+	req.column_name = label;
+	req.columns = NIL;
+	foreach(lc, cols)
+		req.columns = lappend(req.columns, call->tab->cols[lfirst_int(lc)].name);
+	req.kind = kind;
+	req.source = call->source;
+	req.local_value = local_value;
+	req.incoming_value = incoming_value;
+	req.base_value = base_value;
+	req.strategy = strategy;
+	req.reason = reason;
+	id = sr_review_open(&req, &updated);
+	foreach(lc, cols)
+	{
+		if (!lrow->held[lfirst_int(lc)])
+		{
+			lrow->held[lfirst_int(lc)] = true;
+			lrow->dirty = true;
+		}
+	}
+	if (updated)
+		sr_event_add(batch, "review_updated", label, local_value, incoming_value,
+					 base_value, NULL, reason, NULL, id);
+	else
+		sr_event_add(batch, "review_opened", label, local_value, incoming_value,
+					 base_value, NULL, reason, NULL, id);
+	return id;
+}
+
+static const char *
+decision_words(SrAction action, const char *source)
+{
+	switch (action)
+	{
+		case SR_ACT_TAKE:
+			return psprintf("took %s", source);
+		case SR_ACT_KEEP:
+			return "kept local";
+		case SR_ACT_MERGE:
+			return "merged";
+		case SR_ACT_REVIEW:
+			return "held for review";
+		case SR_ACT_REJECT:
+			return "refused";
+		case SR_ACT_NOTHING:
+			break;
+	}
+	return "nothing to do";
+}
+
+/* ------------------------------------------------------------------------
+ * An image for a row that exists
+ * ------------------------------------------------------------------------
+ */
+
+static void
+apply_to_row(const SrApplyCall *call, SrImage *img, Datum *L, bool *Lnull,
+			 SrShadowRow *srow, SrShadowRow *lrow, SrEventBatch *batch,
+			 SrApplyResult *res, SrReviewIds *reviews)
+{
+	SrTable    *tab = call->tab;
+	int			ncols = tab->ncols;
+	SrColumnInput *in = palloc0(sizeof(SrColumnInput) * ncols);
+	SrColumnDecision *dec = palloc0(sizeof(SrColumnDecision) * ncols);
+	Datum	   *I = palloc(sizeof(Datum) * ncols);
+	bool	   *Inull = palloc(sizeof(bool) * ncols);
+	Datum	   *M = palloc0(sizeof(Datum) * ncols);
+	bool	   *Mnull = palloc0(sizeof(bool) * ncols);
+	bool	   *in_group_decision = palloc0(sizeof(bool) * ncols);
+	Datum	   *newvals = palloc(sizeof(Datum) * ncols);
+	bool	   *newnulls = palloc(sizeof(bool) * ncols);
+	bool	   *changed_cols = palloc0(sizeof(bool) * ncols);
+	bool	   *old_shown = palloc0(sizeof(bool) * ncols);
+	Bitmapset  *changed = NULL;
+	bool		dominated = false;
+	SrSide		incoming;
+	int			c;
+	int			g;
+	TimestampTz tin = incoming_time(call);
+
+	if (call->version != NULL && lrow->version != NULL)
+	{
+		SrVclockOrder o = sr_vclock_compare(call->version, lrow->version);
+
+		dominated = (o == SR_VC_AFTER || o == SR_VC_EQUAL);
+	}
+	incoming.system = call->source;
+	incoming.priority = call->sys->priority;
+	incoming.changed_at = tin;
+
+	memcpy(I, img->values, sizeof(Datum) * ncols);
+	memcpy(Inull, img->nulls, sizeof(bool) * ncols);
+
+	/* 1. each column on its own */
+	for (c = 0; c < ncols; c++)
+	{
+		const SrColumn *col = &tab->cols[c];
+
+		if (col->is_key)
+			continue;
+		in[c].present = img->present[c];
+		if (!img->present[c])
+			continue;
+		in[c].delta_remote = !srow->known[c] ||
+			!sr_datum_equal(col, I[c], Inull[c], srow->values[c], srow->nulls[c]);
+		in[c].incoming_equals_local = sr_datum_equal(col, I[c], Inull[c], L[c], Lnull[c]);
+		in[c].delta_local = srow->known[c]
+			? !sr_datum_equal(col, L[c], Lnull[c], srow->values[c], srow->nulls[c])
+			: !in[c].incoming_equals_local;
+		in[c].held = lrow->held[c];
+		in[c].authorized = sr_column_writable_by(col, call->source);
+		in[c].dominated = dominated;
+		in[c].local = local_side(tab, lrow, c);
+		in[c].incoming = incoming;
+		sr_decide(col, &in[c], &dec[c]);
+	}
+
+	/* 2. column groups with a conflict are decided as one */
+	for (g = 0; g < tab->ngroups; g++)
+	{
+		SrGroup    *grp = &tab->groups[g];
+		const SrColumn *first = &tab->cols[grp->cols[0]];
+		bool		conflict = false;
+		bool		held = false;
+		SrColumnInput gin;
+		SrColumnDecision gdec;
+		char	   *label;
+		int			k;
+		bool	   *members = palloc0(sizeof(bool) * ncols);
+		Jsonb	   *lobj,
+				   *iobj,
+				   *bobj = NULL;
+		bool	   *bknown = palloc0(sizeof(bool) * ncols);
+		bool		any_base = false;
+
+		for (k = 0; k < grp->ncols; k++)
+		{
+			c = grp->cols[k];
+			members[c] = true;
+			if (dec[c].delta == SR_DELTA_CONFLICT && dec[c].kind != NULL &&
+				strcmp(dec[c].kind, "conflict") == 0)
+				conflict = true;
+			if (lrow->held[c] && dec[c].delta != SR_DELTA_NONE)
+				held = true;
+		}
+		if (!conflict && !held)
+			continue;
+
+		/* a member the source did not send counts at its base value */
+		for (k = 0; k < grp->ncols; k++)
+		{
+			c = grp->cols[k];
+			if (!img->present[c])
+			{
+				if (srow->known[c])
+				{
+					I[c] = srow->values[c];
+					Inull[c] = srow->nulls[c];
+				}
+				else
+				{
+					I[c] = L[c];
+					Inull[c] = Lnull[c];
+				}
+			}
+			if (srow->known[c])
+			{
+				bknown[c] = true;
+				any_base = true;
+			}
+		}
+		label = psprintf("group %s", grp->name);
+		lobj = sr_row_object(tab, L, Lnull, members);
+		iobj = sr_row_object(tab, I, Inull, members);
+		if (any_base)
+			bobj = sr_row_object(tab, srow->values, srow->nulls, bknown);
+
+		memset(&gin, 0, sizeof(gin));
+		gin.incoming = incoming;
+		gin.local = local_side(tab, lrow, grp->cols[0]);
+		for (k = 1; k < grp->ncols; k++)
+		{
+			SrSide		s = local_side(tab, lrow, grp->cols[k]);
+
+			if (s.changed_at > gin.local.changed_at)
+				gin.local = s;
+		}
+
+		memset(&gdec, 0, sizeof(gdec));
+		if (held)
+		{
+			gdec.action = SR_ACT_REVIEW;
+			gdec.rule = psprintf("%s is held by an open review", label);
+		}
+		else
+		{
+			sr_decide_winner(first->strategy, first->owner, label, &gin, &gdec);
+			if (gdec.needs_value)
+			{
+				/* custom is the only value strategy a group may have */
+				SrMergeInput mi;
+				Jsonb	   *r;
+
+				memset(&mi, 0, sizeof(mi));
+				mi.tab = tab;
+				mi.col = first;
+				mi.key = img->key;
+				mi.source = call->source;
+				mi.local_side = gin.local;
+				mi.incoming_side = gin.incoming;
+				r = sr_call_custom(first, grp->name, &mi, lobj, iobj, bobj);
+				if (r == NULL)
+				{
+					gdec.action = SR_ACT_REVIEW;
+					gdec.rule = psprintf("%s returned NULL for %s: a person decides",
+										 format_procedure(first->custom_fn), label);
+				}
+				else
+				{
+					SrErrorTarget where = {tab, call->source};
+
+					if (!JB_ROOT_IS_OBJECT(r))
+						ereport(ERROR,
+								(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+								 errmsg("custom function %s returned %s for %s of table %s, not an object",
+										format_procedure(first->custom_fn), sr_jsonb_value_text(r),
+										label, tab->display_name),
+								 errhint("For a column group, return an object of the group's columns.")));
+					gdec.action = SR_ACT_MERGE;
+					gdec.rule = psprintf("%s decided %s", format_procedure(first->custom_fn), label);
+					for (k = 0; k < grp->ncols; k++)
+					{
+						JsonbValue	v;
+
+						c = grp->cols[k];
+						if (sr_jsonb_get_field(r, tab->cols[c].name, &v))
+							M[c] = sr_jsonb_value_to_datum(&tab->cols[c], &v, &Mnull[c], &where);
+						else
+						{
+							M[c] = L[c];
+							Mnull[c] = Lnull[c];
+						}
+					}
+				}
+			}
+		}
+
+		for (k = 0; k < grp->ncols; k++)
+		{
+			c = grp->cols[k];
+			in_group_decision[c] = true;
+			dec[c].action = gdec.action;
+			dec[c].kind = "conflict";
+			dec[c].rule = gdec.rule;
+			dec[c].needs_value = false;
+			if (dec[c].delta == SR_DELTA_NONE)
+				dec[c].delta = SR_DELTA_CONFLICT;
+		}
+
+		if (gdec.action == SR_ACT_REVIEW)
+		{
+			List	   *cols = NIL;
+
+			for (k = 0; k < grp->ncols; k++)
+				cols = lappend_int(cols, grp->cols[k]);
+			add_review_id(reviews,
+						  open_review(call, batch, lrow, img->key, grp->name, cols, "conflict",
+									  lobj, iobj, bobj, sr_strategy_name(first->strategy),
+									  gdec.rule));
+		}
+		if (!held)
+			sr_event_add(batch, "conflict", label, lobj, iobj, bobj,
+						 gdec.action == SR_ACT_TAKE ? iobj :
+						 gdec.action == SR_ACT_MERGE ? sr_row_object(tab, M, Mnull, members) : lobj,
+						 gdec.rule, decision_words(gdec.action, call->source), 0);
+	}
+
+	/* 3. values the strategies compute */
+	for (c = 0; c < ncols; c++)
+	{
+		SrMergeInput mi;
+		char	   *why = NULL;
+
+		if (tab->cols[c].is_key || in_group_decision[c] || !dec[c].needs_value)
+			continue;
+		memset(&mi, 0, sizeof(mi));
+		mi.tab = tab;
+		mi.col = &tab->cols[c];
+		mi.key = img->key;
+		mi.source = call->source;
+		mi.local = L[c];
+		mi.local_null = Lnull[c];
+		mi.incoming = I[c];
+		mi.incoming_null = Inull[c];
+		mi.base = srow->values[c];
+		mi.base_null = srow->nulls[c];
+		mi.base_known = srow->known[c];
+		mi.local_side = in[c].local;
+		mi.incoming_side = in[c].incoming;
+		if (sr_merge_value(tab->cols[c].strategy, &mi, &M[c], &Mnull[c], &why))
+			dec[c].action = SR_ACT_MERGE;
+		else
+			dec[c].action = SR_ACT_REVIEW;
+		dec[c].rule = why;
+	}
+
+	/* 4. the new row, the lists, the per-column events and reviews */
+	memcpy(newvals, L, sizeof(Datum) * ncols);
+	memcpy(newnulls, Lnull, sizeof(bool) * ncols);
+	for (c = 0; c < ncols; c++)
+	{
+		const SrColumn *col = &tab->cols[c];
+		SrColumnDecision *d = &dec[c];
+		Jsonb	   *jl = NULL,
+				   *ji = NULL,
+				   *jb = NULL;
+		bool		explain = false;
+
+		if (col->is_key || d->delta == SR_DELTA_NONE)
+			continue;
+
+		if (d->accepted_unauthorized)
+		{
+			jl = sr_datum_to_jsonb(col, L[c], Lnull[c]);
+			ji = sr_datum_to_jsonb(col, I[c], Inull[c]);
+			jb = srow->known[c] ? sr_datum_to_jsonb(col, srow->values[c], srow->nulls[c]) : NULL;
+			sr_event_add(batch, "unauthorized", col->name, jl, ji, jb, NULL,
+						 d->accepted_unauthorized, "accepted", 0);
+		}
+
+		switch (d->action)
+		{
+			case SR_ACT_TAKE:
+				if (!sr_datum_equal(col, I[c], Inull[c], L[c], Lnull[c]))
+				{
+					newvals[c] = I[c];
+					newnulls[c] = Inull[c];
+					changed_cols[c] = true;
+					lrow->col_writer[c] = (char *) call->source;
+					lrow->col_changed_at[c] = tin;
+				}
+				break;
+			case SR_ACT_MERGE:
+				if (!sr_datum_equal(col, M[c], Mnull[c], L[c], Lnull[c]))
+				{
+					newvals[c] = M[c];
+					newnulls[c] = Mnull[c];
+					changed_cols[c] = true;
+					lrow->col_writer[c] = (char *) call->source;
+					lrow->col_changed_at[c] = Max(tin, in[c].local.changed_at);
+				}
+				break;
+			case SR_ACT_KEEP:
+				res->kept = lappend(res->kept, col->name);
+				break;
+			case SR_ACT_REVIEW:
+				res->queued = lappend(res->queued, col->name);
+				break;
+			case SR_ACT_REJECT:
+				res->rejected = lappend(res->rejected, col->name);
+				break;
+			case SR_ACT_NOTHING:
+				break;
+		}
+		if (changed_cols[c])
+		{
+			changed = bms_add_member(changed, c);
+			res->applied = lappend(res->applied, col->name);
+			lrow->dirty = true;
+		}
+
+		/* conflicts, refusals and reviews are explained column by column */
+		if (in_group_decision[c])
+			continue;
+		explain = (d->delta == SR_DELTA_CONFLICT || d->action == SR_ACT_REJECT ||
+				   d->action == SR_ACT_REVIEW);
+		if (!explain)
+			continue;
+		jl = sr_datum_to_jsonb(col, L[c], Lnull[c]);
+		ji = sr_datum_to_jsonb(col, I[c], Inull[c]);
+		jb = srow->known[c] ? sr_datum_to_jsonb(col, srow->values[c], srow->nulls[c]) : NULL;
+		old_shown[c] = true;
+
+		if (d->action == SR_ACT_REVIEW)
+		{
+			const char *label = col->name;
+			List	   *cols = list_make1_int(c);
+
+			/* a held member of a group is held by the group's item */
+			if (col->group >= 0)
+			{
+				SrGroup    *grp = &tab->groups[col->group];
+				int			k;
+
+				label = grp->name;
+				cols = NIL;
+				for (k = 0; k < grp->ncols; k++)
+					cols = lappend_int(cols, grp->cols[k]);
+			}
+			add_review_id(reviews,
+						  open_review(call, batch, lrow, img->key, label, cols,
+									  strcmp(d->kind, "unauthorized") == 0 ? "unauthorized" : "conflict",
+									  jl, ji, jb, sr_strategy_name(col->strategy), d->rule));
+			if (strcmp(d->kind, "review_updated") == 0)
+				continue;		/* open_review logged it */
+		}
+		sr_event_add(batch, d->kind ? d->kind : "conflict", col->name, jl, ji, jb,
+					 d->action == SR_ACT_TAKE ? ji :
+					 d->action == SR_ACT_MERGE ? sr_datum_to_jsonb(col, M[c], Mnull[c]) : jl,
+					 d->rule, decision_words(d->action, call->source), 0);
+	}
+
+	/* 5. write the row */
+	if (changed != NULL)
+	{
+		Jsonb	   *oldobj = sr_row_object(tab, L, Lnull, changed_cols);
+		Jsonb	   *newobj = sr_row_object(tab, newvals, newnulls, changed_cols);
+
+		sr_row_update(tab, img->keyvals, changed, newvals, newnulls, NULL, NULL);
+		sr_event_add(batch, "applied", NULL, oldobj, NULL, NULL, newobj,
+					 psprintf("changed by %s", call->source), NULL, 0);
+		res->outcome = "updated";
+	}
+	else if (res->queued != NIL)
+		res->outcome = "held";
+	else if (res->rejected != NIL && res->kept == NIL)
+		res->outcome = "rejected";
+	else
+		res->outcome = "unchanged";
+
+	if (batch->events == NIL)
+		sr_event_add(batch, "received", NULL, NULL, NULL, NULL, NULL,
+					 img->npresent == 0 ? "no columns besides the key"
+					 : psprintf("nothing new: local already agrees with %s", call->source),
+					 NULL, 0);
+
+	/* 6. versions merge; the base becomes what the source now holds */
+	if (call->version != NULL)
+	{
+		SrVclock   *merged = lrow->version ? sr_vclock_merge(lrow->version, call->version)
+			: call->version;
+
+		if (lrow->version == NULL || sr_vclock_compare(merged, lrow->version) != SR_VC_EQUAL)
+		{
+			lrow->version = merged;
+			lrow->dirty = true;
+		}
+	}
+}
+
+/* ------------------------------------------------------------------------
+ * An image for a row that does not exist here
+ * ------------------------------------------------------------------------
+ */
+
+/* Returns false when the row turned out to exist (a concurrent insert). */
+static bool
+apply_to_absent_row(const SrApplyCall *call, SrImage *img, SrShadowRow *srow,
+					SrShadowRow *lrow, SrEventBatch *batch, SrApplyResult *res,
+					SrReviewIds *reviews)
+{
+	SrTable    *tab = call->tab;
+	Bitmapset  *cols = NULL;
+	bool	   *inserted = palloc0(sizeof(bool) * tab->ncols);
+	TimestampTz tin = incoming_time(call);
+	int			c;
+
+	/* an image crossing a delete made here (or by another system) */
+	if (lrow->found && lrow->deleted &&
+		(lrow->deleted_by == NULL || strcmp(lrow->deleted_by, call->source) != 0))
+	{
+		bool		any_change = false;
+		const char *deleter = lrow->deleted_by ? lrow->deleted_by : SR_LOCAL;
+		char	   *rule;
+
+		for (c = 0; c < tab->ncols; c++)
+		{
+			if (tab->cols[c].is_key || !img->present[c])
+				continue;
+			if (srow->deleted || !srow->known[c] ||
+				!sr_datum_equal(&tab->cols[c], img->values[c], img->nulls[c],
+								srow->values[c], srow->nulls[c]))
+				any_change = true;
+		}
+		if (!any_change)
+		{
+			sr_event_add(batch, "received", NULL, NULL, NULL, NULL, NULL,
+						 psprintf("the row was deleted by %s; %s sent no change since", deleter,
+								  call->source), NULL, 0);
+			res->outcome = "unchanged";
+			return true;
+		}
+		switch (tab->on_delete_conflict)
+		{
+			case SR_DELCONF_DELETE:
+				rule = psprintf("%s changed a row that %s deleted at %s; on_delete_conflict = delete keeps it deleted",
+								call->source, deleter, sr_time_text(lrow->deleted_at));
+				sr_event_add(batch, "conflict", NULL, NULL, sr_row_object(tab, img->values, img->nulls, NULL),
+							 NULL, NULL, rule, "kept deleted", 0);
+				res->outcome = "unchanged";
+				return true;
+			case SR_DELCONF_REVIEW:
+				{
+					List	   *held = NIL;
+
+					rule = psprintf("%s changed a row that %s deleted at %s: a person decides",
+									call->source, deleter, sr_time_text(lrow->deleted_at));
+					for (c = 0; c < tab->ncols; c++)
+						if (!tab->cols[c].is_key && img->present[c])
+						{
+							held = lappend_int(held, c);
+							res->queued = lappend(res->queued, tab->cols[c].name);
+						}
+					add_review_id(reviews,
+								  open_review(call, batch, lrow, img->key, NULL, held,
+											  "update_after_delete", NULL,
+											  sr_row_object(tab, img->values, img->nulls, NULL),
+											  NULL, NULL, rule));
+					res->outcome = "held";
+					return true;
+				}
+			case SR_DELCONF_KEEP:
+				sr_event_add(batch, "conflict", NULL, NULL, sr_row_object(tab, img->values, img->nulls, NULL),
+							 NULL, NULL,
+							 psprintf("%s changed a row that %s deleted at %s; on_delete_conflict = keep brings it back",
+									  call->source, deleter, sr_time_text(lrow->deleted_at)),
+							 "re-inserted", 0);
+				break;
+		}
+	}
+
+	/* a sync gap: insert what the source may write */
+	for (c = 0; c < tab->ncols; c++)
+	{
+		const SrColumn *col = &tab->cols[c];
+
+		if (!img->present[c])
+			continue;
+		if (col->is_key)
+		{
+			cols = bms_add_member(cols, c);
+			continue;
+		}
+		if (lrow->held[c])
+		{
+			/* held by a review left from before the delete */
+			res->queued = lappend(res->queued, col->name);
+			continue;
+		}
+		if (!sr_column_writable_by(col, call->source))
+		{
+			Jsonb	   *ji = sr_datum_to_jsonb(col, img->values[c], img->nulls[c]);
+			char	   *rule = psprintf("%s may not write %s", call->source, col->name);
+
+			if (col->on_unauthorized == SR_UNAUTH_REJECT)
+			{
+				res->rejected = lappend(res->rejected, col->name);
+				sr_event_add(batch, "unauthorized", col->name, NULL, ji, NULL, NULL,
+							 rule, "refused", 0);
+				continue;
+			}
+			if (col->on_unauthorized == SR_UNAUTH_REVIEW)
+			{
+				res->queued = lappend(res->queued, col->name);
+				add_review_id(reviews,
+							  open_review(call, batch, lrow, img->key, col->name, list_make1_int(c),
+										  "unauthorized", NULL, ji, NULL,
+										  sr_strategy_name(col->strategy),
+										  psprintf("%s; a person decides", rule)));
+				continue;
+			}
+			sr_event_add(batch, "unauthorized", col->name, NULL, ji, NULL, NULL,
+						 psprintf("%s; accepted anyway", rule), "accepted", 0);
+		}
+		cols = bms_add_member(cols, c);
+		inserted[c] = true;
+	}
+
+	if (!sr_row_insert(tab, cols, img->values, img->nulls, NULL, NULL))
+	{
+		if (sr_row_lock(tab, img->keyvals, false, NULL, NULL))
+		{
+			/* inserted concurrently: resolve against that row instead */
+			list_free(batch->events);
+			batch->events = NIL;
+			res->applied = res->kept = res->queued = res->rejected = NIL;
+			return false;
+		}
+		ereport(ERROR,
+				(errcode(ERRCODE_UNIQUE_VIOLATION),
+				 errmsg("new row %s from system \"%s\" clashes with an existing row of table %s on another unique key",
+						sr_jsonb_value_text(img->key), call->source, tab->display_name),
+				 errhint("The same record may exist here under another primary key; link them, or change the unique value.")));
+	}
+
+	for (c = 0; c < tab->ncols; c++)
+	{
+		if (!inserted[c])
+			continue;
+		res->applied = lappend(res->applied, tab->cols[c].name);
+		lrow->col_writer[c] = (char *) call->source;
+		lrow->col_changed_at[c] = tin;
+	}
+	lrow->deleted = false;
+	lrow->deleted_by = NULL;
+	if (call->version)
+		lrow->version = lrow->version ? sr_vclock_merge(lrow->version, call->version)
+			: call->version;
+	lrow->dirty = true;
+	sr_event_add(batch, "inserted", NULL, NULL, NULL, NULL,
+				 sr_row_object(tab, img->values, img->nulls, inserted),
+				 psprintf("new row from %s", call->source), NULL, 0);
+	res->outcome = "inserted";
+	return true;
+}
+
+/* The base of (source, row) after the image: its columns over the old base. */
+static void
+advance_base(const SrApplyCall *call, const SrImage *img, SrShadowRow *srow)
+{
+	const SrTable *tab = call->tab;
+	int			c;
+
+	for (c = 0; c < tab->ncols; c++)
+	{
+		if (tab->cols[c].is_key || !img->present[c])
+			continue;
+		srow->values[c] = img->values[c];
+		srow->nulls[c] = img->nulls[c];
+		srow->known[c] = true;
+	}
+	if (call->has_changed_at &&
+		(!srow->has_changed_at || call->changed_at > srow->changed_at))
+	{
+		srow->changed_at = call->changed_at;
+		srow->has_changed_at = true;
+	}
+	if (call->version)
+		srow->version = srow->version ? sr_vclock_merge(srow->version, call->version)
+			: call->version;
+	srow->received_at = call->received_at;
+	srow->deleted = false;
+}
+
+static void
+init_batch(const SrApplyCall *call, Jsonb *key, SrEventBatch *batch)
+{
+	memset(batch, 0, sizeof(*batch));
+	batch->relid = call->tab->relid;
+	batch->key = key;
+	batch->source = call->source;
+	batch->version = call->version;
+	batch->has_changed_at = call->has_changed_at;
+	batch->changed_at = call->changed_at;
+	batch->received_at = call->received_at;
+	batch->event_id = call->event_id;
+}
+
+/* One incoming image, start to end.  SPI is connected. */
+static void
+apply_image(const SrApplyCall *call, SrApplyResult *res, SrReviewIds *reviews)
+{
+	SrTable    *tab = call->tab;
+	SrImage		img;
+	SrEventBatch batch;
+	SrShadowRow srow;
+	SrShadowRow lrow;
+	Datum	   *L = palloc0(sizeof(Datum) * (tab->ncols + 1));
+	bool	   *Lnull = palloc0(sizeof(bool) * (tab->ncols + 1));
+	bool		found;
+	char	   *stale;
+
+	parse_image(call, &img);
+	res->key = img.key;
+	init_batch(call, img.key, &batch);
+
+	if (call->event_id != NULL && !record_delivery(call, img.key))
+	{
+		sr_event_add(&batch, "duplicate", NULL, NULL, NULL, NULL, NULL,
+					 psprintf("event %s was already received from %s", call->event_id, call->source),
+					 NULL, 0);
+		sr_events_flush(&batch);
+		res->outcome = "duplicate";
+		return;
+	}
+
+	for (;;)
+	{
+		found = sr_row_lock(tab, img.keyvals, false, L, Lnull);
+		sr_shadow_init_row(tab, &srow);
+		sr_shadow_init_row(tab, &lrow);
+		sr_shadow_read(tab, img.keyvals, call->source, &srow, &lrow);
+
+		stale = stale_reason(call, &srow, &lrow, found);
+		if (stale != NULL)
+		{
+			sr_event_add(&batch, "stale", NULL, NULL, call->payload, NULL, NULL, stale, NULL, 0);
+			sr_events_flush(&batch);
+			res->outcome = "stale";
+			return;
+		}
+		if (found)
+		{
+			apply_to_row(call, &img, L, Lnull, &srow, &lrow, &batch, res, reviews);
+			break;
+		}
+		if (apply_to_absent_row(call, &img, &srow, &lrow, &batch, res, reviews))
+			break;
+		/* the row was inserted concurrently: go round once more */
+		reviews->n = 0;
+	}
+
+	advance_base(call, &img, &srow);
+	sr_shadow_write(tab, img.keyvals, call->source, &srow);
+	if (lrow.dirty)
+	{
+		lrow.received_at = call->received_at;
+		sr_shadow_local_write(tab, img.keyvals, &lrow);
+	}
+	sr_events_flush(&batch);
+}
+
+/* A delete from a source.  SPI is connected. */
+static void
+apply_delete_image(const SrApplyCall *call, SrApplyResult *res, SrReviewIds *reviews)
+{
+	SrTable    *tab = call->tab;
+	SrEventBatch batch;
+	SrShadowRow srow;
+	SrShadowRow lrow;
+	Datum	   *keyvals = palloc(sizeof(Datum) * (tab->nkeys + 1));
+	Datum	   *L = palloc0(sizeof(Datum) * (tab->ncols + 1));
+	bool	   *Lnull = palloc0(sizeof(bool) * (tab->ncols + 1));
+	bool		found;
+	char	   *stale;
+	bool		crossing = false;
+	bool		delete_row = true;
+	bool		dominated = false;
+	char	   *rule = NULL;
+	Jsonb	   *rowobj = NULL;
+	int			c;
+
+	sr_parse_key(tab, call->payload, call->source, "key", keyvals);
+	res->key = sr_build_key(tab, keyvals, NULL);
+	init_batch(call, res->key, &batch);
+
+	if (call->event_id != NULL && !record_delivery(call, res->key))
+	{
+		sr_event_add(&batch, "duplicate", NULL, NULL, NULL, NULL, NULL,
+					 psprintf("event %s was already received from %s", call->event_id, call->source),
+					 NULL, 0);
+		sr_events_flush(&batch);
+		res->outcome = "duplicate";
+		return;
+	}
+
+	found = sr_row_lock(tab, keyvals, true, L, Lnull);
+	sr_shadow_init_row(tab, &srow);
+	sr_shadow_init_row(tab, &lrow);
+	sr_shadow_read(tab, keyvals, call->source, &srow, &lrow);
+	stale = stale_reason(call, &srow, &lrow, found);
+	if (stale != NULL)
+	{
+		sr_event_add(&batch, "stale", NULL, NULL, NULL, NULL, NULL, stale, NULL, 0);
+		sr_events_flush(&batch);
+		res->outcome = "stale";
+		return;
+	}
+
+	if (!found)
+	{
+		sr_event_add(&batch, "deleted", NULL, NULL, NULL, NULL, NULL,
+					 psprintf("the row was already absent here"), "nothing to delete", 0);
+		res->outcome = "unchanged";
+		delete_row = false;
+	}
+	else
+	{
+		if (call->version != NULL && lrow.version != NULL)
+		{
+			SrVclockOrder o = sr_vclock_compare(call->version, lrow.version);
+
+			dominated = (o == SR_VC_AFTER || o == SR_VC_EQUAL);
+		}
+		rowobj = sr_row_object(tab, L, Lnull, NULL);
+		if (!dominated)
+		{
+			if (!srow.found || srow.deleted)
+			{
+				crossing = true;
+				rule = psprintf("%s never sent this row, so local changes to it cannot be told apart",
+								call->source);
+			}
+			else
+			{
+				for (c = 0; c < tab->ncols; c++)
+				{
+					if (tab->cols[c].is_key || !srow.known[c])
+						continue;
+					if (!sr_datum_equal(&tab->cols[c], L[c], Lnull[c], srow.values[c], srow.nulls[c]) ||
+						lrow.held[c])
+					{
+						crossing = true;
+						rule = psprintf("%s was changed here since %s last saw the row",
+										tab->cols[c].name, call->source);
+						break;
+					}
+				}
+			}
+		}
+		if (!crossing)
+			rule = psprintf("deleted by %s; no local change since it last saw the row", call->source);
+		else
+		{
+			switch (tab->on_delete_conflict)
+			{
+				case SR_DELCONF_DELETE:
+					rule = psprintf("%s; on_delete_conflict = delete", rule);
+					sr_event_add(&batch, "conflict", NULL, rowobj, NULL, NULL, NULL, rule, "deleted", 0);
+					break;
+				case SR_DELCONF_KEEP:
+					rule = psprintf("%s; on_delete_conflict = keep", rule);
+					sr_event_add(&batch, "conflict", NULL, rowobj, NULL, NULL, rowobj, rule, "kept the row", 0);
+					delete_row = false;
+					res->outcome = "unchanged";
+					for (c = 0; c < tab->ncols; c++)
+						if (!tab->cols[c].is_key)
+							res->kept = lappend(res->kept, tab->cols[c].name);
+					break;
+				case SR_DELCONF_REVIEW:
+					{
+						List	   *held = NIL;
+
+						rule = psprintf("%s; a person decides", rule);
+						for (c = 0; c < tab->ncols; c++)
+							if (!tab->cols[c].is_key)
+							{
+								held = lappend_int(held, c);
+								res->queued = lappend(res->queued, tab->cols[c].name);
+							}
+						add_review_id(reviews,
+									  open_review(call, &batch, &lrow, res->key, NULL, held, "delete",
+												  rowobj, NULL, NULL, NULL, rule));
+						delete_row = false;
+						res->outcome = "held";
+					}
+					break;
+			}
+		}
+	}
+
+	if (found && delete_row)
+	{
+		sr_row_delete(tab, keyvals);
+		dismiss_reviews(tab, res->key, psprintf("row deleted by %s", call->source));
+		sr_event_add(&batch, "deleted", NULL, rowobj, NULL, NULL, NULL, rule, NULL, 0);
+		res->outcome = "deleted";
+		lrow.deleted = true;
+		lrow.deleted_at = call->received_at;
+		lrow.deleted_by = (char *) call->source;
+		for (c = 0; c < tab->ncols; c++)
+			lrow.held[c] = false;
+		lrow.dirty = true;
+	}
+	if (call->version != NULL)
+	{
+		lrow.version = lrow.version ? sr_vclock_merge(lrow.version, call->version) : call->version;
+		lrow.dirty = true;
+	}
+
+	/* the source's tombstone: it holds nothing any more */
+	for (c = 0; c < tab->ncols; c++)
+		if (!tab->cols[c].is_key)
+			srow.known[c] = false;
+	if (call->has_changed_at &&
+		(!srow.has_changed_at || call->changed_at > srow.changed_at))
+	{
+		srow.changed_at = call->changed_at;
+		srow.has_changed_at = true;
+	}
+	if (call->version)
+		srow.version = srow.version ? sr_vclock_merge(srow.version, call->version) : call->version;
+	srow.received_at = call->received_at;
+	srow.deleted = true;
+	srow.deleted_at = incoming_time(call);
+	srow.deleted_by = (char *) call->source;
+	sr_shadow_write(tab, keyvals, call->source, &srow);
+	if (lrow.dirty)
+	{
+		lrow.received_at = call->received_at;
+		sr_shadow_local_write(tab, keyvals, &lrow);
+	}
+	sr_events_flush(&batch);
+}
+
+/* ------------------------------------------------------------------------
+ * Results
+ * ------------------------------------------------------------------------
+ */
+
+static HeapTuple
+result_tuple(TupleDesc td, const SrApplyResult *res, const SrReviewIds *reviews)
+{
+	Datum		values[7];
+	bool		nulls[7] = {false, false, false, false, false, false, false};
+	Datum	   *ids = palloc(sizeof(Datum) * (reviews->n + 1));
+	int			i;
+
+	values[0] = CStringGetTextDatum(res->outcome ? res->outcome : "unchanged");
+	if (res->key)
+		values[1] = JsonbPGetDatum(res->key);
+	else
+		nulls[1] = true;
+	values[2] = sr_text_array(res->applied);
+	values[3] = sr_text_array(res->kept);
+	values[4] = sr_text_array(res->queued);
+	values[5] = sr_text_array(res->rejected);
+	for (i = 0; i < reviews->n; i++)
+		ids[i] = Int64GetDatum(reviews->ids[i]);
+	values[6] = PointerGetDatum(construct_array(ids, reviews->n, INT8OID, 8,
+												FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	return heap_form_tuple(td, values, nulls);
+}
+
+static void
+init_call(SrApplyCall *call, Oid relid, const char *source, FunctionCallInfo fcinfo,
+		  int changed_at_arg)
+{
+	memset(call, 0, sizeof(*call));
+	call->tab = sr_table_get(relid, false);
+	call->sys = sr_check_source(call->tab, source);
+	call->source = call->sys->name;
+	call->received_at = GetCurrentTimestamp();
+	if (fcinfo != NULL)
+	{
+		call->has_changed_at = !PG_ARGISNULL(changed_at_arg);
+		if (call->has_changed_at)
+			call->changed_at = PG_GETARG_TIMESTAMPTZ(changed_at_arg);
+		if (!PG_ARGISNULL(changed_at_arg + 1))
+			call->version = DatumGetSrVclockP(PG_GETARG_DATUM(changed_at_arg + 1));
+		if (!PG_ARGISNULL(changed_at_arg + 2))
+			call->event_id = text_to_cstring(PG_GETARG_TEXT_PP(changed_at_arg + 2));
+	}
+	if (call->has_changed_at && TIMESTAMP_NOT_FINITE(call->changed_at))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
+				 errmsg("changed_at from system \"%s\" for table %s is not a finite time",
+						source, call->tab->display_name),
+				 errhint("Send the time the source changed the record, or NULL.")));
+}
+
+static void
+require_args(FunctionCallInfo fcinfo, int n, const char *const *names)
+{
+	int			i;
+
+	for (i = 0; i < n; i++)
+		if (PG_ARGISNULL(i))
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("%s must not be null", names[i]),
+					 errhint("Pass the tracked table, the source system and the change.")));
+}
+
+static Datum
+single_call(FunctionCallInfo fcinfo, bool is_delete)
+{
+	static const char *const names[] = {"tbl", "source", "payload"};
+	static const char *const delete_names[] = {"tbl", "source", "key"};
+	MemoryContext callercxt = CurrentMemoryContext;
+	TupleDesc	td;
+	SrApplyCall call;
+	SrApplyResult res;
+	SrReviewIds reviews = {0, 0, NULL};
+	HeapTuple	tup;
+	char	   *source;
+
+	require_args(fcinfo, 3, is_delete ? delete_names : names);
+	if (get_call_result_type(fcinfo, NULL, &td) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "sync_resolve: apply must return a composite type");
+	td = BlessTupleDesc(td);
+	source = text_to_cstring(PG_GETARG_TEXT_PP(1));
+
+	sr_cache_enter();
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "sync_resolve: SPI_connect failed");
+	init_call(&call, PG_GETARG_OID(0), source, fcinfo, 3);
+	call.payload = PG_GETARG_JSONB_P(2);
+	memset(&res, 0, sizeof(res));
+	if (is_delete)
+		apply_delete_image(&call, &res, &reviews);
+	else
+		apply_image(&call, &res, &reviews);
+
+	MemoryContextSwitchTo(callercxt);
+	tup = result_tuple(td, &res, &reviews);
+	SPI_finish();
+	sr_cache_leave();
+	PG_RETURN_DATUM(HeapTupleGetDatum(tup));
+}
+
+PG_FUNCTION_INFO_V1(apply);
+Datum
+apply(PG_FUNCTION_ARGS)
+{
+	return single_call(fcinfo, false);
+}
+
+PG_FUNCTION_INFO_V1(apply_delete);
+Datum
+apply_delete(PG_FUNCTION_ARGS)
+{
+	return single_call(fcinfo, true);
+}
+
+/* ------------------------------------------------------------------------
+ * apply_batch
+ * ------------------------------------------------------------------------
+ */
+
+typedef struct SrBatchContext
+{
+	int			position;		/* 1-based */
+} SrBatchContext;
+
+static void
+batch_error_context(void *arg)
+{
+	SrBatchContext *ctx = (SrBatchContext *) arg;
+
+	errcontext("element %d of the batch", ctx->position);
+}
+
+/* Fill call from one element: {"op", "data", "changed_at", "version", "event_id"} */
+static bool
+parse_element(SrApplyCall *call, Jsonb *elem)
+{
+	JsonbValue	v;
+	bool		is_delete = false;
+
+	if (!JB_ROOT_IS_OBJECT(elem))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("batch element for table %s from system \"%s\" is not a JSON object",
+						call->tab->display_name, call->source),
+				 errdetail("It was %s.", sr_jsonb_value_text(elem)),
+				 errhint("Each element is {\"op\": \"upsert\" or \"delete\", \"data\": {...}, \"changed_at\": ..., \"version\": ..., \"event_id\": ...}.")));
+	if (sr_jsonb_get_field(elem, "op", &v) && v.type != jbvNull)
+	{
+		char	   *op = v.type == jbvString ? pnstrdup(v.val.string.val, v.val.string.len) : "?";
+
+		if (strcmp(op, "delete") == 0)
+			is_delete = true;
+		else if (strcmp(op, "upsert") != 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("unknown op %s in a batch for table %s from system \"%s\"",
+							sr_jsonb_value_text(JsonbValueToJsonb(&v)),
+							call->tab->display_name, call->source),
+					 errhint("Use \"upsert\" or \"delete\".")));
+	}
+	if (!sr_jsonb_get_field(elem, "data", &v) || v.type != jbvBinary ||
+		!JsonContainerIsObject(v.val.binary.data))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("batch element for table %s from system \"%s\" has no \"data\" object",
+						call->tab->display_name, call->source),
+				 errdetail("It was %s.", sr_jsonb_value_text(elem)),
+				 errhint("Put the row (or, for a delete, its key) under \"data\".")));
+	call->payload = JsonbValueToJsonb(&v);
+
+	call->has_changed_at = false;
+	call->version = NULL;
+	call->event_id = NULL;
+	if (sr_jsonb_get_field(elem, "changed_at", &v) && v.type != jbvNull)
+	{
+		if (v.type != jbvString)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_DATETIME_FORMAT),
+					 errmsg("changed_at in a batch for table %s from system \"%s\" is not a string",
+							call->tab->display_name, call->source),
+					 errhint("Send a timestamp such as \"2026-11-23T10:00:00Z\".")));
+		call->changed_at = DatumGetTimestampTz(DirectFunctionCall3(timestamptz_in,
+																   CStringGetDatum(pnstrdup(v.val.string.val, v.val.string.len)),
+																   ObjectIdGetDatum(InvalidOid),
+																   Int32GetDatum(-1)));
+		call->has_changed_at = true;
+		if (TIMESTAMP_NOT_FINITE(call->changed_at))
+			ereport(ERROR,
+					(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
+					 errmsg("changed_at in a batch for table %s from system \"%s\" is not a finite time",
+							call->tab->display_name, call->source),
+					 errhint("Send the time the source changed the record.")));
+	}
+	if (sr_jsonb_get_field(elem, "version", &v) && v.type != jbvNull)
+	{
+		if (v.type == jbvString)
+			call->version = DatumGetSrVclockP(DirectFunctionCall1(vclock_in,
+																  CStringGetDatum(pnstrdup(v.val.string.val, v.val.string.len))));
+		else
+			call->version = DatumGetSrVclockP(DirectFunctionCall1(jsonb_to_vclock,
+																  JsonbPGetDatum(JsonbValueToJsonb(&v))));
+	}
+	if (sr_jsonb_get_field(elem, "event_id", &v) && v.type != jbvNull)
+	{
+		if (v.type == jbvString)
+			call->event_id = pnstrdup(v.val.string.val, v.val.string.len);
+		else
+			call->event_id = sr_jsonb_value_text(JsonbValueToJsonb(&v));
+	}
+	return is_delete;
+}
+
+static void
+record_rejected(const SrApplyCall *call, int position, Jsonb *elem, ErrorData *edata)
+{
+	Datum		values[9];
+	char		nulls[10] = "         ";
+
+	if (rejected_plan == NULL)
+	{
+		Oid			types[9] = {REGCLASSOID, TEXTOID, INT4OID, JSONBOID, TEXTOID, TEXTOID,
+		TEXTOID, TEXTOID, NAMEOID};
+		SPIPlanPtr	plan;
+
+		plan = sr_prepare_kept("INSERT INTO sync_resolve.rejected (relid, source, position, element,"
+						   " sqlstate, message, detail, hint, actor)"
+						   " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)", 9, types);
+		rejected_plan = plan;
+	}
+	values[0] = ObjectIdGetDatum(call->tab->relid);
+	values[1] = CStringGetTextDatum(call->source);
+	values[2] = Int32GetDatum(position);
+	values[3] = JsonbPGetDatum(elem);
+	values[4] = CStringGetTextDatum(unpack_sql_state(edata->sqlerrcode));
+	values[5] = CStringGetTextDatum(edata->message ? edata->message : "?");
+	values[6] = edata->detail ? CStringGetTextDatum(edata->detail) : (Datum) 0;
+	nulls[6] = edata->detail ? ' ' : 'n';
+	values[7] = edata->hint ? CStringGetTextDatum(edata->hint) : (Datum) 0;
+	nulls[7] = edata->hint ? ' ' : 'n';
+	values[8] = DirectFunctionCall1(namein, CStringGetDatum(GetUserNameFromId(GetUserId(), false)));
+	sr_spi_execute(rejected_plan, values, nulls, true, false, 0, SPI_OK_INSERT);
+}
+
+PG_FUNCTION_INFO_V1(apply_batch);
+Datum
+apply_batch(PG_FUNCTION_ARGS)
+{
+	static const char *const names[] = {"tbl", "source", "changes"};
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	MemoryContext callercxt = CurrentMemoryContext;
+	MemoryContext workcxt;
+	SrApplyCall call;
+	Jsonb	   *changes;
+	bool		reject;
+	char	   *on_error;
+	char	   *source;
+	JsonbIterator *it;
+	JsonbValue	v;
+	JsonbIteratorToken tok;
+	SrBatchContext bctx = {0};
+	ErrorContextCallback errcb;
+	TupleDesc	td;
+
+	require_args(fcinfo, 3, names);
+	on_error = PG_ARGISNULL(3) ? "raise" : text_to_cstring(PG_GETARG_TEXT_PP(3));
+	if (strcmp(on_error, "raise") == 0)
+		reject = false;
+	else if (strcmp(on_error, "reject") == 0)
+		reject = true;
+	else
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid on_error \"%s\"", on_error),
+				 errhint("Use raise (the first bad element fails the call) or reject (bad elements go to sync_resolve.rejected).")));
+	changes = PG_GETARG_JSONB_P(2);
+	source = text_to_cstring(PG_GETARG_TEXT_PP(1));
+
+	InitMaterializedSRF(fcinfo, 0);
+	td = rsinfo->setDesc;
+
+	sr_cache_enter();
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "sync_resolve: SPI_connect failed");
+	init_call(&call, PG_GETARG_OID(0), source, NULL, 0);
+	if (!JB_ROOT_IS_ARRAY(changes) || JB_ROOT_IS_SCALAR(changes))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("changes for table %s from system \"%s\" is not a JSON array",
+						call.tab->display_name, call.source),
+				 errhint("Send an array of {\"op\": ..., \"data\": {...}} elements.")));
+
+	workcxt = AllocSetContextCreate(CurrentMemoryContext, "sync_resolve batch element",
+									ALLOCSET_DEFAULT_SIZES);
+	errcb.callback = batch_error_context;
+	errcb.arg = &bctx;
+	errcb.previous = error_context_stack;
+	error_context_stack = &errcb;
+
+	it = JsonbIteratorInit(&changes->root);
+	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		MemoryContext spicxt;
+		SrApplyResult res;
+		SrReviewIds reviews = {0, 0, NULL};
+		Jsonb	   *elem;
+		HeapTuple	tup;
+
+		if (tok != WJB_ELEM)
+			continue;
+		bctx.position++;
+		MemoryContextReset(workcxt);
+		spicxt = MemoryContextSwitchTo(workcxt);
+		elem = JsonbValueToJsonb(&v);
+		memset(&res, 0, sizeof(res));
+
+		if (!reject)
+		{
+			if (parse_element(&call, elem))
+				apply_delete_image(&call, &res, &reviews);
+			else
+				apply_image(&call, &res, &reviews);
+		}
+		else
+		{
+			ResourceOwner owner = CurrentResourceOwner;
+
+			BeginInternalSubTransaction(NULL);
+			MemoryContextSwitchTo(workcxt);
+			PG_TRY();
+			{
+				if (parse_element(&call, elem))
+					apply_delete_image(&call, &res, &reviews);
+				else
+					apply_image(&call, &res, &reviews);
+				ReleaseCurrentSubTransaction();
+				MemoryContextSwitchTo(workcxt);
+				CurrentResourceOwner = owner;
+			}
+			PG_CATCH();
+			{
+				ErrorData  *edata;
+
+				MemoryContextSwitchTo(workcxt);
+				edata = CopyErrorData();
+				FlushErrorState();
+				RollbackAndReleaseCurrentSubTransaction();
+				MemoryContextSwitchTo(workcxt);
+				CurrentResourceOwner = owner;
+
+				record_rejected(&call, bctx.position, elem, edata);
+				memset(&res, 0, sizeof(res));
+				reviews.n = 0;
+				res.outcome = "rejected";
+				{
+					JsonbValue	d;
+
+					/* the key, when the element has one that parses */
+					if (sr_jsonb_get_field(elem, "data", &d) && d.type == jbvBinary)
+						res.key = NULL;
+				}
+			}
+			PG_END_TRY();
+		}
+
+		MemoryContextSwitchTo(callercxt);
+		tup = result_tuple(td, &res, &reviews);
+		tuplestore_puttuple(rsinfo->setResult, tup);
+		heap_freetuple(tup);
+		MemoryContextSwitchTo(spicxt);
+	}
+
+	error_context_stack = errcb.previous;
+	MemoryContextDelete(workcxt);
+	SPI_finish();
+	sr_cache_leave();
+	return (Datum) 0;
+}

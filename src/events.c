@@ -1,0 +1,277 @@
+/*-------------------------------------------------------------------------
+ *
+ * events.c
+ *		The append-only history, sync_resolve.event.
+ *
+ * Every incoming image leaves at least one event; a decision worth
+ * explaining (a conflict, a refusal, a review) leaves one per column.  The
+ * events one image causes are collected in an SrEventBatch and written by
+ * one INSERT ... SELECT FROM unnest(...) with a plan prepared once per
+ * backend; they commit or roll back with everything else the image did.
+ *
+ * The table refuses UPDATE, DELETE and TRUNCATE (append_only_trigger),
+ * except for prune_events(), which sets a flag for the length of its own
+ * DELETE.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "commands/trigger.h"
+#include "miscadmin.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/timestamp.h"
+
+#include "sync_resolve.h"
+
+#define EVENT_NPARAMS 17
+
+static SPIPlanPtr event_plan = NULL;
+static bool pruning = false;
+
+void
+sr_event_add(SrEventBatch *batch, const char *kind, const char *column_name,
+			 Jsonb *old_value, Jsonb *incoming_value, Jsonb *base_value,
+			 Jsonb *new_value, const char *rule, const char *decision,
+			 int64 review_id)
+{
+	SrEvent    *ev = palloc(sizeof(SrEvent));
+
+	ev->kind = kind;
+	ev->column_name = column_name;
+	ev->old_value = old_value;
+	ev->incoming_value = incoming_value;
+	ev->base_value = base_value;
+	ev->new_value = new_value;
+	ev->rule = rule;
+	ev->decision = decision;
+	ev->review_id = review_id;
+	batch->events = lappend(batch->events, ev);
+}
+
+static SPIPlanPtr
+get_event_plan(void)
+{
+	Oid			types[EVENT_NPARAMS] = {
+		REGCLASSOID, JSONBOID, TEXTOID, TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID,
+		TEXTOID, NAMEOID,
+		TEXTARRAYOID, TEXTARRAYOID, JSONBARRAYOID, JSONBARRAYOID, JSONBARRAYOID,
+		JSONBARRAYOID, TEXTARRAYOID, TEXTARRAYOID, INT8ARRAYOID
+	};
+	SPIPlanPtr	plan;
+
+	if (event_plan != NULL)
+		return event_plan;
+	plan = sr_prepare_kept("INSERT INTO sync_resolve.event (relid, key, source, version,"
+					   " source_changed_at, received_at, event_id, actor, kind, column_name,"
+					   " old_value, incoming_value, base_value, new_value, rule, decision, review_id)"
+					   " SELECT $1, $2, $3, $4::sync_resolve.vclock, $5, $6, $7, $8, u.*"
+					   " FROM ROWS FROM (pg_catalog.unnest($9), pg_catalog.unnest($10),"
+					   " pg_catalog.unnest($11), pg_catalog.unnest($12), pg_catalog.unnest($13),"
+					   " pg_catalog.unnest($14), pg_catalog.unnest($15), pg_catalog.unnest($16),"
+					   " pg_catalog.unnest($17)) AS u",
+					   EVENT_NPARAMS, types);
+	event_plan = plan;
+	return plan;
+}
+
+static Datum
+text_or_null_array(int n, const char **strings, Oid elemtype)
+{
+	Datum	   *elems = palloc(sizeof(Datum) * (n + 1));
+	bool	   *nulls = palloc(sizeof(bool) * (n + 1));
+	int			dims[1] = {n};
+	int			lbs[1] = {1};
+	int			i;
+
+	for (i = 0; i < n; i++)
+	{
+		nulls[i] = (strings[i] == NULL);
+		elems[i] = nulls[i] ? (Datum) 0 : CStringGetTextDatum(strings[i]);
+	}
+	return PointerGetDatum(construct_md_array(elems, nulls, 1, dims, lbs,
+											  elemtype, -1, false, TYPALIGN_INT));
+}
+
+static Datum
+jsonb_or_null_array(int n, Jsonb **values)
+{
+	Datum	   *elems = palloc(sizeof(Datum) * (n + 1));
+	bool	   *nulls = palloc(sizeof(bool) * (n + 1));
+	int			dims[1] = {n};
+	int			lbs[1] = {1};
+	int			i;
+
+	for (i = 0; i < n; i++)
+	{
+		nulls[i] = (values[i] == NULL);
+		elems[i] = nulls[i] ? (Datum) 0 : JsonbPGetDatum(values[i]);
+	}
+	return PointerGetDatum(construct_md_array(elems, nulls, 1, dims, lbs,
+											  JSONBOID, -1, false, TYPALIGN_INT));
+}
+
+/* Write the batch's events; the batch is emptied. */
+void
+sr_events_flush(SrEventBatch *batch)
+{
+	int			n = list_length(batch->events);
+	Datum		values[EVENT_NPARAMS];
+	char		nulls[EVENT_NPARAMS + 1];
+	const char **kinds;
+	const char **columns;
+	const char **rules;
+	const char **decisions;
+	Jsonb	  **olds;
+	Jsonb	  **incomings;
+	Jsonb	  **bases;
+	Jsonb	  **news;
+	Datum	   *review_ids;
+	bool	   *review_nulls;
+	int			dims[1] = {n};
+	int			lbs[1] = {1};
+	ListCell   *lc;
+	int			i = 0;
+
+	if (n == 0)
+		return;
+	kinds = palloc(sizeof(char *) * n);
+	columns = palloc(sizeof(char *) * n);
+	rules = palloc(sizeof(char *) * n);
+	decisions = palloc(sizeof(char *) * n);
+	olds = palloc(sizeof(Jsonb *) * n);
+	incomings = palloc(sizeof(Jsonb *) * n);
+	bases = palloc(sizeof(Jsonb *) * n);
+	news = palloc(sizeof(Jsonb *) * n);
+	review_ids = palloc(sizeof(Datum) * n);
+	review_nulls = palloc(sizeof(bool) * n);
+	foreach(lc, batch->events)
+	{
+		SrEvent    *ev = (SrEvent *) lfirst(lc);
+
+		kinds[i] = ev->kind;
+		columns[i] = ev->column_name;
+		rules[i] = ev->rule;
+		decisions[i] = ev->decision;
+		olds[i] = ev->old_value;
+		incomings[i] = ev->incoming_value;
+		bases[i] = ev->base_value;
+		news[i] = ev->new_value;
+		review_ids[i] = Int64GetDatum(ev->review_id);
+		review_nulls[i] = (ev->review_id == 0);
+		i++;
+	}
+
+	memset(nulls, ' ', EVENT_NPARAMS);
+	nulls[EVENT_NPARAMS] = '\0';
+	values[0] = ObjectIdGetDatum(batch->relid);
+	values[1] = batch->key ? JsonbPGetDatum(batch->key) : (Datum) 0;
+	nulls[1] = batch->key ? ' ' : 'n';
+	values[2] = batch->source ? CStringGetTextDatum(batch->source) : (Datum) 0;
+	nulls[2] = batch->source ? ' ' : 'n';
+	values[3] = batch->version ? CStringGetTextDatum(sr_vclock_to_cstring(batch->version)) : (Datum) 0;
+	nulls[3] = batch->version ? ' ' : 'n';
+	values[4] = TimestampTzGetDatum(batch->changed_at);
+	nulls[4] = batch->has_changed_at ? ' ' : 'n';
+	values[5] = TimestampTzGetDatum(batch->received_at);
+	values[6] = batch->event_id ? CStringGetTextDatum(batch->event_id) : (Datum) 0;
+	nulls[6] = batch->event_id ? ' ' : 'n';
+	values[7] = DirectFunctionCall1(namein,
+									CStringGetDatum(GetUserNameFromId(GetUserId(), false)));
+	values[8] = text_or_null_array(n, kinds, TEXTOID);
+	values[9] = text_or_null_array(n, columns, TEXTOID);
+	values[10] = jsonb_or_null_array(n, olds);
+	values[11] = jsonb_or_null_array(n, incomings);
+	values[12] = jsonb_or_null_array(n, bases);
+	values[13] = jsonb_or_null_array(n, news);
+	values[14] = text_or_null_array(n, rules, TEXTOID);
+	values[15] = text_or_null_array(n, decisions, TEXTOID);
+	values[16] = PointerGetDatum(construct_md_array(review_ids, review_nulls, 1, dims, lbs,
+													INT8OID, 8, FLOAT8PASSBYVAL,
+													TYPALIGN_DOUBLE));
+
+	sr_spi_execute(get_event_plan(), values, nulls, true, false, 0, SPI_OK_INSERT);
+	list_free_deep(batch->events);
+	batch->events = NIL;
+}
+
+/*
+ * BEFORE UPDATE OR DELETE (row) and BEFORE TRUNCATE (statement) on
+ * sync_resolve.event.
+ */
+PG_FUNCTION_INFO_V1(append_only_trigger);
+Datum
+append_only_trigger(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("append_only_trigger: not called by trigger manager")));
+	if (!TRIGGER_FIRED_BEFORE(trigdata->tg_event))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("append_only_trigger: must be fired BEFORE")));
+
+	if (pruning && TRIGGER_FIRED_BY_DELETE(trigdata->tg_event))
+		return PointerGetDatum(trigdata->tg_trigtuple);
+
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("the history in %s is append-only",
+					RelationGetRelationName(trigdata->tg_relation)),
+			 errdetail("Events explain past decisions; they are never changed."),
+			 errhint("Use sync_resolve.prune_events() to delete old history.")));
+	PG_RETURN_NULL();			/* not reached */
+}
+
+/*
+ * prune_events(older_than interval): delete events and delivery ids older
+ * than the given age.  Only its own DELETE passes the append-only trigger.
+ */
+PG_FUNCTION_INFO_V1(prune_events);
+Datum
+prune_events(PG_FUNCTION_ARGS)
+{
+	Interval   *age = PG_GETARG_INTERVAL_P(0);
+	Datum		cutoff;
+	Oid			types[1] = {TIMESTAMPTZOID};
+	Datum		values[1];
+	SrUserSwitch sw;
+	int			rc;
+	int64		deleted;
+
+	cutoff = DirectFunctionCall2(timestamptz_mi_interval,
+								 TimestampTzGetDatum(GetCurrentTransactionStartTimestamp()),
+								 IntervalPGetDatum(age));
+	values[0] = cutoff;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "sync_resolve: SPI_connect failed");
+	sr_become_owner(&sw);
+	pruning = true;
+	PG_TRY();
+	{
+		rc = SPI_execute_with_args("DELETE FROM sync_resolve.event WHERE at OPERATOR(pg_catalog.<) $1",
+								   1, types, values, NULL, false, 0);
+		if (rc != SPI_OK_DELETE)
+			elog(ERROR, "sync_resolve: pruning events failed: %s", SPI_result_code_string(rc));
+		deleted = (int64) SPI_processed;
+		rc = SPI_execute_with_args("DELETE FROM sync_resolve.delivery WHERE received_at OPERATOR(pg_catalog.<) $1",
+								   1, types, values, NULL, false, 0);
+		if (rc != SPI_OK_DELETE)
+			elog(ERROR, "sync_resolve: pruning deliveries failed: %s", SPI_result_code_string(rc));
+	}
+	PG_FINALLY();
+	{
+		pruning = false;
+	}
+	PG_END_TRY();
+	sr_restore_user(&sw);
+	SPI_finish();
+	PG_RETURN_INT64(deleted);
+}

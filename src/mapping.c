@@ -1,0 +1,413 @@
+/*-------------------------------------------------------------------------
+ *
+ * mapping.c
+ *		Between JSON and typed values: incoming payload fields become Datums
+ *		of the column's type, Datums become jsonb for keys, the history and
+ *		the review queue, and values are compared with the type's own
+ *		equality.
+ *
+ * A JSON string goes through the column type's input function (domains
+ * included, so their checks run); numbers and booleans through their text;
+ * a JSON array into an array column becomes an array literal for the array
+ * type's input function (so nested arrays give multi-dimensional ones);
+ * jsonb columns take the JSON value as it is.  JSON null is SQL NULL.
+ *
+ * An input function's error is re-raised naming the table, column, system
+ * and value: the transaction is aborted by that error anyway, so catching
+ * and rethrowing without a subtransaction is safe.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "lib/stringinfo.h"
+#include "mb/pg_wchar.h"
+#include "utils/builtins.h"
+#include "utils/datum.h"
+#include "utils/fmgrprotos.h"
+#include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+
+#include "sync_resolve.h"
+
+/* Shown values are cut after this many bytes in error messages. */
+#define SR_SHOWN_VALUE_MAX 200
+
+static char *
+shorten(const char *s)
+{
+	size_t		len = strlen(s);
+
+	if (len <= SR_SHOWN_VALUE_MAX)
+		return pstrdup(s);
+	len = pg_mbcliplen(s, len, SR_SHOWN_VALUE_MAX);
+	return psprintf("%.*s...", (int) len, s);
+}
+
+/* JSON text of a JsonbValue, scalars included */
+static char *
+jsonb_value_json_text(JsonbValue *v)
+{
+	Jsonb	   *j = JsonbValueToJsonb(v);
+
+	return JsonbToCString(NULL, &j->root, VARSIZE(j));
+}
+
+/*
+ * Append one element of a JSON array to an array literal: quoted, with
+ * backslashes and quotes escaped; nested arrays as nested braces.
+ */
+static void
+append_array_literal(StringInfo buf, JsonbValue *v, int depth)
+{
+	char	   *s = NULL;
+	const char *p;
+
+	if (depth > 6)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
+				 errmsg("JSON array nested too deeply for an array column"),
+				 errhint("PostgreSQL arrays have at most 6 dimensions.")));
+
+	switch (v->type)
+	{
+		case jbvNull:
+			appendStringInfoString(buf, "NULL");
+			return;
+		case jbvString:
+			s = pnstrdup(v->val.string.val, v->val.string.len);
+			break;
+		case jbvNumeric:
+			s = DatumGetCString(DirectFunctionCall1(numeric_out,
+													NumericGetDatum(v->val.numeric)));
+			break;
+		case jbvBool:
+			s = v->val.boolean ? "true" : "false";
+			break;
+		case jbvBinary:
+			if (JsonContainerIsArray(v->val.binary.data) &&
+				!JsonContainerIsScalar(v->val.binary.data))
+			{
+				JsonbIterator *it = JsonbIteratorInit(v->val.binary.data);
+				JsonbValue	elem;
+				JsonbIteratorToken tok;
+				bool		first = true;
+
+				appendStringInfoChar(buf, '{');
+				while ((tok = JsonbIteratorNext(&it, &elem, true)) != WJB_DONE)
+				{
+					if (tok != WJB_ELEM)
+						continue;
+					if (!first)
+						appendStringInfoChar(buf, ',');
+					first = false;
+					append_array_literal(buf, &elem, depth + 1);
+				}
+				appendStringInfoChar(buf, '}');
+				return;
+			}
+			s = jsonb_value_json_text(v);
+			break;
+		default:
+			s = jsonb_value_json_text(v);
+			break;
+	}
+	appendStringInfoChar(buf, '"');
+	for (p = s; *p; p++)
+	{
+		if (*p == '"' || *p == '\\')
+			appendStringInfoChar(buf, '\\');
+		appendStringInfoChar(buf, *p);
+	}
+	appendStringInfoChar(buf, '"');
+}
+
+/* The text a JSON value is given to the column's input function as. */
+static char *
+value_as_input_text(const SrColumn *col, JsonbValue *v)
+{
+	switch (v->type)
+	{
+		case jbvString:
+			return pnstrdup(v->val.string.val, v->val.string.len);
+		case jbvNumeric:
+			return DatumGetCString(DirectFunctionCall1(numeric_out,
+													   NumericGetDatum(v->val.numeric)));
+		case jbvBool:
+			return pstrdup(v->val.boolean ? "true" : "false");
+		case jbvBinary:
+			if (OidIsValid(col->elemtypid) && col->basetypid != JSONBOID &&
+				col->basetypid != JSONOID &&
+				JsonContainerIsArray(v->val.binary.data) &&
+				!JsonContainerIsScalar(v->val.binary.data))
+			{
+				StringInfoData buf;
+
+				initStringInfo(&buf);
+				append_array_literal(&buf, v, 0);
+				return buf.data;
+			}
+			return jsonb_value_json_text(v);
+		default:
+			return jsonb_value_json_text(v);
+	}
+}
+
+Datum
+sr_jsonb_value_to_datum(const SrColumn *col, JsonbValue *v, bool *isnull,
+						const SrErrorTarget *where)
+{
+	char	   *text;
+	MemoryContext oldcxt = CurrentMemoryContext;
+	Datum		result = (Datum) 0;
+
+	*isnull = false;
+	if (v->type == jbvNull)
+	{
+		*isnull = true;
+		return (Datum) 0;
+	}
+	/* jsonb columns take the value as it is, unless a domain must check it */
+	if (col->typid == JSONBOID)
+		return JsonbPGetDatum(JsonbValueToJsonb(v));
+
+	text = value_as_input_text(col, v);
+	PG_TRY();
+	{
+		result = InputFunctionCall((FmgrInfo *) &col->in_finfo, text,
+								   col->typioparam, col->typmod);
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(oldcxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		ereport(ERROR,
+				(errcode(edata->sqlerrcode),
+				 errmsg("invalid value for column \"%s\" of table %s from system \"%s\": %s",
+						col->name, where->tab->display_name,
+						where->system ? where->system : "?", edata->message),
+				 errdetail("The value was %s.", shorten(jsonb_value_json_text(v))),
+				 errhint("Send a value of type %s.", format_type_be(col->typid))));
+	}
+	PG_END_TRY();
+	return result;
+}
+
+Jsonb *
+sr_datum_to_jsonb(const SrColumn *col, Datum value, bool isnull)
+{
+	if (isnull)
+	{
+		JsonbValue	v;
+
+		v.type = jbvNull;
+		return JsonbValueToJsonb(&v);
+	}
+	return DatumGetJsonbP(FunctionCall1Coll((FmgrInfo *) &col->to_jsonb_finfo,
+											InvalidOid, value));
+}
+
+static Jsonb *
+json_as_jsonb(Datum json)
+{
+	char	   *s = TextDatumGetCString(json);
+
+	return DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(s)));
+}
+
+/*
+ * a IS NOT DISTINCT FROM b, by the type's own equality: numeric 1.0 = 1.00,
+ * timestamptz by instant, jsonb regardless of key order and whitespace
+ * (json too, compared as jsonb).  A type without an equality operator is
+ * compared by its binary image.
+ */
+bool
+sr_datum_equal(const SrColumn *col, Datum a, bool anull, Datum b, bool bnull)
+{
+	if (anull || bnull)
+		return anull && bnull;
+	if (col->is_json)
+		return DatumGetBool(DirectFunctionCall2(jsonb_eq,
+												JsonbPGetDatum(json_as_jsonb(a)),
+												JsonbPGetDatum(json_as_jsonb(b))));
+	if (col->has_eq)
+		return DatumGetBool(FunctionCall2Coll((FmgrInfo *) &col->eq_finfo,
+											  col->collation, a, b));
+	return datum_image_eq(a, b, col->typbyval, col->typlen);
+}
+
+/* Text of a jsonb value, for messages */
+char *
+sr_jsonb_value_text(Jsonb *j)
+{
+	if (j == NULL)
+		return pstrdup("(none)");
+	return shorten(JsonbToCString(NULL, &j->root, VARSIZE(j)));
+}
+
+static void
+push_jsonb(JsonbParseState **state, JsonbIteratorToken tok, Jsonb *value)
+{
+	JsonbValue	v;
+
+	if (JB_ROOT_IS_SCALAR(value))
+	{
+		if (!JsonbExtractScalar(&value->root, &v))
+			elog(ERROR, "sync_resolve: malformed scalar jsonb");
+	}
+	else
+	{
+		v.type = jbvBinary;
+		v.val.binary.data = &value->root;
+		v.val.binary.len = VARSIZE(value) - VARHDRSZ;
+	}
+	pushJsonbValue(state, tok, &v);
+}
+
+/* {"k1": v1, ...}; a NULL value pointer leaves its key out */
+Jsonb *
+sr_jsonb_object(int n, const char **keys, Jsonb **values)
+{
+	JsonbParseState *state = NULL;
+	JsonbValue *res;
+	int			i;
+
+	pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
+	for (i = 0; i < n; i++)
+	{
+		JsonbValue	k;
+
+		if (values[i] == NULL)
+			continue;
+		k.type = jbvString;
+		k.val.string.val = (char *) keys[i];
+		k.val.string.len = strlen(keys[i]);
+		pushJsonbValue(&state, WJB_KEY, &k);
+		push_jsonb(&state, WJB_VALUE, values[i]);
+	}
+	res = pushJsonbValue(&state, WJB_END_OBJECT, NULL);
+	return JsonbValueToJsonb(res);
+}
+
+bool
+sr_jsonb_get_field(Jsonb *obj, const char *key, JsonbValue *out)
+{
+	JsonbValue *v;
+
+	if (obj == NULL || !JB_ROOT_IS_OBJECT(obj))
+		return false;
+	v = getKeyJsonValueFromContainer(&obj->root, key, strlen(key), out);
+	return v != NULL;
+}
+
+/* The key of a row: {"pk1": v1, ...} in the columns' own JSON forms. */
+Jsonb *
+sr_build_key(const SrTable *tab, const Datum *keyvals, const bool *keynulls)
+{
+	const char **names = palloc(sizeof(char *) * tab->nkeys);
+	Jsonb	  **values = palloc(sizeof(Jsonb *) * tab->nkeys);
+	int			i;
+
+	for (i = 0; i < tab->nkeys; i++)
+	{
+		const SrColumn *col = &tab->cols[tab->keys[i]];
+
+		names[i] = col->name;
+		values[i] = sr_datum_to_jsonb(col, keyvals[i], keynulls ? keynulls[i] : false);
+	}
+	return sr_jsonb_object(tab->nkeys, names, values);
+}
+
+/*
+ * The key columns of a row from a JSON object: every primary-key column
+ * must be there and not null.  keyvals is in primary-key order.
+ */
+void
+sr_parse_key(const SrTable *tab, Jsonb *obj, const char *system,
+			 const char *what, Datum *keyvals)
+{
+	SrErrorTarget where = {tab, system};
+	int			i;
+
+	if (obj == NULL || !JB_ROOT_IS_OBJECT(obj))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s for table %s from system \"%s\" is not a JSON object",
+						what, tab->display_name, system ? system : "?"),
+				 errdetail("It was %s.", sr_jsonb_value_text(obj)),
+				 errhint("Send an object such as {\"%s\": ...}.",
+						 tab->cols[tab->keys[0]].name)));
+	for (i = 0; i < tab->nkeys; i++)
+	{
+		const SrColumn *col = &tab->cols[tab->keys[i]];
+		JsonbValue	v;
+		bool		isnull;
+
+		if (!sr_jsonb_get_field(obj, col->name, &v))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("%s for table %s from system \"%s\" has no key column \"%s\"",
+							what, tab->display_name, system ? system : "?", col->name),
+					 errdetail("It was %s.", sr_jsonb_value_text(obj)),
+					 errhint("Every primary-key column must be sent: %s.",
+							 sr_key_column_list(tab))));
+		keyvals[i] = sr_jsonb_value_to_datum(col, &v, &isnull, &where);
+		if (isnull)
+			ereport(ERROR,
+					(errcode(ERRCODE_NOT_NULL_VIOLATION),
+					 errmsg("key column \"%s\" of table %s is null in %s from system \"%s\"",
+							col->name, tab->display_name, what, system ? system : "?"),
+					 errhint("A row is identified by its primary key; send a value for it.")));
+	}
+}
+
+char *
+sr_key_column_list(const SrTable *tab)
+{
+	StringInfoData buf;
+	int			i;
+
+	initStringInfo(&buf);
+	for (i = 0; i < tab->nkeys; i++)
+		appendStringInfo(&buf, "%s%s", i > 0 ? ", " : "", tab->cols[tab->keys[i]].name);
+	return buf.data;
+}
+
+/* text[] from a List of C strings */
+Datum
+sr_text_array(List *strings)
+{
+	Datum	   *elems = palloc(sizeof(Datum) * (list_length(strings) + 1));
+	ListCell   *lc;
+	int			n = 0;
+
+	foreach(lc, strings)
+		elems[n++] = CStringGetTextDatum((char *) lfirst(lc));
+	return PointerGetDatum(construct_array(elems, n, TEXTOID, -1, false, TYPALIGN_INT));
+}
+
+/*
+ * canonical_key(tbl, key): a key as sync_resolve records it, so that
+ * {"id": "7"} and {"id": 7.0} find the same row's story.
+ */
+PG_FUNCTION_INFO_V1(canonical_key);
+Datum
+canonical_key(PG_FUNCTION_ARGS)
+{
+	Oid			relid = PG_GETARG_OID(0);
+	Jsonb	   *key = PG_GETARG_JSONB_P(1);
+	SrTable    *tab;
+	Datum	   *keyvals;
+
+	tab = sr_table_get(relid, true);
+	if (tab == NULL)
+		PG_RETURN_JSONB_P(key);
+	keyvals = palloc(sizeof(Datum) * tab->nkeys);
+	sr_parse_key(tab, key, NULL, "key", keyvals);
+	PG_RETURN_JSONB_P(sr_build_key(tab, keyvals, NULL));
+}

@@ -1,0 +1,159 @@
+/*-------------------------------------------------------------------------
+ *
+ * module.c
+ *		Module load, GUCs, and the switch to the extension owner for writes
+ *		to sync_resolve's internal tables.
+ *
+ * The internal tables (shadows, history, review queue) are owned by the
+ * extension owner and not writable by ordinary roles.  apply() and the
+ * triggers read and write the tracked table as the calling user, so that
+ * the table's own privileges and row security apply, and switch to the
+ * extension owner only around statements on internal tables.  An error
+ * while switched is safe: transaction and subtransaction abort restore the
+ * user id.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <limits.h>
+
+#include "access/xact.h"
+#include "miscadmin.h"
+#include "utils/memutils.h"
+#include "utils/guc.h"
+
+#include "sync_resolve.h"
+
+PG_MODULE_MAGIC;
+
+void		_PG_init(void);
+
+/* GUC variables */
+int			sr_clock_skew_ms = 0;
+char	   *sr_source_guc = NULL;
+bool		sr_enforce_ownership = false;
+
+static bool
+check_source(char **newval, void **extra, GucSource source)
+{
+	const char *s = *newval;
+
+	if (s == NULL || s[0] == '\0')
+		return true;
+	if (strlen(s) >= NAMEDATALEN)
+	{
+		GUC_check_errdetail("A system name is at most %d bytes.", NAMEDATALEN - 1);
+		return false;
+	}
+	for (; *s; s++)
+	{
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+			  (*s >= '0' && *s <= '9') || *s == '_' || *s == '.' || *s == '-'))
+		{
+			GUC_check_errdetail("A system name has only letters, digits, underscores, dots and hyphens.");
+			return false;
+		}
+	}
+	return true;
+}
+
+void
+_PG_init(void)
+{
+	DefineCustomIntVariable("sync_resolve.clock_skew",
+							"Change times this close together count as a tie under latest and earliest.",
+							"A tie is broken by system priority, then by system name.",
+							&sr_clock_skew_ms,
+							0, 0, INT_MAX,
+							PGC_USERSET,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomStringVariable("sync_resolve.source",
+							   "The system on whose behalf this session writes tracked tables.",
+							   "Empty means the writes are local.",
+							   &sr_source_guc,
+							   "",
+							   PGC_USERSET,
+							   0,
+							   check_source, NULL, NULL);
+
+	DefineCustomBoolVariable("sync_resolve.enforce_ownership",
+							 "Refuse local writes to columns that local may not write.",
+							 NULL,
+							 &sr_enforce_ownership,
+							 false,
+							 PGC_SUSET,
+							 0,
+							 NULL, NULL, NULL);
+
+	MarkGUCPrefixReserved("sync_resolve");
+
+	sr_cache_init();
+}
+
+/*
+ * Run the following statements as the extension owner.  Keeps the security
+ * context's other bits; SECURITY_LOCAL_USERID_CHANGE marks the change as
+ * ours, the way SECURITY DEFINER functions do.
+ */
+void
+sr_become_owner(SrUserSwitch *sw)
+{
+	GetUserIdAndSecContext(&sw->saved_userid, &sw->saved_sec_context);
+	SetUserIdAndSecContext(sr_extension_owner(),
+						   sw->saved_sec_context | SECURITY_LOCAL_USERID_CHANGE);
+}
+
+void
+sr_restore_user(const SrUserSwitch *sw)
+{
+	SetUserIdAndSecContext(sw->saved_userid, sw->saved_sec_context);
+}
+
+/*
+ * Prepare a statement and keep its plan for the life of the backend.  The
+ * caller's memory context stays current (SPI would leave its own).
+ */
+SPIPlanPtr
+sr_prepare_kept(const char *sql, int nargs, Oid *argtypes)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	SPIPlanPtr	plan = SPI_prepare(sql, nargs, argtypes);
+
+	if (plan == NULL)
+		elog(ERROR, "sync_resolve: could not prepare \"%s\": %s",
+			 sql, SPI_result_code_string(SPI_result));
+	if (SPI_keepplan(plan) != 0)
+		elog(ERROR, "sync_resolve: SPI_keepplan failed");
+	MemoryContextSwitchTo(cxt);
+	return plan;
+}
+
+/*
+ * Execute a kept plan, optionally as the extension owner, and insist on the
+ * expected SPI result code.  Returns SPI_processed.
+ */
+int
+sr_spi_execute(SPIPlanPtr plan, Datum *values, const char *nulls,
+			   bool as_owner, bool read_only, long count, int expected)
+{
+	SrUserSwitch sw;
+	MemoryContext cxt = CurrentMemoryContext;
+	int			rc;
+
+	if (plan == NULL)
+		elog(ERROR, "sync_resolve: no plan to execute");
+	if (as_owner)
+		sr_become_owner(&sw);
+	rc = SPI_execute_plan(plan, values, nulls, read_only, count);
+	if (as_owner)
+		sr_restore_user(&sw);
+	/* SPI leaves its own procedure context current: take ours back */
+	MemoryContextSwitchTo(cxt);
+	if (rc != expected)
+		elog(ERROR, "sync_resolve: SPI_execute_plan returned %s, expected %s",
+			 SPI_result_code_string(rc), SPI_result_code_string(expected));
+	return (int) SPI_processed;
+}

@@ -1,0 +1,1249 @@
+/*-------------------------------------------------------------------------
+ *
+ * policy_cache.c
+ *		What sync_resolve knows about tracked tables, their column policies
+ *		and the registered systems, and the SPI plans that read and write
+ *		each tracked table and its shadow.
+ *
+ * Memory: every SrTable lives in its own context under CacheMemoryContext;
+ * its kept SPI plans are freed with it.  The list of systems lives in one
+ * context of its own.
+ *
+ * Invalidation: a relcache callback marks entries invalid; it never frees
+ * anything, since it can run in the middle of an apply() that holds the
+ * entry.  An entry is rebuilt at its next lookup.  The old one is freed at
+ * once when no sync_resolve entry point is running (sr_cache_enter/leave
+ * count them), otherwise parked and freed at the next lookup made at depth
+ * zero or at the end of the transaction.  What fires the callback:
+ *	- any relcache invalidation of the tracked table (ALTER, DROP, also
+ *	  VACUUM and ANALYZE, which is harmless) or of its shadow;
+ *	- a statement on sync_resolve.system, .tracked or .column_policy, whose
+ *	  statement trigger (policy_changed_trigger) invalidates the policy
+ *	  table's relcache entry: every entry and the systems are dropped;
+ *	- a full relcache reset (InvalidOid).
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "access/xact.h"
+#include "catalog/indexing.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_extension.h"
+#include "catalog/pg_index.h"
+#include "catalog/pg_type.h"
+#include "commands/trigger.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "nodes/makefuncs.h"
+#include "parser/parse_func.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "utils/hsearch.h"
+#include "utils/inval.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/syscache.h"
+#include "utils/typcache.h"
+
+#include "sync_resolve.h"
+
+/* Plans for more column sets than this share one all-columns plan. */
+#define SR_MAX_COLUMN_SET_PLANS 32
+
+typedef struct SrTableEntry
+{
+	Oid			relid;			/* hash key */
+	SrTable    *tab;
+} SrTableEntry;
+
+static HTAB *sr_tables = NULL;
+static List *sr_zombies = NIL;	/* invalidated SrTables still maybe in use */
+static int	sr_depth = 0;		/* entry points currently running */
+
+static MemoryContext sr_systems_cxt = NULL;
+static List *sr_systems = NIL;	/* SrSystem * */
+static bool sr_systems_valid = false;
+
+static Oid	sr_owner = InvalidOid;
+static Oid	sr_policy_relids[3];
+static bool sr_policy_relids_valid = false;
+
+static const char *const strategy_names[] = {
+	[SR_STRAT_OWNER] = "owner",
+	[SR_STRAT_KEEP_LOCAL] = "keep_local",
+	[SR_STRAT_TAKE_INCOMING] = "take_incoming",
+	[SR_STRAT_LATEST] = "latest",
+	[SR_STRAT_EARLIEST] = "earliest",
+	[SR_STRAT_PRIORITY] = "priority",
+	[SR_STRAT_MAX] = "max",
+	[SR_STRAT_MIN] = "min",
+	[SR_STRAT_SUM_DELTA] = "sum_delta",
+	[SR_STRAT_UNION] = "union",
+	[SR_STRAT_MERGE_JSON] = "merge_json",
+	[SR_STRAT_REVIEW] = "review",
+	[SR_STRAT_CUSTOM] = "custom",
+};
+
+const char *
+sr_strategy_name(SrStrategy s)
+{
+	if ((int) s < 0 || (int) s >= (int) lengthof(strategy_names))
+		return "?";
+	return strategy_names[s];
+}
+
+static SrStrategy
+strategy_from_name(const char *name, const char *what)
+{
+	int			i;
+
+	for (i = 0; i < (int) lengthof(strategy_names); i++)
+	{
+		if (strcmp(strategy_names[i], name) == 0)
+			return (SrStrategy) i;
+	}
+	/* the policy tables' triggers make this unreachable */
+	elog(ERROR, "sync_resolve: unknown strategy \"%s\" in %s", name, what);
+	return SR_STRAT_REVIEW;		/* keep the compiler quiet */
+}
+
+/* ------------------------------------------------------------------------
+ * Invalidation
+ * ------------------------------------------------------------------------
+ */
+
+static void
+free_table(SrTable *tab)
+{
+	ListCell   *lc;
+
+	if (tab->plan_lock_row)
+		SPI_freeplan(tab->plan_lock_row);
+	if (tab->plan_lock_row_for_delete)
+		SPI_freeplan(tab->plan_lock_row_for_delete);
+	if (tab->plan_delete_row)
+		SPI_freeplan(tab->plan_delete_row);
+	if (tab->plan_read_shadow)
+		SPI_freeplan(tab->plan_read_shadow);
+	if (tab->plan_write_shadow)
+		SPI_freeplan(tab->plan_write_shadow);
+	foreach(lc, tab->update_plans)
+		SPI_freeplan(((SrColumnSetPlan *) lfirst(lc))->plan);
+	foreach(lc, tab->insert_plans)
+		SPI_freeplan(((SrColumnSetPlan *) lfirst(lc))->plan);
+	MemoryContextDelete(tab->mcxt);
+}
+
+static void
+free_zombies(void)
+{
+	List	   *zombies = sr_zombies;
+	ListCell   *lc;
+
+	sr_zombies = NIL;
+	foreach(lc, zombies)
+		free_table((SrTable *) lfirst(lc));
+	/* the list cells themselves live in CacheMemoryContext */
+	list_free(zombies);
+}
+
+static void
+invalidate_all(void)
+{
+	HASH_SEQ_STATUS status;
+	SrTableEntry *entry;
+
+	if (sr_tables != NULL)
+	{
+		hash_seq_init(&status, sr_tables);
+		while ((entry = (SrTableEntry *) hash_seq_search(&status)) != NULL)
+			entry->tab->valid = false;
+	}
+	sr_systems_valid = false;
+	sr_policy_relids_valid = false;
+	sr_owner = InvalidOid;
+}
+
+static void
+sr_relcache_callback(Datum arg, Oid relid)
+{
+	HASH_SEQ_STATUS status;
+	SrTableEntry *entry;
+	int			i;
+
+	if (!OidIsValid(relid))
+	{
+		invalidate_all();
+		return;
+	}
+	if (sr_policy_relids_valid)
+	{
+		for (i = 0; i < (int) lengthof(sr_policy_relids); i++)
+		{
+			if (sr_policy_relids[i] == relid)
+			{
+				invalidate_all();
+				return;
+			}
+		}
+	}
+	else
+	{
+		/*
+		 * We do not know the policy tables' OIDs (first use, or the
+		 * extension was re-created): be safe.
+		 */
+		invalidate_all();
+		return;
+	}
+	if (sr_tables == NULL)
+		return;
+	hash_seq_init(&status, sr_tables);
+	while ((entry = (SrTableEntry *) hash_seq_search(&status)) != NULL)
+	{
+		if (entry->relid == relid || entry->tab->shadow_relid == relid)
+			entry->tab->valid = false;
+	}
+}
+
+static void
+sr_xact_callback(XactEvent event, void *arg)
+{
+	switch (event)
+	{
+		case XACT_EVENT_COMMIT:
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PARALLEL_COMMIT:
+		case XACT_EVENT_PARALLEL_ABORT:
+			sr_depth = 0;
+			sr_applying_relid = InvalidOid;
+			free_zombies();
+			break;
+		default:
+			break;
+	}
+}
+
+void
+sr_cache_init(void)
+{
+	CacheRegisterRelcacheCallback(sr_relcache_callback, (Datum) 0);
+	RegisterXactCallback(sr_xact_callback, NULL);
+}
+
+void
+sr_cache_enter(void)
+{
+	if (sr_depth == 0 && sr_zombies != NIL)
+		free_zombies();
+	sr_depth++;
+}
+
+void
+sr_cache_leave(void)
+{
+	if (sr_depth > 0)
+		sr_depth--;
+}
+
+/*
+ * Statement trigger on the policy tables: every backend drops what it
+ * cached, at this statement's end here and at commit elsewhere.
+ */
+PG_FUNCTION_INFO_V1(policy_changed_trigger);
+Datum
+policy_changed_trigger(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("policy_changed_trigger: not called by trigger manager")));
+	if (!TRIGGER_FIRED_FOR_STATEMENT(trigdata->tg_event) ||
+		!TRIGGER_FIRED_AFTER(trigdata->tg_event))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("policy_changed_trigger: must be fired AFTER ... FOR EACH STATEMENT")));
+	CacheInvalidateRelcacheByRelid(RelationGetRelid(trigdata->tg_relation));
+	PG_RETURN_POINTER(NULL);
+}
+
+/* ------------------------------------------------------------------------
+ * Catalog lookups
+ * ------------------------------------------------------------------------
+ */
+
+static Oid
+sr_namespace(void)
+{
+	Oid			nsp = get_namespace_oid(SR_SCHEMA, true);
+
+	if (!OidIsValid(nsp))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_SCHEMA),
+				 errmsg("schema \"%s\" does not exist", SR_SCHEMA),
+				 errhint("Run CREATE EXTENSION sync_resolve.")));
+	return nsp;
+}
+
+Oid
+sr_internal_relid(const char *relname)
+{
+	Oid			relid = get_relname_relid(relname, sr_namespace());
+
+	if (!OidIsValid(relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("relation \"%s.%s\" does not exist", SR_SCHEMA, relname),
+				 errhint("The sync_resolve extension is damaged: recreate it.")));
+	return relid;
+}
+
+static void
+load_policy_relids(void)
+{
+	if (sr_policy_relids_valid)
+		return;
+	sr_policy_relids[0] = sr_internal_relid("system");
+	sr_policy_relids[1] = sr_internal_relid("tracked");
+	sr_policy_relids[2] = sr_internal_relid("column_policy");
+	sr_policy_relids_valid = true;
+}
+
+Oid
+sr_extension_owner(void)
+{
+	Relation	rel;
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tup;
+
+	if (OidIsValid(sr_owner))
+		return sr_owner;
+	rel = table_open(ExtensionRelationId, AccessShareLock);
+	ScanKeyInit(&key, Anum_pg_extension_extname, BTEqualStrategyNumber,
+				F_NAMEEQ, CStringGetDatum("sync_resolve"));
+	scan = systable_beginscan(rel, ExtensionNameIndexId, true, NULL, 1, &key);
+	tup = systable_getnext(scan);
+	if (HeapTupleIsValid(tup))
+		sr_owner = ((Form_pg_extension) GETSTRUCT(tup))->extowner;
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	if (!OidIsValid(sr_owner))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("extension \"sync_resolve\" is not installed in this database"),
+				 errhint("Run CREATE EXTENSION sync_resolve.")));
+	return sr_owner;
+}
+
+/*
+ * Run a catalog query on an internal table as the extension owner, inside
+ * a connection of its own.  The caller copies what it needs before
+ * SPI_finish.
+ */
+static void
+owner_query(const char *sql, int nargs, Oid *argtypes, Datum *values)
+{
+	SrUserSwitch sw;
+	MemoryContext cxt = CurrentMemoryContext;
+	int			rc;
+
+	sr_become_owner(&sw);
+	rc = SPI_execute_with_args(sql, nargs, argtypes, values, NULL, true, 0);
+	sr_restore_user(&sw);
+	MemoryContextSwitchTo(cxt);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "sync_resolve: catalog query failed: %s", SPI_result_code_string(rc));
+}
+
+static char *
+spi_text(HeapTuple tup, int fnum, MemoryContext cxt)
+{
+	bool		isnull;
+	Datum		d = SPI_getbinval(tup, SPI_tuptable->tupdesc, fnum, &isnull);
+
+	if (isnull)
+		return NULL;
+	return MemoryContextStrdup(cxt, TextDatumGetCString(d));
+}
+
+static List *
+spi_text_array(HeapTuple tup, int fnum, MemoryContext cxt)
+{
+	bool		isnull;
+	Datum		d = SPI_getbinval(tup, SPI_tuptable->tupdesc, fnum, &isnull);
+	ArrayType  *arr;
+	Datum	   *elems;
+	bool	   *nulls;
+	int			n;
+	int			i;
+	List	   *result = NIL;
+	MemoryContext old;
+
+	if (isnull)
+		return NIL;
+	arr = DatumGetArrayTypeP(d);
+	deconstruct_array(arr, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
+	old = MemoryContextSwitchTo(cxt);
+	for (i = 0; i < n; i++)
+	{
+		if (!nulls[i])
+			result = lappend(result, TextDatumGetCString(elems[i]));
+	}
+	MemoryContextSwitchTo(old);
+	return result;
+}
+
+/* ------------------------------------------------------------------------
+ * Systems
+ * ------------------------------------------------------------------------
+ */
+
+static void
+load_systems(void)
+{
+	uint64		i;
+	MemoryContext old;
+	List	   *systems = NIL;
+
+	if (sr_systems_cxt == NULL)
+		sr_systems_cxt = AllocSetContextCreate(CacheMemoryContext,
+											   "sync_resolve systems",
+											   ALLOCSET_SMALL_SIZES);
+	else
+		MemoryContextReset(sr_systems_cxt);
+	sr_systems = NIL;
+	sr_systems_valid = false;
+
+	load_policy_relids();
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "sync_resolve: SPI_connect failed");
+	owner_query("SELECT name, priority, member_role::oid, replication_origin"
+				" FROM sync_resolve.system", 0, NULL, NULL);
+	for (i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		bool		isnull;
+		SrSystem   *sys;
+
+		old = MemoryContextSwitchTo(sr_systems_cxt);
+		sys = palloc0(sizeof(SrSystem));
+		MemoryContextSwitchTo(old);
+		sys->name = spi_text(tup, 1, sr_systems_cxt);
+		sys->priority = DatumGetInt32(SPI_getbinval(tup, SPI_tuptable->tupdesc, 2, &isnull));
+		if (isnull)
+			sys->priority = 100;
+		sys->member_role = DatumGetObjectId(SPI_getbinval(tup, SPI_tuptable->tupdesc, 3, &isnull));
+		if (isnull)
+			sys->member_role = InvalidOid;
+		sys->replication_origin = spi_text(tup, 4, sr_systems_cxt);
+		old = MemoryContextSwitchTo(sr_systems_cxt);
+		systems = lappend(systems, sys);
+		MemoryContextSwitchTo(old);
+	}
+	SPI_finish();
+	sr_systems = systems;
+	sr_systems_valid = true;
+}
+
+const SrSystem *
+sr_system_get(const char *name, bool missing_ok)
+{
+	ListCell   *lc;
+
+	if (!sr_systems_valid)
+		load_systems();
+	if (name != NULL)
+	{
+		foreach(lc, sr_systems)
+		{
+			SrSystem   *sys = (SrSystem *) lfirst(lc);
+
+			if (strcmp(sys->name, name) == 0)
+				return sys;
+		}
+	}
+	if (!missing_ok)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("unknown system \"%s\"", name ? name : "(null)"),
+				 errhint("Register it with sync_resolve.add_system(); sync_resolve.system lists the known ones.")));
+	return NULL;
+}
+
+const SrSystem *
+sr_system_by_origin(const char *origin)
+{
+	ListCell   *lc;
+
+	if (!sr_systems_valid)
+		load_systems();
+	foreach(lc, sr_systems)
+	{
+		SrSystem   *sys = (SrSystem *) lfirst(lc);
+
+		if (sys->replication_origin && strcmp(sys->replication_origin, origin) == 0)
+			return sys;
+	}
+	return NULL;
+}
+
+bool
+sr_table_has_system(const SrTable *tab, const char *system)
+{
+	int			i;
+
+	for (i = 0; i < tab->nsystems; i++)
+	{
+		if (strcmp(tab->systems[i], system) == 0)
+			return true;
+	}
+	return false;
+}
+
+/*
+ * May this system write the column?  An owner column with no explicit
+ * writers is written by its owner alone; otherwise writers decides, NIL
+ * meaning every system of the table.
+ */
+bool
+sr_column_writable_by(const SrColumn *col, const char *system)
+{
+	ListCell   *lc;
+
+	if (col->writers == NIL)
+	{
+		if (col->strategy == SR_STRAT_OWNER && col->owner != NULL)
+			return strcmp(col->owner, system) == 0;
+		return true;
+	}
+	foreach(lc, col->writers)
+	{
+		if (strcmp((char *) lfirst(lc), system) == 0)
+			return true;
+	}
+	return false;
+}
+
+int
+sr_column_by_name(const SrTable *tab, const char *name)
+{
+	int			i;
+
+	for (i = 0; i < tab->ncols; i++)
+	{
+		if (strcmp(tab->cols[i].name, name) == 0)
+			return i;
+	}
+	return -1;
+}
+
+/* ------------------------------------------------------------------------
+ * Building a table entry
+ * ------------------------------------------------------------------------
+ */
+
+static void
+init_column_type(SrColumn *col, MemoryContext cxt)
+{
+	TypeCacheEntry *tce;
+	Oid			typinput;
+	FuncExpr   *fexpr;
+	MemoryContext old;
+
+	col->basetypid = getBaseType(col->typid);
+	get_typlenbyvalalign(col->typid, &col->typlen, &col->typbyval, &col->typalign);
+	col->is_json = (col->basetypid == JSONOID);
+
+	getTypeInputInfo(col->typid, &typinput, &col->typioparam);
+	fmgr_info_cxt(typinput, &col->in_finfo, cxt);
+
+	tce = lookup_type_cache(col->basetypid,
+							TYPECACHE_EQ_OPR_FINFO | TYPECACHE_CMP_PROC_FINFO);
+	col->has_eq = OidIsValid(tce->eq_opr_finfo.fn_oid);
+	if (col->has_eq)
+		fmgr_info_copy(&col->eq_finfo, &tce->eq_opr_finfo, cxt);
+	col->has_cmp = OidIsValid(tce->cmp_proc_finfo.fn_oid);
+	if (col->has_cmp)
+		fmgr_info_copy(&col->cmp_finfo, &tce->cmp_proc_finfo, cxt);
+
+	/* to_jsonb(anyelement) needs to see its argument's type */
+	old = MemoryContextSwitchTo(cxt);
+	fexpr = makeFuncExpr(F_TO_JSONB, JSONBOID,
+						 list_make1(makeNullConst(col->typid, col->typmod, col->collation)),
+						 InvalidOid, InvalidOid, COERCE_EXPLICIT_CALL);
+	MemoryContextSwitchTo(old);
+	fmgr_info_cxt(F_TO_JSONB, &col->to_jsonb_finfo, cxt);
+	fmgr_info_set_expr((Node *) fexpr, &col->to_jsonb_finfo);
+
+	col->elemtypid = get_element_type(col->basetypid);
+	if (OidIsValid(col->elemtypid))
+	{
+		TypeCacheEntry *etce;
+
+		get_typlenbyvalalign(col->elemtypid, &col->elemlen, &col->elembyval, &col->elemalign);
+		etce = lookup_type_cache(col->elemtypid, TYPECACHE_EQ_OPR_FINFO);
+		col->elem_has_eq = OidIsValid(etce->eq_opr_finfo.fn_oid);
+		if (col->elem_has_eq)
+			fmgr_info_copy(&col->elem_eq_finfo, &etce->eq_opr_finfo, cxt);
+	}
+}
+
+/* "k1" = $1 AND "k2" = $2 (tracked table) or c1 = $1 ... (shadow) */
+static void
+append_key_match(StringInfo buf, const SrTable *tab, bool shadow, int first_param)
+{
+	int			i;
+
+	for (i = 0; i < tab->nkeys; i++)
+	{
+		const SrColumn *col = &tab->cols[tab->keys[i]];
+
+		if (i > 0)
+			appendStringInfoString(buf, " AND ");
+		if (shadow)
+			appendStringInfo(buf, "c%d", col->attnum);
+		else
+			appendStringInfoString(buf, quote_identifier(col->name));
+		appendStringInfo(buf, " OPERATOR(pg_catalog.=) $%d", first_param + i);
+	}
+}
+
+static void
+append_column_list(StringInfo buf, const SrTable *tab, bool shadow)
+{
+	int			i;
+
+	for (i = 0; i < tab->ncols; i++)
+	{
+		if (i > 0)
+			appendStringInfoString(buf, ", ");
+		if (shadow)
+			appendStringInfo(buf, "c%d", tab->cols[i].attnum);
+		else
+			appendStringInfoString(buf, quote_identifier(tab->cols[i].name));
+	}
+}
+
+static Oid *
+key_argtypes(const SrTable *tab, int extra)
+{
+	Oid		   *types = palloc0(sizeof(Oid) * (tab->nkeys + extra + 1));
+	int			i;
+
+	for (i = 0; i < tab->nkeys; i++)
+		types[i] = tab->cols[tab->keys[i]].typid;
+	return types;
+}
+
+static void
+prepare_plans(SrTable *tab)
+{
+	StringInfoData buf;
+	Oid		   *types;
+	Oid			vclock_type;
+	int			i;
+	int			nmeta = SR_SH_NMETA;
+
+	vclock_type = GetSysCacheOid2(TYPENAMENSP, Anum_pg_type_oid,
+								  CStringGetDatum("vclock"),
+								  ObjectIdGetDatum(sr_namespace()));
+	if (!OidIsValid(vclock_type))
+		elog(ERROR, "sync_resolve: type sync_resolve.vclock is missing");
+
+	initStringInfo(&buf);
+
+	/* lock and read the local row */
+	types = key_argtypes(tab, 0);
+	appendStringInfoString(&buf, "SELECT ");
+	append_column_list(&buf, tab, false);
+	appendStringInfo(&buf, " FROM %s WHERE ", tab->relname);
+	append_key_match(&buf, tab, false, 1);
+	appendStringInfoString(&buf, " FOR NO KEY UPDATE");
+	tab->plan_lock_row = sr_prepare_kept(buf.data, tab->nkeys, types);
+	resetStringInfo(&buf);
+	appendStringInfoString(&buf, "SELECT ");
+	append_column_list(&buf, tab, false);
+	appendStringInfo(&buf, " FROM %s WHERE ", tab->relname);
+	append_key_match(&buf, tab, false, 1);
+	appendStringInfoString(&buf, " FOR UPDATE");
+	tab->plan_lock_row_for_delete = sr_prepare_kept(buf.data, tab->nkeys, types);
+
+	resetStringInfo(&buf);
+	appendStringInfo(&buf, "DELETE FROM %s WHERE ", tab->relname);
+	append_key_match(&buf, tab, false, 1);
+	tab->plan_delete_row = sr_prepare_kept(buf.data, tab->nkeys, types);
+
+	/* read the bases of one system and the local metadata */
+	types = key_argtypes(tab, 1);
+	types[tab->nkeys] = TEXTOID;
+	resetStringInfo(&buf);
+	appendStringInfoString(&buf, "SELECT ");
+	append_column_list(&buf, tab, true);
+	for (i = 0; i < nmeta; i++)
+		appendStringInfo(&buf, ", %s", sr_shadow_meta_names[i]);
+	appendStringInfo(&buf, " FROM %s WHERE ", tab->shadow_name);
+	append_key_match(&buf, tab, true, 1);
+	appendStringInfo(&buf, " AND system OPERATOR(pg_catalog.=) ANY (ARRAY[$%d, 'local'])",
+					 tab->nkeys + 1);
+	tab->plan_read_shadow = sr_prepare_kept(buf.data, tab->nkeys + 1, types);
+
+	/* write one shadow row: every column, upserted */
+	types = palloc0(sizeof(Oid) * (tab->ncols + nmeta));
+	for (i = 0; i < tab->ncols; i++)
+		types[i] = tab->cols[i].basetypid;
+	types[tab->ncols + SR_SH_SYSTEM] = TEXTOID;
+	types[tab->ncols + SR_SH_KNOWN] = BOOLARRAYOID;
+	types[tab->ncols + SR_SH_CHANGED_AT] = TIMESTAMPTZOID;
+	types[tab->ncols + SR_SH_VERSION] = vclock_type;
+	types[tab->ncols + SR_SH_RECEIVED_AT] = TIMESTAMPTZOID;
+	types[tab->ncols + SR_SH_DELETED_AT] = TIMESTAMPTZOID;
+	types[tab->ncols + SR_SH_DELETED_BY] = TEXTOID;
+	types[tab->ncols + SR_SH_COL_CHANGED_AT] = TIMESTAMPTZARRAYOID;
+	types[tab->ncols + SR_SH_COL_WRITER] = TEXTARRAYOID;
+	types[tab->ncols + SR_SH_HELD] = BOOLARRAYOID;
+	resetStringInfo(&buf);
+	appendStringInfo(&buf, "INSERT INTO %s (", tab->shadow_name);
+	append_column_list(&buf, tab, true);
+	for (i = 0; i < nmeta; i++)
+		appendStringInfo(&buf, ", %s", sr_shadow_meta_names[i]);
+	appendStringInfoString(&buf, ") VALUES (");
+	for (i = 0; i < tab->ncols + nmeta; i++)
+		appendStringInfo(&buf, "%s$%d", i > 0 ? ", " : "", i + 1);
+	appendStringInfoString(&buf, ") ON CONFLICT (");
+	for (i = 0; i < tab->nkeys; i++)
+		appendStringInfo(&buf, "c%d, ", tab->cols[tab->keys[i]].attnum);
+	appendStringInfoString(&buf, "system) DO UPDATE SET ");
+	{
+		bool		first = true;
+
+		for (i = 0; i < tab->ncols; i++)
+		{
+			if (tab->cols[i].is_key)
+				continue;
+			appendStringInfo(&buf, "%sc%d = excluded.c%d", first ? "" : ", ",
+							 tab->cols[i].attnum, tab->cols[i].attnum);
+			first = false;
+		}
+		for (i = 1; i < nmeta; i++)
+		{
+			appendStringInfo(&buf, "%s%s = excluded.%s", first ? "" : ", ",
+							 sr_shadow_meta_names[i], sr_shadow_meta_names[i]);
+			first = false;
+		}
+	}
+	tab->plan_write_shadow = sr_prepare_kept(buf.data, tab->ncols + nmeta, types);
+
+	pfree(buf.data);
+}
+
+/*
+ * The UPDATE of a set of columns of one row, returning the row as it was
+ * written (other BEFORE triggers may have changed it).  Parameters: the key
+ * columns, then the set's columns in column order.
+ */
+SrColumnSetPlan *
+sr_plan_update(SrTable *tab, Bitmapset *cols)
+{
+	ListCell   *lc;
+	StringInfoData buf;
+	Oid		   *types;
+	int			nparams;
+	int			i;
+	bool		first = true;
+	SrColumnSetPlan *slot;
+	MemoryContext old;
+
+	foreach(lc, tab->update_plans)
+	{
+		slot = (SrColumnSetPlan *) lfirst(lc);
+		if (bms_equal(slot->cols, cols))
+			return slot;
+	}
+	if (list_length(tab->update_plans) >= SR_MAX_COLUMN_SET_PLANS)
+	{
+		/* too many shapes: use the first one ever made for every column */
+		Bitmapset  *all = NULL;
+
+		for (i = 0; i < tab->ncols; i++)
+			if (!tab->cols[i].is_key)
+				all = bms_add_member(all, i);
+		if (!bms_equal(all, cols))
+			elog(DEBUG1, "sync_resolve: too many column sets for %s", tab->display_name);
+		cols = all;
+		foreach(lc, tab->update_plans)
+		{
+			slot = (SrColumnSetPlan *) lfirst(lc);
+			if (bms_equal(slot->cols, cols))
+				return slot;
+		}
+	}
+
+	types = key_argtypes(tab, bms_num_members(cols));
+	nparams = tab->nkeys;
+	initStringInfo(&buf);
+	appendStringInfo(&buf, "UPDATE %s SET ", tab->relname);
+	i = -1;
+	while ((i = bms_next_member(cols, i)) >= 0)
+	{
+		appendStringInfo(&buf, "%s%s = $%d", first ? "" : ", ",
+						 quote_identifier(tab->cols[i].name), nparams + 1);
+		/* base type: the assignment then runs the domain's checks */
+		types[nparams++] = tab->cols[i].basetypid;
+		first = false;
+	}
+	appendStringInfoString(&buf, " WHERE ");
+	append_key_match(&buf, tab, false, 1);
+	appendStringInfoString(&buf, " RETURNING ");
+	append_column_list(&buf, tab, false);
+
+	old = MemoryContextSwitchTo(tab->mcxt);
+	slot = palloc(sizeof(SrColumnSetPlan));
+	slot->cols = bms_copy(cols);
+	slot->plan = sr_prepare_kept(buf.data, nparams, types);
+	tab->update_plans = lappend(tab->update_plans, slot);
+	MemoryContextSwitchTo(old);
+	pfree(buf.data);
+	return slot;
+}
+
+/*
+ * The INSERT of a row given some of its columns (the rest take their
+ * defaults).  ON CONFLICT DO NOTHING: a row inserted concurrently, or a
+ * clash on another unique key, returns no row and the caller decides.
+ * Parameters: the set's columns in column order.
+ */
+SPIPlanPtr
+sr_plan_insert(SrTable *tab, Bitmapset *cols)
+{
+	ListCell   *lc;
+	StringInfoData buf;
+	Oid		   *types;
+	int			nparams = 0;
+	int			i;
+	bool		identity = false;
+	SrColumnSetPlan *slot;
+	MemoryContext old;
+	Relation	rel;
+	TupleDesc	desc;
+
+	foreach(lc, tab->insert_plans)
+	{
+		slot = (SrColumnSetPlan *) lfirst(lc);
+		if (bms_equal(slot->cols, cols))
+			return slot->plan;
+	}
+
+	rel = table_open(tab->relid, AccessShareLock);
+	desc = RelationGetDescr(rel);
+	types = palloc0(sizeof(Oid) * (bms_num_members(cols) + 1));
+	initStringInfo(&buf);
+	appendStringInfo(&buf, "INSERT INTO %s (", tab->relname);
+	i = -1;
+	while ((i = bms_next_member(cols, i)) >= 0)
+	{
+		appendStringInfo(&buf, "%s%s", nparams > 0 ? ", " : "",
+						 quote_identifier(tab->cols[i].name));
+		types[nparams++] = tab->cols[i].basetypid;
+		if (TupleDescAttr(desc, tab->cols[i].attnum - 1)->attidentity == ATTRIBUTE_IDENTITY_ALWAYS)
+			identity = true;
+	}
+	table_close(rel, AccessShareLock);
+	appendStringInfo(&buf, ")%s VALUES (", identity ? " OVERRIDING SYSTEM VALUE" : "");
+	for (i = 0; i < nparams; i++)
+		appendStringInfo(&buf, "%s$%d", i > 0 ? ", " : "", i + 1);
+	appendStringInfoString(&buf, ") ON CONFLICT DO NOTHING RETURNING ");
+	append_column_list(&buf, tab, false);
+
+	old = MemoryContextSwitchTo(tab->mcxt);
+	slot = palloc(sizeof(SrColumnSetPlan));
+	slot->cols = bms_copy(cols);
+	slot->plan = sr_prepare_kept(buf.data, nparams, types);
+	if (list_length(tab->insert_plans) < SR_MAX_COLUMN_SET_PLANS)
+		tab->insert_plans = lappend(tab->insert_plans, slot);
+	else
+	{
+		/* keep the number of kept plans bounded: replace the oldest */
+		SrColumnSetPlan *oldest = (SrColumnSetPlan *) linitial(tab->insert_plans);
+
+		SPI_freeplan(oldest->plan);
+		tab->insert_plans = list_delete_first(tab->insert_plans);
+		tab->insert_plans = lappend(tab->insert_plans, slot);
+	}
+	MemoryContextSwitchTo(old);
+	pfree(buf.data);
+	return slot->plan;
+}
+
+static void
+load_policies(SrTable *tab)
+{
+	Oid			argtypes[1] = {OIDOID};
+	Datum		args[1];
+	uint64		r;
+	int			i;
+	List	   *group_names = NIL;
+
+	args[0] = ObjectIdGetDatum(tab->relid);
+	owner_query("SELECT attnum, strategy, owner, writers, col_group, custom_fn::oid,"
+				" on_unauthorized FROM sync_resolve.column_policy"
+				" WHERE relid OPERATOR(pg_catalog.=) $1 ORDER BY attnum",
+				1, argtypes, args);
+	for (r = 0; r < SPI_processed; r++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[r];
+		TupleDesc	td = SPI_tuptable->tupdesc;
+		bool		isnull;
+		int			attnum;
+		SrColumn   *col;
+		char	   *s;
+
+		attnum = DatumGetInt16(SPI_getbinval(tup, td, 1, &isnull));
+		if (isnull || attnum < 1 || attnum > tab->natts || tab->col_of_attnum[attnum] < 0)
+			continue;			/* a policy left behind by DDL; _sync_shadow tidies */
+		col = &tab->cols[tab->col_of_attnum[attnum]];
+		if (col->is_key)
+			continue;
+		col->has_policy = true;
+		s = spi_text(tup, 2, tab->mcxt);
+		col->strategy = strategy_from_name(s, "sync_resolve.column_policy");
+		col->owner = spi_text(tup, 3, tab->mcxt);
+		col->writers = spi_text_array(tup, 4, tab->mcxt);
+		s = spi_text(tup, 5, tab->mcxt);
+		if (s != NULL)
+		{
+			ListCell   *lc;
+			int			g = 0;
+
+			col->group = -1;
+			foreach(lc, group_names)
+			{
+				if (strcmp((char *) lfirst(lc), s) == 0)
+				{
+					col->group = g;
+					break;
+				}
+				g++;
+			}
+			if (col->group < 0)
+			{
+				MemoryContext old = MemoryContextSwitchTo(tab->mcxt);
+
+				group_names = lappend(group_names, s);
+				MemoryContextSwitchTo(old);
+				col->group = list_length(group_names) - 1;
+			}
+		}
+		col->custom_fn = DatumGetObjectId(SPI_getbinval(tup, td, 6, &isnull));
+		if (isnull)
+			col->custom_fn = InvalidOid;
+		if (OidIsValid(col->custom_fn))
+			fmgr_info_cxt(col->custom_fn, &col->custom_finfo, tab->mcxt);
+		s = spi_text(tup, 7, tab->mcxt);
+		if (s == NULL || strcmp(s, "reject") == 0)
+			col->on_unauthorized = SR_UNAUTH_REJECT;
+		else if (strcmp(s, "review") == 0)
+			col->on_unauthorized = SR_UNAUTH_REVIEW;
+		else
+			col->on_unauthorized = SR_UNAUTH_ACCEPT;
+	}
+
+	tab->ngroups = list_length(group_names);
+	tab->groups = MemoryContextAllocZero(tab->mcxt, sizeof(SrGroup) * (tab->ngroups + 1));
+	for (i = 0; i < tab->ngroups; i++)
+	{
+		SrGroup    *g = &tab->groups[i];
+		int			c;
+
+		g->name = (char *) list_nth(group_names, i);
+		g->cols = MemoryContextAlloc(tab->mcxt, sizeof(int) * tab->ncols);
+		for (c = 0; c < tab->ncols; c++)
+			if (tab->cols[c].has_policy && tab->cols[c].group == i)
+				g->cols[g->ncols++] = c;
+	}
+}
+
+static SrTable *
+build_table(Oid relid, bool missing_ok)
+{
+	MemoryContext cxt;
+	MemoryContext old;
+	SrTable    *tab;
+	Relation	rel;
+	TupleDesc	desc;
+	Oid			pkoid;
+	Oid			argtypes[1] = {OIDOID};
+	Datum		args[1];
+	int			i;
+	HeapTuple	tup;
+	bool		isnull;
+	char	   *s;
+
+	load_policy_relids();
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "sync_resolve: SPI_connect failed");
+	args[0] = ObjectIdGetDatum(relid);
+	owner_query("SELECT systems, default_strategy, on_delete_conflict, shadow::oid, tracked_at"
+				" FROM sync_resolve.tracked WHERE relid OPERATOR(pg_catalog.=) $1",
+				1, argtypes, args);
+	if (SPI_processed != 1)
+	{
+		char	   *name = get_rel_name(relid);
+
+		SPI_finish();
+		if (missing_ok)
+			return NULL;
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("table %s is not tracked by sync_resolve",
+						name ? quote_identifier(name) : "(dropped)"),
+				 errhint("Track it first with sync_resolve.track().")));
+	}
+
+	cxt = AllocSetContextCreate(CacheMemoryContext, "sync_resolve table",
+								ALLOCSET_SMALL_SIZES);
+	old = MemoryContextSwitchTo(cxt);
+	tab = palloc0(sizeof(SrTable));
+	tab->relid = relid;
+	tab->mcxt = cxt;
+	MemoryContextSwitchTo(old);
+
+	PG_TRY();
+	{
+		List	   *systems;
+		ListCell   *lc;
+
+		tup = SPI_tuptable->vals[0];
+		systems = spi_text_array(tup, 1, cxt);
+		tab->nsystems = list_length(systems);
+		tab->systems = MemoryContextAlloc(cxt, sizeof(char *) * (tab->nsystems + 1));
+		i = 0;
+		foreach(lc, systems)
+			tab->systems[i++] = (char *) lfirst(lc);
+		s = spi_text(tup, 2, cxt);
+		tab->default_strategy = strategy_from_name(s, "sync_resolve.tracked");
+		s = spi_text(tup, 3, cxt);
+		if (strcmp(s, "delete") == 0)
+			tab->on_delete_conflict = SR_DELCONF_DELETE;
+		else if (strcmp(s, "keep") == 0)
+			tab->on_delete_conflict = SR_DELCONF_KEEP;
+		else
+			tab->on_delete_conflict = SR_DELCONF_REVIEW;
+		tab->shadow_relid = DatumGetObjectId(SPI_getbinval(tup, SPI_tuptable->tupdesc, 4, &isnull));
+		if (isnull)
+			elog(ERROR, "sync_resolve: tracked table %u has no shadow", relid);
+		tab->tracked_at = DatumGetTimestampTz(SPI_getbinval(tup, SPI_tuptable->tupdesc, 5, &isnull));
+
+		/* the table's shape, from the relcache */
+		rel = table_open(relid, AccessShareLock);
+		desc = RelationGetDescr(rel);
+		old = MemoryContextSwitchTo(cxt);
+		tab->relname = quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),
+												  RelationGetRelationName(rel));
+		tab->display_name = tab->relname;
+		tab->natts = desc->natts;
+		tab->cols = palloc0(sizeof(SrColumn) * (desc->natts + 1));
+		tab->col_of_attnum = palloc(sizeof(int) * (desc->natts + 1));
+		for (i = 0; i <= desc->natts; i++)
+			tab->col_of_attnum[i] = -1;
+		for (i = 0; i < desc->natts; i++)
+		{
+			Form_pg_attribute att = TupleDescAttr(desc, i);
+			SrColumn   *col;
+
+			if (att->attisdropped || att->attgenerated)
+				continue;
+			col = &tab->cols[tab->ncols];
+			col->attnum = att->attnum;
+			col->name = pstrdup(NameStr(att->attname));
+			col->typid = att->atttypid;
+			col->typmod = att->atttypmod;
+			col->collation = att->attcollation;
+			col->group = -1;
+			col->strategy = tab->default_strategy;
+			col->on_unauthorized = SR_UNAUTH_REJECT;
+			tab->col_of_attnum[att->attnum] = tab->ncols;
+			tab->ncols++;
+		}
+		MemoryContextSwitchTo(old);
+		for (i = 0; i < tab->ncols; i++)
+			init_column_type(&tab->cols[i], cxt);
+
+		pkoid = RelationGetPrimaryKeyIndex(rel);
+		if (!OidIsValid(pkoid))
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("tracked table %s has no primary key", tab->relname),
+					 errhint("Untrack the table, add a primary key, and track it again.")));
+		{
+			Relation	idx = index_open(pkoid, AccessShareLock);
+			int			nkeys = idx->rd_index->indnkeyatts;
+
+			tab->keys = MemoryContextAlloc(cxt, sizeof(int) * nkeys);
+			for (i = 0; i < nkeys; i++)
+			{
+				AttrNumber	a = idx->rd_index->indkey.values[i];
+
+				if (a < 1 || a > tab->natts || tab->col_of_attnum[a] < 0)
+					elog(ERROR, "sync_resolve: primary key of %s uses an expression", tab->relname);
+				tab->keys[tab->nkeys++] = tab->col_of_attnum[a];
+				tab->cols[tab->col_of_attnum[a]].is_key = true;
+			}
+			index_close(idx, AccessShareLock);
+		}
+		table_close(rel, AccessShareLock);
+
+		s = get_rel_name(tab->shadow_relid);
+		if (s == NULL)
+			elog(ERROR, "sync_resolve: the shadow of %s is missing", tab->relname);
+		old = MemoryContextSwitchTo(cxt);
+		tab->shadow_name = quote_qualified_identifier(SR_SCHEMA, s);
+		MemoryContextSwitchTo(old);
+
+		load_policies(tab);
+		SPI_finish();
+
+		old = MemoryContextSwitchTo(cxt);
+		prepare_plans(tab);
+		MemoryContextSwitchTo(old);
+	}
+	PG_CATCH();
+	{
+		MemoryContextDelete(cxt);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+
+	tab->valid = true;
+	return tab;
+}
+
+SrTable *
+sr_table_get(Oid relid, bool missing_ok)
+{
+	SrTableEntry *entry;
+	bool		found;
+	SrTable    *tab;
+
+	if (sr_tables == NULL)
+	{
+		HASHCTL		ctl;
+
+		ctl.keysize = sizeof(Oid);
+		ctl.entrysize = sizeof(SrTableEntry);
+		ctl.hcxt = CacheMemoryContext;
+		sr_tables = hash_create("sync_resolve tables", 32, &ctl,
+								HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	}
+	if (sr_depth == 0 && sr_zombies != NIL)
+		free_zombies();
+
+	/* apply pending invalidations before trusting the cache */
+	AcceptInvalidationMessages();
+
+	entry = (SrTableEntry *) hash_search(sr_tables, &relid, HASH_FIND, NULL);
+	if (entry != NULL && entry->tab->valid)
+		return entry->tab;
+
+	tab = build_table(relid, missing_ok);
+	entry = (SrTableEntry *) hash_search(sr_tables, &relid, HASH_ENTER, &found);
+	if (found)
+	{
+		if (sr_depth == 0)
+			free_table(entry->tab);
+		else
+		{
+			MemoryContext old = MemoryContextSwitchTo(CacheMemoryContext);
+
+			sr_zombies = lappend(sr_zombies, entry->tab);
+			MemoryContextSwitchTo(old);
+		}
+	}
+	if (tab == NULL)
+	{
+		hash_search(sr_tables, &relid, HASH_REMOVE, NULL);
+		return NULL;
+	}
+	entry->tab = tab;
+	return tab;
+}
+
+/* ------------------------------------------------------------------------
+ * Type checks for the policy tables' triggers
+ * ------------------------------------------------------------------------
+ */
+
+/*
+ * Why a strategy does not fit a column's type, or NULL when it does.  The
+ * rules match what strategies.c can compute.
+ */
+PG_FUNCTION_INFO_V1(strategy_problem);
+Datum
+strategy_problem(PG_FUNCTION_ARGS)
+{
+	Oid			relid = PG_GETARG_OID(0);
+	AttrNumber	attnum = PG_GETARG_INT16(1);
+	char	   *strategy = text_to_cstring(PG_GETARG_TEXT_PP(2));
+	Oid			typid = get_atttype(relid, attnum);
+	Oid			base;
+	char	   *problem = NULL;
+
+	if (!OidIsValid(typid))
+		PG_RETURN_TEXT_P(cstring_to_text("The column does not exist."));
+	base = getBaseType(typid);
+
+	if (strcmp(strategy, "sum_delta") == 0)
+	{
+		if (base != INT2OID && base != INT4OID && base != INT8OID &&
+			base != NUMERICOID && base != FLOAT4OID && base != FLOAT8OID)
+			problem = psprintf("sum_delta adds numbers; the column is of type %s.",
+							   format_type_be(typid));
+	}
+	else if (strcmp(strategy, "union") == 0)
+	{
+		Oid			elem = get_element_type(base);
+
+		if (!OidIsValid(elem))
+			problem = psprintf("union merges arrays; the column is of type %s.",
+							   format_type_be(typid));
+		else if (!OidIsValid(lookup_type_cache(elem, TYPECACHE_EQ_OPR)->eq_opr))
+			problem = psprintf("union compares array elements; type %s has no equality operator.",
+							   format_type_be(elem));
+	}
+	else if (strcmp(strategy, "merge_json") == 0)
+	{
+		if (base != JSONBOID)
+			problem = psprintf("merge_json merges jsonb objects; the column is of type %s.",
+							   format_type_be(typid));
+	}
+	else if (strcmp(strategy, "max") == 0 || strcmp(strategy, "min") == 0)
+	{
+		if (!OidIsValid(lookup_type_cache(base, TYPECACHE_CMP_PROC)->cmp_proc))
+			problem = psprintf("%s needs an ordering; type %s has no default btree operator class.",
+							   strategy, format_type_be(typid));
+	}
+
+	if (problem == NULL)
+		PG_RETURN_NULL();
+	PG_RETURN_TEXT_P(cstring_to_text(problem));
+}
+
+/* The type of a shadow column: the column's type with domains resolved. */
+PG_FUNCTION_INFO_V1(shadow_type);
+Datum
+shadow_type(PG_FUNCTION_ARGS)
+{
+	Oid			typid = PG_GETARG_OID(0);
+	int32		typmod = PG_GETARG_INT32(1);
+	Oid			base = getBaseTypeAndTypmod(typid, &typmod);
+
+	PG_RETURN_TEXT_P(cstring_to_text(format_type_with_typemod(base, typmod)));
+}

@@ -1,0 +1,336 @@
+/*-------------------------------------------------------------------------
+ *
+ * shadow.c
+ *		Reading and writing a tracked table's shadow: one row per (row,
+ *		system).
+ *
+ * For an external system the row is its base, the common ancestor of the
+ * 3-way comparison: the values it is known to hold (typed columns c<attnum>,
+ * with known[] saying which the base holds, since a partial payload teaches
+ * only some), the change time and version it last sent, and a tombstone
+ * when it deleted the row.  For 'local' the row carries the local version
+ * and, per column, when and by which system the local value was last
+ * written, and which columns an open review holds.
+ *
+ * On disk the per-column arrays are indexed by attnum, which is stable for
+ * a column's life; in memory everything is indexed like SrTable.cols.
+ * Internal table: read and written as the extension owner.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/datum.h"
+#include "utils/lsyscache.h"
+
+#include "sync_resolve.h"
+
+const char *const sr_shadow_meta_names[SR_SH_NMETA] = {
+	[SR_SH_SYSTEM] = "system",
+	[SR_SH_KNOWN] = "known",
+	[SR_SH_CHANGED_AT] = "changed_at",
+	[SR_SH_VERSION] = "version",
+	[SR_SH_RECEIVED_AT] = "received_at",
+	[SR_SH_DELETED_AT] = "deleted_at",
+	[SR_SH_DELETED_BY] = "deleted_by",
+	[SR_SH_COL_CHANGED_AT] = "col_changed_at",
+	[SR_SH_COL_WRITER] = "col_writer",
+	[SR_SH_HELD] = "held",
+};
+
+void
+sr_shadow_init_row(const SrTable *tab, SrShadowRow *row)
+{
+	int			i;
+
+	memset(row, 0, sizeof(*row));
+	row->values = palloc0(sizeof(Datum) * (tab->ncols + 1));
+	row->nulls = palloc(sizeof(bool) * (tab->ncols + 1));
+	row->known = palloc0(sizeof(bool) * (tab->ncols + 1));
+	row->col_changed_at = palloc(sizeof(TimestampTz) * (tab->ncols + 1));
+	row->col_writer = palloc0(sizeof(char *) * (tab->ncols + 1));
+	row->held = palloc0(sizeof(bool) * (tab->ncols + 1));
+	for (i = 0; i <= tab->ncols; i++)
+	{
+		row->nulls[i] = true;
+		TIMESTAMP_NOBEGIN(row->col_changed_at[i]);
+	}
+}
+
+/* Deconstruct a per-attnum array; returns the number of elements. */
+static int
+attnum_array(Datum d, bool isnull, Oid elemtype, Datum **elems, bool **nulls)
+{
+	ArrayType  *arr;
+	int16		typlen;
+	bool		typbyval;
+	char		typalign;
+	int			n;
+
+	if (isnull)
+		return 0;
+	arr = DatumGetArrayTypeP(d);
+	if (ARR_NDIM(arr) != 1)
+		return 0;
+	get_typlenbyvalalign(elemtype, &typlen, &typbyval, &typalign);
+	deconstruct_array(arr, elemtype, typlen, typbyval, typalign, elems, nulls, &n);
+	/* arrays written here start at 1; be safe about others */
+	if (ARR_LBOUND(arr)[0] != 1)
+		return 0;
+	return n;
+}
+
+static void
+fill_row(const SrTable *tab, HeapTuple tup, TupleDesc td, SrShadowRow *row)
+{
+	int			i;
+	int			base = tab->ncols;	/* 0-based index of the first meta column */
+	bool		isnull;
+	Datum		d;
+	Datum	   *elems;
+	bool	   *enulls;
+	int			n;
+
+	row->found = true;
+	for (i = 0; i < tab->ncols; i++)
+	{
+		const SrColumn *col = &tab->cols[i];
+
+		d = SPI_getbinval(tup, td, i + 1, &isnull);
+		row->nulls[i] = isnull;
+		row->values[i] = isnull ? (Datum) 0 : datumCopy(d, col->typbyval, col->typlen);
+	}
+
+	d = SPI_getbinval(tup, td, base + SR_SH_KNOWN + 1, &isnull);
+	n = attnum_array(d, isnull, BOOLOID, &elems, &enulls);
+	for (i = 0; i < tab->ncols; i++)
+	{
+		int			a = tab->cols[i].attnum - 1;
+
+		row->known[i] = tab->cols[i].is_key ||
+			(a < n && !enulls[a] && DatumGetBool(elems[a]));
+	}
+
+	d = SPI_getbinval(tup, td, base + SR_SH_CHANGED_AT + 1, &isnull);
+	row->has_changed_at = !isnull;
+	if (!isnull)
+		row->changed_at = DatumGetTimestampTz(d);
+
+	d = SPI_getbinval(tup, td, base + SR_SH_VERSION + 1, &isnull);
+	row->version = isnull ? NULL : (SrVclock *) PG_DETOAST_DATUM_COPY(d);
+
+	d = SPI_getbinval(tup, td, base + SR_SH_RECEIVED_AT + 1, &isnull);
+	if (!isnull)
+		row->received_at = DatumGetTimestampTz(d);
+
+	d = SPI_getbinval(tup, td, base + SR_SH_DELETED_AT + 1, &isnull);
+	row->deleted = !isnull;
+	if (!isnull)
+		row->deleted_at = DatumGetTimestampTz(d);
+	d = SPI_getbinval(tup, td, base + SR_SH_DELETED_BY + 1, &isnull);
+	row->deleted_by = isnull ? NULL : TextDatumGetCString(d);
+
+	d = SPI_getbinval(tup, td, base + SR_SH_COL_CHANGED_AT + 1, &isnull);
+	n = attnum_array(d, isnull, TIMESTAMPTZOID, &elems, &enulls);
+	for (i = 0; i < tab->ncols; i++)
+	{
+		int			a = tab->cols[i].attnum - 1;
+
+		if (a < n && !enulls[a])
+			row->col_changed_at[i] = DatumGetTimestampTz(elems[a]);
+	}
+
+	d = SPI_getbinval(tup, td, base + SR_SH_COL_WRITER + 1, &isnull);
+	n = attnum_array(d, isnull, TEXTOID, &elems, &enulls);
+	for (i = 0; i < tab->ncols; i++)
+	{
+		int			a = tab->cols[i].attnum - 1;
+
+		if (a < n && !enulls[a])
+			row->col_writer[i] = TextDatumGetCString(elems[a]);
+	}
+
+	d = SPI_getbinval(tup, td, base + SR_SH_HELD + 1, &isnull);
+	n = attnum_array(d, isnull, BOOLOID, &elems, &enulls);
+	for (i = 0; i < tab->ncols; i++)
+	{
+		int			a = tab->cols[i].attnum - 1;
+
+		row->held[i] = (a < n && !enulls[a] && DatumGetBool(elems[a]));
+	}
+}
+
+/*
+ * Read the base of one system and the local metadata of one row.  Rows not
+ * found stay as sr_shadow_init_row left them (found = false).  Either
+ * output may be NULL when the caller does not need it.
+ */
+void
+sr_shadow_read(SrTable *tab, const Datum *keyvals, const char *system,
+			   SrShadowRow *srow, SrShadowRow *lrow)
+{
+	Datum	   *args = palloc(sizeof(Datum) * (tab->nkeys + 1));
+	uint64		r;
+	int			n;
+
+	memcpy(args, keyvals, sizeof(Datum) * tab->nkeys);
+	args[tab->nkeys] = CStringGetTextDatum(system ? system : SR_LOCAL);
+	n = sr_spi_execute(tab->plan_read_shadow, args, NULL, true, false, 0, SPI_OK_SELECT);
+	for (r = 0; r < (uint64) n; r++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[r];
+		TupleDesc	td = SPI_tuptable->tupdesc;
+		bool		isnull;
+		char	   *sys;
+
+		sys = TextDatumGetCString(SPI_getbinval(tup, td, tab->ncols + SR_SH_SYSTEM + 1, &isnull));
+		if (strcmp(sys, SR_LOCAL) == 0)
+		{
+			if (lrow)
+				fill_row(tab, tup, td, lrow);
+		}
+		else if (srow)
+			fill_row(tab, tup, td, srow);
+	}
+	SPI_freetuptable(SPI_tuptable);
+}
+
+/* A per-attnum array of natts elements from a per-column one. */
+static Datum
+to_attnum_array(const SrTable *tab, Oid elemtype, const Datum *percol, const bool *percol_null)
+{
+	Datum	   *elems = palloc0(sizeof(Datum) * (tab->natts + 1));
+	bool	   *nulls = palloc(sizeof(bool) * (tab->natts + 1));
+	int			dims[1];
+	int			lbs[1] = {1};
+	int16		typlen;
+	bool		typbyval;
+	char		typalign;
+	int			i;
+
+	for (i = 0; i < tab->natts; i++)
+		nulls[i] = true;
+	for (i = 0; i < tab->ncols; i++)
+	{
+		int			a = tab->cols[i].attnum - 1;
+
+		elems[a] = percol[i];
+		nulls[a] = percol_null[i];
+	}
+	dims[0] = tab->natts;
+	get_typlenbyvalalign(elemtype, &typlen, &typbyval, &typalign);
+	return PointerGetDatum(construct_md_array(elems, nulls, 1, dims, lbs,
+											  elemtype, typlen, typbyval, typalign));
+}
+
+static void
+write_row(SrTable *tab, const Datum *keyvals, const char *system,
+		  SrShadowRow *row, bool is_local)
+{
+	int			nparams = tab->ncols + SR_SH_NMETA;
+	Datum	   *values = palloc0(sizeof(Datum) * nparams);
+	char	   *nulls = palloc(sizeof(char) * (nparams + 1));
+	Datum	   *tmp = palloc0(sizeof(Datum) * (tab->ncols + 1));
+	bool	   *tmpnull = palloc(sizeof(bool) * (tab->ncols + 1));
+	int			i;
+	int			k = 0;
+	int			m = tab->ncols;
+
+	memset(nulls, 'n', nparams);
+	nulls[nparams] = '\0';
+
+	for (i = 0; i < tab->ncols; i++)
+	{
+		if (tab->cols[i].is_key)
+		{
+			values[i] = keyvals[k++];
+			nulls[i] = ' ';
+		}
+		else if (!is_local && row->known[i] && !row->nulls[i])
+		{
+			values[i] = row->values[i];
+			nulls[i] = ' ';
+		}
+	}
+
+	values[m + SR_SH_SYSTEM] = CStringGetTextDatum(system);
+	nulls[m + SR_SH_SYSTEM] = ' ';
+	if (!is_local)
+	{
+		for (i = 0; i < tab->ncols; i++)
+		{
+			tmp[i] = BoolGetDatum(row->known[i]);
+			tmpnull[i] = tab->cols[i].is_key;
+		}
+		values[m + SR_SH_KNOWN] = to_attnum_array(tab, BOOLOID, tmp, tmpnull);
+		nulls[m + SR_SH_KNOWN] = ' ';
+	}
+	if (row->has_changed_at)
+	{
+		values[m + SR_SH_CHANGED_AT] = TimestampTzGetDatum(row->changed_at);
+		nulls[m + SR_SH_CHANGED_AT] = ' ';
+	}
+	if (row->version)
+	{
+		values[m + SR_SH_VERSION] = PointerGetDatum(row->version);
+		nulls[m + SR_SH_VERSION] = ' ';
+	}
+	values[m + SR_SH_RECEIVED_AT] = TimestampTzGetDatum(row->received_at);
+	nulls[m + SR_SH_RECEIVED_AT] = ' ';
+	if (row->deleted)
+	{
+		values[m + SR_SH_DELETED_AT] = TimestampTzGetDatum(row->deleted_at);
+		nulls[m + SR_SH_DELETED_AT] = ' ';
+		if (row->deleted_by)
+		{
+			values[m + SR_SH_DELETED_BY] = CStringGetTextDatum(row->deleted_by);
+			nulls[m + SR_SH_DELETED_BY] = ' ';
+		}
+	}
+	if (is_local)
+	{
+		for (i = 0; i < tab->ncols; i++)
+		{
+			tmp[i] = TimestampTzGetDatum(row->col_changed_at[i]);
+			tmpnull[i] = tab->cols[i].is_key || TIMESTAMP_IS_NOBEGIN(row->col_changed_at[i]);
+		}
+		values[m + SR_SH_COL_CHANGED_AT] = to_attnum_array(tab, TIMESTAMPTZOID, tmp, tmpnull);
+		nulls[m + SR_SH_COL_CHANGED_AT] = ' ';
+		for (i = 0; i < tab->ncols; i++)
+		{
+			tmpnull[i] = tab->cols[i].is_key || row->col_writer[i] == NULL;
+			tmp[i] = tmpnull[i] ? (Datum) 0 : CStringGetTextDatum(row->col_writer[i]);
+		}
+		values[m + SR_SH_COL_WRITER] = to_attnum_array(tab, TEXTOID, tmp, tmpnull);
+		nulls[m + SR_SH_COL_WRITER] = ' ';
+		for (i = 0; i < tab->ncols; i++)
+		{
+			tmp[i] = BoolGetDatum(row->held[i]);
+			tmpnull[i] = tab->cols[i].is_key || !row->held[i];
+		}
+		values[m + SR_SH_HELD] = to_attnum_array(tab, BOOLOID, tmp, tmpnull);
+		nulls[m + SR_SH_HELD] = ' ';
+	}
+
+	sr_spi_execute(tab->plan_write_shadow, values, nulls, true, false, 0, SPI_OK_INSERT);
+	row->found = true;
+	row->dirty = false;
+}
+
+/* Upsert the base of an external system. */
+void
+sr_shadow_write(SrTable *tab, const Datum *keyvals, const char *system,
+				SrShadowRow *row)
+{
+	write_row(tab, keyvals, system, row, false);
+}
+
+/* Upsert the local metadata of a row. */
+void
+sr_shadow_local_write(SrTable *tab, const Datum *keyvals, SrShadowRow *lrow)
+{
+	write_row(tab, keyvals, SR_LOCAL, lrow, true);
+}

@@ -1,0 +1,182 @@
+/*-------------------------------------------------------------------------
+ *
+ * trigger.c
+ *		The trigger track() installs on a tracked table.
+ *
+ * sync_resolve_after (AFTER INSERT OR UPDATE OR DELETE, FOR EACH ROW,
+ * enabled ALWAYS) records local writes: for each column the statement
+ * really changed (by the type's equality), when and by whom, and it ticks
+ * the row's version for local.  A delete leaves a local tombstone.  Writes
+ * made by sync_resolve itself (apply, resolve) are skipped: they record
+ * their own metadata.
+ *
+ * Locking: the tracked row is already locked by the statement; the shadow
+ * row is written after, in the same order apply() uses.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "commands/trigger.h"
+#include "utils/rel.h"
+#include "utils/timestamp.h"
+
+#include "sync_resolve.h"
+
+/* Key values of a heap tuple, in primary-key order. */
+static void
+tuple_keys(const SrTable *tab, HeapTuple tup, TupleDesc td, Datum *keyvals)
+{
+	int			i;
+
+	for (i = 0; i < tab->nkeys; i++)
+	{
+		bool		isnull;
+
+		keyvals[i] = heap_getattr(tup, tab->cols[tab->keys[i]].attnum, td, &isnull);
+		if (isnull)
+			elog(ERROR, "sync_resolve: null primary key in %s", tab->display_name);
+	}
+}
+
+static bool
+keys_equal(const SrTable *tab, HeapTuple a, HeapTuple b, TupleDesc td)
+{
+	int			i;
+
+	for (i = 0; i < tab->nkeys; i++)
+	{
+		const SrColumn *col = &tab->cols[tab->keys[i]];
+		bool		an,
+					bn;
+		Datum		av = heap_getattr(a, col->attnum, td, &an);
+		Datum		bv = heap_getattr(b, col->attnum, td, &bn);
+
+		if (!sr_datum_equal(col, av, an, bv, bn))
+			return false;
+	}
+	return true;
+}
+
+/* Record a local write of some columns (all when old is NULL). */
+static void
+record_write(SrTable *tab, HeapTuple tup, HeapTuple old, TupleDesc td,
+			 TimestampTz now)
+{
+	Datum	   *keyvals = palloc(sizeof(Datum) * (tab->nkeys + 1));
+	SrShadowRow lrow;
+	bool		any = false;
+	int			c;
+
+	tuple_keys(tab, tup, td, keyvals);
+	sr_shadow_init_row(tab, &lrow);
+	sr_shadow_read(tab, keyvals, NULL, NULL, &lrow);
+
+	for (c = 0; c < tab->ncols; c++)
+	{
+		const SrColumn *col = &tab->cols[c];
+
+		if (col->is_key)
+			continue;
+		if (old != NULL)
+		{
+			bool		nn,
+						on;
+			Datum		nv = heap_getattr(tup, col->attnum, td, &nn);
+			Datum		ov = heap_getattr(old, col->attnum, td, &on);
+
+			if (sr_datum_equal(col, nv, nn, ov, on))
+				continue;
+		}
+		lrow.col_writer[c] = SR_LOCAL;
+		lrow.col_changed_at[c] = now;
+		any = true;
+	}
+	if (!any && !(old == NULL && (!lrow.found || lrow.deleted)))
+		return;
+	lrow.deleted = false;
+	lrow.deleted_by = NULL;
+	lrow.version = sr_vclock_tick(lrow.version, SR_LOCAL);
+	lrow.received_at = now;
+	sr_shadow_local_write(tab, keyvals, &lrow);
+}
+
+/* Leave a local tombstone for a deleted row. */
+static void
+record_delete(SrTable *tab, HeapTuple old, TupleDesc td, TimestampTz now)
+{
+	Datum	   *keyvals = palloc(sizeof(Datum) * (tab->nkeys + 1));
+	SrShadowRow lrow;
+	int			c;
+
+	tuple_keys(tab, old, td, keyvals);
+	sr_shadow_init_row(tab, &lrow);
+	sr_shadow_read(tab, keyvals, NULL, NULL, &lrow);
+	lrow.deleted = true;
+	lrow.deleted_at = now;
+	lrow.deleted_by = SR_LOCAL;
+	for (c = 0; c < tab->ncols; c++)
+		lrow.held[c] = false;
+	lrow.version = sr_vclock_tick(lrow.version, SR_LOCAL);
+	lrow.received_at = now;
+	sr_shadow_local_write(tab, keyvals, &lrow);
+}
+
+PG_FUNCTION_INFO_V1(local_write_trigger);
+Datum
+local_write_trigger(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	Relation	rel;
+	TupleDesc	td;
+	SrTable    *tab;
+	TimestampTz now;
+	HeapTuple	rettuple;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("local_write_trigger: not called by trigger manager")));
+	if (!TRIGGER_FIRED_FOR_ROW(trigdata->tg_event) ||
+		!TRIGGER_FIRED_AFTER(trigdata->tg_event))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("local_write_trigger: must be fired AFTER ... FOR EACH ROW")));
+
+	rel = trigdata->tg_relation;
+	td = RelationGetDescr(rel);
+	rettuple = TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event)
+		? trigdata->tg_newtuple : trigdata->tg_trigtuple;
+
+	/* sync_resolve's own writes record their metadata themselves */
+	if (sr_applying_relid == RelationGetRelid(rel))
+		return PointerGetDatum(rettuple);
+
+	sr_cache_enter();
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "sync_resolve: SPI_connect failed");
+	tab = sr_table_get(RelationGetRelid(rel), true);
+	if (tab != NULL)
+	{
+		now = GetCurrentTimestamp();
+		if (TRIGGER_FIRED_BY_INSERT(trigdata->tg_event))
+			record_write(tab, trigdata->tg_trigtuple, NULL, td, now);
+		else if (TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
+		{
+			if (keys_equal(tab, trigdata->tg_trigtuple, trigdata->tg_newtuple, td))
+				record_write(tab, trigdata->tg_newtuple, trigdata->tg_trigtuple, td, now);
+			else
+			{
+				/* a new key is a new row to every other system */
+				record_delete(tab, trigdata->tg_trigtuple, td, now);
+				record_write(tab, trigdata->tg_newtuple, NULL, td, now);
+			}
+		}
+		else if (TRIGGER_FIRED_BY_DELETE(trigdata->tg_event))
+			record_delete(tab, trigdata->tg_trigtuple, td, now);
+	}
+	SPI_finish();
+	sr_cache_leave();
+	return PointerGetDatum(rettuple);
+}

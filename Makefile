@@ -35,3 +35,6 @@ demo:
 
 bench:
 	bash bench/run.sh
+
+# every object depends on the shared headers
+$(OBJS): $(wildcard src/*.h)

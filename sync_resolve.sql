@@ -1049,9 +1049,12 @@ AS $$
 			WHEN 'applied' THEN
 				pg_catalog.format('%s changed %s', e.source, sync_resolve._show_changes(e.old_value, e.new_value))
 			WHEN 'conflict' THEN
-				pg_catalog.format('conflict on %s: local %s vs %s %s (base %s) — %s: %s',
-					e.column_name, sync_resolve._show(e.old_value), e.source, sync_resolve._show(e.incoming_value),
-					sync_resolve._show(e.base_value), e.rule, e.decision)
+				pg_catalog.format('conflict on %s: local %s vs %s %s (%s) — %s: %s',
+					coalesce(e.column_name, 'the row'), sync_resolve._show(e.old_value), e.source,
+					sync_resolve._show(e.incoming_value),
+					CASE WHEN e.base_value IS NULL THEN 'no base yet'
+						 ELSE 'base ' OPERATOR(pg_catalog.||) sync_resolve._show(e.base_value) END,
+					e.rule, e.decision)
 			WHEN 'unauthorized' THEN
 				pg_catalog.format('%s tried to change %s from %s to %s — %s: %s',
 					e.source, e.column_name, sync_resolve._show(e.old_value), sync_resolve._show(e.incoming_value),
@@ -1064,9 +1067,8 @@ AS $$
 				pg_catalog.format('review #%s on %s now holds %s %s',
 					e.review_id, e.column_name, e.source, sync_resolve._show(e.incoming_value))
 			WHEN 'review_resolved' THEN
-				pg_catalog.format('review #%s on %s resolved by %s: %s%s',
-					e.review_id, coalesce(e.column_name, 'the row'), e.actor, e.rule,
-					CASE WHEN e.decision IS NULL THEN '' ELSE ' (' OPERATOR(pg_catalog.||) e.decision OPERATOR(pg_catalog.||) ')' END)
+				pg_catalog.format('review #%s on %s resolved by %s with %s: %s',
+					e.review_id, coalesce(e.column_name, 'the row'), e.actor, e.decision, e.rule)
 			WHEN 'deleted' THEN
 				pg_catalog.format('%s deleted the row — %s', e.source, e.rule)
 			WHEN 'stale' THEN
@@ -1077,7 +1079,7 @@ AS $$
 				pg_catalog.format('%s: %s', e.kind, coalesce(e.rule, ''))
 		END
 	FROM sync_resolve.event e
-	WHERE e.relid = tbl AND e.key = sync_resolve.canonical_key(tbl, key)
+	WHERE e.relid = $1 AND e.key OPERATOR(pg_catalog.=) sync_resolve.canonical_key($1, $2)
 	ORDER BY e.id
 $$;
 COMMENT ON FUNCTION sync_resolve.explain(regclass, jsonb) IS

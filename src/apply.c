@@ -310,7 +310,7 @@ static void
 parse_image(const SrApplyCall *call, SrImage *img)
 {
 	const SrTable *tab = call->tab;
-	SrErrorTarget where = {tab, call->source};
+	SrErrorTarget where = {tab, call->source, NULL};
 	JsonbIterator *it;
 	JsonbValue	v;
 	JsonbIteratorToken tok;
@@ -484,8 +484,8 @@ local_side(const SrTable *tab, const SrShadowRow *lrow, int c)
 	s.system = lrow->col_writer[c] ? lrow->col_writer[c] : SR_LOCAL;
 	sys = sr_system_get(s.system, true);
 	s.priority = sys ? sys->priority : 100;
-	s.changed_at = TIMESTAMP_IS_NOBEGIN(lrow->col_changed_at[c])
-		? tab->tracked_at : lrow->col_changed_at[c];
+	s.since_tracking = TIMESTAMP_IS_NOBEGIN(lrow->col_changed_at[c]);
+	s.changed_at = s.since_tracking ? tab->tracked_at : lrow->col_changed_at[c];
 	return s;
 }
 
@@ -575,7 +575,6 @@ apply_to_row(const SrApplyCall *call, SrImage *img, Datum *L, bool *Lnull,
 	Datum	   *newvals = palloc(sizeof(Datum) * ncols);
 	bool	   *newnulls = palloc(sizeof(bool) * ncols);
 	bool	   *changed_cols = palloc0(sizeof(bool) * ncols);
-	bool	   *old_shown = palloc0(sizeof(bool) * ncols);
 	Bitmapset  *changed = NULL;
 	bool		dominated = false;
 	SrSide		incoming;
@@ -592,6 +591,7 @@ apply_to_row(const SrApplyCall *call, SrImage *img, Datum *L, bool *Lnull,
 	incoming.system = call->source;
 	incoming.priority = call->sys->priority;
 	incoming.changed_at = tin;
+	incoming.since_tracking = false;
 
 	memcpy(I, img->values, sizeof(Datum) * ncols);
 	memcpy(Inull, img->nulls, sizeof(bool) * ncols);
@@ -722,7 +722,8 @@ apply_to_row(const SrApplyCall *call, SrImage *img, Datum *L, bool *Lnull,
 				}
 				else
 				{
-					SrErrorTarget where = {tab, call->source};
+					SrErrorTarget where = {tab, call->source,
+					psprintf("returned by %s", format_procedure(first->custom_fn))};
 
 					if (!JB_ROOT_IS_OBJECT(r))
 						ereport(ERROR,
@@ -802,10 +803,14 @@ apply_to_row(const SrApplyCall *call, SrImage *img, Datum *L, bool *Lnull,
 		mi.base_known = srow->known[c];
 		mi.local_side = in[c].local;
 		mi.incoming_side = in[c].incoming;
-		if (sr_merge_value(tab->cols[c].strategy, &mi, &M[c], &Mnull[c], &why))
-			dec[c].action = SR_ACT_MERGE;
-		else
+		if (!sr_merge_value(tab->cols[c].strategy, &mi, &M[c], &Mnull[c], &why))
 			dec[c].action = SR_ACT_REVIEW;
+		else if (sr_datum_equal(&tab->cols[c], M[c], Mnull[c], L[c], Lnull[c]))
+			dec[c].action = SR_ACT_KEEP;	/* max/min, custom: one side won */
+		else if (sr_datum_equal(&tab->cols[c], M[c], Mnull[c], I[c], Inull[c]))
+			dec[c].action = SR_ACT_TAKE;
+		else
+			dec[c].action = SR_ACT_MERGE;
 		dec[c].rule = why;
 	}
 
@@ -820,6 +825,7 @@ apply_to_row(const SrApplyCall *call, SrImage *img, Datum *L, bool *Lnull,
 				   *ji = NULL,
 				   *jb = NULL;
 		bool		explain = false;
+		const char *kind;
 
 		if (col->is_key || d->delta == SR_DELTA_NONE)
 			continue;
@@ -881,11 +887,17 @@ apply_to_row(const SrApplyCall *call, SrImage *img, Datum *L, bool *Lnull,
 				   d->action == SR_ACT_REVIEW);
 		if (!explain)
 			continue;
+		kind = d->kind ? d->kind : "conflict";
 		jl = sr_datum_to_jsonb(col, L[c], Lnull[c]);
 		ji = sr_datum_to_jsonb(col, I[c], Inull[c]);
 		jb = srow->known[c] ? sr_datum_to_jsonb(col, srow->values[c], srow->nulls[c]) : NULL;
-		old_shown[c] = true;
 
+		/* an update of a held column is logged by open_review() */
+		if (strcmp(kind, "review_updated") != 0)
+			sr_event_add(batch, kind, col->name, jl, ji, jb,
+						 d->action == SR_ACT_TAKE ? ji :
+						 d->action == SR_ACT_MERGE ? sr_datum_to_jsonb(col, M[c], Mnull[c]) : jl,
+						 d->rule, decision_words(d->action, call->source), 0);
 		if (d->action == SR_ACT_REVIEW)
 		{
 			const char *label = col->name;
@@ -904,15 +916,9 @@ apply_to_row(const SrApplyCall *call, SrImage *img, Datum *L, bool *Lnull,
 			}
 			add_review_id(reviews,
 						  open_review(call, batch, lrow, img->key, label, cols,
-									  strcmp(d->kind, "unauthorized") == 0 ? "unauthorized" : "conflict",
+									  strcmp(kind, "unauthorized") == 0 ? "unauthorized" : "conflict",
 									  jl, ji, jb, sr_strategy_name(col->strategy), d->rule));
-			if (strcmp(d->kind, "review_updated") == 0)
-				continue;		/* open_review logged it */
 		}
-		sr_event_add(batch, d->kind ? d->kind : "conflict", col->name, jl, ji, jb,
-					 d->action == SR_ACT_TAKE ? ji :
-					 d->action == SR_ACT_MERGE ? sr_datum_to_jsonb(col, M[c], Mnull[c]) : jl,
-					 d->rule, decision_words(d->action, call->source), 0);
 	}
 
 	/* 5. write the row */

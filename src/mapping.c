@@ -188,11 +188,14 @@ sr_jsonb_value_to_datum(const SrColumn *col, JsonbValue *v, bool *isnull,
 		FlushErrorState();
 		ereport(ERROR,
 				(errcode(edata->sqlerrcode),
-				 errmsg("invalid value for column \"%s\" of table %s from system \"%s\": %s",
+				 errmsg("invalid value for column \"%s\" of table %s %s: %s",
 						col->name, where->tab->display_name,
-						where->system ? where->system : "?", edata->message),
+						where->origin ? where->origin :
+						psprintf("from system \"%s\"", where->system ? where->system : "?"),
+						edata->message),
 				 errdetail("The value was %s.", shorten(jsonb_value_json_text(v))),
-				 errhint("Send a value of type %s.", format_type_be(col->typid))));
+				 errhint("%s a value of type %s.", where->origin ? "Give" : "Send",
+						 format_type_be(col->typid))));
 	}
 	PG_END_TRY();
 	return result;
@@ -331,7 +334,7 @@ void
 sr_parse_key(const SrTable *tab, Jsonb *obj, const char *system,
 			 const char *what, Datum *keyvals)
 {
-	SrErrorTarget where = {tab, system};
+	SrErrorTarget where = {tab, system, NULL};
 	int			i;
 
 	if (obj == NULL || !JB_ROOT_IS_OBJECT(obj))

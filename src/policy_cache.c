@@ -1109,11 +1109,11 @@ build_table(Oid relid, bool missing_ok)
 		MemoryContextSwitchTo(old);
 
 		load_policies(tab);
-		SPI_finish();
 
 		old = MemoryContextSwitchTo(cxt);
 		prepare_plans(tab);
 		MemoryContextSwitchTo(old);
+		SPI_finish();
 	}
 	PG_CATCH();
 	{

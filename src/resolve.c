@@ -27,6 +27,7 @@
 #include "postgres.h"
 
 #include "lib/stringinfo.h"
+#include "utils/guc.h"
 #include "utils/timestamp.h"
 
 #include "sync_resolve.h"
@@ -156,19 +157,22 @@ sr_decide_winner(SrStrategy strategy, const char *owner, const char *label,
 					bool		incoming_later = diff > 0;
 
 					out->action = (incoming_later == latest) ? SR_ACT_TAKE : SR_ACT_KEEP;
-					out->rule = psprintf("%s change wins: %s changed %s at %s, %s at %s",
+					out->rule = psprintf("%s change wins: %s changed %s at %s, %s %s %s",
 										 latest ? "latest" : "earliest",
 										 in->incoming.system, label, when(ti),
-										 in->local.system, when(tl));
+										 in->local.system,
+										 in->local.since_tracking ? "has held it since tracking began at" : "at",
+										 when(tl));
 				}
 				else
 				{
 					out->action = incoming_wins_by_priority(in, &tie) ? SR_ACT_TAKE : SR_ACT_KEEP;
-					out->rule = psprintf("%s change wins, but %s changed %s at %s and %s at %s, within the clock skew of %d ms: a tie, broken by %s",
+					out->rule = psprintf("%s change wins, but %s changed %s at %s and %s at %s, within the clock skew of %s: a tie, broken by %s",
 										 latest ? "latest" : "earliest",
 										 in->incoming.system, label, when(ti),
 										 in->local.system, when(tl),
-										 sr_clock_skew_ms, tie);
+										 GetConfigOptionByName("sync_resolve.clock_skew", NULL, false),
+										 tie);
 				}
 			}
 			break;

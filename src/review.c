@@ -377,7 +377,8 @@ resolve_review(PG_FUNCTION_ARGS)
 			Bitmapset  *cols = NULL;
 			Datum	   *vals = palloc0(sizeof(Datum) * (tab->ncols + 1));
 			bool	   *nulls = palloc(sizeof(bool) * (tab->ncols + 1));
-			SrErrorTarget where = {tab, item.source};
+			SrErrorTarget where = {tab, item.source,
+			psprintf("in the decision on review item %lld", (long long) id)};
 
 			if (found)
 				ereport(ERROR,
@@ -430,7 +431,8 @@ resolve_review(PG_FUNCTION_ARGS)
 		Datum	   *newvals = palloc(sizeof(Datum) * (tab->ncols + 1));
 		bool	   *newnulls = palloc(sizeof(bool) * (tab->ncols + 1));
 		bool	   *which = palloc0(sizeof(bool) * (tab->ncols + 1));
-		SrErrorTarget where = {tab, take ? item.source : SR_LOCAL};
+		SrErrorTarget where = {tab, item.source,
+		psprintf("in the decision on review item %lld", (long long) id)};
 		ListCell   *lc;
 
 		if (!found && (take || set))

@@ -468,8 +468,8 @@ merge_custom(const SrMergeInput *in, Datum *result, bool *result_null, char **wh
 	const SrColumn *col = in->col;
 	Jsonb	   *r;
 	JsonbValue	v;
-	SrErrorTarget where = {in->tab, in->source};
 	char	   *fn = format_procedure(col->custom_fn);
+	SrErrorTarget where = {in->tab, in->source, psprintf("returned by %s", fn)};
 
 	r = sr_call_custom(col, col->name, in,
 					   sr_datum_to_jsonb(col, in->local, in->local_null),

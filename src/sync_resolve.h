@@ -224,10 +224,12 @@ extern Oid	sr_internal_relid(const char *relname);
  * mapping.c: jsonb <-> Datum
  * ------------------------------------------------------------------------
  */
+/* Where a value came from, for error messages. */
 typedef struct SrErrorTarget
 {
 	const SrTable *tab;
-	const char *system;			/* may be NULL */
+	const char *system;			/* the sending system, or NULL */
+	const char *origin;			/* instead of "from system ...": e.g. "returned by f()" */
 } SrErrorTarget;
 
 extern Datum sr_jsonb_value_to_datum(const SrColumn *col, JsonbValue *v,
@@ -327,7 +329,8 @@ typedef struct SrSide
 {
 	const char *system;			/* who wrote this value */
 	int			priority;
-	TimestampTz changed_at;		/* when (DT_NOBEGIN: unknown) */
+	TimestampTz changed_at;		/* when */
+	bool		since_tracking;	/* unknown: changed_at is when tracking began */
 } SrSide;
 
 typedef struct SrColumnInput

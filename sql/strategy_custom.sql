@@ -1,0 +1,60 @@
+-- Strategy custom: a function of the DBA's decides; it receives a
+-- sync_resolve.conflict and returns the value as jsonb, or SQL NULL to
+-- send the conflict to review.
+\set ECHO none
+\i sql/include/conflict_matrix.psql
+\set ECHO all
+
+-- the longer text wins; a tie goes to review
+CREATE FUNCTION longer_wins(c sync_resolve.conflict) RETURNS jsonb
+	LANGUAGE sql
+AS $$
+	SELECT CASE
+		WHEN coalesce(length(c.local_value #>> '{}'), 0) > coalesce(length(c.incoming_value #>> '{}'), 0) THEN c.local_value
+		WHEN coalesce(length(c.local_value #>> '{}'), 0) < coalesce(length(c.incoming_value #>> '{}'), 0) THEN c.incoming_value
+		ELSE NULL
+	END
+$$;
+
+CREATE TABLE custom_t (id int PRIMARY KEY, v text);
+SELECT sync_resolve.track('custom_t', ARRAY['crm', 'billing']);
+SELECT sync_resolve.set_policy('custom_t', 'v', 'custom', custom_fn => 'longer_wins(sync_resolve.conflict)');
+SELECT * FROM pg_temp.conflict_matrix('custom_t', '"a"', '"bb"', '"ccc"', '1999-01-01', '2000-01-01') ORDER BY n;
+SELECT * FROM pg_temp.conflict_matrix('custom_t', '"a"', '"bbb"', '"cc"', '1999-01-01', '2000-01-01', 10) ORDER BY n;
+SELECT pg_temp.conflict_case('custom_t', 20, '"a"', '"bb"', '"cc"', '1999-01-01', '2000-01-01');
+SELECT reason FROM sync_resolve.review WHERE key = '{"id": 20}';
+SELECT detail FROM sync_resolve.explain('custom_t', '{"id": 1}') WHERE kind = 'conflict';
+
+-- the function sees every field of the conflict
+CREATE TABLE seen (c sync_resolve.conflict);
+CREATE FUNCTION record_it(c sync_resolve.conflict) RETURNS jsonb
+	LANGUAGE plpgsql
+AS $$
+BEGIN
+	INSERT INTO seen VALUES (c);
+	RETURN c.incoming_value;
+END
+$$;
+SELECT sync_resolve.set_policy('custom_t', 'v', 'custom', custom_fn => 'record_it(sync_resolve.conflict)');
+SELECT pg_temp.conflict_case('custom_t', 30, '"a"', '"b"', '"c"', '1999-01-01', '2000-01-01');
+SELECT (c).relid, (c).key, (c).column_name, (c).source, (c).local_value, (c).incoming_value,
+	(c).base_value, (c).local_changed_at IS NOT NULL AS local_time_known, (c).incoming_changed_at,
+	(c).local_writer
+FROM seen;
+
+-- a returned value that does not fit the column is an error naming it
+CREATE TABLE custom_int (id int PRIMARY KEY, n integer);
+SELECT sync_resolve.track('custom_int', ARRAY['crm']);
+CREATE FUNCTION say_many(c sync_resolve.conflict) RETURNS jsonb LANGUAGE sql RETURN '"many"'::jsonb;
+SELECT sync_resolve.set_policy('custom_int', 'n', 'custom', custom_fn => 'say_many(sync_resolve.conflict)');
+INSERT INTO custom_int VALUES (1, 1);
+-- must fail
+SELECT sync_resolve.apply('custom_int', 'crm', '{"id": 1, "n": 2}');
+
+\set VERBOSITY terse
+-- must fail: the function must take a sync_resolve.conflict and return jsonb
+CREATE FUNCTION wrong_sig(n integer) RETURNS jsonb LANGUAGE sql RETURN NULL::jsonb;
+SELECT sync_resolve.set_policy('custom_t', 'v', 'custom', custom_fn => 'wrong_sig(integer)');
+-- must fail: custom needs a function
+SELECT sync_resolve.set_policy('custom_t', 'v', 'custom');
+\set VERBOSITY default

@@ -1075,6 +1075,7 @@ AS $$
 				pg_catalog.format('stale delivery from %s ignored — %s', e.source, e.rule)
 			WHEN 'duplicate' THEN
 				pg_catalog.format('duplicate delivery %s from %s ignored', e.event_id, e.source)
+			WHEN 'received' THEN e.rule
 			ELSE
 				pg_catalog.format('%s: %s', e.kind, coalesce(e.rule, ''))
 		END
@@ -1084,6 +1085,69 @@ AS $$
 $$;
 COMMENT ON FUNCTION sync_resolve.explain(regclass, jsonb) IS
 	'The story of one row: every decision sync_resolve made about it, in plain words';
+
+-- What the shadow holds for one row: per external system its base (the
+-- columns it is known to hold), and for local the per-column change
+-- metadata and the columns held by an open review.
+CREATE FUNCTION sync_resolve.shadow(tbl regclass, key jsonb)
+	RETURNS TABLE (system text, base jsonb, changed_at timestamptz, version sync_resolve.vclock,
+				   received_at timestamptz, deleted_at timestamptz, deleted_by text,
+				   changes jsonb, held text[])
+	LANGUAGE plpgsql STABLE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	sh regclass;
+	cols text;
+	keymatch text;
+	ck jsonb;
+BEGIN
+	SELECT t.shadow INTO sh FROM sync_resolve.tracked t WHERE t.relid = tbl;
+	IF sh IS NULL THEN
+		RAISE EXCEPTION 'table % is not tracked by sync_resolve', tbl
+			USING ERRCODE = '55000',
+				  HINT = 'Track it first with sync_resolve.track().';
+	END IF;
+	ck := sync_resolve.canonical_key(tbl, key);
+
+	-- {name: value} pairs, and {name: {at, by}} pairs, by attnum
+	SELECT pg_catalog.string_agg(pg_catalog.format('(%L, pg_catalog.to_jsonb(s.%I), %s)', a.attname,
+												   'c' OPERATOR(pg_catalog.||) a.attnum, a.attnum), ', ' ORDER BY a.attnum)
+	INTO cols
+	FROM pg_catalog.pg_attribute a
+	WHERE a.attrelid = tbl AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''
+	  AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_index i
+					  WHERE i.indrelid = tbl AND i.indisprimary AND a.attnum = ANY (i.indkey));
+	SELECT pg_catalog.string_agg(pg_catalog.format('s.%I OPERATOR(pg_catalog.=) (pg_catalog.jsonb_populate_record(NULL::%s, $1)).%I',
+												   'c' OPERATOR(pg_catalog.||) a.attnum, tbl, a.attname), ' AND ')
+	INTO keymatch
+	FROM pg_catalog.pg_index i, LATERAL pg_catalog.unnest(i.indkey) AS k(attnum)
+	JOIN pg_catalog.pg_attribute a ON a.attrelid = tbl AND a.attnum = k.attnum
+	WHERE i.indrelid = tbl AND i.indisprimary;
+
+	RETURN QUERY EXECUTE pg_catalog.format($q$
+		SELECT s.system,
+			   CASE WHEN s.system OPERATOR(pg_catalog.=) 'local' THEN NULL ELSE
+				 (SELECT pg_catalog.jsonb_object_agg(c.name, c.value)
+				  FROM (VALUES %s) AS c(name, value, attnum)
+				  WHERE s.known[c.attnum]) END,
+			   s.changed_at, s.version, s.received_at, s.deleted_at, s.deleted_by,
+			   CASE WHEN s.system OPERATOR(pg_catalog.=) 'local' THEN
+				 (SELECT pg_catalog.jsonb_object_agg(c.name,
+						 pg_catalog.jsonb_build_object('at', s.col_changed_at[c.attnum], 'by', s.col_writer[c.attnum]))
+				  FROM (VALUES %s) AS c(name, value, attnum)
+				  WHERE s.col_writer[c.attnum] IS NOT NULL) END,
+			   CASE WHEN s.system OPERATOR(pg_catalog.=) 'local' THEN
+				 ARRAY(SELECT c.name FROM (VALUES %s) AS c(name, value, attnum)
+					   WHERE s.held[c.attnum] ORDER BY c.attnum) END
+		FROM %s s WHERE %s
+		ORDER BY s.system OPERATOR(pg_catalog.<>) 'local', s.system$q$,
+		cols, cols, cols, sh, keymatch)
+	USING ck;
+END
+$$;
+COMMENT ON FUNCTION sync_resolve.shadow(regclass, jsonb) IS
+	'What sync_resolve knows of one row: each system''s base, and the local per-column change metadata';
 
 -- ==== privileges and dumps (DESIGN 13) ====
 

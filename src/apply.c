@@ -941,8 +941,9 @@ apply_to_row(const SrApplyCall *call, SrImage *img, Datum *L, bool *Lnull,
 
 	if (batch->events == NIL)
 		sr_event_add(batch, "received", NULL, NULL, NULL, NULL, NULL,
-					 img->npresent == 0 ? "no columns besides the key"
-					 : psprintf("nothing new: local already agrees with %s", call->source),
+					 img->npresent == 0
+					 ? psprintf("%s sent the key and no column", call->source)
+					 : psprintf("%s sent nothing new: local already agrees", call->source),
 					 NULL, 0);
 
 	/* 6. versions merge; the base becomes what the source now holds */
@@ -996,8 +997,8 @@ apply_to_absent_row(const SrApplyCall *call, SrImage *img, SrShadowRow *srow,
 		if (!any_change)
 		{
 			sr_event_add(batch, "received", NULL, NULL, NULL, NULL, NULL,
-						 psprintf("the row was deleted by %s; %s sent no change since", deleter,
-								  call->source), NULL, 0);
+						 psprintf("%s sent no change since %s deleted the row", call->source,
+								  deleter), NULL, 0);
 			res->outcome = "unchanged";
 			return true;
 		}

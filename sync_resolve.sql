@@ -790,7 +790,7 @@ BEGIN
 	IF NEW.col_group IS NULL THEN
 		RETURN NULL;
 	END IF;
-	SELECT pg_catalog.count(DISTINCT pg_catalog.row(p.strategy, p.owner, p.writers, p.custom_fn::oid, p.on_unauthorized))
+	SELECT pg_catalog.count(DISTINCT ROW(p.strategy, p.owner, p.writers, p.custom_fn::oid, p.on_unauthorized))
 	INTO n
 	FROM sync_resolve.column_policy p
 	WHERE p.relid = NEW.relid AND p.col_group = NEW.col_group;

@@ -775,7 +775,7 @@ apply_to_row(const SrApplyCall *call, SrImage *img, Datum *L, bool *Lnull,
 									  gdec.rule));
 		}
 		if (!held)
-			sr_event_add(batch, "conflict", label, lobj, iobj, bobj,
+			sr_event_add(batch, "conflict", grp->name, lobj, iobj, bobj,
 						 gdec.action == SR_ACT_TAKE ? iobj :
 						 gdec.action == SR_ACT_MERGE ? sr_row_object(tab, M, Mnull, members) : lobj,
 						 gdec.rule, decision_words(gdec.action, call->source), 0);

@@ -1049,12 +1049,13 @@ AS $$
 			WHEN 'applied' THEN
 				pg_catalog.format('%s changed %s', e.source, sync_resolve._show_changes(e.old_value, e.new_value))
 			WHEN 'conflict' THEN
+				CASE WHEN e.column_name IS NULL THEN pg_catalog.format('%s: %s', e.rule, e.decision) ELSE
 				pg_catalog.format('conflict on %s: local %s vs %s %s (%s) — %s: %s',
 					coalesce(e.column_name, 'the row'), sync_resolve._show(e.old_value), e.source,
 					sync_resolve._show(e.incoming_value),
 					CASE WHEN e.base_value IS NULL THEN 'no base yet'
 						 ELSE 'base ' OPERATOR(pg_catalog.||) sync_resolve._show(e.base_value) END,
-					e.rule, e.decision)
+					e.rule, e.decision) END
 			WHEN 'unauthorized' THEN
 				pg_catalog.format('%s tried to change %s from %s to %s — %s: %s',
 					e.source, e.column_name, sync_resolve._show(e.old_value), sync_resolve._show(e.incoming_value),
@@ -1069,8 +1070,7 @@ AS $$
 			WHEN 'review_resolved' THEN
 				pg_catalog.format('review #%s on %s resolved by %s with %s: %s',
 					e.review_id, coalesce(e.column_name, 'the row'), e.actor, e.decision, e.rule)
-			WHEN 'deleted' THEN
-				pg_catalog.format('%s deleted the row — %s', e.source, e.rule)
+			WHEN 'deleted' THEN e.rule
 			WHEN 'stale' THEN
 				pg_catalog.format('stale delivery from %s ignored — %s', e.source, e.rule)
 			WHEN 'duplicate' THEN

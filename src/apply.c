@@ -1282,7 +1282,8 @@ apply_delete_image(const SrApplyCall *call, SrApplyResult *res, SrReviewIds *rev
 	if (!found)
 	{
 		sr_event_add(&batch, "deleted", NULL, NULL, NULL, NULL, NULL,
-					 psprintf("the row was already absent here"), "nothing to delete", 0);
+					 psprintf("%s deleted the row, which was already absent here", call->source),
+					 "nothing to delete", 0);
 		res->outcome = "unchanged";
 		delete_row = false;
 	}
@@ -1297,11 +1298,16 @@ apply_delete_image(const SrApplyCall *call, SrApplyResult *res, SrReviewIds *rev
 		rowobj = sr_row_object(tab, L, Lnull, NULL);
 		if (!dominated)
 		{
-			if (!srow.found || srow.deleted)
+			if (!srow.found)
 			{
 				crossing = true;
-				rule = psprintf("%s never sent this row, so local changes to it cannot be told apart",
+				rule = psprintf("%s deleted the row, but never sent it, so local changes to it cannot be told apart",
 								call->source);
+			}
+			else if (srow.deleted)
+			{
+				crossing = true;
+				rule = psprintf("%s deleted the row again after it was kept here", call->source);
 			}
 			else
 			{
@@ -1313,15 +1319,15 @@ apply_delete_image(const SrApplyCall *call, SrApplyResult *res, SrReviewIds *rev
 						lrow.held[c])
 					{
 						crossing = true;
-						rule = psprintf("%s was changed here since %s last saw the row",
-										tab->cols[c].name, call->source);
+						rule = psprintf("%s deleted the row, but %s was changed here since %s last saw it",
+										call->source, tab->cols[c].name, call->source);
 						break;
 					}
 				}
 			}
 		}
 		if (!crossing)
-			rule = psprintf("deleted by %s; no local change since it last saw the row", call->source);
+			rule = psprintf("%s deleted the row; nothing changed here since it last saw it", call->source);
 		else
 		{
 			switch (tab->on_delete_conflict)

@@ -1,0 +1,101 @@
+-- Awkward identifiers and types: table and column names with quotes,
+-- spaces, capitals, keywords and non-ASCII; composite keys; values compared
+-- by their type's equality (numeric scale, time zones, jsonb key order and
+-- whitespace are no change); domains, enums, arrays; values over 2 kB that
+-- PostgreSQL TOASTs; rows that existed before tracking.
+\set ECHO none
+\i sql/include/setup.psql
+\i sql/include/masked.psql
+\set ECHO all
+
+CREATE SCHEMA "Sales ""EU""";
+CREATE TABLE "Sales ""EU"""."Order Lines" (
+	"Order" int,
+	"línea" int,
+	"select" text,
+	"Qty ""units""" numeric(12,3),
+	"größe" text,
+	PRIMARY KEY ("Order", "línea")
+);
+SELECT sync_resolve.track('"Sales ""EU"""."Order Lines"', ARRAY['crm', 'billing'], 'latest');
+SELECT sync_resolve.set_policy('"Sales ""EU"""."Order Lines"', 'Qty "units"', 'sum_delta');
+SELECT sync_resolve.set_policy('"Sales ""EU"""."Order Lines"', 'größe', 'owner', owner => 'crm');
+
+SELECT * FROM sync_resolve.apply('"Sales ""EU"""."Order Lines"', 'crm',
+	'{"Order": 1, "línea": 1, "select": "yes", "Qty \"units\"": 10, "größe": "L"}', '2030-01-01');
+UPDATE "Sales ""EU"""."Order Lines" SET "Qty ""units""" = 7;
+SELECT outcome, applied FROM sync_resolve.apply('"Sales ""EU"""."Order Lines"', 'crm',
+	'{"Order": 1, "línea": 1, "Qty \"units\"": 12.5, "größe": "XL"}', '2030-01-02');
+SELECT * FROM "Sales ""EU"""."Order Lines";
+SELECT kind, column_name, detail FROM sync_resolve.explain('"Sales ""EU"""."Order Lines"', '{"línea": 1, "Order": 1}');
+-- a field with the wrong case is not a column
+\set VERBOSITY terse
+-- must fail
+SELECT sync_resolve.apply('"Sales ""EU"""."Order Lines"', 'crm', '{"order": 1, "línea": 1}');
+-- must fail: the key needs every primary-key column
+SELECT sync_resolve.apply('"Sales ""EU"""."Order Lines"', 'crm', '{"Order": 1}');
+\set VERBOSITY default
+
+-- representation is not change: numeric scale, time zones, jsonb layout
+CREATE TABLE measure (id int PRIMARY KEY, amount numeric, at timestamptz, doc jsonb, raw json, tags text[]);
+SELECT sync_resolve.track('measure', ARRAY['crm', 'billing'], 'review');
+SELECT outcome FROM sync_resolve.apply('measure', 'crm',
+	'{"id": 1, "amount": 1.0, "at": "2030-01-01T12:00:00+00:00", "doc": {"a": 1, "b": [1, 2]}, "raw": {"x": 1, "y": 2}, "tags": ["a", "b"]}');
+SELECT outcome, applied, queued FROM sync_resolve.apply('measure', 'crm',
+	'{"id": 1, "amount": 1.00, "at": "2030-01-01T13:00:00+01:00", "doc": {"b": [1,2], "a": 1}, "raw": {"y": 2,   "x": 1}, "tags": ["a", "b"]}');
+-- a local UPDATE that writes the same values records no change either
+UPDATE measure SET amount = 1.000, at = '2030-01-01 07:00:00-05', doc = '{"b": [1, 2], "a": 1}';
+SELECT (SELECT jsonb_object_agg(k, v -> 'by') FROM jsonb_each(changes) AS e(k, v)) AS writers
+FROM sync_resolve.shadow('measure', '{"id": 1}') WHERE system = 'local';
+-- but a real change is one
+SELECT outcome, applied FROM sync_resolve.apply('measure', 'crm', '{"id": 1, "amount": 1.01}');
+
+-- domains check their constraints; enums and arrays convert from JSON
+CREATE DOMAIN percent AS integer CHECK (VALUE BETWEEN 0 AND 100);
+CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy');
+CREATE TABLE survey (id uuid PRIMARY KEY, score percent, feeling mood, grid int[][], happened date);
+SELECT sync_resolve.track('survey', ARRAY['crm']);
+SELECT sync_resolve.set_policy('survey', 'score', 'max');
+SELECT outcome FROM sync_resolve.apply('survey', 'crm',
+	'{"id": "6f1c4f1e-7b2a-4c3e-9a55-2a8f4f0c9d11", "score": 40, "feeling": "ok", "grid": [[1, 2], [3, 4]], "happened": "2030-05-17"}');
+SELECT * FROM survey;
+\set VERBOSITY terse
+-- must fail: the domain's check
+SELECT sync_resolve.apply('survey', 'crm', '{"id": "6f1c4f1e-7b2a-4c3e-9a55-2a8f4f0c9d11", "score": 140}');
+-- must fail: not a value of the enum
+SELECT sync_resolve.apply('survey', 'crm', '{"id": "6f1c4f1e-7b2a-4c3e-9a55-2a8f4f0c9d11", "feeling": "furious"}');
+\set VERBOSITY default
+-- and the failed calls wrote nothing
+SELECT count(*) FROM sync_resolve.event WHERE relid = 'survey'::regclass;
+
+-- values over 2 kB are TOASTed in the table, the shadow and the history;
+-- they compare by value, and explain() shortens them
+CREATE TABLE doc (id int PRIMARY KEY, body text, meta jsonb);
+SELECT sync_resolve.track('doc', ARRAY['crm', 'billing'], 'latest');
+SELECT outcome FROM sync_resolve.apply('doc', 'crm',
+	jsonb_build_object('id', 1, 'body', repeat('lorem ipsum ', 5000), 'meta', jsonb_build_object('pages', repeat('x', 3000))),
+	'2030-01-01');
+SELECT length(body), pg_column_size(body) < length(body) AS compressed FROM doc;
+-- the same large values again: no change
+SELECT outcome FROM sync_resolve.apply('doc', 'crm',
+	jsonb_build_object('id', 1, 'body', repeat('lorem ipsum ', 5000), 'meta', jsonb_build_object('pages', repeat('x', 3000))),
+	'2030-01-02');
+-- a local edit at the end of the large value, and crm's edit at the start: latest wins
+UPDATE doc SET body = body || 'local tail';
+SELECT outcome, applied FROM sync_resolve.apply('doc', 'crm',
+	jsonb_build_object('id', 1, 'body', 'crm head ' || repeat('lorem ipsum ', 5000)), '2999-01-01');
+SELECT left(body, 20), length(body) FROM doc;
+SELECT kind, pg_temp.masked(detail) FROM sync_resolve.explain('doc', '{"id": 1}') WHERE kind = 'conflict';
+
+-- rows that existed before tracking have no base: the first image from a
+-- system compares with the local row directly
+CREATE TABLE legacy (id int PRIMARY KEY, name text, city text);
+INSERT INTO legacy VALUES (1, 'Ann', 'Rome'), (2, 'Ben', 'Oslo');
+SELECT sync_resolve.track('legacy', ARRAY['crm'], 'review');
+SELECT system FROM sync_resolve.shadow('legacy', '{"id": 1}');
+-- crm agrees on everything for Ann: unchanged, and now there is a base
+SELECT outcome, applied, queued FROM sync_resolve.apply('legacy', 'crm', '{"id": 1, "name": "Ann", "city": "Rome"}');
+SELECT system, base FROM sync_resolve.shadow('legacy', '{"id": 1}');
+-- crm says Ben lives in Bergen: without a base that is a conflict
+SELECT outcome, applied, queued FROM sync_resolve.apply('legacy', 'crm', '{"id": 2, "name": "Ben", "city": "Bergen"}');
+SELECT column_name, local_value, incoming_value, base_value FROM sync_resolve.review WHERE relid = 'legacy'::regclass;

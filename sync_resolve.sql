@@ -856,9 +856,10 @@ BEGIN
 	FROM pg_catalog.pg_index i, LATERAL pg_catalog.unnest(i.indkey) WITH ORDINALITY AS k(attnum, n)
 	WHERE i.indrelid = tbl AND i.indisprimary;
 	SELECT pg_catalog.array_agg(x.attname::text ORDER BY k.n) INTO shadow_key
-	FROM pg_catalog.pg_index i, LATERAL pg_catalog.unnest(i.indkey) WITH ORDINALITY AS k(attnum, n)
-	JOIN pg_catalog.pg_attribute x ON x.attrelid = i.indrelid AND x.attnum = k.attnum
-	WHERE i.indrelid = sh AND i.indisprimary AND x.attname OPERATOR(pg_catalog.<>) 'system';
+	FROM pg_catalog.pg_index i, LATERAL pg_catalog.unnest(i.indkey) WITH ORDINALITY AS k(attnum, n),
+		 pg_catalog.pg_attribute x
+	WHERE i.indrelid = sh AND i.indisprimary AND x.attrelid = i.indrelid AND x.attnum = k.attnum
+	  AND x.attname OPERATOR(pg_catalog.<>) 'system';
 	IF table_key IS NULL OR shadow_key IS DISTINCT FROM
 		ARRAY(SELECT 'c' OPERATOR(pg_catalog.||) u FROM pg_catalog.unnest(table_key) AS u) THEN
 		RAISE EXCEPTION 'the primary key of tracked table % changed', tbl

@@ -1004,7 +1004,8 @@ build_table(Oid relid, bool missing_ok)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("table %s is not tracked by sync_resolve",
-						name ? quote_identifier(name) : "(dropped)"),
+						name ? quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)), name)
+						: "(dropped)"),
 				 errhint("Track it first with sync_resolve.track().")));
 	}
 

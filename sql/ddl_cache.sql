@@ -1,0 +1,116 @@
+-- Policies are cached per backend; every change to them, and DDL on a
+-- tracked table, reaches the cache.  The shadow follows ALTER TABLE: a new
+-- column is synced at once, a renamed column keeps its policy, a dropped
+-- one is forgotten, a type change is followed.  DROP TABLE untracks; the
+-- shadow of a tracked table cannot be dropped by hand; untrack keeps the
+-- history.  Local writes record who changed which column.
+\set ECHO none
+\i sql/include/setup.psql
+\set ECHO all
+
+CREATE TABLE item (id int PRIMARY KEY, name text, price numeric);
+SELECT sync_resolve.track('item', ARRAY['crm', 'billing'], 'keep_local');
+SELECT outcome FROM sync_resolve.apply('item', 'crm', '{"id": 1, "name": "pen", "price": 2}');
+UPDATE item SET price = 3;
+-- keep_local: crm's price loses
+SELECT outcome, kept FROM sync_resolve.apply('item', 'crm', '{"id": 1, "price": 4}');
+-- the policy changes in this same session: the next call sees it
+SELECT sync_resolve.set_policy('item', 'price', 'max');
+UPDATE item SET price = 3.5;
+SELECT outcome, applied FROM sync_resolve.apply('item', 'crm', '{"id": 1, "price": 5}');
+-- a DBA edits the policy table directly: seen as well
+UPDATE sync_resolve.column_policy SET strategy = 'min' WHERE relid = 'item'::regclass AND column_name = 'price';
+UPDATE item SET price = 6;
+SELECT outcome, kept FROM sync_resolve.apply('item', 'crm', '{"id": 1, "price": 7}');
+SELECT price FROM item;
+-- and so is a change of priority or of the systems of the table
+UPDATE sync_resolve.tracked SET systems = ARRAY['crm'] WHERE relid = 'item'::regclass;
+\set VERBOSITY terse
+-- must fail: billing no longer syncs item
+SELECT sync_resolve.apply('item', 'billing', '{"id": 1, "name": "x"}');
+\set VERBOSITY default
+UPDATE sync_resolve.tracked SET systems = ARRAY['crm', 'billing'] WHERE relid = 'item'::regclass;
+
+-- a new column is synced at once: crm's value is decided like any other
+-- (keep_local keeps the local NULL) and lands in crm's base
+ALTER TABLE item ADD COLUMN colour text;
+SELECT outcome, kept FROM sync_resolve.apply('item', 'crm', '{"id": 1, "colour": "blue"}');
+-- a renamed column keeps its policy (min)
+ALTER TABLE item RENAME COLUMN price TO unit_price;
+SELECT column_name, strategy FROM sync_resolve.column_policy WHERE relid = 'item'::regclass;
+UPDATE item SET unit_price = 8;
+SELECT outcome, kept, applied FROM sync_resolve.apply('item', 'crm', '{"id": 1, "unit_price": 9}');
+-- a changed type is followed by the shadow
+ALTER TABLE item ALTER COLUMN unit_price TYPE integer;
+SELECT outcome FROM sync_resolve.apply('item', 'crm', '{"id": 1, "unit_price": 9}');
+SELECT system, base FROM sync_resolve.shadow('item', '{"id": 1}');
+-- a dropped column is forgotten, and its policy with it
+ALTER TABLE item DROP COLUMN unit_price;
+SELECT count(*) FROM sync_resolve.column_policy WHERE relid = 'item'::regclass;
+\set VERBOSITY terse
+-- must fail
+SELECT sync_resolve.apply('item', 'crm', '{"id": 1, "unit_price": 10}');
+\set VERBOSITY default
+SELECT outcome, applied FROM sync_resolve.apply('item', 'crm', '{"id": 1, "name": "pencil"}');
+-- a changed primary key cannot be followed
+\set VERBOSITY terse
+-- must fail
+ALTER TABLE item DROP CONSTRAINT item_pkey, ADD PRIMARY KEY (name);
+\set VERBOSITY default
+
+-- the shadow of a tracked table cannot be dropped by hand
+SELECT shadow AS item_shadow FROM sync_resolve.tracked WHERE relid = 'item'::regclass \gset
+\set VERBOSITY terse
+-- must fail
+DROP TABLE :item_shadow;
+\set VERBOSITY default
+
+-- untrack drops the shadow and the trigger, dismisses open reviews, and
+-- keeps the history
+UPDATE item SET name = 'marker';
+SELECT sync_resolve.set_policy('item', 'name', 'review');
+SELECT outcome FROM sync_resolve.apply('item', 'crm', '{"id": 1, "name": "crayon"}');
+SELECT sync_resolve.untrack('item');
+SELECT to_regclass(:'item_shadow') AS shadow;
+SELECT tgname FROM pg_trigger WHERE tgrelid = 'item'::regclass AND NOT tgisinternal;
+SELECT status, note FROM sync_resolve.review WHERE relid = 'item'::regclass;
+SELECT count(*) > 0 AS history_kept FROM sync_resolve.event WHERE relid = 'item'::regclass;
+\set VERBOSITY terse
+-- must fail
+SELECT sync_resolve.apply('item', 'crm', '{"id": 1, "name": "x"}');
+-- must fail
+SELECT sync_resolve.untrack('item');
+\set VERBOSITY default
+
+-- DROP TABLE untracks by itself
+CREATE TABLE gone (id int PRIMARY KEY, v text);
+SELECT sync_resolve.track('gone', ARRAY['crm']);
+SELECT shadow AS gone_shadow FROM sync_resolve.tracked WHERE relid = 'gone'::regclass \gset
+DROP TABLE gone;
+SELECT count(*) FROM sync_resolve.tracked;
+SELECT to_regclass(:'gone_shadow');
+
+-- local writes: the trigger records, per column, that local changed it,
+-- and ticks the row's version; a write that changes nothing records nothing
+CREATE TABLE note (id int PRIMARY KEY, body text, pinned boolean);
+SELECT sync_resolve.track('note', ARRAY['crm'], 'latest');
+INSERT INTO note VALUES (1, 'hello', false);
+SELECT version, (SELECT jsonb_object_agg(k, v -> 'by') FROM jsonb_each(changes) AS e(k, v)) AS writers
+FROM sync_resolve.shadow('note', '{"id": 1}');
+UPDATE note SET body = 'hello';
+SELECT version FROM sync_resolve.shadow('note', '{"id": 1}');
+UPDATE note SET pinned = true;
+SELECT version FROM sync_resolve.shadow('note', '{"id": 1}');
+-- writes made by apply are crm's, not local's
+SELECT outcome FROM sync_resolve.apply('note', 'crm', '{"id": 1, "body": "hi"}', '2999-01-01', version => '{crm:1}');
+SELECT version, (SELECT jsonb_object_agg(k, v -> 'by') FROM jsonb_each(changes) AS e(k, v)) AS writers
+FROM sync_resolve.shadow('note', '{"id": 1}') WHERE system = 'local';
+-- a local delete leaves a tombstone; a new insert with the key clears it
+DELETE FROM note WHERE id = 1;
+SELECT deleted_at IS NOT NULL AS deleted, deleted_by, version FROM sync_resolve.shadow('note', '{"id": 1}') WHERE system = 'local';
+INSERT INTO note VALUES (1, 'again', false);
+SELECT deleted_at IS NOT NULL AS deleted, version FROM sync_resolve.shadow('note', '{"id": 1}') WHERE system = 'local';
+-- a changed key is a delete of the old row and an insert of the new one
+UPDATE note SET id = 2 WHERE id = 1;
+SELECT (SELECT deleted_at IS NOT NULL FROM sync_resolve.shadow('note', '{"id": 1}') WHERE system = 'local') AS old_deleted,
+	(SELECT deleted_at IS NULL FROM sync_resolve.shadow('note', '{"id": 2}') WHERE system = 'local') AS new_live;

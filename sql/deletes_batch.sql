@@ -55,7 +55,7 @@ SELECT id AS undelete_review, kind, incoming_value FROM sync_resolve.review WHER
 SELECT :'kind', :'incoming_value';
 SELECT status FROM sync_resolve.resolve(:undelete_review, 'take_incoming');
 SELECT * FROM ticket WHERE id = 5;
--- with keep, the row comes back at once
+-- with keep, the row comes back at once, as crm holds it (its image over its base)
 UPDATE sync_resolve.tracked SET on_delete_conflict = 'keep' WHERE relid = 'ticket'::regclass;
 DELETE FROM ticket WHERE id = 5;
 SELECT outcome, applied FROM sync_resolve.apply('ticket', 'crm', '{"id": 5, "state": "closed"}', '2030-01-04');

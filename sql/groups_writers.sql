@@ -73,6 +73,8 @@ INSERT INTO customer VALUES (1, 'active', 'basic', false);
 -- reject: refused, logged, the rest of the image still applies
 SELECT outcome, applied, rejected FROM sync_resolve.apply('customer', 'crm', '{"id": 1, "status": "churned"}');
 SELECT outcome, applied, rejected FROM sync_resolve.apply('customer', 'billing', '{"id": 1, "status": "past_due"}');
+-- sending the value the row already holds is no change, so nothing to refuse
+SELECT outcome, applied, rejected FROM sync_resolve.apply('customer', 'crm', '{"id": 1, "status": "past_due"}');
 -- review: a person decides whether crm may change the plan this time
 SELECT outcome, queued FROM sync_resolve.apply('customer', 'crm', '{"id": 1, "plan": "pro"}');
 SELECT kind, column_name, source, incoming_value, reason FROM sync_resolve.review

@@ -403,8 +403,8 @@ record_delivery(const SrApplyCall *call, Jsonb *key)
 }
 
 /* Dismiss the open reviews of a row that is gone. */
-static void
-dismiss_reviews(const SrTable *tab, Jsonb *key, const char *why)
+void
+sr_dismiss_reviews(const SrTable *tab, Jsonb *key, const char *why)
 {
 	Datum		values[3];
 
@@ -457,7 +457,7 @@ stale_reason(const SrApplyCall *call, const SrShadowRow *srow,
 	return NULL;
 }
 
-/* Object {column: value} of the given columns of a row (NULL: non-key ones) */
+/* Object {column: value} of the given non-key columns of a row (NULL: all) */
 Jsonb *
 sr_row_object(const SrTable *tab, const Datum *values, const bool *nulls,
 		   const bool *which)
@@ -469,7 +469,7 @@ sr_row_object(const SrTable *tab, const Datum *values, const bool *nulls,
 	for (i = 0; i < tab->ncols; i++)
 	{
 		names[i] = tab->cols[i].name;
-		vals[i] = (which == NULL ? !tab->cols[i].is_key : which[i])
+		vals[i] = (!tab->cols[i].is_key && (which == NULL || which[i]))
 			? sr_datum_to_jsonb(&tab->cols[i], values[i], nulls[i]) : NULL;
 	}
 	return sr_jsonb_object(tab->ncols, names, vals);
@@ -994,6 +994,22 @@ apply_to_absent_row(const SrApplyCall *call, SrImage *img, SrShadowRow *srow,
 								srow->values[c], srow->nulls[c]))
 				any_change = true;
 		}
+		/*
+		 * What the source holds is its image over its base: a partial
+		 * image must not bring the row back with the rest of it NULL.
+		 */
+		if (any_change && !srow->deleted)
+		{
+			for (c = 0; c < tab->ncols; c++)
+			{
+				if (tab->cols[c].is_key || img->present[c] || !srow->known[c])
+					continue;
+				img->values[c] = srow->values[c];
+				img->nulls[c] = srow->nulls[c];
+				img->present[c] = true;
+				img->npresent++;
+			}
+		}
 		if (!any_change)
 		{
 			sr_event_add(batch, "received", NULL, NULL, NULL, NULL, NULL,
@@ -1007,7 +1023,7 @@ apply_to_absent_row(const SrApplyCall *call, SrImage *img, SrShadowRow *srow,
 			case SR_DELCONF_DELETE:
 				rule = psprintf("%s changed a row that %s deleted at %s; on_delete_conflict = delete keeps it deleted",
 								call->source, deleter, sr_time_text(lrow->deleted_at));
-				sr_event_add(batch, "conflict", NULL, NULL, sr_row_object(tab, img->values, img->nulls, NULL),
+				sr_event_add(batch, "conflict", NULL, NULL, sr_row_object(tab, img->values, img->nulls, img->present),
 							 NULL, NULL, rule, "kept deleted", 0);
 				res->outcome = "unchanged";
 				return true;
@@ -1026,13 +1042,13 @@ apply_to_absent_row(const SrApplyCall *call, SrImage *img, SrShadowRow *srow,
 					add_review_id(reviews,
 								  open_review(call, batch, lrow, img->key, NULL, held,
 											  "update_after_delete", NULL,
-											  sr_row_object(tab, img->values, img->nulls, NULL),
+											  sr_row_object(tab, img->values, img->nulls, img->present),
 											  NULL, NULL, rule));
 					res->outcome = "held";
 					return true;
 				}
 			case SR_DELCONF_KEEP:
-				sr_event_add(batch, "conflict", NULL, NULL, sr_row_object(tab, img->values, img->nulls, NULL),
+				sr_event_add(batch, "conflict", NULL, NULL, sr_row_object(tab, img->values, img->nulls, img->present),
 							 NULL, NULL,
 							 psprintf("%s changed a row that %s deleted at %s; on_delete_conflict = keep brings it back",
 									  call->source, deleter, sr_time_text(lrow->deleted_at)),
@@ -1370,7 +1386,7 @@ apply_delete_image(const SrApplyCall *call, SrApplyResult *res, SrReviewIds *rev
 	if (found && delete_row)
 	{
 		sr_row_delete(tab, keyvals);
-		dismiss_reviews(tab, res->key, psprintf("row deleted by %s", call->source));
+		sr_dismiss_reviews(tab, res->key, psprintf("row deleted by %s", call->source));
 		sr_event_add(&batch, "deleted", NULL, rowobj, NULL, NULL, NULL, rule, NULL, 0);
 		res->outcome = "deleted";
 		lrow.deleted = true;

@@ -15,11 +15,11 @@
  *
  * The order follows DESIGN section 5, step 4:
  *	not sent, or not changed by the source		-> nothing
+ *	the row already holds the incoming value	-> convergent: nothing to write
  *	held by an open review						-> the review item is updated
  *	the source may not write it					-> on_unauthorized
  *	changed by the source only, or the source's
  *	version covers every local change			-> taken
- *	changed by both, to the same value			-> convergent
  *	changed by both, differently				-> the strategy decides
  *
  *-------------------------------------------------------------------------
@@ -60,15 +60,19 @@ writers_text(const SrColumn *col)
 	return buf.data;
 }
 
+/*
+ * A source that sends the value the row already holds changes nothing,
+ * whoever changed what since the base: convergent, and never refused.
+ */
 SrDelta
 sr_classify(const SrColumnInput *in)
 {
 	if (!in->present || !in->delta_remote)
 		return SR_DELTA_NONE;
-	if (in->dominated || !in->delta_local)
-		return SR_DELTA_ONE_SIDED;
 	if (in->incoming_equals_local)
 		return SR_DELTA_CONVERGENT;
+	if (in->dominated || !in->delta_local)
+		return SR_DELTA_ONE_SIDED;
 	return SR_DELTA_CONFLICT;
 }
 
@@ -207,9 +211,10 @@ sr_decide(const SrColumn *col, const SrColumnInput *in, SrColumnDecision *out)
 	memset(out, 0, sizeof(*out));
 	out->delta = sr_classify(in);
 
-	if (out->delta == SR_DELTA_NONE)
+	if (out->delta == SR_DELTA_NONE || out->delta == SR_DELTA_CONVERGENT)
 	{
 		out->action = SR_ACT_NOTHING;
+		out->kind = (out->delta == SR_DELTA_CONVERGENT) ? "convergent" : NULL;
 		return;
 	}
 
@@ -253,14 +258,11 @@ sr_decide(const SrColumn *col, const SrColumnInput *in, SrColumnDecision *out)
 			out->action = SR_ACT_TAKE;
 			out->kind = "applied";
 			return;
-		case SR_DELTA_CONVERGENT:
-			out->action = SR_ACT_NOTHING;
-			out->kind = "convergent";
-			return;
 		case SR_DELTA_CONFLICT:
 			sr_decide_winner(col->strategy, col->owner, col->name, in, out);
 			return;
 		case SR_DELTA_NONE:
-			break;
+		case SR_DELTA_CONVERGENT:
+			break;				/* handled above */
 	}
 }

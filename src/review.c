@@ -33,6 +33,7 @@
 #define REVIEW_NPARAMS 11
 
 static SPIPlanPtr open_plan = NULL;
+static SPIPlanPtr read_plan = NULL;
 static SPIPlanPtr lock_plan = NULL;
 static SPIPlanPtr close_plan = NULL;
 
@@ -181,26 +182,37 @@ get_text(HeapTuple tup, TupleDesc td, int fnum)
 	return isnull ? NULL : TextDatumGetCString(d);
 }
 
+/*
+ * Read a review item; with lock, FOR UPDATE.  resolve() reads it first
+ * without a lock, locks the tracked row, and only then locks the item, in
+ * the order apply() takes them (row, then item), so the two never deadlock.
+ */
 static bool
-lock_item(int64 id, SrReviewItem *item)
+fetch_item(int64 id, bool lock, SrReviewItem *item)
 {
 	Datum		values[1];
 	HeapTuple	tup;
 	TupleDesc	td;
 	bool		isnull;
 	Datum		d;
+	SPIPlanPtr *plan = lock ? &lock_plan : &read_plan;
 
-	if (lock_plan == NULL)
+	if (*plan == NULL)
 	{
 		Oid			types[1] = {INT8OID};
 
-		lock_plan = sr_prepare_kept("SELECT id, relid::oid, key, column_name, columns, kind, source,"
-									 " local_value, incoming_value, status"
-									 " FROM sync_resolve.review WHERE id OPERATOR(pg_catalog.=) $1"
-									 " FOR UPDATE", 1, types);
+		*plan = sr_prepare_kept(lock ?
+								"SELECT id, relid::oid, key, column_name, columns, kind, source,"
+								" local_value, incoming_value, status"
+								" FROM sync_resolve.review WHERE id OPERATOR(pg_catalog.=) $1"
+								" FOR UPDATE" :
+								"SELECT id, relid::oid, key, column_name, columns, kind, source,"
+								" local_value, incoming_value, status"
+								" FROM sync_resolve.review WHERE id OPERATOR(pg_catalog.=) $1",
+								1, types);
 	}
 	values[0] = Int64GetDatum(id);
-	if (sr_spi_execute(lock_plan, values, NULL, true, false, 0, SPI_OK_SELECT) == 0)
+	if (sr_spi_execute(*plan, values, NULL, true, false, 0, SPI_OK_SELECT) == 0)
 		return false;
 	tup = SPI_tuptable->vals[0];
 	td = SPI_tuptable->tupdesc;
@@ -311,7 +323,7 @@ resolve_review(PG_FUNCTION_ARGS)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "sync_resolve: SPI_connect failed");
 
-	if (!lock_item(id, &item))
+	if (!fetch_item(id, false, &item))
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("review item %lld does not exist", (long long) id),
@@ -334,6 +346,14 @@ resolve_review(PG_FUNCTION_ARGS)
 	L = palloc0(sizeof(Datum) * (tab->ncols + 1));
 	Lnull = palloc0(sizeof(bool) * (tab->ncols + 1));
 	found = sr_row_lock(tab, keyvals, strcmp(item.kind, "delete") == 0, L, Lnull);
+	/* now the item, read again: an apply may have changed or closed it */
+	item.status = NULL;
+	if (!fetch_item(id, true, &item) || strcmp(item.status, "open") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("review item %lld is already %s", (long long) id,
+						item.status ? item.status : "gone"),
+				 errhint("Only open items can be resolved.")));
 	sr_shadow_init_row(tab, &lrow);
 	sr_shadow_read(tab, keyvals, NULL, NULL, &lrow);
 

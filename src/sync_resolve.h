@@ -488,5 +488,6 @@ extern bool sr_row_insert(SrTable *tab, Bitmapset *cols, const Datum *values,
 extern void sr_row_delete(SrTable *tab, const Datum *keyvals);
 extern Jsonb *sr_row_object(const SrTable *tab, const Datum *values,
 							const bool *nulls, const bool *which);
+extern void sr_dismiss_reviews(const SrTable *tab, Jsonb *key, const char *why);
 
 #endif							/* SYNC_RESOLVE_H */

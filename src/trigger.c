@@ -108,6 +108,7 @@ record_delete(SrTable *tab, HeapTuple old, TupleDesc td, TimestampTz now)
 {
 	Datum	   *keyvals = palloc(sizeof(Datum) * (tab->nkeys + 1));
 	SrShadowRow lrow;
+	bool		any_held = false;
 	int			c;
 
 	tuple_keys(tab, old, td, keyvals);
@@ -117,7 +118,14 @@ record_delete(SrTable *tab, HeapTuple old, TupleDesc td, TimestampTz now)
 	lrow.deleted_at = now;
 	lrow.deleted_by = SR_LOCAL;
 	for (c = 0; c < tab->ncols; c++)
+	{
+		if (lrow.held[c])
+			any_held = true;
 		lrow.held[c] = false;
+	}
+	/* the row is gone: its open reviews have nothing left to decide */
+	if (any_held)
+		sr_dismiss_reviews(tab, sr_build_key(tab, keyvals, NULL), "row deleted locally");
 	lrow.version = sr_vclock_tick(lrow.version, SR_LOCAL);
 	lrow.received_at = now;
 	sr_shadow_local_write(tab, keyvals, &lrow);

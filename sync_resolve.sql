@@ -498,6 +498,11 @@ BEGIN
 			USING ERRCODE = '42809',
 				  HINT = 'Only ordinary and partitioned tables can be tracked.';
 	END IF;
+	IF TG_OP = 'INSERT' AND EXISTS (SELECT 1 FROM sync_resolve.tracked t WHERE t.relid = NEW.relid) THEN
+		RAISE EXCEPTION 'table % is already tracked', NEW.relid
+			USING ERRCODE = '42710',
+				  HINT = 'Change its systems and defaults with UPDATE sync_resolve.tracked, or untrack it first.';
+	END IF;
 	IF TG_OP = 'INSERT' AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_index i
 										WHERE i.indrelid = NEW.relid AND i.indisprimary) THEN
 		RAISE EXCEPTION 'table % has no primary key', NEW.relid
@@ -815,6 +820,26 @@ CREATE TRIGGER check_policy BEFORE INSERT OR UPDATE ON sync_resolve.column_polic
 CREATE CONSTRAINT TRIGGER check_policy_group AFTER INSERT OR UPDATE ON sync_resolve.column_policy
 	DEFERRABLE INITIALLY DEFERRED
 	FOR EACH ROW EXECUTE FUNCTION sync_resolve._check_policy_group();
+
+-- TRUNCATE would bypass the row triggers: remove 'local', or leave shadows
+-- and triggers behind.
+CREATE FUNCTION sync_resolve._no_truncate()
+	RETURNS trigger
+	LANGUAGE plpgsql
+	SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	RAISE EXCEPTION 'cannot truncate %', TG_TABLE_NAME
+		USING ERRCODE = '55000',
+			  DETAIL = 'Rows of this table own shadows, triggers or the system local.',
+			  HINT = CASE TG_TABLE_NAME WHEN 'tracked' THEN 'Untrack tables with sync_resolve.untrack().'
+					 ELSE 'Delete the systems you no longer need with DELETE.' END;
+END
+$$;
+CREATE TRIGGER no_truncate BEFORE TRUNCATE ON sync_resolve.system
+	FOR EACH STATEMENT EXECUTE FUNCTION sync_resolve._no_truncate();
+CREATE TRIGGER no_truncate BEFORE TRUNCATE ON sync_resolve.tracked
+	FOR EACH STATEMENT EXECUTE FUNCTION sync_resolve._no_truncate();
 
 -- Any write to a policy table invalidates the cached policies of every backend.
 CREATE TRIGGER policy_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON sync_resolve.system

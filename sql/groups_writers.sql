@@ -31,9 +31,9 @@ UPDATE account SET street = '9 New St', zip = '75001', city = 'Paris' WHERE id =
 SELECT outcome, applied, kept FROM sync_resolve.apply('account', 'crm', '{"id": 2, "city": "Lyon 1er"}', '2000-01-02');
 SELECT street, city, zip FROM account WHERE id = 2;
 
--- a column outside the group is decided on its own: crm never sent note,
--- so there is no base; the local NULL counts as set when tracking began,
--- which is later than crm's change, so local keeps it
+-- a column outside the group is decided on its own: crm created the row
+-- without a note, so the empty note is crm's own, and its first note is
+-- taken without a conflict
 SELECT outcome, applied FROM sync_resolve.apply('account', 'crm', '{"id": 2, "note": "vip"}', '2000-01-03');
 SELECT pg_temp.masked(detail) FROM sync_resolve.explain('account', '{"id": 2}') WHERE kind = 'conflict';
 

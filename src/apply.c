@@ -270,8 +270,13 @@ incoming_time(const SrApplyCall *call)
 const SrSystem *
 sr_check_source(const SrTable *tab, const char *source)
 {
-	const SrSystem *sys = sr_system_get(source, false);
+	const SrSystem *sys = sr_system_get(source, true);
 
+	if (sys == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("unknown system \"%s\" for table %s", source, tab->display_name),
+				 errhint("Register it with sync_resolve.add_system(); sync_resolve.system lists the known ones.")));
 	if (strcmp(source, SR_LOCAL) == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -609,9 +614,18 @@ apply_to_row(const SrApplyCall *call, SrImage *img, Datum *L, bool *Lnull,
 		in[c].delta_remote = !srow->known[c] ||
 			!sr_datum_equal(col, I[c], Inull[c], srow->values[c], srow->nulls[c]);
 		in[c].incoming_equals_local = sr_datum_equal(col, I[c], Inull[c], L[c], Lnull[c]);
-		in[c].delta_local = srow->known[c]
-			? !sr_datum_equal(col, L[c], Lnull[c], srow->values[c], srow->nulls[c])
-			: !in[c].incoming_equals_local;
+		/*
+		 * Without a base for the column, the local value counts as changed
+		 * unless it came from this same source (a column it left to its
+		 * default when it created the row, say).
+		 */
+		if (srow->known[c])
+			in[c].delta_local = !sr_datum_equal(col, L[c], Lnull[c],
+												srow->values[c], srow->nulls[c]);
+		else
+			in[c].delta_local = !in[c].incoming_equals_local &&
+				!(lrow->col_writer[c] != NULL &&
+				  strcmp(lrow->col_writer[c], call->source) == 0);
 		in[c].held = lrow->held[c];
 		in[c].authorized = sr_column_writable_by(col, call->source);
 		in[c].dominated = dominated;
@@ -1121,11 +1135,16 @@ apply_to_absent_row(const SrApplyCall *call, SrImage *img, SrShadowRow *srow,
 				 errhint("The same record may exist here under another primary key; link them, or change the unique value.")));
 	}
 
+	/*
+	 * The row as inserted is the source's: the columns it sent, and those it
+	 * left to their defaults (not the ones it was refused or that are held).
+	 */
 	for (c = 0; c < tab->ncols; c++)
 	{
-		if (!inserted[c])
+		if (tab->cols[c].is_key || (img->present[c] && !inserted[c]))
 			continue;
-		res->applied = lappend(res->applied, tab->cols[c].name);
+		if (inserted[c])
+			res->applied = lappend(res->applied, tab->cols[c].name);
 		lrow->col_writer[c] = (char *) call->source;
 		lrow->col_changed_at[c] = tin;
 	}
@@ -1645,6 +1664,38 @@ parse_element(SrApplyCall *call, Jsonb *elem)
 	return is_delete;
 }
 
+/*
+ * The key fields of a batch element as sent, for the result of an element
+ * that failed (NULL when it has none): not converted, since converting may
+ * be what failed.
+ */
+static Jsonb *
+element_key(const SrTable *tab, Jsonb *elem)
+{
+	JsonbValue	d;
+	Jsonb	   *data;
+	const char **names;
+	Jsonb	  **vals;
+	int			i;
+
+	if (!JB_ROOT_IS_OBJECT(elem) || !sr_jsonb_get_field(elem, "data", &d) ||
+		d.type != jbvBinary || !JsonContainerIsObject(d.val.binary.data))
+		return NULL;
+	data = JsonbValueToJsonb(&d);
+	names = palloc(sizeof(char *) * tab->nkeys);
+	vals = palloc(sizeof(Jsonb *) * tab->nkeys);
+	for (i = 0; i < tab->nkeys; i++)
+	{
+		JsonbValue	v;
+
+		names[i] = tab->cols[tab->keys[i]].name;
+		if (!sr_jsonb_get_field(data, names[i], &v))
+			return NULL;
+		vals[i] = JsonbValueToJsonb(&v);
+	}
+	return sr_jsonb_object(tab->nkeys, names, vals);
+}
+
 static void
 record_rejected(const SrApplyCall *call, int position, Jsonb *elem, ErrorData *edata)
 {
@@ -1786,13 +1837,7 @@ apply_batch(PG_FUNCTION_ARGS)
 				memset(&res, 0, sizeof(res));
 				reviews.n = 0;
 				res.outcome = "rejected";
-				{
-					JsonbValue	d;
-
-					/* the key, when the element has one that parses */
-					if (sr_jsonb_get_field(elem, "data", &d) && d.type == jbvBinary)
-						res.key = NULL;
-				}
+				res.key = element_key(call.tab, elem);
 			}
 			PG_END_TRY();
 		}

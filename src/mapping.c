@@ -173,9 +173,9 @@ sr_jsonb_value_to_datum(const SrColumn *col, JsonbValue *v, bool *isnull,
 	if (col->typid == JSONBOID)
 		return JsonbPGetDatum(JsonbValueToJsonb(v));
 
-	text = value_as_input_text(col, v);
 	PG_TRY();
 	{
+		text = value_as_input_text(col, v);
 		result = InputFunctionCall((FmgrInfo *) &col->in_finfo, text,
 								   col->typioparam, col->typmod);
 	}
@@ -191,7 +191,7 @@ sr_jsonb_value_to_datum(const SrColumn *col, JsonbValue *v, bool *isnull,
 				 errmsg("invalid value for column \"%s\" of table %s %s: %s",
 						col->name, where->tab->display_name,
 						where->origin ? where->origin :
-						psprintf("from system \"%s\"", where->system ? where->system : "?"),
+						where->system ? psprintf("from system \"%s\"", where->system) : "in the key",
 						edata->message),
 				 errdetail("The value was %s.", shorten(jsonb_value_json_text(v))),
 				 errhint("%s a value of type %s.", where->origin ? "Give" : "Send",
@@ -335,13 +335,14 @@ sr_parse_key(const SrTable *tab, Jsonb *obj, const char *system,
 			 const char *what, Datum *keyvals)
 {
 	SrErrorTarget where = {tab, system, NULL};
+	const char *from = system ? psprintf(" from system \"%s\"", system) : "";
 	int			i;
 
 	if (obj == NULL || !JB_ROOT_IS_OBJECT(obj))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("%s for table %s from system \"%s\" is not a JSON object",
-						what, tab->display_name, system ? system : "?"),
+				 errmsg("%s for table %s%s is not a JSON object",
+						what, tab->display_name, from),
 				 errdetail("It was %s.", sr_jsonb_value_text(obj)),
 				 errhint("Send an object such as {\"%s\": ...}.",
 						 tab->cols[tab->keys[0]].name)));
@@ -354,8 +355,8 @@ sr_parse_key(const SrTable *tab, Jsonb *obj, const char *system,
 		if (!sr_jsonb_get_field(obj, col->name, &v))
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("%s for table %s from system \"%s\" has no key column \"%s\"",
-							what, tab->display_name, system ? system : "?", col->name),
+					 errmsg("%s for table %s%s has no key column \"%s\"",
+							what, tab->display_name, from, col->name),
 					 errdetail("It was %s.", sr_jsonb_value_text(obj)),
 					 errhint("Every primary-key column must be sent: %s.",
 							 sr_key_column_list(tab))));
@@ -363,8 +364,8 @@ sr_parse_key(const SrTable *tab, Jsonb *obj, const char *system,
 		if (isnull)
 			ereport(ERROR,
 					(errcode(ERRCODE_NOT_NULL_VIOLATION),
-					 errmsg("key column \"%s\" of table %s is null in %s from system \"%s\"",
-							col->name, tab->display_name, what, system ? system : "?"),
+					 errmsg("key column \"%s\" of table %s is null in %s%s",
+							col->name, tab->display_name, what, from),
 					 errhint("A row is identified by its primary key; send a value for it.")));
 	}
 }

@@ -219,7 +219,7 @@ CREATE TABLE sync_resolve.tracked (
 	default_strategy text NOT NULL DEFAULT 'review',
 	match_on name[],
 	on_delete_conflict text NOT NULL DEFAULT 'review',
-	shadow regclass,
+	shadow text,
 	alert_per_hour integer,
 	tracked_at timestamptz NOT NULL DEFAULT now()
 );
@@ -485,8 +485,17 @@ DECLARE
 	rel record;
 	used text;
 BEGIN
+	-- A row that arrives with a shadow name comes from pg_dump (track()
+	-- leaves it NULL, and shadows, members of the extension, are not
+	-- dumped).  The systems and the table's primary key may not be restored
+	-- yet: take the row as it is; _ensure_shadow() checks it and makes the
+	-- shadow at first use.
+	IF TG_OP = 'INSERT' AND NEW.shadow IS NOT NULL THEN
+		NEW.shadow := NULL;
+		RETURN NEW;
+	END IF;
 	IF TG_OP = 'UPDATE' AND (NEW.relid OPERATOR(pg_catalog.<>) OLD.relid
-							 OR NEW.shadow IS DISTINCT FROM OLD.shadow) THEN
+							 OR (OLD.shadow IS NOT NULL AND NEW.shadow IS DISTINCT FROM OLD.shadow)) THEN
 		RAISE EXCEPTION 'the table and shadow of tracked table % cannot be changed', OLD.relid
 			USING ERRCODE = '0A000',
 				  HINT = 'Untrack the table and track it again.';
@@ -573,14 +582,56 @@ BEGIN
 	END IF;
 
 	IF TG_OP = 'INSERT' THEN
-		IF NEW.shadow IS NULL THEN
-			NEW.shadow := sync_resolve._create_shadow(NEW.relid);
-		END IF;
-		EXECUTE pg_catalog.format('CREATE TRIGGER sync_resolve_after AFTER INSERT OR UPDATE OR DELETE ON %s '
-								  'FOR EACH ROW EXECUTE FUNCTION sync_resolve._local_write()', NEW.relid);
-		EXECUTE pg_catalog.format('ALTER TABLE %s ENABLE ALWAYS TRIGGER sync_resolve_after', NEW.relid);
+		NEW.shadow := sync_resolve._create_shadow(NEW.relid);
+		PERFORM sync_resolve._install_trigger(NEW.relid);
 	END IF;
 	RETURN NEW;
+END
+$$;
+
+-- The trigger that records local writes, enabled ALWAYS so that it fires
+-- under logical replication too.  Runs as the caller: creating a trigger
+-- needs the table's TRIGGER privilege.
+CREATE FUNCTION sync_resolve._install_trigger(tbl regclass)
+	RETURNS void
+	LANGUAGE plpgsql
+	SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger t
+				   WHERE t.tgrelid = tbl AND t.tgname = 'sync_resolve_after') THEN
+		EXECUTE pg_catalog.format('CREATE TRIGGER sync_resolve_after AFTER INSERT OR UPDATE OR DELETE ON %s '
+								  'FOR EACH ROW EXECUTE FUNCTION sync_resolve._local_write()', tbl);
+	END IF;
+	EXECUTE pg_catalog.format('ALTER TABLE %s ENABLE ALWAYS TRIGGER sync_resolve_after', tbl);
+END
+$$;
+
+-- A tracked table without its shadow (restored from a dump): check what
+-- track() would have checked, make the shadow and the trigger.  Called by
+-- the C code the first time it needs the table.
+CREATE FUNCTION sync_resolve._ensure_shadow(tbl regclass)
+	RETURNS void
+	LANGUAGE plpgsql
+	SECURITY DEFINER
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	t record;
+BEGIN
+	SELECT * INTO t FROM sync_resolve.tracked k WHERE k.relid = tbl FOR UPDATE;
+	IF NOT FOUND OR (t.shadow IS NOT NULL AND pg_catalog.to_regclass(t.shadow) IS NOT NULL) THEN
+		RETURN;
+	END IF;
+	IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_index i WHERE i.indrelid = tbl AND i.indisprimary) THEN
+		RAISE EXCEPTION 'tracked table % has no primary key', tbl
+			USING ERRCODE = '55000',
+				  HINT = 'Add the primary key it was tracked with, or untrack it.';
+	END IF;
+	-- the UPDATE runs the checks of sync_resolve.tracked (systems, policies)
+	UPDATE sync_resolve.tracked k SET shadow = sync_resolve._create_shadow(tbl), systems = k.systems
+	 WHERE k.relid = tbl;
+	PERFORM sync_resolve._install_trigger(tbl);
 END
 $$;
 
@@ -591,8 +642,9 @@ $$;
 --   an external system: its base (what it is known to hold) with the
 --   columns the base knows, its own last changed_at and version.
 CREATE FUNCTION sync_resolve._create_shadow(tbl regclass)
-	RETURNS regclass
+	RETURNS text
 	LANGUAGE plpgsql
+	SECURITY DEFINER
 	SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -627,7 +679,9 @@ BEGIN
 		'PRIMARY KEY (%s, system))', name, cols, keys);
 	EXECUTE pg_catalog.format('COMMENT ON TABLE sync_resolve.%I IS %L', name,
 							  'sync_resolve shadow of ' OPERATOR(pg_catalog.||) tbl::text);
-	RETURN pg_catalog.format('sync_resolve.%I', name)::regclass;
+	-- a member of the extension: DROP EXTENSION takes it along
+	EXECUTE pg_catalog.format('ALTER EXTENSION sync_resolve ADD TABLE sync_resolve.%I', name);
+	RETURN pg_catalog.format('sync_resolve.%I', name);
 END
 $$;
 
@@ -641,14 +695,30 @@ BEGIN
 			   WHERE t.tgrelid = OLD.relid AND t.tgname = 'sync_resolve_after') THEN
 		EXECUTE pg_catalog.format('DROP TRIGGER sync_resolve_after ON %s', OLD.relid);
 	END IF;
-	IF EXISTS (SELECT 1 FROM pg_catalog.pg_class c WHERE c.oid = OLD.shadow) THEN
-		EXECUTE pg_catalog.format('DROP TABLE %s', OLD.shadow);
-	END IF;
+	PERFORM sync_resolve._drop_shadow(OLD.shadow);
 	UPDATE sync_resolve.review r
 	   SET status = 'dismissed', resolved_at = pg_catalog.now(), resolved_by = CURRENT_USER,
 		   note = 'table untracked', updated_at = pg_catalog.now()
 	 WHERE r.relid = OLD.relid AND r.status = 'open';
 	RETURN OLD;
+END
+$$;
+
+CREATE FUNCTION sync_resolve._drop_shadow(shadow text)
+	RETURNS void
+	LANGUAGE plpgsql
+	SECURITY DEFINER
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	sh regclass := pg_catalog.to_regclass(shadow);
+BEGIN
+	IF sh IS NULL OR pg_catalog.to_regclass(pg_catalog.format('sync_resolve.%I',
+			(SELECT c.relname FROM pg_catalog.pg_class c WHERE c.oid = sh))) IS DISTINCT FROM sh THEN
+		RETURN;					-- gone, or not one of ours
+	END IF;
+	EXECUTE pg_catalog.format('ALTER EXTENSION sync_resolve DROP TABLE %s', sh);
+	EXECUTE pg_catalog.format('DROP TABLE %s', sh);
 END
 $$;
 
@@ -862,6 +932,7 @@ CREATE TRIGGER append_only_truncate BEFORE TRUNCATE ON sync_resolve.event
 CREATE FUNCTION sync_resolve._sync_shadow(tbl regclass)
 	RETURNS void
 	LANGUAGE plpgsql
+	SECURITY DEFINER
 	SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -872,7 +943,7 @@ DECLARE
 	table_key smallint[];
 	shadow_key text[];
 BEGIN
-	SELECT t.shadow INTO sh FROM sync_resolve.tracked t WHERE t.relid = tbl;
+	SELECT pg_catalog.to_regclass(t.shadow) INTO sh FROM sync_resolve.tracked t WHERE t.relid = tbl;
 	IF sh IS NULL THEN
 		RETURN;
 	END IF;
@@ -953,7 +1024,7 @@ DECLARE
 BEGIN
 	FOR o IN SELECT d.objid, d.object_identity FROM pg_catalog.pg_event_trigger_dropped_objects() d
 			 WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.objsubid = 0 LOOP
-		IF EXISTS (SELECT 1 FROM sync_resolve.tracked t WHERE t.shadow = o.objid) THEN
+		IF EXISTS (SELECT 1 FROM sync_resolve.tracked t WHERE t.shadow OPERATOR(pg_catalog.=) o.object_identity) THEN
 			RAISE EXCEPTION 'cannot drop %: it is the shadow of a tracked table', o.object_identity
 				USING ERRCODE = '2BP01',
 					  HINT = 'Untrack the table with sync_resolve.untrack() instead.';
@@ -1128,7 +1199,7 @@ DECLARE
 	keymatch text;
 	ck jsonb;
 BEGIN
-	SELECT t.shadow INTO sh FROM sync_resolve.tracked t WHERE t.relid = tbl;
+	SELECT pg_catalog.to_regclass(t.shadow) INTO sh FROM sync_resolve.tracked t WHERE t.relid = tbl;
 	IF sh IS NULL THEN
 		RAISE EXCEPTION 'table % is not tracked by sync_resolve', tbl
 			USING ERRCODE = '55000',
@@ -1188,6 +1259,10 @@ REVOKE EXECUTE ON FUNCTION sync_resolve.untrack(regclass) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION sync_resolve.set_policy(regclass, name, text, text, text[], text, regprocedure, text) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION sync_resolve.resolve(bigint, text, jsonb, text) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION sync_resolve.prune_events(interval) FROM PUBLIC;
+-- run as the extension owner on behalf of the tracked table's triggers
+REVOKE EXECUTE ON FUNCTION sync_resolve._create_shadow(regclass) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION sync_resolve._drop_shadow(text) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION sync_resolve._ensure_shadow(regclass) FROM PUBLIC;
 
 SELECT pg_catalog.pg_extension_config_dump('sync_resolve.system', 'WHERE name <> ''local''');
 SELECT pg_catalog.pg_extension_config_dump('sync_resolve.tracked', '');

@@ -98,6 +98,9 @@ sr_strategy_name(SrStrategy s)
 	return strategy_names[s];
 }
 
+static void owner_query_ro(const char *sql, int nargs, Oid *argtypes,
+						   Datum *values, bool read_only);
+
 static SrStrategy
 strategy_from_name(const char *name, const char *what)
 {
@@ -352,12 +355,18 @@ sr_extension_owner(void)
 static void
 owner_query(const char *sql, int nargs, Oid *argtypes, Datum *values)
 {
+	owner_query_ro(sql, nargs, argtypes, values, true);
+}
+
+static void
+owner_query_ro(const char *sql, int nargs, Oid *argtypes, Datum *values, bool read_only)
+{
 	SrUserSwitch sw;
 	MemoryContext cxt = CurrentMemoryContext;
 	int			rc;
 
 	sr_become_owner(&sw);
-	rc = SPI_execute_with_args(sql, nargs, argtypes, values, NULL, true, 0);
+	rc = SPI_execute_with_args(sql, nargs, argtypes, values, NULL, read_only, 0);
 	sr_restore_user(&sw);
 	MemoryContextSwitchTo(cxt);
 	if (rc != SPI_OK_SELECT)
@@ -991,9 +1000,24 @@ build_table(Oid relid, bool missing_ok)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "sync_resolve: SPI_connect failed");
 	args[0] = ObjectIdGetDatum(relid);
-	owner_query("SELECT systems, default_strategy, on_delete_conflict, shadow::oid, tracked_at"
+	owner_query("SELECT systems, default_strategy, on_delete_conflict, pg_catalog.to_regclass(shadow)::oid, tracked_at"
 				" FROM sync_resolve.tracked WHERE relid OPERATOR(pg_catalog.=) $1",
 				1, argtypes, args);
+	if (SPI_processed == 1)
+	{
+		bool		isnull;
+
+		(void) SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4, &isnull);
+		if (isnull)
+		{
+			/* restored from a dump: the shadow is made at first use */
+			owner_query_ro("SELECT sync_resolve._ensure_shadow($1)", 1, argtypes, args, false);
+			owner_query_ro("SELECT systems, default_strategy, on_delete_conflict,"
+						   " pg_catalog.to_regclass(shadow)::oid, tracked_at"
+						   " FROM sync_resolve.tracked WHERE relid OPERATOR(pg_catalog.=) $1",
+						   1, argtypes, args, false);
+		}
+	}
 	if (SPI_processed != 1)
 	{
 		char	   *name = get_rel_name(relid);

@@ -1,6 +1,6 @@
 # shellcheck shell=bash
 #
-# test/lib.sh: helpers shared by test/run.sh, demo/run.sh and test/multinode/*.sh.
+# test/lib.sh: helpers shared by test/run.sh, demo/run.sh and test/scripts/*.sh.
 #
 # Source it from a bash script (set -euo pipefail is fine), then for example:
 #

@@ -9,11 +9,11 @@
 #      the isolation results);
 #   4. pgTAP: every test/*.sql with pg_prove, in a database sr_tap holding the
 #      extensions pgtap and sync_resolve;
-#   5. every executable test/multinode/*.sh, which starts its own clusters with the
+#   5. every executable test/scripts/*.sh, which starts its own clusters with the
 #      helpers of the file named by SR_TEST_LIB (test/lib.sh);
 #   6. the server log: a server process that died on a signal is a failure.
 #
-# Each pg_regress test, isolation spec, pgTAP assertion and multinode script counts as
+# Each pg_regress test, isolation spec, pgTAP assertion and script counts as
 # one test, and a step that could not run at all counts as one failure.  The last line
 # printed is "N passed, N failed"; the exit status is 0 only when nothing failed.
 #
@@ -188,15 +188,15 @@ if [ ${#tap_files[@]} -gt 0 ]; then
 	fi
 fi
 
-# --- multi-node scripts ------------------------------------------------------------------
-if [ -d test/multinode ]; then
-	for script in test/multinode/*.sh; do
+# --- scripts that start their own clusters -----------------------------------------------
+if [ -d test/scripts ]; then
+	for script in test/scripts/*.sh; do
 		if [ ! -x "$script" ]; then
 			echo "note: $script is not executable, so it is not run" >&2
 			continue
 		fi
 		echo
-		echo "== multinode: $script"
+		echo "== script: $script"
 		if SR_TEST_LIB="$SR_ROOT/test/lib.sh" "$script"; then
 			echo "$script .. ok"
 			passed=$((passed + 1))

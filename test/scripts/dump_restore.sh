@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+#
+# test/scripts/dump_restore.sh: pg_dump keeps what the DBA set up and the
+# history.  A database with a tracked table, policies, a review item and
+# history is dumped and restored into a new database with plain psql; the
+# restore runs without an error, the policies, history and review queue are
+# there, and the table works at once: its shadow (a member of the extension,
+# so not in the dump) is made again at first use.
+#
+# Run by test/run.sh with SR_TEST_LIB pointing at test/lib.sh; exits 0 when
+# every check holds.
+
+set -euo pipefail
+# shellcheck source=test/lib.sh
+. "${SR_TEST_LIB:-$(dirname "$0")/../lib.sh}"
+sr_install_traps
+
+sr_cluster_start dump 55442 "${SR_TEST_SETTINGS[@]}"
+sr_psql dump -q -c 'CREATE DATABASE origin' -c 'CREATE DATABASE copy'
+
+sr_psql dump -q -d origin <<'SQL' >/dev/null
+CREATE EXTENSION sync_resolve;
+SELECT sync_resolve.add_system('crm', 50);
+CREATE TABLE stock (id int PRIMARY KEY, name text, qty int);
+SELECT sync_resolve.track('stock', ARRAY['crm'], 'latest');
+SELECT sync_resolve.set_policy('stock', 'qty', 'sum_delta');
+SELECT sync_resolve.set_policy('stock', 'name', 'review');
+SELECT sync_resolve.apply('stock', 'crm', '{"id": 1, "name": "bolt", "qty": 10}');
+UPDATE stock SET name = 'Bolt M6';
+SELECT sync_resolve.apply('stock', 'crm', '{"id": 1, "name": "bolt m6"}');
+SQL
+
+dump=$(sr_cluster_dir dump)/origin.sql
+sr_with_cluster dump pg_dump -d origin -f "$dump"
+errors=$(sr_psql dump -q -d copy -f "$dump" 2>&1 >/dev/null | grep -c 'ERROR' || true)
+
+fail=0
+check()
+{
+	local what=$1 got=$2 want=$3
+	if [ "$got" = "$want" ]; then
+		echo "ok - $what"
+	else
+		echo "not ok - $what: got '$got', want '$want'"
+		fail=1
+	fi
+}
+q() { sr_psql dump -qAt -d copy -c "$1"; }
+
+check "the restore ran without an error" "$errors" 0
+check "systems restored" "$(q "SELECT string_agg(name || ':' || priority, ',' ORDER BY name) FROM sync_resolve.system")" "crm:50,local:100"
+check "tracked table restored" "$(q "SELECT relid::text || ' ' || array_to_string(systems, ',') FROM sync_resolve.tracked")" "stock crm"
+check "policies restored" "$(q "SELECT string_agg(column_name || '=' || strategy, ',' ORDER BY column_name) FROM sync_resolve.column_policy")" "name=review,qty=sum_delta"
+check "history restored" "$(q "SELECT string_agg(kind, ',' ORDER BY id) FROM sync_resolve.event")" "inserted,conflict,review_opened"
+check "open review restored" "$(q "SELECT column_name || ' ' || status FROM sync_resolve.review")" "name open"
+check "local-write trigger restored" "$(q "SELECT count(*) FROM pg_trigger WHERE tgrelid = 'stock'::regclass AND tgname = 'sync_resolve_after'")" 1
+check "the table works at once" "$(q "SELECT outcome FROM sync_resolve.apply('stock', 'crm', '{\"id\": 2, \"name\": \"nut\", \"qty\": 5}')")" "inserted"
+check "its shadow was made again" "$(q "SELECT count(*) FROM sync_resolve.shadow('stock', '{\"id\": 2}')")" 2
+check "new ids follow the restored ones" "$(q "SELECT count(DISTINCT id) = count(*) FROM sync_resolve.event")" t
+check "the review can be decided" "$(q "SELECT status FROM sync_resolve.resolve(1, 'keep_local')")" "resolved"
+
+exit "$fail"

@@ -856,23 +856,20 @@ apply_to_row(const SrApplyCall *call, SrImage *img, Datum *L, bool *Lnull,
 		switch (d->action)
 		{
 			case SR_ACT_TAKE:
-				if (!sr_datum_equal(col, I[c], Inull[c], L[c], Lnull[c]))
-				{
-					newvals[c] = I[c];
-					newnulls[c] = Inull[c];
-					changed_cols[c] = true;
-					lrow->col_writer[c] = (char *) call->source;
-					lrow->col_changed_at[c] = tin;
-				}
-				break;
 			case SR_ACT_MERGE:
-				if (!sr_datum_equal(col, M[c], Mnull[c], L[c], Lnull[c]))
 				{
-					newvals[c] = M[c];
-					newnulls[c] = Mnull[c];
+					bool		take = (d->action == SR_ACT_TAKE);
+					Datum		v = take ? I[c] : M[c];
+					bool		vnull = take ? Inull[c] : Mnull[c];
+
+					if (sr_datum_equal(col, v, vnull, L[c], Lnull[c]))
+						break;
+					newvals[c] = v;
+					newnulls[c] = vnull;
 					changed_cols[c] = true;
 					lrow->col_writer[c] = (char *) call->source;
-					lrow->col_changed_at[c] = Max(tin, in[c].local.changed_at);
+					/* a merged value is as recent as the later of its sides */
+					lrow->col_changed_at[c] = take ? tin : Max(tin, in[c].local.changed_at);
 				}
 				break;
 			case SR_ACT_KEEP:

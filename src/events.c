@@ -78,41 +78,23 @@ get_event_plan(void)
 	return plan;
 }
 
+/* A one-dimensional array of varlena values; a zero Datum is NULL. */
 static Datum
-text_or_null_array(int n, const char **strings, Oid elemtype)
+nullable_array(int n, const Datum *values, Oid elemtype)
 {
-	Datum	   *elems = palloc(sizeof(Datum) * (n + 1));
 	bool	   *nulls = palloc(sizeof(bool) * (n + 1));
 	int			dims[1] = {n};
 	int			lbs[1] = {1};
 	int			i;
 
 	for (i = 0; i < n; i++)
-	{
-		nulls[i] = (strings[i] == NULL);
-		elems[i] = nulls[i] ? (Datum) 0 : CStringGetTextDatum(strings[i]);
-	}
-	return PointerGetDatum(construct_md_array(elems, nulls, 1, dims, lbs,
+		nulls[i] = (values[i] == (Datum) 0);
+	return PointerGetDatum(construct_md_array((Datum *) values, nulls, 1, dims, lbs,
 											  elemtype, -1, false, TYPALIGN_INT));
 }
 
-static Datum
-jsonb_or_null_array(int n, Jsonb **values)
-{
-	Datum	   *elems = palloc(sizeof(Datum) * (n + 1));
-	bool	   *nulls = palloc(sizeof(bool) * (n + 1));
-	int			dims[1] = {n};
-	int			lbs[1] = {1};
-	int			i;
-
-	for (i = 0; i < n; i++)
-	{
-		nulls[i] = (values[i] == NULL);
-		elems[i] = nulls[i] ? (Datum) 0 : JsonbPGetDatum(values[i]);
-	}
-	return PointerGetDatum(construct_md_array(elems, nulls, 1, dims, lbs,
-											  JSONBOID, -1, false, TYPALIGN_INT));
-}
+#define TEXT_OR_ZERO(s)		((s) ? CStringGetTextDatum(s) : (Datum) 0)
+#define JSONB_OR_ZERO(j)	((j) ? JsonbPGetDatum(j) : (Datum) 0)
 
 /* Write the batch's events; the batch is emptied. */
 void
@@ -121,14 +103,14 @@ sr_events_flush(SrEventBatch *batch)
 	int			n = list_length(batch->events);
 	Datum		values[EVENT_NPARAMS];
 	char		nulls[EVENT_NPARAMS + 1];
-	const char **kinds;
-	const char **columns;
-	const char **rules;
-	const char **decisions;
-	Jsonb	  **olds;
-	Jsonb	  **incomings;
-	Jsonb	  **bases;
-	Jsonb	  **news;
+	Datum	   *kinds,
+			   *columns,
+			   *rules,
+			   *decisions,
+			   *olds,
+			   *incomings,
+			   *bases,
+			   *news;
 	Datum	   *review_ids;
 	bool	   *review_nulls;
 	int			dims[1] = {n};
@@ -138,28 +120,28 @@ sr_events_flush(SrEventBatch *batch)
 
 	if (n == 0)
 		return;
-	kinds = palloc(sizeof(char *) * n);
-	columns = palloc(sizeof(char *) * n);
-	rules = palloc(sizeof(char *) * n);
-	decisions = palloc(sizeof(char *) * n);
-	olds = palloc(sizeof(Jsonb *) * n);
-	incomings = palloc(sizeof(Jsonb *) * n);
-	bases = palloc(sizeof(Jsonb *) * n);
-	news = palloc(sizeof(Jsonb *) * n);
+	kinds = palloc(sizeof(Datum) * n);
+	columns = palloc(sizeof(Datum) * n);
+	rules = palloc(sizeof(Datum) * n);
+	decisions = palloc(sizeof(Datum) * n);
+	olds = palloc(sizeof(Datum) * n);
+	incomings = palloc(sizeof(Datum) * n);
+	bases = palloc(sizeof(Datum) * n);
+	news = palloc(sizeof(Datum) * n);
 	review_ids = palloc(sizeof(Datum) * n);
 	review_nulls = palloc(sizeof(bool) * n);
 	foreach(lc, batch->events)
 	{
 		SrEvent    *ev = (SrEvent *) lfirst(lc);
 
-		kinds[i] = ev->kind;
-		columns[i] = ev->column_name;
-		rules[i] = ev->rule;
-		decisions[i] = ev->decision;
-		olds[i] = ev->old_value;
-		incomings[i] = ev->incoming_value;
-		bases[i] = ev->base_value;
-		news[i] = ev->new_value;
+		kinds[i] = TEXT_OR_ZERO(ev->kind);
+		columns[i] = TEXT_OR_ZERO(ev->column_name);
+		rules[i] = TEXT_OR_ZERO(ev->rule);
+		decisions[i] = TEXT_OR_ZERO(ev->decision);
+		olds[i] = JSONB_OR_ZERO(ev->old_value);
+		incomings[i] = JSONB_OR_ZERO(ev->incoming_value);
+		bases[i] = JSONB_OR_ZERO(ev->base_value);
+		news[i] = JSONB_OR_ZERO(ev->new_value);
 		review_ids[i] = Int64GetDatum(ev->review_id);
 		review_nulls[i] = (ev->review_id == 0);
 		i++;
@@ -181,14 +163,14 @@ sr_events_flush(SrEventBatch *batch)
 	nulls[6] = batch->event_id ? ' ' : 'n';
 	values[7] = DirectFunctionCall1(namein,
 									CStringGetDatum(GetUserNameFromId(GetUserId(), false)));
-	values[8] = text_or_null_array(n, kinds, TEXTOID);
-	values[9] = text_or_null_array(n, columns, TEXTOID);
-	values[10] = jsonb_or_null_array(n, olds);
-	values[11] = jsonb_or_null_array(n, incomings);
-	values[12] = jsonb_or_null_array(n, bases);
-	values[13] = jsonb_or_null_array(n, news);
-	values[14] = text_or_null_array(n, rules, TEXTOID);
-	values[15] = text_or_null_array(n, decisions, TEXTOID);
+	values[8] = nullable_array(n, kinds, TEXTOID);
+	values[9] = nullable_array(n, columns, TEXTOID);
+	values[10] = nullable_array(n, olds, JSONBOID);
+	values[11] = nullable_array(n, incomings, JSONBOID);
+	values[12] = nullable_array(n, bases, JSONBOID);
+	values[13] = nullable_array(n, news, JSONBOID);
+	values[14] = nullable_array(n, rules, TEXTOID);
+	values[15] = nullable_array(n, decisions, TEXTOID);
 	values[16] = PointerGetDatum(construct_md_array(review_ids, review_nulls, 1, dims, lbs,
 													INT8OID, 8, FLOAT8PASSBYVAL,
 													TYPALIGN_DOUBLE));

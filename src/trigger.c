@@ -59,19 +59,27 @@ keys_equal(const SrTable *tab, HeapTuple a, HeapTuple b, TupleDesc td)
 	return true;
 }
 
+/* The key of a row and its local metadata. */
+static Datum *
+read_local(SrTable *tab, HeapTuple tup, TupleDesc td, SrShadowRow *lrow)
+{
+	Datum	   *keyvals = palloc(sizeof(Datum) * (tab->nkeys + 1));
+
+	tuple_keys(tab, tup, td, keyvals);
+	sr_shadow_init_row(tab, lrow);
+	sr_shadow_read(tab, keyvals, NULL, NULL, lrow);
+	return keyvals;
+}
+
 /* Record a local write of some columns (all when old is NULL). */
 static void
 record_write(SrTable *tab, HeapTuple tup, HeapTuple old, TupleDesc td,
 			 TimestampTz now)
 {
-	Datum	   *keyvals = palloc(sizeof(Datum) * (tab->nkeys + 1));
 	SrShadowRow lrow;
+	Datum	   *keyvals = read_local(tab, tup, td, &lrow);
 	bool		any = false;
 	int			c;
-
-	tuple_keys(tab, tup, td, keyvals);
-	sr_shadow_init_row(tab, &lrow);
-	sr_shadow_read(tab, keyvals, NULL, NULL, &lrow);
 
 	for (c = 0; c < tab->ncols; c++)
 	{
@@ -106,14 +114,10 @@ record_write(SrTable *tab, HeapTuple tup, HeapTuple old, TupleDesc td,
 static void
 record_delete(SrTable *tab, HeapTuple old, TupleDesc td, TimestampTz now)
 {
-	Datum	   *keyvals = palloc(sizeof(Datum) * (tab->nkeys + 1));
 	SrShadowRow lrow;
+	Datum	   *keyvals = read_local(tab, old, td, &lrow);
 	bool		any_held = false;
 	int			c;
-
-	tuple_keys(tab, old, td, keyvals);
-	sr_shadow_init_row(tab, &lrow);
-	sr_shadow_read(tab, keyvals, NULL, NULL, &lrow);
 	lrow.deleted = true;
 	lrow.deleted_at = now;
 	lrow.deleted_by = SR_LOCAL;

@@ -1200,6 +1200,49 @@ init_batch(const SrApplyCall *call, Jsonb *key, SrEventBatch *batch)
 	batch->event_id = call->event_id;
 }
 
+/* A delivery id seen before: log it, and say so. */
+static bool
+is_duplicate(const SrApplyCall *call, Jsonb *key, SrEventBatch *batch, SrApplyResult *res)
+{
+	if (call->event_id == NULL || record_delivery(call, key))
+		return false;
+	sr_event_add(batch, "duplicate", NULL, NULL, NULL, NULL, NULL,
+				 psprintf("event %s was already received from %s", call->event_id, call->source),
+				 NULL, 0);
+	sr_events_flush(batch);
+	res->outcome = "duplicate";
+	return true;
+}
+
+/* Older than what was seen: log it, and say so. */
+static bool
+is_stale(const SrApplyCall *call, const SrShadowRow *srow, const SrShadowRow *lrow,
+		 bool found, Jsonb *image, SrEventBatch *batch, SrApplyResult *res)
+{
+	char	   *why = stale_reason(call, srow, lrow, found);
+
+	if (why == NULL)
+		return false;
+	sr_event_add(batch, "stale", NULL, NULL, image, NULL, NULL, why, NULL, 0);
+	sr_events_flush(batch);
+	res->outcome = "stale";
+	return true;
+}
+
+/* Write the source's base, the local metadata when it changed, the events. */
+static void
+finish_image(const SrApplyCall *call, const Datum *keyvals, SrShadowRow *srow,
+			 SrShadowRow *lrow, SrEventBatch *batch)
+{
+	sr_shadow_write(call->tab, keyvals, call->source, srow);
+	if (lrow->dirty)
+	{
+		lrow->received_at = call->received_at;
+		sr_shadow_local_write(call->tab, keyvals, lrow);
+	}
+	sr_events_flush(batch);
+}
+
 /* One incoming image, start to end.  SPI is connected. */
 static void
 apply_image(const SrApplyCall *call, SrApplyResult *res, SrReviewIds *reviews)
@@ -1212,21 +1255,13 @@ apply_image(const SrApplyCall *call, SrApplyResult *res, SrReviewIds *reviews)
 	Datum	   *L = palloc0(sizeof(Datum) * (tab->ncols + 1));
 	bool	   *Lnull = palloc0(sizeof(bool) * (tab->ncols + 1));
 	bool		found;
-	char	   *stale;
 
 	parse_image(call, &img);
 	res->key = img.key;
 	init_batch(call, img.key, &batch);
 
-	if (call->event_id != NULL && !record_delivery(call, img.key))
-	{
-		sr_event_add(&batch, "duplicate", NULL, NULL, NULL, NULL, NULL,
-					 psprintf("event %s was already received from %s", call->event_id, call->source),
-					 NULL, 0);
-		sr_events_flush(&batch);
-		res->outcome = "duplicate";
+	if (is_duplicate(call, img.key, &batch, res))
 		return;
-	}
 
 	for (;;)
 	{
@@ -1235,14 +1270,8 @@ apply_image(const SrApplyCall *call, SrApplyResult *res, SrReviewIds *reviews)
 		sr_shadow_init_row(tab, &lrow);
 		sr_shadow_read(tab, img.keyvals, call->source, &srow, &lrow);
 
-		stale = stale_reason(call, &srow, &lrow, found);
-		if (stale != NULL)
-		{
-			sr_event_add(&batch, "stale", NULL, NULL, call->payload, NULL, NULL, stale, NULL, 0);
-			sr_events_flush(&batch);
-			res->outcome = "stale";
+		if (is_stale(call, &srow, &lrow, found, call->payload, &batch, res))
 			return;
-		}
 		if (found)
 		{
 			apply_to_row(call, &img, L, Lnull, &srow, &lrow, &batch, res, reviews);
@@ -1255,13 +1284,7 @@ apply_image(const SrApplyCall *call, SrApplyResult *res, SrReviewIds *reviews)
 	}
 
 	advance_base(call, &img, &srow);
-	sr_shadow_write(tab, img.keyvals, call->source, &srow);
-	if (lrow.dirty)
-	{
-		lrow.received_at = call->received_at;
-		sr_shadow_local_write(tab, img.keyvals, &lrow);
-	}
-	sr_events_flush(&batch);
+	finish_image(call, img.keyvals, &srow, &lrow, &batch);
 }
 
 /* A delete from a source.  SPI is connected. */
@@ -1276,7 +1299,6 @@ apply_delete_image(const SrApplyCall *call, SrApplyResult *res, SrReviewIds *rev
 	Datum	   *L = palloc0(sizeof(Datum) * (tab->ncols + 1));
 	bool	   *Lnull = palloc0(sizeof(bool) * (tab->ncols + 1));
 	bool		found;
-	char	   *stale;
 	bool		crossing = false;
 	bool		delete_row = true;
 	bool		dominated = false;
@@ -1288,28 +1310,15 @@ apply_delete_image(const SrApplyCall *call, SrApplyResult *res, SrReviewIds *rev
 	res->key = sr_build_key(tab, keyvals, NULL);
 	init_batch(call, res->key, &batch);
 
-	if (call->event_id != NULL && !record_delivery(call, res->key))
-	{
-		sr_event_add(&batch, "duplicate", NULL, NULL, NULL, NULL, NULL,
-					 psprintf("event %s was already received from %s", call->event_id, call->source),
-					 NULL, 0);
-		sr_events_flush(&batch);
-		res->outcome = "duplicate";
+	if (is_duplicate(call, res->key, &batch, res))
 		return;
-	}
 
 	found = sr_row_lock(tab, keyvals, true, L, Lnull);
 	sr_shadow_init_row(tab, &srow);
 	sr_shadow_init_row(tab, &lrow);
 	sr_shadow_read(tab, keyvals, call->source, &srow, &lrow);
-	stale = stale_reason(call, &srow, &lrow, found);
-	if (stale != NULL)
-	{
-		sr_event_add(&batch, "stale", NULL, NULL, NULL, NULL, NULL, stale, NULL, 0);
-		sr_events_flush(&batch);
-		res->outcome = "stale";
+	if (is_stale(call, &srow, &lrow, found, NULL, &batch, res))
 		return;
-	}
 
 	if (!found)
 	{
@@ -1434,13 +1443,7 @@ apply_delete_image(const SrApplyCall *call, SrApplyResult *res, SrReviewIds *rev
 	srow.deleted = true;
 	srow.deleted_at = incoming_time(call);
 	srow.deleted_by = (char *) call->source;
-	sr_shadow_write(tab, keyvals, call->source, &srow);
-	if (lrow.dirty)
-	{
-		lrow.received_at = call->received_at;
-		sr_shadow_local_write(tab, keyvals, &lrow);
-	}
-	sr_events_flush(&batch);
+	finish_image(call, keyvals, &srow, &lrow, &batch);
 }
 
 /* ------------------------------------------------------------------------

@@ -974,8 +974,13 @@ BEGIN
 		IF have IS NULL THEN
 			EXECUTE pg_catalog.format('ALTER TABLE %s ADD COLUMN %I %s', sh, 'c' OPERATOR(pg_catalog.||) a.attnum, want);
 		ELSIF have OPERATOR(pg_catalog.<>) want THEN
-			EXECUTE pg_catalog.format('ALTER TABLE %s ALTER COLUMN %I TYPE %s USING %I::%s', sh,
-									  'c' OPERATOR(pg_catalog.||) a.attnum, want, 'c' OPERATOR(pg_catalog.||) a.attnum, want);
+			-- The bases of a re-typed column are forgotten rather than cast:
+			-- a cast could run the table owner's functions as the extension
+			-- owner.  The next image from each system is compared without a
+			-- base for this column.
+			EXECUTE pg_catalog.format('ALTER TABLE %s ALTER COLUMN %I TYPE %s USING NULL', sh,
+									  'c' OPERATOR(pg_catalog.||) a.attnum, want);
+			EXECUTE pg_catalog.format('UPDATE %s SET known[%s] = NULL WHERE known[%s]', sh, a.attnum, a.attnum);
 		END IF;
 	END LOOP;
 
@@ -995,12 +1000,17 @@ BEGIN
 	FROM pg_catalog.pg_attribute x
 	WHERE p.relid = tbl AND x.attrelid = tbl AND x.attnum = p.attnum
 	  AND x.attname OPERATOR(pg_catalog.<>) p.column_name;
+	-- a changed type must still fit its column's strategy: check them again
+	UPDATE sync_resolve.column_policy p SET strategy = p.strategy
+	WHERE p.relid = tbl
+	  AND sync_resolve._strategy_problem(tbl, p.attnum, p.strategy) IS NOT NULL;
 END
 $$;
 
 CREATE FUNCTION sync_resolve._on_ddl()
 	RETURNS event_trigger
 	LANGUAGE plpgsql
+	SECURITY DEFINER
 	SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -1017,11 +1027,25 @@ $$;
 CREATE FUNCTION sync_resolve._on_drop()
 	RETURNS event_trigger
 	LANGUAGE plpgsql
+	SECURITY DEFINER
 	SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
 	o record;
+	used text;
 BEGIN
+	FOR o IN SELECT d.objid, d.object_identity FROM pg_catalog.pg_event_trigger_dropped_objects() d
+			 WHERE d.classid = 'pg_catalog.pg_proc'::pg_catalog.regclass LOOP
+		SELECT pg_catalog.string_agg(pg_catalog.format('%s.%I', p.relid, p.column_name), ', ')
+		INTO used
+		FROM sync_resolve.column_policy p WHERE p.custom_fn::oid = o.objid;
+		IF used IS NOT NULL THEN
+			RAISE EXCEPTION 'cannot drop function %: column policies use it', o.object_identity
+				USING ERRCODE = '2BP01',
+					  DETAIL = pg_catalog.format('Columns deciding conflicts with it: %s.', used),
+					  HINT = 'Set other policies for those columns first.';
+		END IF;
+	END LOOP;
 	FOR o IN SELECT d.objid, d.object_identity FROM pg_catalog.pg_event_trigger_dropped_objects() d
 			 WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.objsubid = 0 LOOP
 		IF EXISTS (SELECT 1 FROM sync_resolve.tracked t WHERE t.shadow OPERATOR(pg_catalog.=) o.object_identity) THEN
@@ -1263,6 +1287,7 @@ REVOKE EXECUTE ON FUNCTION sync_resolve.prune_events(interval) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION sync_resolve._create_shadow(regclass) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION sync_resolve._drop_shadow(text) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION sync_resolve._ensure_shadow(regclass) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION sync_resolve._sync_shadow(regclass) FROM PUBLIC;
 
 SELECT pg_catalog.pg_extension_config_dump('sync_resolve.system', 'WHERE name <> ''local''');
 SELECT pg_catalog.pg_extension_config_dump('sync_resolve.tracked', '');

@@ -115,3 +115,31 @@ SELECT deleted_at IS NOT NULL AS deleted, version FROM sync_resolve.shadow('note
 UPDATE note SET id = 2 WHERE id = 1;
 SELECT (SELECT deleted_at IS NOT NULL FROM sync_resolve.shadow('note', '{"id": 1}') WHERE system = 'local') AS old_deleted,
 	(SELECT deleted_at IS NULL FROM sync_resolve.shadow('note', '{"id": 2}') WHERE system = 'local') AS new_live;
+
+-- a type change the column's strategy no longer fits is refused
+CREATE TABLE typed (id int PRIMARY KEY, v text);
+SELECT sync_resolve.track('typed', ARRAY['crm'], 'latest');
+SELECT sync_resolve.set_policy('typed', 'v', 'max');
+\set VERBOSITY terse
+-- must fail
+ALTER TABLE typed ALTER COLUMN v TYPE json USING v::json;
+\set VERBOSITY default
+-- any other type change goes through with the table's own USING; the
+-- shadow forgets crm's base for the column rather than convert it
+SELECT outcome FROM sync_resolve.apply('typed', 'crm', '{"id": 1, "v": "hello"}');
+ALTER TABLE typed ALTER COLUMN v TYPE integer USING length(v);
+SELECT * FROM typed;
+SELECT system, base FROM sync_resolve.shadow('typed', '{"id": 1}') WHERE system = 'crm';
+
+-- a role that is no superuser may still alter and drop its own tables,
+-- tracked or not: the DDL event triggers read the policy tables as the
+-- extension's owner
+CREATE ROLE regress_sr_ddl_owner;
+GRANT CREATE ON SCHEMA public TO regress_sr_ddl_owner;
+SET ROLE regress_sr_ddl_owner;
+CREATE TABLE owned (id int PRIMARY KEY);
+ALTER TABLE owned ADD COLUMN v text;
+DROP TABLE owned;
+RESET ROLE;
+REVOKE CREATE ON SCHEMA public FROM regress_sr_ddl_owner;
+DROP ROLE regress_sr_ddl_owner;

@@ -23,6 +23,16 @@ SELECT :delete_review, :'kind', :'local_value', :'reason';
 -- the person agrees with crm: the row goes
 SELECT status FROM sync_resolve.resolve(:delete_review, 'take_incoming');
 SELECT count(*) FROM ticket WHERE id = 2;
+-- and if crm creates it again, it comes back whole: the review released it
+SELECT outcome, applied FROM sync_resolve.apply('ticket', 'crm', '{"id": 2, "title": "network", "state": "reopened"}', '2030-01-04');
+SELECT * FROM ticket WHERE id = 2;
+
+-- keep_local releases the row too: crm's later one-sided change is taken
+SELECT outcome FROM sync_resolve.apply('ticket', 'crm', '{"id": 6, "title": "fan", "state": "open"}', '2030-01-01');
+UPDATE ticket SET state = 'noisy' WHERE id = 6;
+SELECT outcome FROM sync_resolve.apply_delete('ticket', 'crm', '{"id": 6}', '2030-01-02');
+SELECT status FROM sync_resolve.resolve((SELECT id FROM sync_resolve.review WHERE key = '{"id": 6}' AND status = 'open'), 'keep_local');
+SELECT outcome, applied, queued FROM sync_resolve.apply('ticket', 'crm', '{"id": 6, "title": "fan (new)"}', '2030-01-03');
 
 -- on_delete_conflict = keep: the edited row stays
 UPDATE sync_resolve.tracked SET on_delete_conflict = 'keep' WHERE relid = 'ticket'::regclass;
@@ -107,3 +117,16 @@ SELECT * FROM sync_resolve.apply_batch('ticket', 'billing', '{"data": {}}');
 SELECT * FROM sync_resolve.apply_batch('ticket', 'billing', '[]', on_error => 'ignore');
 -- an empty batch is no work
 SELECT count(*) FROM sync_resolve.apply_batch('ticket', 'billing', '[]');
+
+-- reject sets aside bad elements, not a cancel: a statement timeout in the
+-- middle of a batch still ends the call
+CREATE FUNCTION slow(c sync_resolve.conflict) RETURNS jsonb
+	LANGUAGE sql AS $$ SELECT pg_sleep(1); SELECT c.incoming_value $$;
+SELECT sync_resolve.set_policy('ticket', 'title', 'custom', custom_fn => 'slow(sync_resolve.conflict)');
+UPDATE ticket SET title = 'local title' WHERE id = 16;
+SELECT count(*) AS rejected_before FROM sync_resolve.rejected \gset
+SET statement_timeout = '200ms';
+-- must fail
+SELECT * FROM sync_resolve.apply_batch('ticket', 'billing', '[{"data": {"id": 16, "title": "g"}}]', on_error => 'reject');
+RESET statement_timeout;
+SELECT count(*) - :rejected_before AS rejected_since FROM sync_resolve.rejected;

@@ -99,3 +99,17 @@ SELECT system, base FROM sync_resolve.shadow('legacy', '{"id": 1}');
 -- crm says Ben lives in Bergen: without a base that is a conflict
 SELECT outcome, applied, queued FROM sync_resolve.apply('legacy', 'crm', '{"id": 2, "name": "Ben", "city": "Bergen"}');
 SELECT column_name, local_value, incoming_value, base_value FROM sync_resolve.review WHERE relid = 'legacy'::regclass;
+
+-- sync_resolve's own statements do not follow the caller's search_path: an
+-- operator of the caller's schema named like a built-in one is not used
+CREATE SCHEMA evil;
+CREATE FUNCTION evil.always(text, text) RETURNS boolean LANGUAGE sql RETURN true;
+CREATE OPERATOR evil.= (LEFTARG = text, RIGHTARG = text, FUNCTION = evil.always);
+UPDATE legacy SET name = 'Benny' WHERE id = 2;
+SET search_path = evil, pg_catalog, public;
+-- a conflict on name opens a second review item for the row (ON CONFLICT
+-- on the open items' index would not match with evil's operator)
+SELECT outcome, queued FROM sync_resolve.apply('legacy', 'crm', '{"id": 2, "name": "Benjamin"}');
+SELECT column_name, status FROM sync_resolve.review WHERE relid = 'legacy'::regclass ORDER BY id;
+SELECT kind, column_name FROM sync_resolve.explain('legacy', '{"id": 2}');
+RESET search_path;

@@ -58,3 +58,12 @@ SELECT sync_resolve.set_policy('custom_t', 'v', 'custom', custom_fn => 'wrong_si
 -- must fail: custom needs a function
 SELECT sync_resolve.set_policy('custom_t', 'v', 'custom');
 \set VERBOSITY default
+
+-- a function a policy decides with cannot be dropped; once no policy uses
+-- it, it can
+\set VERBOSITY terse
+-- must fail
+DROP FUNCTION record_it(sync_resolve.conflict);
+\set VERBOSITY default
+SELECT sync_resolve.set_policy('custom_t', 'v', 'latest');
+DROP FUNCTION record_it(sync_resolve.conflict);

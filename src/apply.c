@@ -37,6 +37,7 @@
 #include "commands/async.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "storage/lock.h"
 #include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
@@ -48,7 +49,7 @@
 
 #include "sync_resolve.h"
 
-Oid			sr_applying_relid = InvalidOid;
+SrApplying sr_applying = {InvalidOid, NULL, NULL};
 
 /* vclock.c's SQL-callable conversions, used for apply_batch elements */
 extern Datum vclock_in(PG_FUNCTION_ARGS);
@@ -109,6 +110,21 @@ copy_row(const SrTable *tab, HeapTuple tup, TupleDesc td, Datum *values, bool *n
 	}
 }
 
+/*
+ * An exclusive transaction lock on (table, key), for rows that do not exist
+ * here: an advisory lock in sync_resolve's own space (its fourth field),
+ * apart from the two-key advisory locks of applications.
+ */
+void
+sr_lock_key(const SrTable *tab, Jsonb *key)
+{
+	LOCKTAG		tag;
+	uint32		hash = DatumGetUInt32(DirectFunctionCall1(jsonb_hash, JsonbPGetDatum(key)));
+
+	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, (uint32) tab->relid, hash, SR_ADVISORY_LOCK_SPACE);
+	(void) LockAcquire(&tag, ExclusiveLock, false, false);
+}
+
 /* Lock the local row; false when there is none. */
 bool
 sr_row_lock(SrTable *tab, const Datum *keyvals, bool for_delete,
@@ -132,20 +148,22 @@ sr_row_lock(SrTable *tab, const Datum *keyvals, bool for_delete,
  * that a caller catching the error does not leave local writes unrecorded.
  */
 static int
-tracked_write(SrTable *tab, SPIPlanPtr plan, Datum *values, const char *nulls,
-			  int expected)
+tracked_write(SrTable *tab, const Datum *keyvals, SPIPlanPtr plan, Datum *values,
+			  const char *nulls, int expected)
 {
-	Oid			saved = sr_applying_relid;
+	SrApplying	saved = sr_applying;
 	int			n;
 
-	sr_applying_relid = tab->relid;
+	sr_applying.relid = tab->relid;
+	sr_applying.tab = tab;
+	sr_applying.keyvals = keyvals;
 	PG_TRY();
 	{
 		n = sr_spi_execute(plan, values, nulls, false, false, 0, expected);
 	}
 	PG_FINALLY();
 	{
-		sr_applying_relid = saved;
+		sr_applying = saved;
 	}
 	PG_END_TRY();
 	return n;
@@ -153,9 +171,10 @@ tracked_write(SrTable *tab, SPIPlanPtr plan, Datum *values, const char *nulls,
 
 /*
  * UPDATE the given columns of the row; the row as written (other BEFORE
- * triggers may have changed it) comes back in out_values/out_nulls.
+ * triggers may have changed it) comes back in out_values/out_nulls.  False
+ * when a BEFORE trigger of the table skipped the write.
  */
-void
+bool
 sr_row_update(SrTable *tab, const Datum *keyvals, Bitmapset *cols,
 			  const Datum *values, const bool *nulls,
 			  Datum *out_values, bool *out_nulls)
@@ -181,16 +200,11 @@ sr_row_update(SrTable *tab, const Datum *keyvals, Bitmapset *cols,
 		argnulls[p++] = nulls[i] ? 'n' : ' ';
 	}
 	argnulls[p] = '\0';
-	n = tracked_write(tab, slot->plan, args, argnulls, SPI_OK_UPDATE_RETURNING);
-	if (n != 1)
-		ereport(ERROR,
-				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
-				 errmsg("row %s of table %s changed while sync_resolve was writing it",
-						sr_jsonb_value_text(sr_build_key(tab, keyvals, NULL)), tab->display_name),
-				 errhint("Retry the transaction.")));
-	if (out_values != NULL)
+	n = tracked_write(tab, keyvals, slot->plan, args, argnulls, SPI_OK_UPDATE_RETURNING);
+	if (n == 1 && out_values != NULL)
 		copy_row(tab, SPI_tuptable->vals[0], SPI_tuptable->tupdesc, out_values, out_nulls);
 	SPI_freetuptable(SPI_tuptable);
+	return n == 1;
 }
 
 /*
@@ -198,8 +212,9 @@ sr_row_update(SrTable *tab, const Datum *keyvals, Bitmapset *cols,
  * with that key was inserted concurrently or another unique key clashed.
  */
 bool
-sr_row_insert(SrTable *tab, Bitmapset *cols, const Datum *values,
-			  const bool *nulls, Datum *out_values, bool *out_nulls)
+sr_row_insert(SrTable *tab, const Datum *keyvals, Bitmapset *cols,
+			  const Datum *values, const bool *nulls,
+			  Datum *out_values, bool *out_nulls)
 {
 	SPIPlanPtr	plan = sr_plan_insert(tab, cols);
 	int			nparams = bms_num_members(cols);
@@ -215,7 +230,7 @@ sr_row_insert(SrTable *tab, Bitmapset *cols, const Datum *values,
 		argnulls[p++] = nulls[i] ? 'n' : ' ';
 	}
 	argnulls[p] = '\0';
-	n = tracked_write(tab, plan, args, argnulls, SPI_OK_INSERT_RETURNING);
+	n = tracked_write(tab, keyvals, plan, args, argnulls, SPI_OK_INSERT_RETURNING);
 	if (n == 0)
 	{
 		SPI_freetuptable(SPI_tuptable);
@@ -230,7 +245,7 @@ sr_row_insert(SrTable *tab, Bitmapset *cols, const Datum *values,
 void
 sr_row_delete(SrTable *tab, const Datum *keyvals)
 {
-	tracked_write(tab, tab->plan_delete_row, (Datum *) keyvals, NULL, SPI_OK_DELETE);
+	tracked_write(tab, keyvals, tab->plan_delete_row, (Datum *) keyvals, NULL, SPI_OK_DELETE);
 }
 
 /* ------------------------------------------------------------------------
@@ -397,7 +412,7 @@ record_delivery(const SrApplyCall *call, Jsonb *key)
 		SPIPlanPtr	plan;
 
 		plan = sr_prepare_kept("INSERT INTO sync_resolve.delivery (system, event_id, relid, key)"
-						   " VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING", 4, types);
+						   " VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING", 4, types, true);
 		delivery_plan = plan;
 	}
 	values[0] = CStringGetTextDatum(call->source);
@@ -421,7 +436,7 @@ sr_dismiss_reviews(const SrTable *tab, Jsonb *key, const char *why)
 		plan = sr_prepare_kept("UPDATE sync_resolve.review SET status = 'dismissed',"
 						   " resolved_at = pg_catalog.now(), updated_at = pg_catalog.now(), note = $3"
 						   " WHERE relid OPERATOR(pg_catalog.=) $1 AND key OPERATOR(pg_catalog.=) $2"
-						   " AND status OPERATOR(pg_catalog.=) 'open'", 3, types);
+						   " AND status OPERATOR(pg_catalog.=) 'open'", 3, types, true);
 		dismiss_plan = plan;
 	}
 	values[0] = ObjectIdGetDatum(tab->relid);
@@ -580,6 +595,8 @@ apply_to_row(const SrApplyCall *call, SrImage *img, Datum *L, bool *Lnull,
 	Datum	   *newvals = palloc(sizeof(Datum) * ncols);
 	bool	   *newnulls = palloc(sizeof(bool) * ncols);
 	bool	   *changed_cols = palloc0(sizeof(bool) * ncols);
+	char	  **saved_writer = palloc(sizeof(char *) * ncols);
+	TimestampTz *saved_changed_at = palloc(sizeof(TimestampTz) * ncols);
 	Bitmapset  *changed = NULL;
 	bool		dominated = false;
 	SrSide		incoming;
@@ -829,6 +846,8 @@ apply_to_row(const SrApplyCall *call, SrImage *img, Datum *L, bool *Lnull,
 	}
 
 	/* 4. the new row, the lists, the per-column events and reviews */
+	memcpy(saved_writer, lrow->col_writer, sizeof(char *) * ncols);
+	memcpy(saved_changed_at, lrow->col_changed_at, sizeof(TimestampTz) * ncols);
 	memcpy(newvals, L, sizeof(Datum) * ncols);
 	memcpy(newnulls, Lnull, sizeof(bool) * ncols);
 	for (c = 0; c < ncols; c++)
@@ -936,12 +955,40 @@ apply_to_row(const SrApplyCall *call, SrImage *img, Datum *L, bool *Lnull,
 	if (changed != NULL)
 	{
 		Jsonb	   *oldobj = sr_row_object(tab, L, Lnull, changed_cols);
-		Jsonb	   *newobj = sr_row_object(tab, newvals, newnulls, changed_cols);
+		Datum	   *written = palloc(sizeof(Datum) * ncols);
+		bool	   *written_null = palloc(sizeof(bool) * ncols);
 
-		sr_row_update(tab, img->keyvals, changed, newvals, newnulls, NULL, NULL);
-		sr_event_add(batch, "applied", NULL, oldobj, NULL, NULL, newobj,
-					 psprintf("changed by %s", call->source), NULL, 0);
-		res->outcome = "updated";
+		if (sr_row_update(tab, img->keyvals, changed, newvals, newnulls,
+						  written, written_null))
+		{
+			/* a BEFORE trigger of the table may have changed the row: its own doing */
+			for (c = 0; c < ncols; c++)
+			{
+				if (tab->cols[c].is_key ||
+					sr_datum_equal(&tab->cols[c], written[c], written_null[c],
+								   newvals[c], newnulls[c]))
+					continue;
+				lrow->col_writer[c] = SR_LOCAL;
+				lrow->col_changed_at[c] = call->received_at;
+				lrow->dirty = true;
+				changed_cols[c] = true;
+			}
+			sr_event_add(batch, "applied", NULL, sr_row_object(tab, L, Lnull, changed_cols),
+						 NULL, NULL, sr_row_object(tab, written, written_null, changed_cols),
+						 psprintf("changed by %s", call->source), NULL, 0);
+			res->outcome = "updated";
+		}
+		else
+		{
+			/* a BEFORE trigger of the table skipped the write: nothing changed */
+			memcpy(lrow->col_writer, saved_writer, sizeof(char *) * ncols);
+			memcpy(lrow->col_changed_at, saved_changed_at, sizeof(TimestampTz) * ncols);
+			res->applied = NIL;
+			sr_event_add(batch, "received", NULL, oldobj, NULL, NULL, NULL,
+						 psprintf("a trigger on table %s skipped the write of %s's changes",
+								  tab->display_name, call->source), NULL, 0);
+			res->outcome = "unchanged";
+		}
 	}
 	else if (res->queued != NIL)
 		res->outcome = "held";
@@ -986,6 +1033,8 @@ apply_to_absent_row(const SrApplyCall *call, SrImage *img, SrShadowRow *srow,
 	Bitmapset  *cols = NULL;
 	bool	   *inserted = palloc0(sizeof(bool) * tab->ncols);
 	TimestampTz tin = incoming_time(call);
+	List	   *to_review = NIL;
+	ListCell   *lc;
 	int			c;
 
 	/* an image crossing a delete made here (or by another system) */
@@ -1100,12 +1149,9 @@ apply_to_absent_row(const SrApplyCall *call, SrImage *img, SrShadowRow *srow,
 			}
 			if (col->on_unauthorized == SR_UNAUTH_REVIEW)
 			{
+				/* opened once the row is in: the insert may yet lose a race */
 				res->queued = lappend(res->queued, col->name);
-				add_review_id(reviews,
-							  open_review(call, batch, lrow, img->key, col->name, list_make1_int(c),
-										  "unauthorized", NULL, ji, NULL,
-										  sr_strategy_name(col->strategy),
-										  psprintf("%s; a person decides", rule)));
+				to_review = lappend_int(to_review, c);
 				continue;
 			}
 			sr_event_add(batch, "unauthorized", col->name, NULL, ji, NULL, NULL,
@@ -1115,7 +1161,7 @@ apply_to_absent_row(const SrApplyCall *call, SrImage *img, SrShadowRow *srow,
 		inserted[c] = true;
 	}
 
-	if (!sr_row_insert(tab, cols, img->values, img->nulls, NULL, NULL))
+	if (!sr_row_insert(tab, img->keyvals, cols, img->values, img->nulls, NULL, NULL))
 	{
 		if (sr_row_lock(tab, img->keyvals, false, NULL, NULL))
 		{
@@ -1130,6 +1176,18 @@ apply_to_absent_row(const SrApplyCall *call, SrImage *img, SrShadowRow *srow,
 				 errmsg("new row %s from system \"%s\" clashes with an existing row of table %s on another unique key",
 						sr_jsonb_value_text(img->key), call->source, tab->display_name),
 				 errhint("The same record may exist here under another primary key; link them, or change the unique value.")));
+	}
+
+	foreach(lc, to_review)
+	{
+		const SrColumn *col = &tab->cols[lfirst_int(lc)];
+
+		add_review_id(reviews,
+					  open_review(call, batch, lrow, img->key, col->name, list_make1_int(lfirst_int(lc)),
+								  "unauthorized", NULL,
+								  sr_datum_to_jsonb(col, img->values[lfirst_int(lc)], img->nulls[lfirst_int(lc)]),
+								  NULL, sr_strategy_name(col->strategy),
+								  psprintf("%s may not write %s; a person decides", call->source, col->name)));
 	}
 
 	/*
@@ -1200,6 +1258,22 @@ init_batch(const SrApplyCall *call, Jsonb *key, SrEventBatch *batch)
 	batch->event_id = call->event_id;
 }
 
+/*
+ * Lock the local row; when there is none, lock its key instead (an advisory
+ * lock of sync_resolve's own kind), so that two images for an absent row,
+ * or an image and a resolve() bringing it back, do not overwrite each
+ * other's local metadata.  Then look again: the row may have come meanwhile.
+ */
+bool
+sr_lock_row_or_key(SrTable *tab, const Datum *keyvals, Jsonb *key, bool for_delete,
+				Datum *L, bool *Lnull)
+{
+	if (sr_row_lock(tab, keyvals, for_delete, L, Lnull))
+		return true;
+	sr_lock_key(tab, key);
+	return sr_row_lock(tab, keyvals, for_delete, L, Lnull);
+}
+
 /* A delivery id seen before: log it, and say so. */
 static bool
 is_duplicate(const SrApplyCall *call, Jsonb *key, SrEventBatch *batch, SrApplyResult *res)
@@ -1255,17 +1329,21 @@ apply_image(const SrApplyCall *call, SrApplyResult *res, SrReviewIds *reviews)
 	Datum	   *L = palloc0(sizeof(Datum) * (tab->ncols + 1));
 	bool	   *Lnull = palloc0(sizeof(bool) * (tab->ncols + 1));
 	bool		found;
+	bool		checked_duplicate = false;
 
 	parse_image(call, &img);
 	res->key = img.key;
 	init_batch(call, img.key, &batch);
 
-	if (is_duplicate(call, img.key, &batch, res))
-		return;
-
 	for (;;)
 	{
-		found = sr_row_lock(tab, img.keyvals, false, L, Lnull);
+		found = sr_lock_row_or_key(tab, img.keyvals, img.key, false, L, Lnull);
+		if (!checked_duplicate)
+		{
+			checked_duplicate = true;
+			if (is_duplicate(call, img.key, &batch, res))
+				return;
+		}
 		sr_shadow_init_row(tab, &srow);
 		sr_shadow_init_row(tab, &lrow);
 		sr_shadow_read(tab, img.keyvals, call->source, &srow, &lrow);
@@ -1310,10 +1388,10 @@ apply_delete_image(const SrApplyCall *call, SrApplyResult *res, SrReviewIds *rev
 	res->key = sr_build_key(tab, keyvals, NULL);
 	init_batch(call, res->key, &batch);
 
+	found = sr_lock_row_or_key(tab, keyvals, res->key, true, L, Lnull);
 	if (is_duplicate(call, res->key, &batch, res))
 		return;
 
-	found = sr_row_lock(tab, keyvals, true, L, Lnull);
 	sr_shadow_init_row(tab, &srow);
 	sr_shadow_init_row(tab, &lrow);
 	sr_shadow_read(tab, keyvals, call->source, &srow, &lrow);
@@ -1477,12 +1555,25 @@ result_tuple(TupleDesc td, const SrApplyResult *res, const SrReviewIds *reviews)
 
 static void
 init_call(SrApplyCall *call, Oid relid, const char *source, FunctionCallInfo fcinfo,
-		  int changed_at_arg)
+		  int changed_at_arg, AclMode needed)
 {
 	memset(call, 0, sizeof(*call));
-	call->tab = sr_table_get(relid, false);
+	call->tab = sr_table_get(relid, false, RowExclusiveLock);
+
+	/*
+	 * The statements on the table check its privileges again; this check
+	 * comes first, so that a caller who may not write the table leaves no
+	 * trace in sync_resolve's own tables (deliveries, history, rejects).
+	 */
+	if (pg_class_aclmask(relid, GetUserId(), needed, ACLMASK_ANY) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied for table %s", call->tab->display_name),
+				 errhint("sync_resolve writes the table as the calling role, which needs %s on it.",
+						 needed == ACL_DELETE ? "DELETE" : "INSERT or UPDATE")));
 	call->sys = sr_check_source(call->tab, source);
-	call->source = call->sys->name;
+	/* copied: a reload of the systems may come in the middle of the call */
+	call->source = pstrdup(call->sys->name);
 	call->received_at = GetCurrentTimestamp();
 	if (fcinfo != NULL)
 	{
@@ -1537,7 +1628,8 @@ single_call(FunctionCallInfo fcinfo, bool is_delete)
 	sr_cache_enter();
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "sync_resolve: SPI_connect failed");
-	init_call(&call, PG_GETARG_OID(0), source, fcinfo, 3);
+	init_call(&call, PG_GETARG_OID(0), source, fcinfo, 3,
+			  is_delete ? ACL_DELETE : (ACL_INSERT | ACL_UPDATE));
 	call.payload = PG_GETARG_JSONB_P(2);
 	memset(&res, 0, sizeof(res));
 	if (is_delete)
@@ -1696,6 +1788,29 @@ element_key(const SrTable *tab, Jsonb *elem)
 	return sr_jsonb_object(tab->nkeys, names, vals);
 }
 
+/*
+ * Is this error the element's own fault (set aside by on_error = reject),
+ * or the session's or the server's (raised for the whole call)?
+ */
+static bool
+element_error(const ErrorData *edata)
+{
+	switch (ERRCODE_TO_CATEGORY(edata->sqlerrcode))
+	{
+		case ERRCODE_TRANSACTION_ROLLBACK:	/* serialization, deadlock */
+		case ERRCODE_INSUFFICIENT_RESOURCES:
+		case ERRCODE_OPERATOR_INTERVENTION: /* cancel, shutdown */
+		case ERRCODE_SYSTEM_ERROR:
+		case ERRCODE_CONFIG_FILE_ERROR:
+		case ERRCODE_INTERNAL_ERROR:
+			return false;
+		default:
+			break;
+	}
+	return edata->sqlerrcode != ERRCODE_LOCK_NOT_AVAILABLE &&
+		edata->sqlerrcode != ERRCODE_OBJECT_IN_USE;
+}
+
 static void
 record_rejected(const SrApplyCall *call, int position, Jsonb *elem, ErrorData *edata)
 {
@@ -1710,7 +1825,7 @@ record_rejected(const SrApplyCall *call, int position, Jsonb *elem, ErrorData *e
 
 		plan = sr_prepare_kept("INSERT INTO sync_resolve.rejected (relid, source, position, element,"
 						   " sqlstate, message, detail, hint, actor)"
-						   " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)", 9, types);
+						   " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)", 9, types, true);
 		rejected_plan = plan;
 	}
 	values[0] = ObjectIdGetDatum(call->tab->relid);
@@ -1767,7 +1882,8 @@ apply_batch(PG_FUNCTION_ARGS)
 	sr_cache_enter();
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "sync_resolve: SPI_connect failed");
-	init_call(&call, PG_GETARG_OID(0), source, NULL, 0);
+	init_call(&call, PG_GETARG_OID(0), source, NULL, 0,
+			  ACL_INSERT | ACL_UPDATE | ACL_DELETE);
 	if (!JB_ROOT_IS_ARRAY(changes) || JB_ROOT_IS_SCALAR(changes))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -1832,6 +1948,10 @@ apply_batch(PG_FUNCTION_ARGS)
 				RollbackAndReleaseCurrentSubTransaction();
 				MemoryContextSwitchTo(workcxt);
 				CurrentResourceOwner = owner;
+
+				/* a cancel, a deadlock, a full disk are not a bad element */
+				if (!element_error(edata))
+					ReThrowError(edata);
 
 				record_rejected(&call, bctx.position, elem, edata);
 				memset(&res, 0, sizeof(res));

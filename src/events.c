@@ -73,7 +73,7 @@ get_event_plan(void)
 					   " pg_catalog.unnest($11), pg_catalog.unnest($12), pg_catalog.unnest($13),"
 					   " pg_catalog.unnest($14), pg_catalog.unnest($15), pg_catalog.unnest($16),"
 					   " pg_catalog.unnest($17)) AS u",
-					   EVENT_NPARAMS, types);
+					   EVENT_NPARAMS, types, true);
 	event_plan = plan;
 	return plan;
 }

@@ -186,6 +186,10 @@ sr_jsonb_value_to_datum(const SrColumn *col, JsonbValue *v, bool *isnull,
 		MemoryContextSwitchTo(oldcxt);
 		edata = CopyErrorData();
 		FlushErrorState();
+		/* only a bad value is reworded; a cancel, say, goes on as it was */
+		if (ERRCODE_TO_CATEGORY(edata->sqlerrcode) != ERRCODE_DATA_EXCEPTION &&
+			ERRCODE_TO_CATEGORY(edata->sqlerrcode) != ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION)
+			ReThrowError(edata);
 		ereport(ERROR,
 				(errcode(edata->sqlerrcode),
 				 errmsg("invalid value for column \"%s\" of table %s %s: %s",
@@ -408,10 +412,16 @@ canonical_key(PG_FUNCTION_ARGS)
 	SrTable    *tab;
 	Datum	   *keyvals;
 
-	tab = sr_table_get(relid, true);
-	if (tab == NULL)
-		PG_RETURN_JSONB_P(key);
-	keyvals = palloc(sizeof(Datum) * tab->nkeys);
-	sr_parse_key(tab, key, NULL, "key", keyvals);
-	PG_RETURN_JSONB_P(sr_build_key(tab, keyvals, NULL));
+	Jsonb	   *result = key;
+
+	sr_cache_enter();
+	tab = sr_table_get(relid, true, AccessShareLock);
+	if (tab != NULL)
+	{
+		keyvals = palloc(sizeof(Datum) * tab->nkeys);
+		sr_parse_key(tab, key, NULL, "key", keyvals);
+		result = sr_build_key(tab, keyvals, NULL);
+	}
+	sr_cache_leave();
+	PG_RETURN_JSONB_P(result);
 }

@@ -8,9 +8,12 @@
  * extension owner and not writable by ordinary roles.  apply() and the
  * triggers read and write the tracked table as the calling user, so that
  * the table's own privileges and row security apply, and switch to the
- * extension owner only around statements on internal tables.  An error
- * while switched is safe: transaction and subtransaction abort restore the
- * user id.
+ * extension owner only around statements on internal tables, with
+ * search_path pinned to pg_catalog, pg_temp so that no object of the
+ * caller's is picked up.  No user code runs while switched: custom
+ * functions, input functions, equality and the tracked table's own
+ * triggers all run as the caller.  An error while switched is safe:
+ * transaction and subtransaction abort restore the user id and the GUCs.
  *
  *-------------------------------------------------------------------------
  */
@@ -104,23 +107,39 @@ sr_become_owner(SrUserSwitch *sw)
 	GetUserIdAndSecContext(&sw->saved_userid, &sw->saved_sec_context);
 	SetUserIdAndSecContext(sr_extension_owner(),
 						   sw->saved_sec_context | SECURITY_LOCAL_USERID_CHANGE);
+	/* and names resolve as in the install script, whatever the caller's path */
+	sw->guc_nest_level = NewGUCNestLevel();
+	(void) set_config_option("search_path", "pg_catalog, pg_temp",
+							 PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
 }
 
 void
 sr_restore_user(const SrUserSwitch *sw)
 {
+	AtEOXact_GUC(true, sw->guc_nest_level);
 	SetUserIdAndSecContext(sw->saved_userid, sw->saved_sec_context);
 }
 
 /*
  * Prepare a statement and keep its plan for the life of the backend.  The
- * caller's memory context stays current (SPI would leave its own).
+ * caller's memory context stays current (SPI would leave its own).  Plans
+ * of statements on sync_resolve's own tables are prepared as_owner, and
+ * must be executed as_owner too (sr_spi_execute).
  */
 SPIPlanPtr
-sr_prepare_kept(const char *sql, int nargs, Oid *argtypes)
+sr_prepare_kept(const char *sql, int nargs, Oid *argtypes, bool as_owner)
 {
 	MemoryContext cxt = CurrentMemoryContext;
-	SPIPlanPtr	plan = SPI_prepare(sql, nargs, argtypes);
+	SrUserSwitch sw;
+	SPIPlanPtr	plan;
+
+	/* a plan run as the owner is made under the owner's search_path */
+	if (as_owner)
+		sr_become_owner(&sw);
+	plan = SPI_prepare(sql, nargs, argtypes);
+	if (as_owner)
+		sr_restore_user(&sw);
 
 	if (plan == NULL)
 		elog(ERROR, "sync_resolve: could not prepare \"%s\": %s",

@@ -32,6 +32,7 @@
 #include "access/xact.h"
 #include "catalog/indexing.h"
 #include "catalog/namespace.h"
+#include "catalog/partition.h"
 #include "catalog/pg_extension.h"
 #include "catalog/pg_index.h"
 #include "catalog/pg_type.h"
@@ -48,6 +49,8 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
+#include "utils/snapmgr.h"
+#include "storage/lmgr.h"
 #include "utils/syscache.h"
 #include "utils/typcache.h"
 
@@ -63,7 +66,17 @@ typedef struct SrTableEntry
 } SrTableEntry;
 
 static HTAB *sr_tables = NULL;
+
+/* partition -> its tracked ancestor (InvalidOid: none) */
+typedef struct SrPartitionEntry
+{
+	Oid			relid;			/* hash key */
+	Oid			tracked;
+} SrPartitionEntry;
+
+static HTAB *sr_partitions = NULL;
 static List *sr_zombies = NIL;	/* invalidated SrTables still maybe in use */
+static List *sr_zombie_cxts = NIL;	/* old lists of systems, likewise */
 static int	sr_depth = 0;		/* entry points currently running */
 
 static MemoryContext sr_systems_cxt = NULL;
@@ -97,9 +110,6 @@ sr_strategy_name(SrStrategy s)
 		return "?";
 	return strategy_names[s];
 }
-
-static void owner_query_ro(const char *sql, int nargs, Oid *argtypes,
-						   Datum *values, bool read_only);
 
 static SrStrategy
 strategy_from_name(const char *name, const char *what)
@@ -154,6 +164,12 @@ free_zombies(void)
 		free_table((SrTable *) lfirst(lc));
 	/* the list cells themselves live in CacheMemoryContext */
 	list_free(zombies);
+
+	zombies = sr_zombie_cxts;
+	sr_zombie_cxts = NIL;
+	foreach(lc, zombies)
+		MemoryContextDelete((MemoryContext) lfirst(lc));
+	list_free(zombies);
 }
 
 static void
@@ -171,6 +187,11 @@ invalidate_all(void)
 	sr_systems_valid = false;
 	sr_policy_relids_valid = false;
 	sr_owner = InvalidOid;
+	if (sr_partitions != NULL)
+	{
+		hash_destroy(sr_partitions);
+		sr_partitions = NULL;
+	}
 }
 
 static void
@@ -205,6 +226,9 @@ sr_relcache_callback(Datum arg, Oid relid)
 		invalidate_all();
 		return;
 	}
+	/* attaching or detaching a partition invalidates it */
+	if (sr_partitions != NULL)
+		hash_search(sr_partitions, &relid, HASH_REMOVE, NULL);
 	if (sr_tables == NULL)
 		return;
 	hash_seq_init(&status, sr_tables);
@@ -225,7 +249,7 @@ sr_xact_callback(XactEvent event, void *arg)
 		case XACT_EVENT_PARALLEL_COMMIT:
 		case XACT_EVENT_PARALLEL_ABORT:
 			sr_depth = 0;
-			sr_applying_relid = InvalidOid;
+			sr_applying.relid = InvalidOid;
 			free_zombies();
 			break;
 		default:
@@ -243,7 +267,7 @@ sr_cache_init(void)
 void
 sr_cache_enter(void)
 {
-	if (sr_depth == 0 && sr_zombies != NIL)
+	if (sr_depth == 0)
 		free_zombies();
 	sr_depth++;
 }
@@ -355,18 +379,19 @@ sr_extension_owner(void)
 static void
 owner_query(const char *sql, int nargs, Oid *argtypes, Datum *values)
 {
-	owner_query_ro(sql, nargs, argtypes, values, true);
-}
-
-static void
-owner_query_ro(const char *sql, int nargs, Oid *argtypes, Datum *values, bool read_only)
-{
 	SrUserSwitch sw;
 	MemoryContext cxt = CurrentMemoryContext;
 	int			rc;
 
 	sr_become_owner(&sw);
-	rc = SPI_execute_with_args(sql, nargs, argtypes, values, NULL, read_only, 0);
+	/*
+	 * Policies are read as they are now, not as the caller's snapshot saw
+	 * them: a REPEATABLE READ transaction would otherwise cache a policy
+	 * changed since it began, and keep it after it commits.
+	 */
+	PushActiveSnapshot(GetLatestSnapshot());
+	rc = SPI_execute_with_args(sql, nargs, argtypes, values, NULL, true, 0);
+	PopActiveSnapshot();
 	sr_restore_user(&sw);
 	MemoryContextSwitchTo(cxt);
 	if (rc != SPI_OK_SELECT)
@@ -423,12 +448,20 @@ load_systems(void)
 	MemoryContext old;
 	List	   *systems = NIL;
 
-	if (sr_systems_cxt == NULL)
-		sr_systems_cxt = AllocSetContextCreate(CacheMemoryContext,
-											   "sync_resolve systems",
-											   ALLOCSET_SMALL_SIZES);
-	else
-		MemoryContextReset(sr_systems_cxt);
+	/*
+	 * A caller may still hold an SrSystem of the old list (apply() does, for
+	 * its whole length): the old context is freed like a zombie table.
+	 */
+	if (sr_systems_cxt != NULL)
+	{
+		MemoryContext old_cxt = MemoryContextSwitchTo(CacheMemoryContext);
+
+		sr_zombie_cxts = lappend(sr_zombie_cxts, sr_systems_cxt);
+		MemoryContextSwitchTo(old_cxt);
+	}
+	sr_systems_cxt = AllocSetContextCreate(CacheMemoryContext,
+										   "sync_resolve systems",
+										   ALLOCSET_SMALL_SIZES);
 	sr_systems = NIL;
 	sr_systems_valid = false;
 
@@ -677,19 +710,19 @@ prepare_plans(SrTable *tab)
 	appendStringInfo(&buf, " FROM %s WHERE ", tab->relname);
 	append_key_match(&buf, tab, false, 1);
 	appendStringInfoString(&buf, " FOR NO KEY UPDATE");
-	tab->plan_lock_row = sr_prepare_kept(buf.data, tab->nkeys, types);
+	tab->plan_lock_row = sr_prepare_kept(buf.data, tab->nkeys, types, false);
 	resetStringInfo(&buf);
 	appendStringInfoString(&buf, "SELECT ");
 	append_column_list(&buf, tab, false);
 	appendStringInfo(&buf, " FROM %s WHERE ", tab->relname);
 	append_key_match(&buf, tab, false, 1);
 	appendStringInfoString(&buf, " FOR UPDATE");
-	tab->plan_lock_row_for_delete = sr_prepare_kept(buf.data, tab->nkeys, types);
+	tab->plan_lock_row_for_delete = sr_prepare_kept(buf.data, tab->nkeys, types, false);
 
 	resetStringInfo(&buf);
 	appendStringInfo(&buf, "DELETE FROM %s WHERE ", tab->relname);
 	append_key_match(&buf, tab, false, 1);
-	tab->plan_delete_row = sr_prepare_kept(buf.data, tab->nkeys, types);
+	tab->plan_delete_row = sr_prepare_kept(buf.data, tab->nkeys, types, false);
 
 	/* read the bases of one system and the local metadata */
 	types = key_argtypes(tab, 1);
@@ -703,7 +736,7 @@ prepare_plans(SrTable *tab)
 	append_key_match(&buf, tab, true, 1);
 	appendStringInfo(&buf, " AND system OPERATOR(pg_catalog.=) ANY (ARRAY[$%d, 'local'])",
 					 tab->nkeys + 1);
-	tab->plan_read_shadow = sr_prepare_kept(buf.data, tab->nkeys + 1, types);
+	tab->plan_read_shadow = sr_prepare_kept(buf.data, tab->nkeys + 1, types, true);
 
 	/* write one shadow row: every column, upserted */
 	types = palloc0(sizeof(Oid) * (tab->ncols + nmeta));
@@ -749,7 +782,7 @@ prepare_plans(SrTable *tab)
 			first = false;
 		}
 	}
-	tab->plan_write_shadow = sr_prepare_kept(buf.data, tab->ncols + nmeta, types);
+	tab->plan_write_shadow = sr_prepare_kept(buf.data, tab->ncols + nmeta, types, true);
 
 	pfree(buf.data);
 }
@@ -817,7 +850,7 @@ sr_plan_update(SrTable *tab, Bitmapset *cols)
 	old = MemoryContextSwitchTo(tab->mcxt);
 	slot = palloc(sizeof(SrColumnSetPlan));
 	slot->cols = bms_copy(cols);
-	slot->plan = sr_prepare_kept(buf.data, nparams, types);
+	slot->plan = sr_prepare_kept(buf.data, nparams, types, false);
 	tab->update_plans = lappend(tab->update_plans, slot);
 	MemoryContextSwitchTo(old);
 	pfree(buf.data);
@@ -872,21 +905,25 @@ sr_plan_insert(SrTable *tab, Bitmapset *cols)
 	appendStringInfoString(&buf, ") ON CONFLICT DO NOTHING RETURNING ");
 	append_column_list(&buf, tab, false);
 
+	if (list_length(tab->insert_plans) >= SR_MAX_COLUMN_SET_PLANS)
+	{
+		/*
+		 * Too many shapes to keep them all: this one is prepared for this
+		 * call only and goes with the SPI connection (a kept plan must not
+		 * be freed here: an outer call may be running it).
+		 */
+		SPIPlanPtr	plan = SPI_prepare(buf.data, nparams, types);
+
+		if (plan == NULL)
+			elog(ERROR, "sync_resolve: could not prepare \"%s\": %s",
+				 buf.data, SPI_result_code_string(SPI_result));
+		return plan;
+	}
 	old = MemoryContextSwitchTo(tab->mcxt);
 	slot = palloc(sizeof(SrColumnSetPlan));
 	slot->cols = bms_copy(cols);
-	slot->plan = sr_prepare_kept(buf.data, nparams, types);
-	if (list_length(tab->insert_plans) < SR_MAX_COLUMN_SET_PLANS)
-		tab->insert_plans = lappend(tab->insert_plans, slot);
-	else
-	{
-		/* keep the number of kept plans bounded: replace the oldest */
-		SrColumnSetPlan *oldest = (SrColumnSetPlan *) linitial(tab->insert_plans);
-
-		SPI_freeplan(oldest->plan);
-		tab->insert_plans = list_delete_first(tab->insert_plans);
-		tab->insert_plans = lappend(tab->insert_plans, slot);
-	}
+	slot->plan = sr_prepare_kept(buf.data, nparams, types, false);
+	tab->insert_plans = lappend(tab->insert_plans, slot);
 	MemoryContextSwitchTo(old);
 	pfree(buf.data);
 	return slot->plan;
@@ -955,7 +992,15 @@ load_policies(SrTable *tab)
 		if (isnull)
 			col->custom_fn = InvalidOid;
 		if (OidIsValid(col->custom_fn))
+		{
+			if (!SearchSysCacheExists1(PROCOID, ObjectIdGetDatum(col->custom_fn)))
+				ereport(ERROR,
+						(errcode(ERRCODE_UNDEFINED_FUNCTION),
+						 errmsg("the custom function of column \"%s\" of table %s no longer exists",
+								col->name, tab->relname),
+						 errhint("Set another policy for the column with sync_resolve.set_policy().")));
 			fmgr_info_cxt(col->custom_fn, &col->custom_finfo, tab->mcxt);
+		}
 		s = spi_text(tup, 7, tab->mcxt);
 		if (s == NULL || strcmp(s, "reject") == 0)
 			col->on_unauthorized = SR_UNAUTH_REJECT;
@@ -1011,11 +1056,11 @@ build_table(Oid relid, bool missing_ok)
 		if (isnull)
 		{
 			/* restored from a dump: the shadow is made at first use */
-			owner_query_ro("SELECT sync_resolve._ensure_shadow($1)", 1, argtypes, args, false);
-			owner_query_ro("SELECT systems, default_strategy, on_delete_conflict,"
-						   " pg_catalog.to_regclass(shadow)::oid, tracked_at"
-						   " FROM sync_resolve.tracked WHERE relid OPERATOR(pg_catalog.=) $1",
-						   1, argtypes, args, false);
+			owner_query("SELECT sync_resolve._ensure_shadow($1)", 1, argtypes, args);
+			owner_query("SELECT systems, default_strategy, on_delete_conflict,"
+						" pg_catalog.to_regclass(shadow)::oid, tracked_at"
+						" FROM sync_resolve.tracked WHERE relid OPERATOR(pg_catalog.=) $1",
+						1, argtypes, args);
 		}
 	}
 	if (SPI_processed != 1)
@@ -1152,7 +1197,7 @@ build_table(Oid relid, bool missing_ok)
 }
 
 SrTable *
-sr_table_get(Oid relid, bool missing_ok)
+sr_table_get(Oid relid, bool missing_ok, LOCKMODE lockmode)
 {
 	SrTableEntry *entry;
 	bool		found;
@@ -1168,10 +1213,16 @@ sr_table_get(Oid relid, bool missing_ok)
 		sr_tables = hash_create("sync_resolve tables", 32, &ctl,
 								HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 	}
-	if (sr_depth == 0 && sr_zombies != NIL)
+	if (sr_depth == 0)
 		free_zombies();
 
-	/* apply pending invalidations before trusting the cache */
+	/*
+	 * Lock the table before trusting the cache: the lock processes pending
+	 * invalidations, and no ALTER TABLE can change it under us afterwards.
+	 * The triggers pass NoLock: the statement holds the table already.
+	 */
+	if (lockmode != NoLock)
+		LockRelationOid(relid, lockmode);
 	AcceptInvalidationMessages();
 
 	entry = (SrTableEntry *) hash_search(sr_tables, &relid, HASH_FIND, NULL);
@@ -1199,6 +1250,60 @@ sr_table_get(Oid relid, bool missing_ok)
 	}
 	entry->tab = tab;
 	return tab;
+}
+
+/*
+ * The tracked table whose rows these are: the table itself, or for a
+ * partition its nearest tracked ancestor; InvalidOid when none is tracked.
+ */
+Oid
+sr_tracked_relid(Relation rel)
+{
+	Oid			relid = RelationGetRelid(rel);
+	SrPartitionEntry *entry;
+	bool		found;
+	List	   *ancestors;
+	ListCell   *lc;
+	Oid			tracked = InvalidOid;
+
+	if (!rel->rd_rel->relispartition)
+		return relid;
+	if (sr_partitions == NULL)
+	{
+		HASHCTL		ctl;
+
+		ctl.keysize = sizeof(Oid);
+		ctl.entrysize = sizeof(SrPartitionEntry);
+		ctl.hcxt = CacheMemoryContext;
+		sr_partitions = hash_create("sync_resolve partitions", 16, &ctl,
+									HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	}
+	entry = (SrPartitionEntry *) hash_search(sr_partitions, &relid, HASH_FIND, NULL);
+	if (entry != NULL)
+		return entry->tracked;
+
+	if (sr_table_get(relid, true, NoLock) != NULL)
+		tracked = relid;
+	else
+	{
+		ancestors = get_partition_ancestors(relid);
+		foreach(lc, ancestors)
+		{
+			if (sr_table_get(lfirst_oid(lc), true, AccessShareLock) != NULL)
+			{
+				tracked = lfirst_oid(lc);
+				break;
+			}
+		}
+		list_free(ancestors);
+	}
+	/* the lookups may have reset the map */
+	if (sr_partitions != NULL)
+	{
+		entry = (SrPartitionEntry *) hash_search(sr_partitions, &relid, HASH_ENTER, &found);
+		entry->tracked = tracked;
+	}
+	return tracked;
 }
 
 /* ------------------------------------------------------------------------

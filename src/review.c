@@ -113,7 +113,7 @@ sr_review_open(const SrReviewRequest *req, bool *updated)
 									 " local_value = excluded.local_value,"
 									 " updated_at = pg_catalog.now()"
 									 " RETURNING r.id, r.xmax::text OPERATOR(pg_catalog.<>) '0'",
-									 REVIEW_NPARAMS, types);
+									 REVIEW_NPARAMS, types, true);
 	}
 	memset(nulls, ' ', REVIEW_NPARAMS);
 	nulls[REVIEW_NPARAMS] = '\0';
@@ -209,7 +209,7 @@ fetch_item(int64 id, bool lock, SrReviewItem *item)
 								"SELECT id, relid::oid, key, column_name, columns, kind, source,"
 								" local_value, incoming_value, status"
 								" FROM sync_resolve.review WHERE id OPERATOR(pg_catalog.=) $1",
-								1, types);
+								1, types, true);
 	}
 	values[0] = Int64GetDatum(id);
 	if (sr_spi_execute(*plan, values, NULL, true, false, 0, SPI_OK_SELECT) == 0)
@@ -333,7 +333,7 @@ resolve_review(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("review item %lld is already %s", (long long) id, item.status),
 				 errhint("Only open items can be resolved.")));
-	tab = sr_table_get(item.relid, true);
+	tab = sr_table_get(item.relid, true, RowExclusiveLock);
 	if (tab == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -342,10 +342,10 @@ resolve_review(PG_FUNCTION_ARGS)
 						 (long long) id)));
 
 	keyvals = palloc(sizeof(Datum) * (tab->nkeys + 1));
-	sr_parse_key(tab, item.key, item.source, "the review item's key", keyvals);
+	sr_parse_key(tab, item.key, NULL, "the key of review item", keyvals);
 	L = palloc0(sizeof(Datum) * (tab->ncols + 1));
 	Lnull = palloc0(sizeof(bool) * (tab->ncols + 1));
-	found = sr_row_lock(tab, keyvals, strcmp(item.kind, "delete") == 0, L, Lnull);
+	found = sr_lock_row_or_key(tab, keyvals, item.key, strcmp(item.kind, "delete") == 0, L, Lnull);
 	/* now the item, read again: an apply may have changed or closed it */
 	item.status = NULL;
 	if (!fetch_item(id, true, &item) || strcmp(item.status, "open") != 0)
@@ -366,6 +366,21 @@ resolve_review(PG_FUNCTION_ARGS)
 	is_group = (item.column_name == NULL || list_length(item.columns) != 1 ||
 				strcmp(item.column_name, (char *) linitial(item.columns)) != 0);
 	decided = take ? item.incoming_value : value;
+
+	/* whatever the decision, the item's columns are released */
+	{
+		ListCell   *lc;
+
+		foreach(lc, item.columns)
+		{
+			c = sr_column_by_name(tab, (char *) lfirst(lc));
+			if (c >= 0 && lrow.held[c])
+			{
+				lrow.held[c] = false;
+				lrow.dirty = true;
+			}
+		}
+	}
 
 	if (strcmp(item.kind, "delete") == 0)
 	{
@@ -429,7 +444,7 @@ resolve_review(PG_FUNCTION_ARGS)
 				lrow.col_writer[c] = take ? item.source : SR_LOCAL;
 				lrow.col_changed_at[c] = now;
 			}
-			if (!sr_row_insert(tab, cols, vals, nulls, NULL, NULL))
+			if (!sr_row_insert(tab, keyvals, cols, vals, nulls, NULL, NULL))
 				ereport(ERROR,
 						(errcode(ERRCODE_UNIQUE_VIOLATION),
 						 errmsg("the row of review item %lld clashes with an existing row of table %s",
@@ -481,8 +496,6 @@ resolve_review(PG_FUNCTION_ARGS)
 			c = sr_column_by_name(tab, (char *) lfirst(lc));
 			if (c < 0)
 				continue;		/* dropped since */
-			lrow.held[c] = false;
-			lrow.dirty = true;
 			which[c] = true;
 			if (!(take || set) || !decided_value(decided, is_group, tab->cols[c].name, &v))
 				continue;
@@ -497,7 +510,12 @@ resolve_review(PG_FUNCTION_ARGS)
 		oldobj = found ? sr_row_object(tab, L, Lnull, which) : NULL;
 		if (changed != NULL)
 		{
-			sr_row_update(tab, keyvals, changed, newvals, newnulls, NULL, NULL);
+			if (!sr_row_update(tab, keyvals, changed, newvals, newnulls, NULL, NULL))
+				ereport(ERROR,
+						(errcode(ERRCODE_TRIGGERED_ACTION_EXCEPTION),
+						 errmsg("a trigger on table %s skipped the write of review item %lld",
+								tab->display_name, (long long) id),
+						 errhint("Check the table's BEFORE UPDATE triggers.")));
 			newobj = sr_row_object(tab, newvals, newnulls, which);
 			if (set)
 				lrow.version = sr_vclock_tick(lrow.version, SR_LOCAL);
@@ -534,7 +552,7 @@ resolve_review(PG_FUNCTION_ARGS)
 										  " resolved_at = pg_catalog.now(), updated_at = pg_catalog.now(),"
 										  " resolved_by = $2, decision = $3, note = $4"
 										  " WHERE id OPERATOR(pg_catalog.=) $1 RETURNING *",
-										  4, types);
+										  4, types, true);
 		}
 		values[0] = Int64GetDatum(id);
 		values[1] = DirectFunctionCall1(namein, CStringGetDatum(GetUserNameFromId(GetUserId(), false)));

@@ -52,6 +52,12 @@ merge_extreme(const SrMergeInput *in, bool want_max, Datum *result,
 	const char *word = want_max ? "larger" : "smaller";
 	int32		cmp;
 
+	if (!col->has_cmp)
+	{
+		*why = psprintf("%s needs an ordering, and type %s has none (the column's type changed since its policy was set)",
+						want_max ? "max" : "min", format_type_be(col->typid));
+		return false;
+	}
 	if (in->local_null && in->incoming_null)
 	{
 		*result_null = true;
@@ -231,6 +237,12 @@ merge_union(const SrMergeInput *in, Datum *result, bool *result_null, char **why
 	int			dims[1];
 	int			lbs[1] = {1};
 
+	if (!OidIsValid(col->elemtypid) || !col->elem_has_eq)
+	{
+		*why = psprintf("union merges arrays of comparable elements, and the column is of type %s",
+						format_type_be(col->typid));
+		return false;
+	}
 	set_from_array(col, in->local, in->local_null, &L);
 	set_from_array(col, in->incoming, in->incoming_null, &I);
 	set_from_array(col, in->base, !in->base_known || in->base_null, &B);
@@ -326,14 +338,24 @@ collect_keys(Jsonb *obj, List **keys)
 static bool
 merge_json(const SrMergeInput *in, Datum *result, bool *result_null, char **why)
 {
-	Jsonb	   *L = in->local_null ? NULL : DatumGetJsonbP(in->local);
-	Jsonb	   *I = in->incoming_null ? NULL : DatumGetJsonbP(in->incoming);
-	Jsonb	   *B = (!in->base_known || in->base_null) ? NULL : DatumGetJsonbP(in->base);
+	Jsonb	   *L;
+	Jsonb	   *I;
+	Jsonb	   *B;
 	List	   *keys = NIL;
 	ListCell   *lc;
 	JsonbParseState *state = NULL;
 	JsonbValue *res;
 	int			from_source = 0;
+
+	if (in->col->basetypid != JSONBOID)
+	{
+		*why = psprintf("merge_json merges jsonb objects, and the column is of type %s",
+						format_type_be(in->col->typid));
+		return false;
+	}
+	L = in->local_null ? NULL : DatumGetJsonbP(in->local);
+	I = in->incoming_null ? NULL : DatumGetJsonbP(in->incoming);
+	B = (!in->base_known || in->base_null) ? NULL : DatumGetJsonbP(in->base);
 
 	if ((L && !JB_ROOT_IS_OBJECT(L)) || (I && !JB_ROOT_IS_OBJECT(I)) ||
 		(B && !JB_ROOT_IS_OBJECT(B)))

@@ -33,6 +33,8 @@
 #include "fmgr.h"
 #include "nodes/bitmapset.h"
 #include "nodes/pg_list.h"
+#include "storage/lockdefs.h"
+#include "utils/relcache.h"
 #include "utils/jsonb.h"
 #include "utils/timestamp.h"
 
@@ -206,9 +208,10 @@ typedef struct SrTable
 } SrTable;
 
 /* policy_cache.c */
-extern SrTable *sr_table_get(Oid relid, bool missing_ok);
+extern SrTable *sr_table_get(Oid relid, bool missing_ok, LOCKMODE lockmode);
 extern const SrSystem *sr_system_get(const char *name, bool missing_ok);
 extern const SrSystem *sr_system_by_origin(const char *origin);
+extern Oid	sr_tracked_relid(Relation rel);
 extern bool sr_table_has_system(const SrTable *tab, const char *system);
 extern bool sr_column_writable_by(const SrColumn *col, const char *system);
 extern int	sr_column_by_name(const SrTable *tab, const char *name);
@@ -460,11 +463,13 @@ typedef struct SrUserSwitch
 {
 	Oid			saved_userid;
 	int			saved_sec_context;
+	int			guc_nest_level;
 } SrUserSwitch;
 
 extern void sr_become_owner(SrUserSwitch *sw);
 extern void sr_restore_user(const SrUserSwitch *sw);
-extern SPIPlanPtr sr_prepare_kept(const char *sql, int nargs, Oid *argtypes);
+extern SPIPlanPtr sr_prepare_kept(const char *sql, int nargs, Oid *argtypes,
+								  bool as_owner);
 extern int	sr_spi_execute(SPIPlanPtr plan, Datum *values, const char *nulls,
 						   bool as_owner, bool read_only, long count,
 						   int expected);
@@ -473,21 +478,39 @@ extern int	sr_spi_execute(SPIPlanPtr plan, Datum *values, const char *nulls,
  * apply.c: row writes shared by apply(), resolve() and the trigger
  * ------------------------------------------------------------------------
  */
-/* set while sync_resolve writes a tracked table, so that its own trigger
- * does not take the write for a local one */
-extern Oid	sr_applying_relid;
+/*
+ * Set while sync_resolve writes a row of a tracked table, so that its own
+ * trigger does not take the write for a local one (keyvals NULL: a new row,
+ * whatever its key).  Writes that other triggers make meanwhile, to other
+ * rows, are still recorded.
+ */
+typedef struct SrApplying
+{
+	Oid			relid;
+	const SrTable *tab;
+	const Datum *keyvals;
+} SrApplying;
+
+extern SrApplying sr_applying;
 
 extern const SrSystem *sr_check_source(const SrTable *tab, const char *source);
 extern bool sr_row_lock(SrTable *tab, const Datum *keyvals, bool for_delete,
 						Datum *values, bool *nulls);
-extern void sr_row_update(SrTable *tab, const Datum *keyvals, Bitmapset *cols,
+extern bool sr_row_update(SrTable *tab, const Datum *keyvals, Bitmapset *cols,
 						  const Datum *values, const bool *nulls,
 						  Datum *out_values, bool *out_nulls);
-extern bool sr_row_insert(SrTable *tab, Bitmapset *cols, const Datum *values,
-						  const bool *nulls, Datum *out_values, bool *out_nulls);
+extern bool sr_row_insert(SrTable *tab, const Datum *keyvals, Bitmapset *cols,
+						  const Datum *values, const bool *nulls,
+						  Datum *out_values, bool *out_nulls);
 extern void sr_row_delete(SrTable *tab, const Datum *keyvals);
 extern Jsonb *sr_row_object(const SrTable *tab, const Datum *values,
 							const bool *nulls, const bool *which);
 extern void sr_dismiss_reviews(const SrTable *tab, Jsonb *key, const char *why);
+extern void sr_lock_key(const SrTable *tab, Jsonb *key);
+extern bool sr_lock_row_or_key(SrTable *tab, const Datum *keyvals, Jsonb *key,
+							   bool for_delete, Datum *L, bool *Lnull);
+
+/* the fourth field of sync_resolve's advisory locks: 'SR' */
+#define SR_ADVISORY_LOCK_SPACE 0x5352
 
 #endif							/* SYNC_RESOLVE_H */

@@ -10,6 +10,9 @@
  * made by sync_resolve itself (apply, resolve) are skipped: they record
  * their own metadata.
  *
+ * A partition of a tracked partitioned table records under its ancestor,
+ * its tuples converted to the ancestor's layout.
+ *
  * Locking: the tracked row is already locked by the statement; the shadow
  * row is written after, in the same order apply() uses.
  *
@@ -18,6 +21,8 @@
 #include "postgres.h"
 
 #include "access/htup_details.h"
+#include "access/relation.h"
+#include "access/tupconvert.h"
 #include "commands/trigger.h"
 #include "utils/rel.h"
 #include "utils/timestamp.h"
@@ -69,6 +74,26 @@ read_local(SrTable *tab, HeapTuple tup, TupleDesc td, SrShadowRow *lrow)
 	sr_shadow_init_row(tab, lrow);
 	sr_shadow_read(tab, keyvals, NULL, NULL, lrow);
 	return keyvals;
+}
+
+/* Is this the row sync_resolve itself is writing? */
+static bool
+own_write(const SrTable *tab, HeapTuple tup, TupleDesc td)
+{
+	int			i;
+
+	if (sr_applying.relid != tab->relid || sr_applying.keyvals == NULL)
+		return false;
+	for (i = 0; i < tab->nkeys; i++)
+	{
+		const SrColumn *col = &tab->cols[tab->keys[i]];
+		bool		isnull;
+		Datum		v = heap_getattr(tup, col->attnum, td, &isnull);
+
+		if (!sr_datum_equal(col, v, isnull, sr_applying.keyvals[i], false))
+			return false;
+	}
+	return true;
 }
 
 /* Record a local write of some columns (all when old is NULL). */
@@ -143,7 +168,9 @@ local_write_trigger(PG_FUNCTION_ARGS)
 	Relation	rel;
 	TupleDesc	td;
 	SrTable    *tab;
-	TimestampTz now;
+	Oid			relid;
+	HeapTuple	oldtup;
+	HeapTuple	newtup;
 	HeapTuple	rettuple;
 
 	if (!CALLED_AS_TRIGGER(fcinfo))
@@ -158,35 +185,58 @@ local_write_trigger(PG_FUNCTION_ARGS)
 
 	rel = trigdata->tg_relation;
 	td = RelationGetDescr(rel);
-	rettuple = TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event)
-		? trigdata->tg_newtuple : trigdata->tg_trigtuple;
+	oldtup = trigdata->tg_trigtuple;
+	newtup = TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event) ? trigdata->tg_newtuple : NULL;
+	rettuple = newtup ? newtup : oldtup;
 
-	/* sync_resolve's own writes record their metadata themselves */
-	if (sr_applying_relid == RelationGetRelid(rel))
+	/* a partition's writes are its tracked ancestor's */
+	relid = sr_tracked_relid(rel);
+	if (!OidIsValid(relid))
 		return PointerGetDatum(rettuple);
 
 	sr_cache_enter();
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "sync_resolve: SPI_connect failed");
-	tab = sr_table_get(RelationGetRelid(rel), true);
+	tab = sr_table_get(relid, true, relid == RelationGetRelid(rel) ? NoLock : AccessShareLock);
 	if (tab != NULL)
 	{
-		now = GetCurrentTimestamp();
-		if (TRIGGER_FIRED_BY_INSERT(trigdata->tg_event))
-			record_write(tab, trigdata->tg_trigtuple, NULL, td, now);
-		else if (TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
+		if (relid != RelationGetRelid(rel))
 		{
-			if (keys_equal(tab, trigdata->tg_trigtuple, trigdata->tg_newtuple, td))
-				record_write(tab, trigdata->tg_newtuple, trigdata->tg_trigtuple, td, now);
-			else
+			/* the partition's columns may be laid out otherwise */
+			Relation	parent = relation_open(relid, NoLock);
+			TupleConversionMap *map = convert_tuples_by_name(td, RelationGetDescr(parent));
+
+			td = CreateTupleDescCopy(RelationGetDescr(parent));
+			relation_close(parent, NoLock);
+			if (map != NULL)
 			{
-				/* a new key is a new row to every other system */
-				record_delete(tab, trigdata->tg_trigtuple, td, now);
-				record_write(tab, trigdata->tg_newtuple, NULL, td, now);
+				oldtup = execute_attr_map_tuple(oldtup, map);
+				if (newtup)
+					newtup = execute_attr_map_tuple(newtup, map);
 			}
 		}
-		else if (TRIGGER_FIRED_BY_DELETE(trigdata->tg_event))
-			record_delete(tab, trigdata->tg_trigtuple, td, now);
+
+		/* sync_resolve's own writes record their metadata themselves */
+		if (!own_write(tab, newtup ? newtup : oldtup, td))
+		{
+			TimestampTz now = GetCurrentTimestamp();
+
+			if (TRIGGER_FIRED_BY_INSERT(trigdata->tg_event))
+				record_write(tab, oldtup, NULL, td, now);
+			else if (TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
+			{
+				if (keys_equal(tab, oldtup, newtup, td))
+					record_write(tab, newtup, oldtup, td, now);
+				else
+				{
+					/* a new key is a new row to every other system */
+					record_delete(tab, oldtup, td, now);
+					record_write(tab, newtup, NULL, td, now);
+				}
+			}
+			else if (TRIGGER_FIRED_BY_DELETE(trigdata->tg_event))
+				record_delete(tab, oldtup, td, now);
+		}
 	}
 	SPI_finish();
 	sr_cache_leave();

@@ -324,6 +324,52 @@ CREATE TABLE sync_resolve.rejected (
 COMMENT ON TABLE sync_resolve.rejected IS
 	'Elements of apply_batch(..., on_error => ''reject'') that failed, with the error';
 
+-- ==== outbox and identities (DESIGN 7) ====
+
+CREATE TABLE sync_resolve.outbox (
+	id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+	relid regclass NOT NULL,
+	key jsonb NOT NULL,
+	target text NOT NULL,
+	op text NOT NULL CHECK (op IN ('upsert', 'delete')),
+	payload jsonb,
+	external_id text,
+	idempotency_key text NOT NULL DEFAULT pg_catalog.gen_random_uuid()::text,
+	status text NOT NULL DEFAULT 'pending'
+		CHECK (status IN ('pending', 'in_flight', 'sent', 'failed', 'dead')),
+	attempts integer NOT NULL DEFAULT 0,
+	next_attempt_at timestamptz NOT NULL DEFAULT now(),
+	lease_until timestamptz,
+	created_at timestamptz NOT NULL DEFAULT now(),
+	updated_at timestamptz NOT NULL DEFAULT now(),
+	sent_at timestamptz,
+	last_error text,
+	version sync_resolve.vclock,
+	cause text
+);
+-- at most one entry per (row, target) waits to be sent; later changes merge into it
+CREATE UNIQUE INDEX outbox_waiting_idx ON sync_resolve.outbox (relid, key, target)
+	WHERE status IN ('pending', 'failed');
+CREATE INDEX outbox_claim_idx ON sync_resolve.outbox (target, next_attempt_at)
+	WHERE status IN ('pending', 'failed', 'in_flight');
+CREATE INDEX outbox_row_idx ON sync_resolve.outbox (relid, key, target)
+	WHERE status IN ('pending', 'failed', 'in_flight');
+CREATE INDEX outbox_idempotency_idx ON sync_resolve.outbox (idempotency_key);
+COMMENT ON TABLE sync_resolve.outbox IS
+	'Local changes waiting to be carried to each external system';
+
+CREATE TABLE sync_resolve.identity (
+	relid regclass NOT NULL,
+	system text NOT NULL,
+	external_id text NOT NULL,
+	key jsonb NOT NULL,
+	created_at timestamptz NOT NULL DEFAULT now(),
+	PRIMARY KEY (relid, system, external_id),
+	UNIQUE (relid, system, key)
+);
+COMMENT ON TABLE sync_resolve.identity IS
+	'The record id each external system gave a row';
+
 -- ==== composite types ====
 
 CREATE TYPE sync_resolve.apply_result AS (
@@ -383,6 +429,26 @@ CREATE FUNCTION sync_resolve.resolve(review_id bigint, decision text,
 COMMENT ON FUNCTION sync_resolve.resolve(bigint, text, jsonb, text) IS
 	'Decide an open review item: keep_local, take_incoming or set_value';
 
+CREATE FUNCTION sync_resolve.claim_outbound(target text, max integer DEFAULT 100,
+		lease interval DEFAULT '5 minutes')
+	RETURNS SETOF sync_resolve.outbox
+	AS 'MODULE_PATHNAME', 'claim_outbound' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION sync_resolve.claim_outbound(text, integer, interval) IS
+	'Take up to max entries for a target (FOR UPDATE SKIP LOCKED), leased for the given time';
+
+CREATE FUNCTION sync_resolve.ack_outbound(id bigint, external_id text DEFAULT NULL,
+		version sync_resolve.vclock DEFAULT NULL, changed_at timestamptz DEFAULT NULL)
+	RETURNS sync_resolve.outbox
+	AS 'MODULE_PATHNAME', 'ack_outbound' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION sync_resolve.ack_outbound(bigint, text, sync_resolve.vclock, timestamptz) IS
+	'The target holds what the entry carried: its base advances, its record id is kept';
+
+CREATE FUNCTION sync_resolve.fail_outbound(id bigint, error text, retry_in interval DEFAULT NULL)
+	RETURNS sync_resolve.outbox
+	AS 'MODULE_PATHNAME', 'fail_outbound' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION sync_resolve.fail_outbound(bigint, text, interval) IS
+	'Sending the entry failed: retried with exponential backoff, dead after sync_resolve.max_attempts';
+
 CREATE FUNCTION sync_resolve.prune_events(older_than interval)
 	RETURNS bigint
 	AS 'MODULE_PATHNAME', 'prune_events' LANGUAGE C VOLATILE STRICT;
@@ -407,6 +473,10 @@ CREATE FUNCTION sync_resolve._shadow_type(typ oid, typmod integer)
 CREATE FUNCTION sync_resolve._local_write()
 	RETURNS trigger
 	AS 'MODULE_PATHNAME', 'local_write_trigger' LANGUAGE C;
+
+CREATE FUNCTION sync_resolve._source_write()
+	RETURNS trigger
+	AS 'MODULE_PATHNAME', 'source_write_trigger' LANGUAGE C;
 
 CREATE FUNCTION sync_resolve._policy_changed()
 	RETURNS trigger
@@ -589,9 +659,10 @@ BEGIN
 END
 $$;
 
--- The trigger that records local writes, enabled ALWAYS so that it fires
--- under logical replication too.  Runs as the caller: creating a trigger
--- needs the table's TRIGGER privilege.
+-- The triggers of a tracked table, enabled ALWAYS so that they fire under
+-- logical replication's apply worker too: sync_resolve_before takes writes
+-- from a source, sync_resolve_after records local writes.  Runs as the
+-- caller: creating a trigger needs the table's TRIGGER privilege.
 CREATE FUNCTION sync_resolve._install_trigger(tbl regclass)
 	RETURNS void
 	LANGUAGE plpgsql
@@ -599,10 +670,16 @@ CREATE FUNCTION sync_resolve._install_trigger(tbl regclass)
 AS $$
 BEGIN
 	IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger t
+				   WHERE t.tgrelid = tbl AND t.tgname = 'sync_resolve_before') THEN
+		EXECUTE pg_catalog.format('CREATE TRIGGER sync_resolve_before BEFORE INSERT OR UPDATE OR DELETE ON %s '
+								  'FOR EACH ROW EXECUTE FUNCTION sync_resolve._source_write()', tbl);
+	END IF;
+	IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger t
 				   WHERE t.tgrelid = tbl AND t.tgname = 'sync_resolve_after') THEN
 		EXECUTE pg_catalog.format('CREATE TRIGGER sync_resolve_after AFTER INSERT OR UPDATE OR DELETE ON %s '
 								  'FOR EACH ROW EXECUTE FUNCTION sync_resolve._local_write()', tbl);
 	END IF;
+	EXECUTE pg_catalog.format('ALTER TABLE %s ENABLE ALWAYS TRIGGER sync_resolve_before', tbl);
 	EXECUTE pg_catalog.format('ALTER TABLE %s ENABLE ALWAYS TRIGGER sync_resolve_after', tbl);
 END
 $$;
@@ -676,6 +753,7 @@ BEGIN
 		'CREATE TABLE sync_resolve.%I (%s, system text NOT NULL, known boolean[], '
 		'changed_at timestamptz, version sync_resolve.vclock, received_at timestamptz, '
 		'deleted_at timestamptz, deleted_by text, col_changed_at timestamptz[], col_writer text[], held boolean[], '
+		'sent boolean[], '
 		'PRIMARY KEY (%s, system))', name, cols, keys);
 	EXECUTE pg_catalog.format('COMMENT ON TABLE sync_resolve.%I IS %L', name,
 							  'sync_resolve shadow of ' OPERATOR(pg_catalog.||) tbl::text);
@@ -694,6 +772,10 @@ BEGIN
 	IF EXISTS (SELECT 1 FROM pg_catalog.pg_trigger t
 			   WHERE t.tgrelid = OLD.relid AND t.tgname = 'sync_resolve_after') THEN
 		EXECUTE pg_catalog.format('DROP TRIGGER sync_resolve_after ON %s', OLD.relid);
+	END IF;
+	IF EXISTS (SELECT 1 FROM pg_catalog.pg_trigger t
+			   WHERE t.tgrelid = OLD.relid AND t.tgname = 'sync_resolve_before') THEN
+		EXECUTE pg_catalog.format('DROP TRIGGER sync_resolve_before ON %s', OLD.relid);
 	END IF;
 	PERFORM sync_resolve._drop_shadow(OLD.shadow);
 	UPDATE sync_resolve.review r
@@ -1197,6 +1279,12 @@ AS $$
 			WHEN 'duplicate' THEN
 				pg_catalog.format('duplicate delivery %s from %s ignored', e.event_id, e.source)
 			WHEN 'received' THEN e.rule
+			WHEN 'echo' THEN e.rule
+			WHEN 'outbound_queued' THEN e.rule OPERATOR(pg_catalog.||)
+				CASE WHEN e.new_value IS NULL THEN ''
+					 ELSE ': ' OPERATOR(pg_catalog.||) sync_resolve._show_changes(NULL, e.new_value) END
+			WHEN 'outbound_sent' THEN e.rule
+			WHEN 'outbound_failed' THEN e.rule
 			ELSE
 				pg_catalog.format('%s: %s', e.kind, coalesce(e.rule, ''))
 		END
@@ -1296,6 +1384,9 @@ SELECT pg_catalog.pg_extension_config_dump('sync_resolve.event', '');
 SELECT pg_catalog.pg_extension_config_dump('sync_resolve.delivery', '');
 SELECT pg_catalog.pg_extension_config_dump('sync_resolve.review', '');
 SELECT pg_catalog.pg_extension_config_dump('sync_resolve.rejected', '');
+SELECT pg_catalog.pg_extension_config_dump('sync_resolve.outbox', '');
+SELECT pg_catalog.pg_extension_config_dump('sync_resolve.identity', '');
+SELECT pg_catalog.pg_extension_config_dump('sync_resolve.outbox_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('sync_resolve.event_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('sync_resolve.review_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('sync_resolve.rejected_id_seq', '');

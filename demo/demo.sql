@@ -117,6 +117,24 @@ FROM sync_resolve.resolve(:review_id, 'set_value', value => '8000',
 	note => 'agreed with Acme''s CFO by phone');
 
 \echo
+\echo '=== 6. Carrying the changes out: the outbox ==='
+\echo 'Every change the other systems do not hold yet waits in the outbox, one entry per'
+\echo 'row and system, later changes merged in:'
+SELECT id, target, op, payload, status FROM sync_resolve.outbox ORDER BY id;
+\echo
+\echo 'The CRM integration worker claims its entries, sends them, and confirms with the'
+\echo 'record id the CRM gave:'
+SELECT id, target, status, attempts FROM sync_resolve.claim_outbound('crm', max => 10);
+SELECT o.id AS crm_entry, o.idempotency_key AS crm_key FROM sync_resolve.outbox o WHERE target = 'crm' \gset
+SELECT id, status FROM sync_resolve.ack_outbound(:crm_entry, external_id => 'CRM-0042');
+\echo 'The CRM then fires a webhook carrying the same values, with our idempotency key as'
+\echo 'its delivery id. It is recognised as an echo of our own write: nothing changes,'
+\echo 'and nothing is sent back.'
+SELECT outcome, applied FROM sync_resolve.apply('customer', 'crm',
+	'{"id": 42, "billing_status": "active", "credit_limit": 8000}',
+	changed_at => '2026-03-06 09:00+00', version => '{crm:5}', event_id => :'crm_key');
+
+\echo
 \echo '=== The customer now ==='
 SELECT * FROM customer;
 

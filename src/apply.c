@@ -55,36 +55,8 @@ SrApplying sr_applying = {InvalidOid, NULL, NULL};
 extern Datum vclock_in(PG_FUNCTION_ARGS);
 extern Datum jsonb_to_vclock(PG_FUNCTION_ARGS);
 
-typedef struct SrApplyCall
-{
-	SrTable    *tab;
-	const SrSystem *sys;
-	const char *source;
-	Jsonb	   *payload;		/* the image, or the key for a delete */
-	bool		has_changed_at;
-	TimestampTz changed_at;
-	SrVclock   *version;
-	const char *event_id;
-	TimestampTz received_at;
-} SrApplyCall;
 
-typedef struct SrApplyResult
-{
-	const char *outcome;
-	Jsonb	   *key;
-	List	   *applied;
-	List	   *kept;
-	List	   *queued;
-	List	   *rejected;
-} SrApplyResult;
 
-/* review ids live in a growable array beside the result */
-typedef struct SrReviewIds
-{
-	int			n;
-	int			cap;
-	int64	   *ids;
-} SrReviewIds;
 
 static SPIPlanPtr delivery_plan = NULL;
 static SPIPlanPtr rejected_plan = NULL;
@@ -315,16 +287,21 @@ sr_check_source(const SrTable *tab, const char *source)
 	return sys;
 }
 
-/* The incoming image: present columns and their values, by column index. */
-typedef struct SrImage
+
+void
+sr_init_image(const SrTable *tab, SrImage *img)
 {
-	bool	   *present;
-	Datum	   *values;
-	bool	   *nulls;
-	Datum	   *keyvals;
-	Jsonb	   *key;
-	int			npresent;		/* non-key columns present */
-} SrImage;
+	int			i;
+
+	img->present = palloc0(sizeof(bool) * (tab->ncols + 1));
+	img->values = palloc0(sizeof(Datum) * (tab->ncols + 1));
+	img->nulls = palloc(sizeof(bool) * (tab->ncols + 1));
+	img->keyvals = palloc(sizeof(Datum) * (tab->nkeys + 1));
+	img->key = NULL;
+	img->npresent = 0;
+	for (i = 0; i <= tab->ncols; i++)
+		img->nulls[i] = true;
+}
 
 static void
 parse_image(const SrApplyCall *call, SrImage *img)
@@ -337,13 +314,7 @@ parse_image(const SrApplyCall *call, SrImage *img)
 	char	   *field = NULL;
 	int			i;
 
-	img->present = palloc0(sizeof(bool) * (tab->ncols + 1));
-	img->values = palloc0(sizeof(Datum) * (tab->ncols + 1));
-	img->nulls = palloc(sizeof(bool) * (tab->ncols + 1));
-	img->keyvals = palloc(sizeof(Datum) * (tab->nkeys + 1));
-	img->npresent = 0;
-	for (i = 0; i <= tab->ncols; i++)
-		img->nulls[i] = true;
+	sr_init_image(tab, img);
 
 	if (!JB_ROOT_IS_OBJECT(call->payload))
 		ereport(ERROR,
@@ -573,17 +544,76 @@ decision_words(SrAction action, const char *source)
 	return "nothing to do";
 }
 
+/* The row's version takes in the source's. */
+static void
+finish_versions(const SrApplyCall *call, SrShadowRow *lrow)
+{
+	SrVclock   *merged;
+
+	if (call->version == NULL)
+		return;
+	merged = lrow->version ? sr_vclock_merge(lrow->version, call->version) : call->version;
+	if (lrow->version == NULL || sr_vclock_compare(merged, lrow->version) != SR_VC_EQUAL)
+	{
+		lrow->version = merged;
+		lrow->dirty = true;
+	}
+}
+
+/*
+ * Does an image that changes nothing only repeat what this database sent
+ * the source?  Either every column it sent equals a base value we sent and
+ * the source confirmed, or it matches an entry still waiting for
+ * confirmation, which it then confirms.
+ */
+static bool
+is_echo(const SrApplyCall *call, const SrImage *img, const SrColumnInput *in,
+		SrShadowRow *srow)
+{
+	const SrTable *tab = call->tab;
+	bool		all_sent = true;
+	bool		convergent = false;
+	int64		id;
+	int			c;
+
+	for (c = 0; c < tab->ncols; c++)
+	{
+		if (tab->cols[c].is_key || !img->present[c])
+			continue;
+		if (in[c].delta_remote || !srow->sent[c])
+			all_sent = false;
+		if (in[c].delta_remote && in[c].incoming_equals_local)
+			convergent = true;
+	}
+	if (all_sent)
+		return true;
+	if (!convergent)
+		return false;
+	id = sr_outbox_find_echo(tab, img->key, call->source, NULL,
+							 sr_row_object(tab, img->values, img->nulls, img->present));
+	if (id == 0)
+		return false;
+	sr_outbox_confirm_echo(id);
+	/* what the source holds now is what we sent */
+	for (c = 0; c < tab->ncols; c++)
+		if (!tab->cols[c].is_key && img->present[c])
+			srow->sent[c] = true;
+	return true;
+}
+
 /* ------------------------------------------------------------------------
  * An image for a row that exists
  * ------------------------------------------------------------------------
  */
 
 static void
-apply_to_row(const SrApplyCall *call, SrImage *img, Datum *L, bool *Lnull,
-			 SrShadowRow *srow, SrShadowRow *lrow, SrEventBatch *batch,
+apply_to_row(SrApplyCall *call, SrImage *img, Datum *L, bool *Lnull,
+			 SrRowState *st, SrEventBatch *batch,
 			 SrApplyResult *res, SrReviewIds *reviews)
 {
 	SrTable    *tab = call->tab;
+	SrShadowRow *srow = &st->bases[call->sidx];
+	SrShadowRow *lrow = &st->local;
 	int			ncols = tab->ncols;
 	SrColumnInput *in = palloc0(sizeof(SrColumnInput) * ncols);
 	SrColumnDecision *dec = palloc0(sizeof(SrColumnDecision) * ncols);
@@ -951,15 +981,43 @@ apply_to_row(const SrApplyCall *call, SrImage *img, Datum *L, bool *Lnull,
 		}
 	}
 
-	/* 5. write the row */
+	/* 5. an image that only repeats what this database sent: an echo */
+	if (changed == NULL && res->queued == NIL && res->kept == NIL &&
+		res->rejected == NIL && img->npresent > 0 && is_echo(call, img, in, srow))
+	{
+		sr_event_add(batch, "echo", NULL, NULL, NULL, NULL, NULL,
+					 psprintf("%s reported back what this database sent it", call->source),
+					 NULL, 0);
+		res->outcome = "echo";
+		if (call->rewrite)
+			call->out_write = false;
+		finish_versions(call, lrow);
+		return;
+	}
+
+	/* 6. write the row */
 	if (changed != NULL)
 	{
 		Jsonb	   *oldobj = sr_row_object(tab, L, Lnull, changed_cols);
 		Datum	   *written = palloc(sizeof(Datum) * ncols);
 		bool	   *written_null = palloc(sizeof(bool) * ncols);
+		bool		ok;
 
-		if (sr_row_update(tab, img->keyvals, changed, newvals, newnulls,
-						  written, written_null))
+		if (call->rewrite)
+		{
+			/* the statement writes the row: what it is to write */
+			memcpy(call->out_values, newvals, sizeof(Datum) * ncols);
+			memcpy(call->out_nulls, newnulls, sizeof(bool) * ncols);
+			memset(call->out_take, true, sizeof(bool) * ncols);
+			call->out_write = true;
+			memcpy(written, newvals, sizeof(Datum) * ncols);
+			memcpy(written_null, newnulls, sizeof(bool) * ncols);
+			ok = true;
+		}
+		else
+			ok = sr_row_update(tab, img->keyvals, changed, newvals, newnulls,
+							   written, written_null);
+		if (ok)
 		{
 			/* a BEFORE trigger of the table may have changed the row: its own doing */
 			for (c = 0; c < ncols; c++)
@@ -977,12 +1035,17 @@ apply_to_row(const SrApplyCall *call, SrImage *img, Datum *L, bool *Lnull,
 						 NULL, NULL, sr_row_object(tab, written, written_null, changed_cols),
 						 psprintf("changed by %s", call->source), NULL, 0);
 			res->outcome = "updated";
+			memcpy(newvals, written, sizeof(Datum) * ncols);
+			memcpy(newnulls, written_null, sizeof(bool) * ncols);
 		}
 		else
 		{
 			/* a BEFORE trigger of the table skipped the write: nothing changed */
 			memcpy(lrow->col_writer, saved_writer, sizeof(char *) * ncols);
 			memcpy(lrow->col_changed_at, saved_changed_at, sizeof(TimestampTz) * ncols);
+			memset(changed_cols, false, sizeof(bool) * ncols);
+			memcpy(newvals, L, sizeof(Datum) * ncols);
+			memcpy(newnulls, Lnull, sizeof(bool) * ncols);
 			res->applied = NIL;
 			sr_event_add(batch, "received", NULL, oldobj, NULL, NULL, NULL,
 						 psprintf("a trigger on table %s skipped the write of %s's changes",
@@ -990,12 +1053,17 @@ apply_to_row(const SrApplyCall *call, SrImage *img, Datum *L, bool *Lnull,
 			res->outcome = "unchanged";
 		}
 	}
-	else if (res->queued != NIL)
-		res->outcome = "held";
-	else if (res->rejected != NIL && res->kept == NIL)
-		res->outcome = "rejected";
 	else
-		res->outcome = "unchanged";
+	{
+		if (call->rewrite)
+			call->out_write = false;	/* nothing to write: no WAL, no loop */
+		if (res->queued != NIL)
+			res->outcome = "held";
+		else if (res->rejected != NIL && res->kept == NIL)
+			res->outcome = "rejected";
+		else
+			res->outcome = "unchanged";
+	}
 
 	if (batch->events == NIL)
 		sr_event_add(batch, "received", NULL, NULL, NULL, NULL, NULL,
@@ -1004,16 +1072,42 @@ apply_to_row(const SrApplyCall *call, SrImage *img, Datum *L, bool *Lnull,
 					 : psprintf("%s sent nothing new: local already agrees", call->source),
 					 NULL, 0);
 
-	/* 6. versions merge; the base becomes what the source now holds */
-	if (call->version != NULL)
-	{
-		SrVclock   *merged = lrow->version ? sr_vclock_merge(lrow->version, call->version)
-			: call->version;
+	/* 7. versions merge */
+	finish_versions(call, lrow);
 
-		if (lrow->version == NULL || sr_vclock_compare(merged, lrow->version) != SR_VC_EQUAL)
+	/*
+	 * 8. the outbox: what changed goes to the other systems; where the row
+	 * now differs from what the source sent (its change was refused, kept
+	 * or merged), the source hears the row's value.  Held columns wait for
+	 * their review.
+	 */
+	sr_outbox_fan_out(tab, img->key, st, call->source, newvals, newnulls, changed_cols,
+					  lrow->version, call->source, batch);
+	if (!sr_system_is_peer(call->source))
+	{
+		bool	   *differs = palloc0(sizeof(bool) * ncols);
+		bool		any = false;
+
+		sr_outbox_forget(tab, img->key, call->source, img->present);
+
+		for (c = 0; c < ncols; c++)
 		{
-			lrow->version = merged;
-			lrow->dirty = true;
+			if (tab->cols[c].is_key || !img->present[c] || lrow->held[c] ||
+				sr_datum_equal(&tab->cols[c], newvals[c], newnulls[c],
+							   img->values[c], img->nulls[c]))
+				continue;
+			differs[c] = true;
+			any = true;
+		}
+		if (any)
+		{
+			Jsonb	   *payload = sr_row_object(tab, newvals, newnulls, differs);
+			int64		id = sr_outbox_queue(tab, img->key, call->source, false, payload,
+											 lrow->version, call->source);
+
+			sr_event_add(batch, "outbound_queued", NULL, NULL, NULL, NULL, payload,
+						 psprintf("queued for %s, which holds other values (outbox #%lld)",
+								  call->source, (long long) id), NULL, 0);
 		}
 	}
 }
@@ -1025,17 +1119,22 @@ apply_to_row(const SrApplyCall *call, SrImage *img, Datum *L, bool *Lnull,
 
 /* Returns false when the row turned out to exist (a concurrent insert). */
 static bool
-apply_to_absent_row(const SrApplyCall *call, SrImage *img, SrShadowRow *srow,
-					SrShadowRow *lrow, SrEventBatch *batch, SrApplyResult *res,
-					SrReviewIds *reviews)
+apply_to_absent_row(SrApplyCall *call, SrImage *img, SrRowState *st,
+					SrEventBatch *batch, SrApplyResult *res, SrReviewIds *reviews)
 {
 	SrTable    *tab = call->tab;
+	SrShadowRow *srow = &st->bases[call->sidx];
+	SrShadowRow *lrow = &st->local;
 	Bitmapset  *cols = NULL;
 	bool	   *inserted = palloc0(sizeof(bool) * tab->ncols);
 	TimestampTz tin = incoming_time(call);
 	List	   *to_review = NIL;
 	ListCell   *lc;
 	int			c;
+
+	/* in a trigger, the statement's INSERT goes ahead only where said below */
+	if (call->rewrite)
+		call->out_write = false;
 
 	/* an image crossing a delete made here (or by another system) */
 	if (lrow->found && lrow->deleted &&
@@ -1161,7 +1260,16 @@ apply_to_absent_row(const SrApplyCall *call, SrImage *img, SrShadowRow *srow,
 		inserted[c] = true;
 	}
 
-	if (!sr_row_insert(tab, img->keyvals, cols, img->values, img->nulls, NULL, NULL))
+	if (call->rewrite)
+	{
+		/* the statement inserts the row; columns not taken get their defaults */
+		memcpy(call->out_values, img->values, sizeof(Datum) * tab->ncols);
+		memcpy(call->out_nulls, img->nulls, sizeof(bool) * tab->ncols);
+		for (c = 0; c < tab->ncols; c++)
+			call->out_take[c] = bms_is_member(c, cols);
+		call->out_write = true;
+	}
+	else if (!sr_row_insert(tab, img->keyvals, cols, img->values, img->nulls, NULL, NULL))
 	{
 		if (sr_row_lock(tab, img->keyvals, false, NULL, NULL))
 		{
@@ -1213,12 +1321,15 @@ apply_to_absent_row(const SrApplyCall *call, SrImage *img, SrShadowRow *srow,
 				 sr_row_object(tab, img->values, img->nulls, inserted),
 				 psprintf("new row from %s", call->source), NULL, 0);
 	res->outcome = "inserted";
+	/* the other systems learn of the new row */
+	sr_outbox_fan_out(tab, img->key, st, call->source, img->values, img->nulls, inserted,
+					  lrow->version, call->source, batch);
 	return true;
 }
 
 /* The base of (source, row) after the image: its columns over the old base. */
 static void
-advance_base(const SrApplyCall *call, const SrImage *img, SrShadowRow *srow)
+advance_base(const SrApplyCall *call, const SrImage *img, SrShadowRow *srow, bool echo)
 {
 	const SrTable *tab = call->tab;
 	int			c;
@@ -1230,6 +1341,9 @@ advance_base(const SrApplyCall *call, const SrImage *img, SrShadowRow *srow)
 		srow->values[c] = img->values[c];
 		srow->nulls[c] = img->nulls[c];
 		srow->known[c] = true;
+		/* the source's own value, unless it repeats what we sent */
+		if (!echo)
+			srow->sent[c] = false;
 	}
 	if (call->has_changed_at &&
 		(!srow->has_changed_at || call->changed_at > srow->changed_at))
@@ -1305,74 +1419,131 @@ is_stale(const SrApplyCall *call, const SrShadowRow *srow, const SrShadowRow *lr
 
 /* Write the source's base, the local metadata when it changed, the events. */
 static void
-finish_image(const SrApplyCall *call, const Datum *keyvals, SrShadowRow *srow,
-			 SrShadowRow *lrow, SrEventBatch *batch)
+finish_image(const SrApplyCall *call, const Datum *keyvals, SrRowState *st,
+			 SrEventBatch *batch)
 {
-	sr_shadow_write(call->tab, keyvals, call->source, srow);
-	if (lrow->dirty)
+	sr_shadow_write(call->tab, keyvals, call->source, &st->bases[call->sidx]);
+	if (st->local.dirty)
 	{
-		lrow->received_at = call->received_at;
-		sr_shadow_local_write(call->tab, keyvals, lrow);
+		st->local.received_at = call->received_at;
+		sr_shadow_local_write(call->tab, keyvals, &st->local);
 	}
 	sr_events_flush(batch);
 }
 
-/* One incoming image, start to end.  SPI is connected. */
+/*
+ * An image whose delivery id is the idempotency key of an outbox entry to
+ * its source is the echo of that entry: confirm it; nothing else happens.
+ */
+static bool
+is_echo_by_id(SrApplyCall *call, SrImage *img, SrEventBatch *batch, SrApplyResult *res)
+{
+	int64		id;
+	SrRowState	st;
+	SrShadowRow *srow;
+	int			c;
+
+	if (call->event_id == NULL)
+		return false;
+	id = sr_outbox_find_echo(call->tab, img->key, call->source, call->event_id, NULL);
+	if (id == 0)
+		return false;
+	(void) record_delivery(call, img->key);
+	sr_outbox_confirm_echo(id);
+	sr_shadow_load(call->tab, img->keyvals, &st);
+	srow = &st.bases[call->sidx];
+	advance_base(call, img, srow, true);
+	for (c = 0; c < call->tab->ncols; c++)
+		if (!call->tab->cols[c].is_key && img->present[c])
+			srow->sent[c] = true;
+	sr_event_add(batch, "echo", NULL, NULL, NULL, NULL, NULL,
+				 psprintf("%s reported back outbox #%lld (delivery %s)", call->source,
+						  (long long) id, call->event_id), NULL, 0);
+	if (call->rewrite)
+		call->out_write = false;
+	st.local.dirty = false;
+	finish_image(call, img->keyvals, &st, batch);
+	res->outcome = "echo";
+	return true;
+}
+
+/* An image given as JSON (apply, apply_batch). */
 static void
-apply_image(const SrApplyCall *call, SrApplyResult *res, SrReviewIds *reviews)
+apply_json(SrApplyCall *call, SrApplyResult *res, SrReviewIds *reviews)
+{
+	SrImage		img;
+
+	parse_image(call, &img);
+	sr_apply_image(call, &img, res, reviews);
+}
+
+/*
+ * One incoming image, start to end.  SPI is connected.  In a trigger
+ * (call->rewrite), the statement's row is the row, locked already.
+ */
+void
+sr_apply_image(SrApplyCall *call, SrImage *img, SrApplyResult *res, SrReviewIds *reviews)
 {
 	SrTable    *tab = call->tab;
-	SrImage		img;
 	SrEventBatch batch;
-	SrShadowRow srow;
-	SrShadowRow lrow;
+	SrRowState	st;
 	Datum	   *L = palloc0(sizeof(Datum) * (tab->ncols + 1));
 	bool	   *Lnull = palloc0(sizeof(bool) * (tab->ncols + 1));
 	bool		found;
 	bool		checked_duplicate = false;
 
-	parse_image(call, &img);
-	res->key = img.key;
-	init_batch(call, img.key, &batch);
+	res->key = img->key;
+	init_batch(call, img->key, &batch);
 
 	for (;;)
 	{
-		found = sr_lock_row_or_key(tab, img.keyvals, img.key, false, L, Lnull);
+		if (call->old_values != NULL)
+		{
+			memcpy(L, call->old_values, sizeof(Datum) * tab->ncols);
+			memcpy(Lnull, call->old_nulls, sizeof(bool) * tab->ncols);
+			found = true;
+		}
+		else
+			found = sr_lock_row_or_key(tab, img->keyvals, img->key, false, L, Lnull);
 		if (!checked_duplicate)
 		{
 			checked_duplicate = true;
-			if (is_duplicate(call, img.key, &batch, res))
+			if (is_echo_by_id(call, img, &batch, res) ||
+				is_duplicate(call, img->key, &batch, res))
 				return;
 		}
-		sr_shadow_init_row(tab, &srow);
-		sr_shadow_init_row(tab, &lrow);
-		sr_shadow_read(tab, img.keyvals, call->source, &srow, &lrow);
+		sr_shadow_load(tab, img->keyvals, &st);
 
-		if (is_stale(call, &srow, &lrow, found, call->payload, &batch, res))
+		if (is_stale(call, &st.bases[call->sidx], &st.local, found, call->payload, &batch, res))
 			return;
 		if (found)
 		{
-			apply_to_row(call, &img, L, Lnull, &srow, &lrow, &batch, res, reviews);
+			apply_to_row(call, img, L, Lnull, &st, &batch, res, reviews);
 			break;
 		}
-		if (apply_to_absent_row(call, &img, &srow, &lrow, &batch, res, reviews))
+		if (apply_to_absent_row(call, img, &st, &batch, res, reviews))
 			break;
 		/* the row was inserted concurrently: go round once more */
 		reviews->n = 0;
 	}
 
-	advance_base(call, &img, &srow);
-	finish_image(call, img.keyvals, &srow, &lrow, &batch);
+	advance_base(call, img, &st.bases[call->sidx], strcmp(res->outcome, "echo") == 0);
+	finish_image(call, img->keyvals, &st, &batch);
 }
 
-/* A delete from a source.  SPI is connected. */
-static void
-apply_delete_image(const SrApplyCall *call, SrApplyResult *res, SrReviewIds *reviews)
+/*
+ * A delete from a source.  SPI is connected.  In a trigger (call->rewrite)
+ * the statement's row is the row, and out_write says whether the
+ * statement's DELETE goes ahead.
+ */
+void
+sr_apply_delete_image(SrApplyCall *call, SrApplyResult *res, SrReviewIds *reviews)
 {
 	SrTable    *tab = call->tab;
 	SrEventBatch batch;
-	SrShadowRow srow;
-	SrShadowRow lrow;
+	SrRowState	st;
+	SrShadowRow *srow;
+	SrShadowRow *lrow;
 	Datum	   *keyvals = palloc(sizeof(Datum) * (tab->nkeys + 1));
 	Datum	   *L = palloc0(sizeof(Datum) * (tab->ncols + 1));
 	bool	   *Lnull = palloc0(sizeof(bool) * (tab->ncols + 1));
@@ -1388,14 +1559,23 @@ apply_delete_image(const SrApplyCall *call, SrApplyResult *res, SrReviewIds *rev
 	res->key = sr_build_key(tab, keyvals, NULL);
 	init_batch(call, res->key, &batch);
 
-	found = sr_lock_row_or_key(tab, keyvals, res->key, true, L, Lnull);
+	if (call->rewrite)
+		call->out_write = false;
+	if (call->old_values != NULL)
+	{
+		memcpy(L, call->old_values, sizeof(Datum) * tab->ncols);
+		memcpy(Lnull, call->old_nulls, sizeof(bool) * tab->ncols);
+		found = true;
+	}
+	else
+		found = sr_lock_row_or_key(tab, keyvals, res->key, true, L, Lnull);
 	if (is_duplicate(call, res->key, &batch, res))
 		return;
 
-	sr_shadow_init_row(tab, &srow);
-	sr_shadow_init_row(tab, &lrow);
-	sr_shadow_read(tab, keyvals, call->source, &srow, &lrow);
-	if (is_stale(call, &srow, &lrow, found, NULL, &batch, res))
+	sr_shadow_load(tab, keyvals, &st);
+	srow = &st.bases[call->sidx];
+	lrow = &st.local;
+	if (is_stale(call, srow, lrow, found, NULL, &batch, res))
 		return;
 
 	if (!found)
@@ -1408,22 +1588,22 @@ apply_delete_image(const SrApplyCall *call, SrApplyResult *res, SrReviewIds *rev
 	}
 	else
 	{
-		if (call->version != NULL && lrow.version != NULL)
+		if (call->version != NULL && lrow->version != NULL)
 		{
-			SrVclockOrder o = sr_vclock_compare(call->version, lrow.version);
+			SrVclockOrder o = sr_vclock_compare(call->version, lrow->version);
 
 			dominated = (o == SR_VC_AFTER || o == SR_VC_EQUAL);
 		}
 		rowobj = sr_row_object(tab, L, Lnull, NULL);
 		if (!dominated)
 		{
-			if (!srow.found)
+			if (!srow->found)
 			{
 				crossing = true;
 				rule = psprintf("%s deleted the row, but never sent it, so local changes to it cannot be told apart",
 								call->source);
 			}
-			else if (srow.deleted)
+			else if (srow->deleted)
 			{
 				crossing = true;
 				rule = psprintf("%s deleted the row again after it was kept here", call->source);
@@ -1432,10 +1612,10 @@ apply_delete_image(const SrApplyCall *call, SrApplyResult *res, SrReviewIds *rev
 			{
 				for (c = 0; c < tab->ncols; c++)
 				{
-					if (tab->cols[c].is_key || !srow.known[c])
+					if (tab->cols[c].is_key || !srow->known[c])
 						continue;
-					if (!sr_datum_equal(&tab->cols[c], L[c], Lnull[c], srow.values[c], srow.nulls[c]) ||
-						lrow.held[c])
+					if (!sr_datum_equal(&tab->cols[c], L[c], Lnull[c], srow->values[c], srow->nulls[c]) ||
+						lrow->held[c])
 					{
 						crossing = true;
 						rule = psprintf("%s deleted the row, but %s was changed here since %s last saw it",
@@ -1476,7 +1656,7 @@ apply_delete_image(const SrApplyCall *call, SrApplyResult *res, SrReviewIds *rev
 								res->queued = lappend(res->queued, tab->cols[c].name);
 							}
 						add_review_id(reviews,
-									  open_review(call, &batch, &lrow, res->key, NULL, held, "delete",
+									  open_review(call, &batch, lrow, res->key, NULL, held, "delete",
 												  rowobj, NULL, NULL, NULL, rule));
 						delete_row = false;
 						res->outcome = "held";
@@ -1488,40 +1668,63 @@ apply_delete_image(const SrApplyCall *call, SrApplyResult *res, SrReviewIds *rev
 
 	if (found && delete_row)
 	{
-		sr_row_delete(tab, keyvals);
+		if (call->rewrite)
+			call->out_write = true; /* the statement deletes it */
+		else
+			sr_row_delete(tab, keyvals);
 		sr_dismiss_reviews(tab, res->key, psprintf("row deleted by %s", call->source));
 		sr_event_add(&batch, "deleted", NULL, rowobj, NULL, NULL, NULL, rule, NULL, 0);
 		res->outcome = "deleted";
-		lrow.deleted = true;
-		lrow.deleted_at = call->received_at;
-		lrow.deleted_by = (char *) call->source;
+		lrow->deleted = true;
+		lrow->deleted_at = call->received_at;
+		lrow->deleted_by = (char *) call->source;
 		for (c = 0; c < tab->ncols; c++)
-			lrow.held[c] = false;
-		lrow.dirty = true;
+			lrow->held[c] = false;
+		lrow->dirty = true;
+		/* the other systems that hold it learn of the delete */
+		sr_outbox_fan_out_delete(tab, res->key, &st, call->source, lrow->version,
+								 call->source, &batch);
+	}
+	else if (found && tab->on_delete_conflict == SR_DELCONF_KEEP && crossing &&
+			 !sr_system_is_peer(call->source))
+	{
+		/* the row stays: the source gets it back */
+		bool	   *all = palloc(sizeof(bool) * tab->ncols);
+		Jsonb	   *payload;
+		int64		id;
+
+		for (c = 0; c < tab->ncols; c++)
+			all[c] = !tab->cols[c].is_key;
+		payload = sr_row_object(tab, L, Lnull, all);
+		id = sr_outbox_queue(tab, res->key, call->source, false, payload, lrow->version,
+							 call->source);
+		sr_event_add(&batch, "outbound_queued", NULL, NULL, NULL, NULL, payload,
+					 psprintf("re-create queued for %s (outbox #%lld)", call->source, (long long) id),
+					 NULL, 0);
 	}
 	if (call->version != NULL)
 	{
-		lrow.version = lrow.version ? sr_vclock_merge(lrow.version, call->version) : call->version;
-		lrow.dirty = true;
+		lrow->version = lrow->version ? sr_vclock_merge(lrow->version, call->version) : call->version;
+		lrow->dirty = true;
 	}
 
 	/* the source's tombstone: it holds nothing any more */
 	for (c = 0; c < tab->ncols; c++)
 		if (!tab->cols[c].is_key)
-			srow.known[c] = false;
+			srow->known[c] = false;
 	if (call->has_changed_at &&
-		(!srow.has_changed_at || call->changed_at > srow.changed_at))
+		(!srow->has_changed_at || call->changed_at > srow->changed_at))
 	{
-		srow.changed_at = call->changed_at;
-		srow.has_changed_at = true;
+		srow->changed_at = call->changed_at;
+		srow->has_changed_at = true;
 	}
 	if (call->version)
-		srow.version = srow.version ? sr_vclock_merge(srow.version, call->version) : call->version;
-	srow.received_at = call->received_at;
-	srow.deleted = true;
-	srow.deleted_at = incoming_time(call);
-	srow.deleted_by = (char *) call->source;
-	finish_image(call, keyvals, &srow, &lrow, &batch);
+		srow->version = srow->version ? sr_vclock_merge(srow->version, call->version) : call->version;
+	srow->received_at = call->received_at;
+	srow->deleted = true;
+	srow->deleted_at = incoming_time(call);
+	srow->deleted_by = (char *) call->source;
+	finish_image(call, keyvals, &st, &batch);
 }
 
 /* ------------------------------------------------------------------------
@@ -1553,12 +1756,24 @@ result_tuple(TupleDesc td, const SrApplyResult *res, const SrReviewIds *reviews)
 	return heap_form_tuple(td, values, nulls);
 }
 
+/* A call from a source that may act on the table. */
+void
+sr_init_call(SrApplyCall *call, SrTable *tab, const char *source)
+{
+	memset(call, 0, sizeof(*call));
+	call->tab = tab;
+	call->sys = sr_check_source(tab, source);
+	/* copied: a reload of the systems may come in the middle of the call */
+	call->source = pstrdup(call->sys->name);
+	call->sidx = sr_table_system_index(tab, call->source);
+	call->received_at = GetCurrentTimestamp();
+}
+
 static void
 init_call(SrApplyCall *call, Oid relid, const char *source, FunctionCallInfo fcinfo,
 		  int changed_at_arg, AclMode needed)
 {
-	memset(call, 0, sizeof(*call));
-	call->tab = sr_table_get(relid, false, RowExclusiveLock);
+	SrTable    *tab = sr_table_get(relid, false, RowExclusiveLock);
 
 	/*
 	 * The statements on the table check its privileges again; this check
@@ -1568,13 +1783,10 @@ init_call(SrApplyCall *call, Oid relid, const char *source, FunctionCallInfo fci
 	if (pg_class_aclmask(relid, GetUserId(), needed, ACLMASK_ANY) == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("permission denied for table %s", call->tab->display_name),
+				 errmsg("permission denied for table %s", tab->display_name),
 				 errhint("sync_resolve writes the table as the calling role, which needs %s on it.",
 						 needed == ACL_DELETE ? "DELETE" : "INSERT or UPDATE")));
-	call->sys = sr_check_source(call->tab, source);
-	/* copied: a reload of the systems may come in the middle of the call */
-	call->source = pstrdup(call->sys->name);
-	call->received_at = GetCurrentTimestamp();
+	sr_init_call(call, tab, source);
 	if (fcinfo != NULL)
 	{
 		call->has_changed_at = !PG_ARGISNULL(changed_at_arg);
@@ -1633,9 +1845,9 @@ single_call(FunctionCallInfo fcinfo, bool is_delete)
 	call.payload = PG_GETARG_JSONB_P(2);
 	memset(&res, 0, sizeof(res));
 	if (is_delete)
-		apply_delete_image(&call, &res, &reviews);
+		sr_apply_delete_image(&call, &res, &reviews);
 	else
-		apply_image(&call, &res, &reviews);
+		apply_json(&call, &res, &reviews);
 
 	MemoryContextSwitchTo(callercxt);
 	tup = result_tuple(td, &res, &reviews);
@@ -1918,9 +2130,9 @@ apply_batch(PG_FUNCTION_ARGS)
 		if (!reject)
 		{
 			if (parse_element(&call, elem))
-				apply_delete_image(&call, &res, &reviews);
+				sr_apply_delete_image(&call, &res, &reviews);
 			else
-				apply_image(&call, &res, &reviews);
+				apply_json(&call, &res, &reviews);
 		}
 		else
 		{
@@ -1931,9 +2143,9 @@ apply_batch(PG_FUNCTION_ARGS)
 			PG_TRY();
 			{
 				if (parse_element(&call, elem))
-					apply_delete_image(&call, &res, &reviews);
+					sr_apply_delete_image(&call, &res, &reviews);
 				else
-					apply_image(&call, &res, &reviews);
+					apply_json(&call, &res, &reviews);
 				ReleaseCurrentSubTransaction();
 				MemoryContextSwitchTo(workcxt);
 				CurrentResourceOwner = owner;

@@ -91,6 +91,33 @@ _PG_init(void)
 							 0,
 							 NULL, NULL, NULL);
 
+	DefineCustomIntVariable("sync_resolve.max_attempts",
+							"Sending an outbox entry fails this many times before it is dead.",
+							NULL,
+							&sr_max_attempts,
+							10, 1, 1000,
+							PGC_USERSET,
+							0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("sync_resolve.retry_base",
+							"The wait before the first retry of a failed outbox entry; it doubles with each attempt.",
+							NULL,
+							&sr_retry_base_ms,
+							10000, 1, INT_MAX,
+							PGC_USERSET,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("sync_resolve.retry_max",
+							"The longest wait between retries of a failed outbox entry.",
+							NULL,
+							&sr_retry_max_ms,
+							3600000, 1, INT_MAX,
+							PGC_USERSET,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
 	MarkGUCPrefixReserved("sync_resolve");
 
 	sr_cache_init();

@@ -538,17 +538,24 @@ sr_system_by_origin(const char *origin)
 	return NULL;
 }
 
-bool
-sr_table_has_system(const SrTable *tab, const char *system)
+/* The position of a system in the table's list, or -1. */
+int
+sr_table_system_index(const SrTable *tab, const char *system)
 {
 	int			i;
 
 	for (i = 0; i < tab->nsystems; i++)
 	{
 		if (strcmp(tab->systems[i], system) == 0)
-			return true;
+			return i;
 	}
-	return false;
+	return -1;
+}
+
+bool
+sr_table_has_system(const SrTable *tab, const char *system)
+{
+	return sr_table_system_index(tab, system) >= 0;
 }
 
 /*
@@ -724,9 +731,7 @@ prepare_plans(SrTable *tab)
 	append_key_match(&buf, tab, false, 1);
 	tab->plan_delete_row = sr_prepare_kept(buf.data, tab->nkeys, types, false);
 
-	/* read the bases of one system and the local metadata */
-	types = key_argtypes(tab, 1);
-	types[tab->nkeys] = TEXTOID;
+	/* read the local metadata and every system's base of a row */
 	resetStringInfo(&buf);
 	appendStringInfoString(&buf, "SELECT ");
 	append_column_list(&buf, tab, true);
@@ -734,9 +739,7 @@ prepare_plans(SrTable *tab)
 		appendStringInfo(&buf, ", %s", sr_shadow_meta_names[i]);
 	appendStringInfo(&buf, " FROM %s WHERE ", tab->shadow_name);
 	append_key_match(&buf, tab, true, 1);
-	appendStringInfo(&buf, " AND system OPERATOR(pg_catalog.=) ANY (ARRAY[$%d, 'local'])",
-					 tab->nkeys + 1);
-	tab->plan_read_shadow = sr_prepare_kept(buf.data, tab->nkeys + 1, types, true);
+	tab->plan_read_shadow = sr_prepare_kept(buf.data, tab->nkeys, types, true);
 
 	/* write one shadow row: every column, upserted */
 	types = palloc0(sizeof(Oid) * (tab->ncols + nmeta));
@@ -752,6 +755,7 @@ prepare_plans(SrTable *tab)
 	types[tab->ncols + SR_SH_COL_CHANGED_AT] = TIMESTAMPTZARRAYOID;
 	types[tab->ncols + SR_SH_COL_WRITER] = TEXTARRAYOID;
 	types[tab->ncols + SR_SH_HELD] = BOOLARRAYOID;
+	types[tab->ncols + SR_SH_SENT] = BOOLARRAYOID;
 	resetStringInfo(&buf);
 	appendStringInfo(&buf, "INSERT INTO %s (", tab->shadow_name);
 	append_column_list(&buf, tab, true);

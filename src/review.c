@@ -273,7 +273,9 @@ resolve_review(PG_FUNCTION_ARGS)
 	Datum	   *keyvals;
 	Datum	   *L;
 	bool	   *Lnull;
-	SrShadowRow lrow;
+	SrRowState	st;
+	SrShadowRow *lrow;
+	char	   *cause;
 	SrEventBatch batch;
 	bool		found;
 	bool		is_group;
@@ -354,8 +356,9 @@ resolve_review(PG_FUNCTION_ARGS)
 				 errmsg("review item %lld is already %s", (long long) id,
 						item.status ? item.status : "gone"),
 				 errhint("Only open items can be resolved.")));
-	sr_shadow_init_row(tab, &lrow);
-	sr_shadow_read(tab, keyvals, NULL, NULL, &lrow);
+	sr_shadow_load(tab, keyvals, &st);
+	lrow = &st.local;
+	cause = psprintf("review #%lld", (long long) id);
 
 	memset(&batch, 0, sizeof(batch));
 	batch.relid = tab->relid;
@@ -374,10 +377,10 @@ resolve_review(PG_FUNCTION_ARGS)
 		foreach(lc, item.columns)
 		{
 			c = sr_column_by_name(tab, (char *) lfirst(lc));
-			if (c >= 0 && lrow.held[c])
+			if (c >= 0 && lrow->held[c])
 			{
-				lrow.held[c] = false;
-				lrow.dirty = true;
+				lrow->held[c] = false;
+				lrow->dirty = true;
 			}
 		}
 	}
@@ -394,15 +397,28 @@ resolve_review(PG_FUNCTION_ARGS)
 		if (take && found)
 		{
 			sr_row_delete(tab, keyvals);
-			lrow.deleted = true;
-			lrow.deleted_at = now;
-			lrow.deleted_by = item.source;
-			lrow.dirty = true;
+			lrow->deleted = true;
+			lrow->deleted_at = now;
+			lrow->deleted_by = item.source;
+			lrow->dirty = true;
 			oldobj = item.local_value;
 			rule = psprintf("deleted the row, as %s did", item.source);
+			sr_outbox_fan_out_delete(tab, item.key, &st, item.source, lrow->version, cause, &batch);
 		}
+		else if (take)
+			rule = pstrdup("the row was already gone");
 		else
-			rule = take ? pstrdup("the row was already gone") : pstrdup("kept the row");
+		{
+			/* the row stays: the source that deleted it gets it back */
+			bool	   *all = palloc(sizeof(bool) * (tab->ncols + 1));
+
+			for (c = 0; c < tab->ncols; c++)
+				all[c] = !tab->cols[c].is_key;
+			if (found && !sr_system_is_peer(item.source))
+				(void) sr_outbox_queue(tab, item.key, item.source, false,
+									   sr_row_object(tab, L, Lnull, all), lrow->version, cause);
+			rule = pstrdup("kept the row");
+		}
 	}
 	else if (strcmp(item.kind, "update_after_delete") == 0)
 	{
@@ -441,8 +457,8 @@ resolve_review(PG_FUNCTION_ARGS)
 					continue;
 				vals[c] = sr_jsonb_value_to_datum(&tab->cols[c], &v, &nulls[c], &where);
 				cols = bms_add_member(cols, c);
-				lrow.col_writer[c] = take ? item.source : SR_LOCAL;
-				lrow.col_changed_at[c] = now;
+				lrow->col_writer[c] = take ? item.source : SR_LOCAL;
+				lrow->col_changed_at[c] = now;
 			}
 			if (!sr_row_insert(tab, keyvals, cols, vals, nulls, NULL, NULL))
 				ereport(ERROR,
@@ -450,14 +466,27 @@ resolve_review(PG_FUNCTION_ARGS)
 						 errmsg("the row of review item %lld clashes with an existing row of table %s",
 								(long long) id, tab->display_name),
 						 errhint("Dismiss the item, or decide keep_local.")));
-			lrow.deleted = false;
-			lrow.deleted_by = NULL;
-			lrow.dirty = true;
+			lrow->deleted = false;
+			lrow->deleted_by = NULL;
+			lrow->dirty = true;
 			newobj = decided;
 			rule = psprintf("re-inserted the row%s", take ? psprintf(" as %s sent it", item.source) : "");
+			{
+				bool	   *inserted = palloc0(sizeof(bool) * (tab->ncols + 1));
+
+				for (c = 0; c < tab->ncols; c++)
+					inserted[c] = bms_is_member(c, cols);
+				sr_outbox_fan_out(tab, item.key, &st, take ? item.source : NULL, vals, nulls,
+								  inserted, lrow->version, cause, &batch);
+			}
 		}
 		else
+		{
+			/* the row stays deleted: the source that changed it hears so */
+			if (!sr_system_is_peer(item.source))
+				(void) sr_outbox_queue(tab, item.key, item.source, true, NULL, lrow->version, cause);
 			rule = pstrdup("the row stays deleted");
+		}
 	}
 	else
 	{
@@ -503,8 +532,8 @@ resolve_review(PG_FUNCTION_ARGS)
 			if (!sr_datum_equal(&tab->cols[c], newvals[c], newnulls[c], L[c], Lnull[c]))
 			{
 				changed = bms_add_member(changed, c);
-				lrow.col_writer[c] = take ? item.source : SR_LOCAL;
-				lrow.col_changed_at[c] = now;
+				lrow->col_writer[c] = take ? item.source : SR_LOCAL;
+				lrow->col_changed_at[c] = now;
 			}
 		}
 		oldobj = found ? sr_row_object(tab, L, Lnull, which) : NULL;
@@ -518,7 +547,7 @@ resolve_review(PG_FUNCTION_ARGS)
 						 errhint("Check the table's BEFORE UPDATE triggers.")));
 			newobj = sr_row_object(tab, newvals, newnulls, which);
 			if (set)
-				lrow.version = sr_vclock_tick(lrow.version, SR_LOCAL);
+				lrow->version = sr_vclock_tick(lrow->version, SR_LOCAL);
 		}
 		if (take)
 			rule = psprintf("took %s's value", item.source);
@@ -526,16 +555,20 @@ resolve_review(PG_FUNCTION_ARGS)
 			rule = pstrdup("set a value of their own");
 		else
 			rule = pstrdup("kept the local value");
+		/* every system that does not hold the decided value hears it */
+		if (found)
+			sr_outbox_fan_out(tab, item.key, &st, NULL, newvals, newnulls, which,
+							  lrow->version, cause, &batch);
 	}
 
 	if (note != NULL)
 		rule = psprintf("%s; note: %s", rule, note);
 	sr_event_add(&batch, "review_resolved", item.column_name, oldobj, item.incoming_value,
 				 NULL, newobj, rule, decision, id);
-	if (lrow.dirty)
+	if (lrow->dirty)
 	{
-		lrow.received_at = now;
-		sr_shadow_local_write(tab, keyvals, &lrow);
+		lrow->received_at = now;
+		sr_shadow_local_write(tab, keyvals, lrow);
 	}
 	sr_events_flush(&batch);
 

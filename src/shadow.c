@@ -39,6 +39,7 @@ const char *const sr_shadow_meta_names[SR_SH_NMETA] = {
 	[SR_SH_COL_CHANGED_AT] = "col_changed_at",
 	[SR_SH_COL_WRITER] = "col_writer",
 	[SR_SH_HELD] = "held",
+	[SR_SH_SENT] = "sent",
 };
 
 void
@@ -53,6 +54,7 @@ sr_shadow_init_row(const SrTable *tab, SrShadowRow *row)
 	row->col_changed_at = palloc(sizeof(TimestampTz) * (tab->ncols + 1));
 	row->col_writer = palloc0(sizeof(char *) * (tab->ncols + 1));
 	row->held = palloc0(sizeof(bool) * (tab->ncols + 1));
+	row->sent = palloc0(sizeof(bool) * (tab->ncols + 1));
 	for (i = 0; i <= tab->ncols; i++)
 	{
 		row->nulls[i] = true;
@@ -161,24 +163,37 @@ fill_row(const SrTable *tab, HeapTuple tup, TupleDesc td, SrShadowRow *row)
 
 		row->held[i] = (a < n && !enulls[a] && DatumGetBool(elems[a]));
 	}
+
+	d = SPI_getbinval(tup, td, base + SR_SH_SENT + 1, &isnull);
+	n = attnum_array(d, isnull, BOOLOID, &elems, &enulls);
+	for (i = 0; i < tab->ncols; i++)
+	{
+		int			a = tab->cols[i].attnum - 1;
+
+		row->sent[i] = (a < n && !enulls[a] && DatumGetBool(elems[a]));
+	}
 }
 
 /*
- * Read the base of one system and the local metadata of one row.  Rows not
- * found stay as sr_shadow_init_row left them (found = false).  Either
- * output may be NULL when the caller does not need it.
+ * Read what the shadow holds for one row: the local metadata and the base
+ * of every system of the table.  Rows not found stay as sr_shadow_init_row
+ * left them (found = false); rows of systems no longer syncing the table
+ * are ignored.
  */
 void
-sr_shadow_read(SrTable *tab, const Datum *keyvals, const char *system,
-			   SrShadowRow *srow, SrShadowRow *lrow)
+sr_shadow_load(SrTable *tab, const Datum *keyvals, SrRowState *st)
 {
-	Datum	   *args = palloc(sizeof(Datum) * (tab->nkeys + 1));
 	uint64		r;
 	int			n;
+	int			i;
 
-	memcpy(args, keyvals, sizeof(Datum) * tab->nkeys);
-	args[tab->nkeys] = CStringGetTextDatum(system ? system : SR_LOCAL);
-	n = sr_spi_execute(tab->plan_read_shadow, args, NULL, true, false, 0, SPI_OK_SELECT);
+	sr_shadow_init_row(tab, &st->local);
+	st->bases = palloc(sizeof(SrShadowRow) * (tab->nsystems + 1));
+	for (i = 0; i < tab->nsystems; i++)
+		sr_shadow_init_row(tab, &st->bases[i]);
+
+	n = sr_spi_execute(tab->plan_read_shadow, (Datum *) keyvals, NULL, true, false, 0,
+					   SPI_OK_SELECT);
 	for (r = 0; r < (uint64) n; r++)
 	{
 		HeapTuple	tup = SPI_tuptable->vals[r];
@@ -188,12 +203,9 @@ sr_shadow_read(SrTable *tab, const Datum *keyvals, const char *system,
 
 		sys = TextDatumGetCString(SPI_getbinval(tup, td, tab->ncols + SR_SH_SYSTEM + 1, &isnull));
 		if (strcmp(sys, SR_LOCAL) == 0)
-		{
-			if (lrow)
-				fill_row(tab, tup, td, lrow);
-		}
-		else if (srow)
-			fill_row(tab, tup, td, srow);
+			fill_row(tab, tup, td, &st->local);
+		else if ((i = sr_table_system_index(tab, sys)) >= 0)
+			fill_row(tab, tup, td, &st->bases[i]);
 	}
 	SPI_freetuptable(SPI_tuptable);
 }
@@ -267,6 +279,13 @@ write_row(SrTable *tab, const Datum *keyvals, const char *system,
 		}
 		values[m + SR_SH_KNOWN] = to_attnum_array(tab, BOOLOID, tmp, tmpnull);
 		nulls[m + SR_SH_KNOWN] = ' ';
+		for (i = 0; i < tab->ncols; i++)
+		{
+			tmp[i] = BoolGetDatum(row->sent[i]);
+			tmpnull[i] = tab->cols[i].is_key || !row->sent[i];
+		}
+		values[m + SR_SH_SENT] = to_attnum_array(tab, BOOLOID, tmp, tmpnull);
+		nulls[m + SR_SH_SENT] = ' ';
 	}
 	if (row->has_changed_at)
 	{

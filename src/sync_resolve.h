@@ -213,6 +213,7 @@ extern const SrSystem *sr_system_get(const char *name, bool missing_ok);
 extern const SrSystem *sr_system_by_origin(const char *origin);
 extern Oid	sr_tracked_relid(Relation rel);
 extern bool sr_table_has_system(const SrTable *tab, const char *system);
+extern int	sr_table_system_index(const SrTable *tab, const char *system);
 extern bool sr_column_writable_by(const SrColumn *col, const char *system);
 extern int	sr_column_by_name(const SrTable *tab, const char *name);
 extern SrColumnSetPlan *sr_plan_update(SrTable *tab, Bitmapset *cols);
@@ -273,6 +274,8 @@ typedef struct SrShadowRow
 	TimestampTz *col_changed_at;	/* DT_NOBEGIN: unknown */
 	char	  **col_writer;		/* NULL: unknown */
 	bool	   *held;			/* column held by an open review */
+	/* for an external system: the base value is what this database sent */
+	bool	   *sent;
 } SrShadowRow;
 
 /*
@@ -291,15 +294,21 @@ typedef enum SrShadowMeta
 	SR_SH_COL_CHANGED_AT,
 	SR_SH_COL_WRITER,
 	SR_SH_HELD,
+	SR_SH_SENT,
 	SR_SH_NMETA
 } SrShadowMeta;
 
 extern const char *const sr_shadow_meta_names[SR_SH_NMETA];
 
 extern void sr_shadow_init_row(const SrTable *tab, SrShadowRow *row);
-extern void sr_shadow_read(SrTable *tab, const Datum *keyvals,
-						   const char *system, SrShadowRow *srow,
-						   SrShadowRow *lrow);
+/* Everything the shadow holds for one row. */
+typedef struct SrRowState
+{
+	SrShadowRow local;
+	SrShadowRow *bases;			/* [nsystems], in SrTable.systems order */
+} SrRowState;
+
+extern void sr_shadow_load(SrTable *tab, const Datum *keyvals, SrRowState *st);
 extern void sr_shadow_write(SrTable *tab, const Datum *keyvals,
 							const char *system, SrShadowRow *row);
 extern void sr_shadow_local_write(SrTable *tab, const Datum *keyvals,
@@ -453,6 +462,32 @@ typedef struct SrReviewRequest
 extern int64 sr_review_open(const SrReviewRequest *req, bool *updated);
 
 /* ------------------------------------------------------------------------
+ * outbox.c
+ * ------------------------------------------------------------------------
+ */
+extern int	sr_max_attempts;
+extern int	sr_retry_base_ms;
+extern int	sr_retry_max_ms;
+
+extern bool sr_system_is_peer(const char *system);
+extern int64 sr_outbox_queue(const SrTable *tab, Jsonb *key, const char *target,
+							 bool is_delete, Jsonb *payload, SrVclock *version,
+							 const char *cause);
+extern void sr_outbox_fan_out(SrTable *tab, Jsonb *key, SrRowState *st,
+							  const char *except, const Datum *values,
+							  const bool *nulls, const bool *cols,
+							  SrVclock *version, const char *cause,
+							  SrEventBatch *batch);
+extern void sr_outbox_fan_out_delete(SrTable *tab, Jsonb *key, SrRowState *st,
+									 const char *except, SrVclock *version,
+									 const char *cause, SrEventBatch *batch);
+extern int64 sr_outbox_find_echo(const SrTable *tab, Jsonb *key, const char *target,
+								 const char *event_id, Jsonb *image);
+extern void sr_outbox_confirm_echo(int64 id);
+extern void sr_outbox_forget(const SrTable *tab, Jsonb *key, const char *target,
+							 const bool *cols);
+
+/* ------------------------------------------------------------------------
  * module.c: GUCs and privilege switching
  * ------------------------------------------------------------------------
  */
@@ -505,6 +540,73 @@ extern bool sr_row_insert(SrTable *tab, const Datum *keyvals, Bitmapset *cols,
 extern void sr_row_delete(SrTable *tab, const Datum *keyvals);
 extern Jsonb *sr_row_object(const SrTable *tab, const Datum *values,
 							const bool *nulls, const bool *which);
+
+/* One incoming change: from apply(), apply_batch(), or a source's write */
+typedef struct SrApplyCall
+{
+	SrTable    *tab;
+	const SrSystem *sys;
+	const char *source;
+	int			sidx;			/* the source's index in tab->systems */
+	Jsonb	   *payload;		/* the image, or the key for a delete */
+	bool		has_changed_at;
+	TimestampTz changed_at;
+	SrVclock   *version;
+	const char *event_id;
+	TimestampTz received_at;
+
+	/*
+	 * In a BEFORE trigger, for the statement's own row: the row as it is
+	 * (locked by the statement), and instead of writing it, the values the
+	 * statement is to write (out_take: the columns taken from the image;
+	 * the others get their defaults) and whether it is to write at all.
+	 */
+	bool		rewrite;
+	const Datum *old_values;
+	const bool *old_nulls;
+	Datum	   *out_values;
+	bool	   *out_nulls;
+	bool	   *out_take;
+	bool		out_write;
+} SrApplyCall;
+
+/* The incoming image: present columns and their values, by column index. */
+typedef struct SrImage
+{
+	bool	   *present;
+	Datum	   *values;
+	bool	   *nulls;
+	Datum	   *keyvals;
+	Jsonb	   *key;
+	int			npresent;		/* non-key columns present */
+} SrImage;
+
+typedef struct SrApplyResult
+{
+	const char *outcome;
+	Jsonb	   *key;
+	List	   *applied;
+	List	   *kept;
+	List	   *queued;
+	List	   *rejected;
+} SrApplyResult;
+
+/* review ids live in a growable array beside the result */
+typedef struct SrReviewIds
+{
+	int			n;
+	int			cap;
+	int64	   *ids;
+} SrReviewIds;
+
+extern void sr_apply_image(SrApplyCall *call, SrImage *img, SrApplyResult *res,
+						   SrReviewIds *reviews);
+extern void sr_apply_delete_image(SrApplyCall *call, SrApplyResult *res,
+								  SrReviewIds *reviews);
+extern void sr_init_image(const SrTable *tab, SrImage *img);
+extern void sr_init_call(SrApplyCall *call, SrTable *tab, const char *source);
+
+
 extern void sr_dismiss_reviews(const SrTable *tab, Jsonb *key, const char *why);
 extern void sr_lock_key(const SrTable *tab, Jsonb *key);
 extern bool sr_lock_row_or_key(SrTable *tab, const Datum *keyvals, Jsonb *key,

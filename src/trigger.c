@@ -1,20 +1,37 @@
 /*-------------------------------------------------------------------------
  *
  * trigger.c
- *		The trigger track() installs on a tracked table.
+ *		The two triggers track() installs on a tracked table, both enabled
+ *		ALWAYS so that they fire under logical replication's apply worker.
  *
- * sync_resolve_after (AFTER INSERT OR UPDATE OR DELETE, FOR EACH ROW,
- * enabled ALWAYS) records local writes: for each column the statement
- * really changed (by the type's equality), when and by whom, and it ticks
- * the row's version for local.  A delete leaves a local tombstone.  Writes
- * made by sync_resolve itself (apply, resolve) are skipped: they record
- * their own metadata.
+ * sync_resolve_before (BEFORE INSERT OR UPDATE OR DELETE, FOR EACH ROW)
+ * takes writes that come from a source: a session that set
+ * sync_resolve.source, or an apply worker whose replication origin (or its
+ * subscription's name) is some system's replication_origin.  Such a write is
+ * an incoming image, resolved exactly as apply() resolves one:
+ *	- UPDATE: the columns the statement changed are the image; NEW is
+ *	  rewritten column by column, or the write is skipped when nothing is to
+ *	  change (so that nothing is written, and nothing replicated back);
+ *	- INSERT of a key the table has: an image of that row, applied to it,
+ *	  and the INSERT skipped: a replication stream never stops on a
+ *	  duplicate key;
+ *	- INSERT of a new key: NEW keeps the columns the source may write, the
+ *	  others get their defaults;
+ *	- DELETE: goes ahead, or is skipped, as apply_delete() decides.
+ * A local write passes, unless sync_resolve.enforce_ownership refuses it.
  *
- * A partition of a tracked partitioned table records under its ancestor,
- * its tuples converted to the ancestor's layout.
+ * sync_resolve_after (AFTER INSERT OR UPDATE OR DELETE, FOR EACH ROW)
+ * records local writes: for each column the statement really changed (by
+ * the type's equality), when and by whom; it ticks the row's version for
+ * local, and queues what changed for every system that does not hold it
+ * yet.  A delete leaves a local tombstone and queues the delete.  Writes
+ * from a source, and sync_resolve's own writes, are not local.
  *
- * Locking: the tracked row is already locked by the statement; the shadow
- * row is written after, in the same order apply() uses.
+ * A partition of a tracked partitioned table works under its ancestor,
+ * its tuples converted to the ancestor's layout and back.
+ *
+ * Locking: the tracked row is locked by the statement; the shadow rows and
+ * outbox entries are written after, in the order apply() uses.
  *
  *-------------------------------------------------------------------------
  */
@@ -23,8 +40,16 @@
 #include "access/htup_details.h"
 #include "access/relation.h"
 #include "access/tupconvert.h"
+#include "catalog/pg_subscription.h"
 #include "commands/trigger.h"
+#include "executor/executor.h"
+#include "miscadmin.h"
+#include "replication/origin.h"
+#include "rewrite/rewriteHandler.h"
+#include "utils/builtins.h"
+#include "utils/datum.h"
 #include "utils/rel.h"
+#include "utils/syscache.h"
 #include "utils/timestamp.h"
 
 #include "sync_resolve.h"
@@ -64,16 +89,14 @@ keys_equal(const SrTable *tab, HeapTuple a, HeapTuple b, TupleDesc td)
 	return true;
 }
 
-/* The key of a row and its local metadata. */
-static Datum *
-read_local(SrTable *tab, HeapTuple tup, TupleDesc td, SrShadowRow *lrow)
+/* Every tracked column of a tuple, by column index. */
+static void
+tuple_values(const SrTable *tab, HeapTuple tup, TupleDesc td, Datum *values, bool *nulls)
 {
-	Datum	   *keyvals = palloc(sizeof(Datum) * (tab->nkeys + 1));
+	int			c;
 
-	tuple_keys(tab, tup, td, keyvals);
-	sr_shadow_init_row(tab, lrow);
-	sr_shadow_read(tab, keyvals, NULL, NULL, lrow);
-	return keyvals;
+	for (c = 0; c < tab->ncols; c++)
+		values[c] = heap_getattr(tup, tab->cols[c].attnum, td, &nulls[c]);
 }
 
 /* Is this the row sync_resolve itself is writing? */
@@ -96,15 +119,135 @@ own_write(const SrTable *tab, HeapTuple tup, TupleDesc td)
 	return true;
 }
 
+/*
+ * The system the current write comes from, or NULL for a local write:
+ * sync_resolve.source, or the system mapped to the replication origin of
+ * an apply worker (by the origin's own name, or by its subscription's).
+ */
+static const char *
+write_source(bool *by_replication)
+{
+	char	   *origin;
+	const SrSystem *sys;
+
+	*by_replication = false;
+	if (sr_source_guc != NULL && sr_source_guc[0] != '\0')
+		return sr_source_guc;
+	if (replorigin_session_origin == InvalidRepOriginId ||
+		replorigin_session_origin == DoNotReplicateId ||
+		!replorigin_by_oid(replorigin_session_origin, true, &origin))
+		return NULL;
+	sys = sr_system_by_origin(origin);
+	if (sys == NULL)
+	{
+		/* a subscription's origin is named pg_<subscription oid> */
+		Oid			subid;
+		HeapTuple	tup;
+
+		if (sscanf(origin, "pg_%u", &subid) != 1)
+			return NULL;
+		tup = SearchSysCache1(SUBSCRIPTIONOID, ObjectIdGetDatum(subid));
+		if (!HeapTupleIsValid(tup))
+			return NULL;
+		sys = sr_system_by_origin(NameStr(((Form_pg_subscription) GETSTRUCT(tup))->subname));
+		ReleaseSysCache(tup);
+	}
+	if (sys == NULL)
+		return NULL;
+	*by_replication = true;
+	return sys->name;
+}
+
+/* The tracked table of a trigger's relation, and the tuples in its layout. */
+typedef struct SrTrigRow
+{
+	SrTable    *tab;
+	TupleDesc	td;				/* the tracked table's */
+	HeapTuple	oldtup;			/* converted */
+	HeapTuple	newtup;
+	TupleConversionMap *back;	/* tracked table -> partition, or NULL */
+} SrTrigRow;
+
+static bool
+trig_row(TriggerData *trigdata, SrTrigRow *r)
+{
+	Relation	rel = trigdata->tg_relation;
+	Oid			relid = sr_tracked_relid(rel);
+
+	memset(r, 0, sizeof(*r));
+	if (!OidIsValid(relid))
+		return false;
+	r->tab = sr_table_get(relid, true, relid == RelationGetRelid(rel) ? NoLock : AccessShareLock);
+	if (r->tab == NULL)
+		return false;
+	r->td = RelationGetDescr(rel);
+	r->oldtup = trigdata->tg_trigtuple;
+	r->newtup = TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event) ? trigdata->tg_newtuple : NULL;
+	if (relid != RelationGetRelid(rel))
+	{
+		/* a partition's columns may be laid out otherwise */
+		Relation	parent = relation_open(relid, NoLock);
+		TupleConversionMap *map = convert_tuples_by_name(r->td, RelationGetDescr(parent));
+
+		r->back = convert_tuples_by_name(RelationGetDescr(parent), r->td);
+		r->td = CreateTupleDescCopy(RelationGetDescr(parent));
+		relation_close(parent, NoLock);
+		if (map != NULL)
+		{
+			r->oldtup = execute_attr_map_tuple(r->oldtup, map);
+			if (r->newtup)
+				r->newtup = execute_attr_map_tuple(r->newtup, map);
+		}
+	}
+	return true;
+}
+
+/* A tuple in the tracked table's layout back in the trigger relation's. */
+static HeapTuple
+trig_back(SrTrigRow *r, HeapTuple tup)
+{
+	return r->back ? execute_attr_map_tuple(tup, r->back) : tup;
+}
+
+static void
+check_trigger(FunctionCallInfo fcinfo, bool before, const char *name)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("%s: not called by trigger manager", name)));
+	if (!TRIGGER_FIRED_FOR_ROW(trigdata->tg_event) ||
+		TRIGGER_FIRED_BEFORE(trigdata->tg_event) != before)
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("%s: must be fired %s ... FOR EACH ROW", name, before ? "BEFORE" : "AFTER")));
+}
+
+/* ------------------------------------------------------------------------
+ * Local writes (AFTER)
+ * ------------------------------------------------------------------------
+ */
+
 /* Record a local write of some columns (all when old is NULL). */
 static void
 record_write(SrTable *tab, HeapTuple tup, HeapTuple old, TupleDesc td,
 			 TimestampTz now)
 {
-	SrShadowRow lrow;
-	Datum	   *keyvals = read_local(tab, tup, td, &lrow);
+	Datum	   *keyvals = palloc(sizeof(Datum) * (tab->nkeys + 1));
+	Datum	   *values = palloc(sizeof(Datum) * (tab->ncols + 1));
+	bool	   *nulls = palloc(sizeof(bool) * (tab->ncols + 1));
+	bool	   *changed = palloc0(sizeof(bool) * (tab->ncols + 1));
+	SrRowState	st;
 	bool		any = false;
+	bool		created;
 	int			c;
+
+	tuple_keys(tab, tup, td, keyvals);
+	tuple_values(tab, tup, td, values, nulls);
+	sr_shadow_load(tab, keyvals, &st);
+	created = (old == NULL);
 
 	for (c = 0; c < tab->ncols; c++)
 	{
@@ -114,50 +257,57 @@ record_write(SrTable *tab, HeapTuple tup, HeapTuple old, TupleDesc td,
 			continue;
 		if (old != NULL)
 		{
-			bool		nn,
-						on;
-			Datum		nv = heap_getattr(tup, col->attnum, td, &nn);
+			bool		on;
 			Datum		ov = heap_getattr(old, col->attnum, td, &on);
 
-			if (sr_datum_equal(col, nv, nn, ov, on))
+			if (sr_datum_equal(col, values[c], nulls[c], ov, on))
 				continue;
 		}
-		lrow.col_writer[c] = SR_LOCAL;
-		lrow.col_changed_at[c] = now;
+		st.local.col_writer[c] = SR_LOCAL;
+		st.local.col_changed_at[c] = now;
+		changed[c] = true;
 		any = true;
 	}
-	if (!any && !(old == NULL && (!lrow.found || lrow.deleted)))
+	if (!any && !(created && (!st.local.found || st.local.deleted)))
 		return;
-	lrow.deleted = false;
-	lrow.deleted_by = NULL;
-	lrow.version = sr_vclock_tick(lrow.version, SR_LOCAL);
-	lrow.received_at = now;
-	sr_shadow_local_write(tab, keyvals, &lrow);
+	st.local.deleted = false;
+	st.local.deleted_by = NULL;
+	st.local.version = sr_vclock_tick(st.local.version, SR_LOCAL);
+	st.local.received_at = now;
+	sr_shadow_local_write(tab, keyvals, &st.local);
+	sr_outbox_fan_out(tab, sr_build_key(tab, keyvals, NULL), &st, NULL, values, nulls,
+					  changed, st.local.version, SR_LOCAL, NULL);
 }
 
-/* Leave a local tombstone for a deleted row. */
+/* Leave a local tombstone for a deleted row, and tell the systems. */
 static void
 record_delete(SrTable *tab, HeapTuple old, TupleDesc td, TimestampTz now)
 {
-	SrShadowRow lrow;
-	Datum	   *keyvals = read_local(tab, old, td, &lrow);
+	Datum	   *keyvals = palloc(sizeof(Datum) * (tab->nkeys + 1));
+	SrRowState	st;
+	Jsonb	   *key;
 	bool		any_held = false;
 	int			c;
-	lrow.deleted = true;
-	lrow.deleted_at = now;
-	lrow.deleted_by = SR_LOCAL;
+
+	tuple_keys(tab, old, td, keyvals);
+	key = sr_build_key(tab, keyvals, NULL);
+	sr_shadow_load(tab, keyvals, &st);
+	st.local.deleted = true;
+	st.local.deleted_at = now;
+	st.local.deleted_by = SR_LOCAL;
 	for (c = 0; c < tab->ncols; c++)
 	{
-		if (lrow.held[c])
+		if (st.local.held[c])
 			any_held = true;
-		lrow.held[c] = false;
+		st.local.held[c] = false;
 	}
 	/* the row is gone: its open reviews have nothing left to decide */
 	if (any_held)
-		sr_dismiss_reviews(tab, sr_build_key(tab, keyvals, NULL), "row deleted locally");
-	lrow.version = sr_vclock_tick(lrow.version, SR_LOCAL);
-	lrow.received_at = now;
-	sr_shadow_local_write(tab, keyvals, &lrow);
+		sr_dismiss_reviews(tab, key, "row deleted locally");
+	st.local.version = sr_vclock_tick(st.local.version, SR_LOCAL);
+	st.local.received_at = now;
+	sr_shadow_local_write(tab, keyvals, &st.local);
+	sr_outbox_fan_out_delete(tab, key, &st, NULL, st.local.version, SR_LOCAL, NULL);
 }
 
 PG_FUNCTION_INFO_V1(local_write_trigger);
@@ -165,80 +315,267 @@ Datum
 local_write_trigger(PG_FUNCTION_ARGS)
 {
 	TriggerData *trigdata = (TriggerData *) fcinfo->context;
-	Relation	rel;
-	TupleDesc	td;
-	SrTable    *tab;
-	Oid			relid;
-	HeapTuple	oldtup;
-	HeapTuple	newtup;
 	HeapTuple	rettuple;
+	SrTrigRow	r;
+	bool		by_replication;
 
-	if (!CALLED_AS_TRIGGER(fcinfo))
-		ereport(ERROR,
-				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("local_write_trigger: not called by trigger manager")));
-	if (!TRIGGER_FIRED_FOR_ROW(trigdata->tg_event) ||
-		!TRIGGER_FIRED_AFTER(trigdata->tg_event))
-		ereport(ERROR,
-				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("local_write_trigger: must be fired AFTER ... FOR EACH ROW")));
+	check_trigger(fcinfo, false, "local_write_trigger");
+	rettuple = TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event)
+		? trigdata->tg_newtuple : trigdata->tg_trigtuple;
 
-	rel = trigdata->tg_relation;
-	td = RelationGetDescr(rel);
-	oldtup = trigdata->tg_trigtuple;
-	newtup = TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event) ? trigdata->tg_newtuple : NULL;
-	rettuple = newtup ? newtup : oldtup;
-
-	/* a partition's writes are its tracked ancestor's */
-	relid = sr_tracked_relid(rel);
-	if (!OidIsValid(relid))
+	/* a write from a source was taken care of before it was made */
+	if (write_source(&by_replication) != NULL)
 		return PointerGetDatum(rettuple);
 
 	sr_cache_enter();
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "sync_resolve: SPI_connect failed");
-	tab = sr_table_get(relid, true, relid == RelationGetRelid(rel) ? NoLock : AccessShareLock);
-	if (tab != NULL)
+	if (trig_row(trigdata, &r) &&
+		!own_write(r.tab, r.newtup ? r.newtup : r.oldtup, r.td))
 	{
-		if (relid != RelationGetRelid(rel))
-		{
-			/* the partition's columns may be laid out otherwise */
-			Relation	parent = relation_open(relid, NoLock);
-			TupleConversionMap *map = convert_tuples_by_name(td, RelationGetDescr(parent));
+		TimestampTz now = GetCurrentTimestamp();
 
-			td = CreateTupleDescCopy(RelationGetDescr(parent));
-			relation_close(parent, NoLock);
-			if (map != NULL)
+		if (TRIGGER_FIRED_BY_INSERT(trigdata->tg_event))
+			record_write(r.tab, r.oldtup, NULL, r.td, now);
+		else if (TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
+		{
+			if (keys_equal(r.tab, r.oldtup, r.newtup, r.td))
+				record_write(r.tab, r.newtup, r.oldtup, r.td, now);
+			else
 			{
-				oldtup = execute_attr_map_tuple(oldtup, map);
-				if (newtup)
-					newtup = execute_attr_map_tuple(newtup, map);
+				/* a new key is a new row to every other system */
+				record_delete(r.tab, r.oldtup, r.td, now);
+				record_write(r.tab, r.newtup, NULL, r.td, now);
 			}
 		}
-
-		/* sync_resolve's own writes record their metadata themselves */
-		if (!own_write(tab, newtup ? newtup : oldtup, td))
-		{
-			TimestampTz now = GetCurrentTimestamp();
-
-			if (TRIGGER_FIRED_BY_INSERT(trigdata->tg_event))
-				record_write(tab, oldtup, NULL, td, now);
-			else if (TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
-			{
-				if (keys_equal(tab, oldtup, newtup, td))
-					record_write(tab, newtup, oldtup, td, now);
-				else
-				{
-					/* a new key is a new row to every other system */
-					record_delete(tab, oldtup, td, now);
-					record_write(tab, newtup, NULL, td, now);
-				}
-			}
-			else if (TRIGGER_FIRED_BY_DELETE(trigdata->tg_event))
-				record_delete(tab, oldtup, td, now);
-		}
+		else if (TRIGGER_FIRED_BY_DELETE(trigdata->tg_event))
+			record_delete(r.tab, r.oldtup, r.td, now);
 	}
 	SPI_finish();
 	sr_cache_leave();
 	return PointerGetDatum(rettuple);
+}
+
+/* ------------------------------------------------------------------------
+ * Writes from a source (BEFORE)
+ * ------------------------------------------------------------------------
+ */
+
+/* With sync_resolve.enforce_ownership, local may write only its columns. */
+static void
+enforce_ownership(const SrTable *tab, HeapTuple newtup, HeapTuple oldtup, TupleDesc td)
+{
+	int			c;
+
+	for (c = 0; c < tab->ncols; c++)
+	{
+		const SrColumn *col = &tab->cols[c];
+		bool		nn,
+					on;
+		Datum		nv;
+		Datum		ov;
+
+		if (col->is_key || sr_column_writable_by(col, SR_LOCAL))
+			continue;
+		nv = heap_getattr(newtup, col->attnum, td, &nn);
+		if (oldtup == NULL)
+		{
+			if (nn)
+				continue;		/* a new row may leave it empty */
+		}
+		else
+		{
+			ov = heap_getattr(oldtup, col->attnum, td, &on);
+			if (sr_datum_equal(col, nv, nn, ov, on))
+				continue;
+		}
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("local may not write column \"%s\" of table %s", col->name, tab->display_name),
+				 errdetail("%s", col->owner ? psprintf("The column is owned by %s.", col->owner)
+						   : "Its writers do not include local."),
+				 errhint("Change it in %s, or SET sync_resolve.source to the system the write comes from.",
+						 col->owner ? col->owner : "a system that may write it")));
+	}
+}
+
+/* The value a column gets when an INSERT does not give one. */
+static Datum
+column_default(Relation rel, const SrColumn *col, bool *isnull)
+{
+	Node	   *expr = build_column_default(rel, col->attnum);
+	EState	   *estate;
+	ExprState  *es;
+	Datum		d;
+
+	if (expr == NULL)
+	{
+		*isnull = true;
+		return (Datum) 0;
+	}
+	estate = CreateExecutorState();
+	es = ExecPrepareExpr((Expr *) expr, estate);
+	d = ExecEvalExprSwitchContext(es, GetPerTupleExprContext(estate), isnull);
+	if (!*isnull)
+		d = datumCopy(d, col->typbyval, col->typlen);
+	FreeExecutorState(estate);
+	return d;
+}
+
+/* The image a statement's row gives: all of it, or what an UPDATE changed. */
+static void
+trig_image(const SrTable *tab, HeapTuple tup, HeapTuple old, TupleDesc td, SrImage *img)
+{
+	Datum	   *oldvals = NULL;
+	bool	   *oldnulls = NULL;
+	int			c;
+
+	sr_init_image(tab, img);
+	tuple_values(tab, tup, td, img->values, img->nulls);
+	if (old != NULL)
+	{
+		oldvals = palloc(sizeof(Datum) * (tab->ncols + 1));
+		oldnulls = palloc(sizeof(bool) * (tab->ncols + 1));
+		tuple_values(tab, old, td, oldvals, oldnulls);
+	}
+	for (c = 0; c < tab->ncols; c++)
+	{
+		const SrColumn *col = &tab->cols[c];
+
+		img->present[c] = col->is_key || old == NULL ||
+			!sr_datum_equal(col, img->values[c], img->nulls[c], oldvals[c], oldnulls[c]);
+		if (img->present[c] && !col->is_key)
+			img->npresent++;
+	}
+	tuple_keys(tab, tup, td, img->keyvals);
+	img->key = sr_build_key(tab, img->keyvals, NULL);
+}
+
+PG_FUNCTION_INFO_V1(source_write_trigger);
+Datum
+source_write_trigger(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	HeapTuple	result;
+	const char *source;
+	bool		by_replication;
+	SrTrigRow	r;
+	SrApplyCall call;
+	SrApplyResult res;
+	SrReviewIds reviews = {0, 0, NULL};
+	SrTable    *tab;
+	int			c;
+
+	check_trigger(fcinfo, true, "source_write_trigger");
+	result = TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event)
+		? trigdata->tg_newtuple : trigdata->tg_trigtuple;
+	source = write_source(&by_replication);
+	if (source == NULL && !sr_enforce_ownership)
+		return PointerGetDatum(result);
+
+	sr_cache_enter();
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "sync_resolve: SPI_connect failed");
+	if (!trig_row(trigdata, &r) || own_write(r.tab, r.newtup ? r.newtup : r.oldtup, r.td))
+		goto done;
+	tab = r.tab;
+
+	if (source == NULL)
+	{
+		if (!TRIGGER_FIRED_BY_DELETE(trigdata->tg_event))
+			enforce_ownership(tab, r.newtup ? r.newtup : r.oldtup, r.newtup ? r.oldtup : NULL, r.td);
+		goto done;
+	}
+
+	sr_init_call(&call, tab, source);
+	if (by_replication && replorigin_session_origin_timestamp != 0)
+	{
+		/* the origin's commit time: the time of the change on that node */
+		call.has_changed_at = true;
+		call.changed_at = replorigin_session_origin_timestamp;
+	}
+	memset(&res, 0, sizeof(res));
+
+	if (TRIGGER_FIRED_BY_DELETE(trigdata->tg_event))
+	{
+		Datum	   *oldvals = palloc(sizeof(Datum) * (tab->ncols + 1));
+		bool	   *oldnulls = palloc(sizeof(bool) * (tab->ncols + 1));
+		Datum	   *keyvals = palloc(sizeof(Datum) * (tab->nkeys + 1));
+
+		tuple_values(tab, r.oldtup, r.td, oldvals, oldnulls);
+		tuple_keys(tab, r.oldtup, r.td, keyvals);
+		call.payload = sr_build_key(tab, keyvals, NULL);
+		call.rewrite = true;
+		call.old_values = oldvals;
+		call.old_nulls = oldnulls;
+		sr_apply_delete_image(&call, &res, &reviews);
+		result = call.out_write ? trigdata->tg_trigtuple : NULL;
+	}
+	else
+	{
+		SrImage		img;
+		bool		is_insert = TRIGGER_FIRED_BY_INSERT(trigdata->tg_event);
+		HeapTuple	tup = is_insert ? r.oldtup : r.newtup;
+
+		if (!is_insert && !keys_equal(tab, r.oldtup, r.newtup, r.td))
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("system \"%s\" cannot change the primary key of a row of table %s",
+							source, tab->display_name),
+					 errhint("Delete the row and insert it with its new key.")));
+		trig_image(tab, tup, is_insert ? NULL : r.oldtup, r.td, &img);
+		call.payload = sr_row_object(tab, img.values, img.nulls, img.present);
+		call.out_values = palloc(sizeof(Datum) * (tab->ncols + 1));
+		call.out_nulls = palloc(sizeof(bool) * (tab->ncols + 1));
+		call.out_take = palloc0(sizeof(bool) * (tab->ncols + 1));
+		if (is_insert)
+		{
+			/* a key the table has already: an image of that row, the INSERT skipped */
+			if (sr_lock_row_or_key(tab, img.keyvals, img.key, false, NULL, NULL))
+			{
+				sr_apply_image(&call, &img, &res, &reviews);
+				result = NULL;
+				goto done;
+			}
+			call.rewrite = true;
+		}
+		else
+		{
+			Datum	   *oldvals = palloc(sizeof(Datum) * (tab->ncols + 1));
+			bool	   *oldnulls = palloc(sizeof(bool) * (tab->ncols + 1));
+
+			tuple_values(tab, r.oldtup, r.td, oldvals, oldnulls);
+			call.rewrite = true;
+			call.old_values = oldvals;
+			call.old_nulls = oldnulls;
+		}
+		sr_apply_image(&call, &img, &res, &reviews);
+		if (!call.out_write)
+			result = NULL;
+		else
+		{
+			/* NEW as decided: taken columns, and defaults for the others */
+			int		   *attnums = palloc(sizeof(int) * (tab->ncols + 1));
+			Relation	rel = relation_open(tab->relid, NoLock);
+
+			for (c = 0; c < tab->ncols; c++)
+			{
+				attnums[c] = tab->cols[c].attnum;
+				if (!call.out_take[c])
+					call.out_values[c] = column_default(rel, &tab->cols[c], &call.out_nulls[c]);
+			}
+			relation_close(rel, NoLock);
+			result = heap_modify_tuple_by_cols(tup, r.td, tab->ncols, attnums,
+											   call.out_values, call.out_nulls);
+			result = trig_back(&r, result);
+		}
+	}
+
+done:
+	/* a tuple made here lives in SPI's memory: the executor gets a copy */
+	if (result != NULL && result != trigdata->tg_trigtuple && result != trigdata->tg_newtuple)
+		result = SPI_copytuple(result);
+	SPI_finish();
+	sr_cache_leave();
+	return PointerGetDatum(result);
 }

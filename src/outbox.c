@@ -1,0 +1,679 @@
+/*-------------------------------------------------------------------------
+ *
+ * outbox.c
+ *		The outbox: what each external system must learn about each row, and
+ *		claim_outbound(), ack_outbound(), fail_outbound() for the integration
+ *		code that carries it.
+ *
+ * Queueing: a local write, a change applied from one system (fanned out to
+ * the others, never back to it), a correction the source must hear (its
+ * change was refused, kept, merged) and a review decision queue, per target,
+ * the columns whose value the target's base does not hold yet.  At most one
+ * entry per (row, target) waits (pending, or failed and waiting to be
+ * retried): later changes merge into it, and it gets a new idempotency key,
+ * since its content changed.  Systems replicated by PostgreSQL itself
+ * (a replication_origin) get no entries: replication carries the changes.
+ *
+ * Carrying: claim_outbound() leases entries FOR UPDATE SKIP LOCKED, so that
+ * workers never share one; an expired lease can be claimed again.
+ * ack_outbound() marks an entry sent, advances the target's base to what it
+ * carried (flagged as sent by us, for echo detection) and records the
+ * target's record id.  fail_outbound() schedules a retry with exponential
+ * backoff, or marks the entry dead after sync_resolve.max_attempts.
+ *
+ * Locking: ack_outbound() reads the entry, locks the tracked row (or its
+ * key), then locks the entry: the order apply() takes them in.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "catalog/pg_type.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/jsonb.h"
+#include "utils/timestamp.h"
+
+#include "sync_resolve.h"
+
+int			sr_max_attempts = 10;
+int			sr_retry_base_ms = 10000;
+int			sr_retry_max_ms = 3600000;
+
+static SPIPlanPtr queue_plan = NULL;
+static SPIPlanPtr echo_plan = NULL;
+static SPIPlanPtr read_plan = NULL;
+static SPIPlanPtr lock_plan = NULL;
+static SPIPlanPtr sent_plan = NULL;
+static SPIPlanPtr identity_plan = NULL;
+
+/* Is this system kept in step by PostgreSQL's own replication? */
+bool
+sr_system_is_peer(const char *system)
+{
+	const SrSystem *sys = sr_system_get(system, true);
+
+	return sys != NULL && sys->replication_origin != NULL;
+}
+
+/*
+ * Queue (or merge into the waiting entry) what target must learn of a row:
+ * an upsert of the payload's columns, or a delete.  Returns the entry id.
+ */
+int64
+sr_outbox_queue(const SrTable *tab, Jsonb *key, const char *target, bool is_delete,
+				Jsonb *payload, SrVclock *version, const char *cause)
+{
+	Datum		values[7];
+	char		nulls[8] = "       ";
+	bool		isnull;
+	int64		id;
+
+	if (queue_plan == NULL)
+	{
+		Oid			types[7] = {REGCLASSOID, JSONBOID, TEXTOID, TEXTOID, JSONBOID, TEXTOID, TEXTOID};
+
+		queue_plan = sr_prepare_kept("INSERT INTO sync_resolve.outbox AS o"
+									 " (relid, key, target, op, payload, version, cause)"
+									 " VALUES ($1, $2, $3, $4, $5, $6::sync_resolve.vclock, $7)"
+									 " ON CONFLICT (relid, key, target)"
+									 " WHERE status IN ('pending', 'failed')"
+									 " DO UPDATE SET op = excluded.op,"
+									 " payload = CASE WHEN excluded.op = 'delete' THEN NULL"
+									 " WHEN o.op = 'delete' THEN excluded.payload"
+									 " ELSE coalesce(o.payload, '{}') || excluded.payload END,"
+									 " version = excluded.version, cause = excluded.cause,"
+									 " idempotency_key = gen_random_uuid()::text,"
+									 " updated_at = now()"
+									 " RETURNING o.id",
+									 7, types, true);
+	}
+	values[0] = ObjectIdGetDatum(tab->relid);
+	values[1] = JsonbPGetDatum(key);
+	values[2] = CStringGetTextDatum(target);
+	values[3] = CStringGetTextDatum(is_delete ? "delete" : "upsert");
+	values[4] = payload ? JsonbPGetDatum(payload) : (Datum) 0;
+	nulls[4] = payload ? ' ' : 'n';
+	values[5] = version ? CStringGetTextDatum(sr_vclock_to_cstring(version)) : (Datum) 0;
+	nulls[5] = version ? ' ' : 'n';
+	values[6] = cause ? CStringGetTextDatum(cause) : (Datum) 0;
+	nulls[6] = cause ? ' ' : 'n';
+	if (sr_spi_execute(queue_plan, values, nulls, true, false, 0, SPI_OK_INSERT_RETURNING) != 1)
+		elog(ERROR, "sync_resolve: queueing an outbox entry returned no row");
+	id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	SPI_freetuptable(SPI_tuptable);
+	return id;
+}
+
+/*
+ * Queue to every system of the table but except (and but the ones
+ * PostgreSQL replicates) the columns among cols whose value its base does
+ * not hold.  batch, when given, logs each entry.
+ */
+void
+sr_outbox_fan_out(SrTable *tab, Jsonb *key, SrRowState *st, const char *except,
+				  const Datum *values, const bool *nulls, const bool *cols,
+				  SrVclock *version, const char *cause, SrEventBatch *batch)
+{
+	bool	   *which = palloc(sizeof(bool) * (tab->ncols + 1));
+	int			i;
+	int			c;
+
+	for (i = 0; i < tab->nsystems; i++)
+	{
+		const char *target = tab->systems[i];
+		SrShadowRow *base = &st->bases[i];
+		bool		any = false;
+		Jsonb	   *payload;
+		int64		id;
+
+		if ((except && strcmp(target, except) == 0) || sr_system_is_peer(target))
+			continue;
+		for (c = 0; c < tab->ncols; c++)
+		{
+			which[c] = cols[c] && !tab->cols[c].is_key &&
+				(!base->found || base->deleted || !base->known[c] ||
+				 !sr_datum_equal(&tab->cols[c], values[c], nulls[c],
+								 base->values[c], base->nulls[c]));
+			any |= which[c];
+		}
+		if (!any)
+			continue;
+		payload = sr_row_object(tab, values, nulls, which);
+		id = sr_outbox_queue(tab, key, target, false, payload, version, cause);
+		if (batch)
+			sr_event_add(batch, "outbound_queued", NULL, NULL, NULL, NULL, payload,
+						 psprintf("queued for %s (outbox #%lld)", target, (long long) id),
+						 NULL, 0);
+	}
+}
+
+/* Queue the row's delete to every system that holds it (but except). */
+void
+sr_outbox_fan_out_delete(SrTable *tab, Jsonb *key, SrRowState *st, const char *except,
+						 SrVclock *version, const char *cause, SrEventBatch *batch)
+{
+	int			i;
+
+	for (i = 0; i < tab->nsystems; i++)
+	{
+		const char *target = tab->systems[i];
+		int64		id;
+
+		if ((except && strcmp(target, except) == 0) || sr_system_is_peer(target) ||
+			(st->bases[i].found && st->bases[i].deleted))
+			continue;
+		id = sr_outbox_queue(tab, key, target, true, NULL, version, cause);
+		if (batch)
+			sr_event_add(batch, "outbound_queued", NULL, NULL, NULL, NULL, NULL,
+						 psprintf("delete queued for %s (outbox #%lld)", target, (long long) id),
+						 NULL, 0);
+	}
+}
+
+/*
+ * The source just told us what it holds for these columns: a waiting entry
+ * to it must not carry older local values for them over its change (what
+ * still differs is queued again with the current value).  An entry left
+ * with nothing to carry goes.
+ */
+void
+sr_outbox_forget(const SrTable *tab, Jsonb *key, const char *target, const bool *cols)
+{
+	static SPIPlanPtr forget_plan = NULL;
+	List	   *names = NIL;
+	Datum		values[4];
+	int			c;
+
+	for (c = 0; c < tab->ncols; c++)
+		if (cols[c] && !tab->cols[c].is_key)
+			names = lappend(names, tab->cols[c].name);
+	if (names == NIL)
+		return;
+	if (forget_plan == NULL)
+	{
+		Oid			types[4] = {REGCLASSOID, JSONBOID, TEXTOID, TEXTARRAYOID};
+
+		forget_plan = sr_prepare_kept("WITH f AS (UPDATE sync_resolve.outbox o SET payload = o.payload - $4,"
+									  "  idempotency_key = gen_random_uuid()::text, updated_at = now()"
+									  "  WHERE relid = $1 AND key = $2 AND target = $3"
+									  "  AND status IN ('pending', 'failed') AND op = 'upsert'"
+									  "  AND o.payload ?| $4 RETURNING o.id, o.payload)"
+									  " DELETE FROM sync_resolve.outbox d USING f"
+									  " WHERE d.id = f.id AND f.payload = '{}'",
+									  4, types, true);
+	}
+	values[0] = ObjectIdGetDatum(tab->relid);
+	values[1] = JsonbPGetDatum(key);
+	values[2] = CStringGetTextDatum(target);
+	values[3] = sr_text_array(names);
+	sr_spi_execute(forget_plan, values, NULL, true, false, 0, SPI_OK_DELETE);
+}
+
+/*
+ * The entry an incoming image from target echoes, or 0: by its
+ * idempotency key given as event_id (sent already or not), or else an
+ * entry handed out but not confirmed (a pending one cannot have reached
+ * the target) whose every column the image repeats.
+ */
+int64
+sr_outbox_find_echo(const SrTable *tab, Jsonb *key, const char *target,
+					const char *event_id, Jsonb *image)
+{
+	Datum		values[5];
+	char		nulls[6] = "     ";
+	bool		isnull;
+	int64		id = 0;
+
+	if (echo_plan == NULL)
+	{
+		Oid			types[5] = {REGCLASSOID, JSONBOID, TEXTOID, TEXTOID, JSONBOID};
+
+		echo_plan = sr_prepare_kept("SELECT id FROM sync_resolve.outbox"
+									" WHERE relid = $1 AND key = $2 AND target = $3"
+									" AND CASE WHEN $4 IS NOT NULL THEN idempotency_key = $4"
+									" ELSE status IN ('in_flight', 'failed') AND attempts > 0"
+									" AND op = 'upsert' AND $5 @> payload END"
+									" ORDER BY id DESC LIMIT 1",
+									5, types, true);
+	}
+	values[0] = ObjectIdGetDatum(tab->relid);
+	values[1] = JsonbPGetDatum(key);
+	values[2] = CStringGetTextDatum(target);
+	values[3] = event_id ? CStringGetTextDatum(event_id) : (Datum) 0;
+	nulls[3] = event_id ? ' ' : 'n';
+	values[4] = image ? JsonbPGetDatum(image) : (Datum) 0;
+	nulls[4] = image ? ' ' : 'n';
+	if (sr_spi_execute(echo_plan, values, nulls, true, false, 1, SPI_OK_SELECT) == 1)
+		id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	SPI_freetuptable(SPI_tuptable);
+	return id;
+}
+
+/* Mark an entry sent (a no-op when it already is); the row as it is now. */
+static HeapTuple
+mark_sent(int64 id, const char *external_id, TupleDesc *td)
+{
+	Datum		values[2];
+	char		nulls[3] = "  ";
+	HeapTuple	tup = NULL;
+
+	if (sent_plan == NULL)
+	{
+		Oid			types[2] = {INT8OID, TEXTOID};
+
+		sent_plan = sr_prepare_kept("UPDATE sync_resolve.outbox SET"
+									" status = CASE WHEN status = 'sent' THEN status ELSE 'sent' END,"
+									" sent_at = coalesce(sent_at, now()), lease_until = NULL,"
+									" external_id = coalesce($2, external_id), updated_at = now()"
+									" WHERE id = $1 RETURNING *",
+									2, types, true);
+	}
+	values[0] = Int64GetDatum(id);
+	values[1] = external_id ? CStringGetTextDatum(external_id) : (Datum) 0;
+	nulls[1] = external_id ? ' ' : 'n';
+	if (sr_spi_execute(sent_plan, values, nulls, true, false, 0, SPI_OK_UPDATE_RETURNING) == 1)
+	{
+		tup = SPI_copytuple(SPI_tuptable->vals[0]);
+		if (td)
+			*td = CreateTupleDescCopy(SPI_tuptable->tupdesc);
+	}
+	SPI_freetuptable(SPI_tuptable);
+	return tup;
+}
+
+/*
+ * Confirm an entry an image echoed: it is sent.  The base advances with
+ * the image itself (apply() does that), flagged as what we sent.
+ */
+void
+sr_outbox_confirm_echo(int64 id)
+{
+	(void) mark_sent(id, NULL, NULL);
+}
+
+/* ------------------------------------------------------------------------
+ * The SQL API
+ * ------------------------------------------------------------------------
+ */
+
+/* Only members of a system's role may carry its entries. */
+static void
+check_target(const char *target)
+{
+	const SrSystem *sys = sr_system_get(target, true);
+
+	if (sys == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("unknown system \"%s\"", target),
+				 errhint("sync_resolve.system lists the known systems.")));
+	if (OidIsValid(sys->member_role) && !has_privs_of_role(GetUserId(), sys->member_role))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("role \"%s\" may not carry the outbox of system \"%s\"",
+						GetUserNameFromId(GetUserId(), false), target),
+				 errhint("Only members of role \"%s\" may; GRANT it to the integration's role.",
+						 GetUserNameFromId(sys->member_role, false))));
+}
+
+PG_FUNCTION_INFO_V1(claim_outbound);
+Datum
+claim_outbound(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	char	   *target;
+	int32		max;
+	Interval   *lease;
+	Oid			types[4] = {TEXTOID, INT4OID, INTERVALOID, INT4OID};
+	Datum		values[4];
+	SrUserSwitch sw;
+	int			rc;
+	uint64		i;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("target, max and lease must not be null"),
+				 errhint("Pass the system whose entries to take, how many, and for how long.")));
+	target = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	max = PG_GETARG_INT32(1);
+	lease = PG_GETARG_INTERVAL_P(2);
+	if (max < 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("max must be at least 1, not %d", max),
+				 errhint("Take one entry or more.")));
+	if (lease->month < 0 || lease->day < 0 || lease->time <= 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("lease must be a positive interval"),
+				 errhint("Lease the entries for as long as sending them may take, such as '5 minutes'.")));
+	InitMaterializedSRF(fcinfo, 0);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "sync_resolve: SPI_connect failed");
+	check_target(target);
+
+	values[0] = CStringGetTextDatum(target);
+	values[1] = Int32GetDatum(sr_max_attempts);
+	values[2] = IntervalPGetDatum(lease);
+	values[3] = Int32GetDatum(max);
+	sr_become_owner(&sw);
+	/* entries whose lease ran out after their last allowed attempt are dead */
+	rc = SPI_execute_with_args("UPDATE sync_resolve.outbox SET status = 'dead', updated_at = now(),"
+							   " last_error = coalesce(last_error || '; ', '') || 'lease expired'"
+							   " WHERE target = $1 AND status = 'in_flight' AND lease_until < now()"
+							   " AND attempts >= $2",
+							   2, types, values, NULL, false, 0);
+	if (rc != SPI_OK_UPDATE)
+		elog(ERROR, "sync_resolve: retiring expired outbox entries failed: %s", SPI_result_code_string(rc));
+	rc = SPI_execute_with_args("UPDATE sync_resolve.outbox o SET status = 'in_flight',"
+							   " attempts = o.attempts + 1, lease_until = now() + $3, updated_at = now()"
+							   " FROM (SELECT id FROM sync_resolve.outbox"
+							   "       WHERE target = $1"
+							   "         AND ((status IN ('pending', 'failed') AND next_attempt_at <= now())"
+							   "              OR (status = 'in_flight' AND lease_until < now()))"
+							   "       ORDER BY id LIMIT $4 FOR UPDATE SKIP LOCKED) c"
+							   " WHERE o.id = c.id RETURNING o.*",
+							   4, types, values, NULL, false, 0);
+	sr_restore_user(&sw);
+	if (rc != SPI_OK_UPDATE_RETURNING)
+		elog(ERROR, "sync_resolve: claiming outbox entries failed: %s", SPI_result_code_string(rc));
+	for (i = 0; i < SPI_processed; i++)
+		tuplestore_puttuple(rsinfo->setResult, SPI_tuptable->vals[i]);
+	SPI_finish();
+	return (Datum) 0;
+}
+
+typedef struct SrOutboxEntry
+{
+	Oid			relid;
+	Jsonb	   *key;
+	char	   *target;
+	bool		is_delete;
+	Jsonb	   *payload;
+	char	   *status;
+	int32		attempts;
+} SrOutboxEntry;
+
+static bool
+fetch_entry(int64 id, bool lock, SrOutboxEntry *e)
+{
+	SPIPlanPtr *plan = lock ? &lock_plan : &read_plan;
+	Datum		values[1];
+	HeapTuple	tup;
+	TupleDesc	td;
+	bool		isnull;
+	Datum		d;
+
+	if (*plan == NULL)
+	{
+		Oid			types[1] = {INT8OID};
+
+		*plan = sr_prepare_kept(lock ?
+								"SELECT relid::oid, key, target, op, payload, status, attempts"
+								" FROM sync_resolve.outbox WHERE id = $1 FOR UPDATE" :
+								"SELECT relid::oid, key, target, op, payload, status, attempts"
+								" FROM sync_resolve.outbox WHERE id = $1",
+								1, types, true);
+	}
+	values[0] = Int64GetDatum(id);
+	if (sr_spi_execute(*plan, values, NULL, true, false, 0, SPI_OK_SELECT) != 1)
+		return false;
+	tup = SPI_tuptable->vals[0];
+	td = SPI_tuptable->tupdesc;
+	e->relid = DatumGetObjectId(SPI_getbinval(tup, td, 1, &isnull));
+	e->key = DatumGetJsonbPCopy(SPI_getbinval(tup, td, 2, &isnull));
+	e->target = TextDatumGetCString(SPI_getbinval(tup, td, 3, &isnull));
+	e->is_delete = strcmp(TextDatumGetCString(SPI_getbinval(tup, td, 4, &isnull)), "delete") == 0;
+	d = SPI_getbinval(tup, td, 5, &isnull);
+	e->payload = isnull ? NULL : DatumGetJsonbPCopy(d);
+	e->status = TextDatumGetCString(SPI_getbinval(tup, td, 6, &isnull));
+	e->attempts = DatumGetInt32(SPI_getbinval(tup, td, 7, &isnull));
+	SPI_freetuptable(SPI_tuptable);
+	return true;
+}
+
+static void
+no_entry(int64 id)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_UNDEFINED_OBJECT),
+			 errmsg("outbox entry %lld does not exist", (long long) id),
+			 errhint("sync_resolve.outbox lists the entries; claim_outbound() hands them out.")));
+}
+
+/* Remember the record id target gave the row. */
+static void
+record_identity(const SrTable *tab, const char *system, const char *external_id, Jsonb *key)
+{
+	Datum		values[4];
+
+	if (identity_plan == NULL)
+	{
+		Oid			types[4] = {REGCLASSOID, TEXTOID, TEXTOID, JSONBOID};
+
+		identity_plan = sr_prepare_kept("INSERT INTO sync_resolve.identity (relid, system, external_id, key)"
+										" VALUES ($1, $2, $3, $4)"
+										" ON CONFLICT (relid, system, key)"
+										" DO UPDATE SET external_id = excluded.external_id",
+										4, types, true);
+	}
+	values[0] = ObjectIdGetDatum(tab->relid);
+	values[1] = CStringGetTextDatum(system);
+	values[2] = CStringGetTextDatum(external_id);
+	values[3] = JsonbPGetDatum(key);
+	sr_spi_execute(identity_plan, values, NULL, true, false, 0, SPI_OK_INSERT);
+}
+
+PG_FUNCTION_INFO_V1(ack_outbound);
+Datum
+ack_outbound(PG_FUNCTION_ARGS)
+{
+	int64		id;
+	char	   *external_id = NULL;
+	SrVclock   *version = NULL;
+	bool		has_changed_at;
+	TimestampTz changed_at = 0;
+	SrOutboxEntry e;
+	SrTable    *tab;
+	HeapTuple	tup;
+	TupleDesc	td;
+	Datum		result;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("id must not be null"),
+				 errhint("Pass the id of a claimed outbox entry.")));
+	id = PG_GETARG_INT64(0);
+	if (!PG_ARGISNULL(1))
+		external_id = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	if (!PG_ARGISNULL(2))
+		version = DatumGetSrVclockP(PG_GETARG_DATUM(2));
+	has_changed_at = !PG_ARGISNULL(3);
+	if (has_changed_at)
+		changed_at = PG_GETARG_TIMESTAMPTZ(3);
+
+	sr_cache_enter();
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "sync_resolve: SPI_connect failed");
+	if (!fetch_entry(id, false, &e))
+		no_entry(id);
+	check_target(e.target);
+
+	tab = sr_table_get(e.relid, true, RowExclusiveLock);
+	if (tab != NULL)
+	{
+		Datum	   *keyvals = palloc(sizeof(Datum) * (tab->nkeys + 1));
+		SrRowState	st;
+		SrShadowRow *base;
+		SrEventBatch batch;
+		int			t = sr_table_system_index(tab, e.target);
+
+		sr_parse_key(tab, e.key, NULL, "the key of outbox entry", keyvals);
+		(void) sr_lock_row_or_key(tab, keyvals, e.key, false, NULL, NULL);
+		if (!fetch_entry(id, true, &e))
+			no_entry(id);
+		if (strcmp(e.status, "sent") != 0 && t >= 0)
+		{
+			/* the target now holds what the entry carried */
+			sr_shadow_load(tab, keyvals, &st);
+			base = &st.bases[t];
+			if (e.is_delete)
+			{
+				int			c;
+
+				for (c = 0; c < tab->ncols; c++)
+					if (!tab->cols[c].is_key)
+						base->known[c] = base->sent[c] = false;
+				base->deleted = true;
+				base->deleted_at = GetCurrentTimestamp();
+				base->deleted_by = SR_LOCAL;
+			}
+			else
+			{
+				SrErrorTarget where = {tab, NULL, psprintf("in outbox entry %lld", (long long) id)};
+				int			c;
+
+				for (c = 0; c < tab->ncols; c++)
+				{
+					JsonbValue	v;
+
+					if (tab->cols[c].is_key || !sr_jsonb_get_field(e.payload, tab->cols[c].name, &v))
+						continue;
+					base->values[c] = sr_jsonb_value_to_datum(&tab->cols[c], &v, &base->nulls[c], &where);
+					base->known[c] = true;
+					base->sent[c] = true;
+				}
+				base->deleted = false;
+			}
+			if (has_changed_at && (!base->has_changed_at || changed_at > base->changed_at))
+			{
+				base->changed_at = changed_at;
+				base->has_changed_at = true;
+			}
+			if (version)
+				base->version = base->version ? sr_vclock_merge(base->version, version) : version;
+			base->received_at = GetCurrentTimestamp();
+			sr_shadow_write(tab, keyvals, e.target, base);
+
+			memset(&batch, 0, sizeof(batch));
+			batch.relid = tab->relid;
+			batch.key = e.key;
+			batch.source = e.target;
+			batch.version = version;
+			batch.has_changed_at = has_changed_at;
+			batch.changed_at = changed_at;
+			batch.received_at = GetCurrentTimestamp();
+			sr_event_add(&batch, "outbound_sent", NULL, NULL, NULL, NULL, e.payload,
+						 psprintf("%s confirmed outbox #%lld%s", e.target, (long long) id,
+								  external_id ? psprintf(" as record %s", external_id) : ""),
+						 e.is_delete ? "deleted" : NULL, 0);
+			sr_events_flush(&batch);
+		}
+		if (external_id != NULL && !e.is_delete)
+			record_identity(tab, e.target, external_id, e.key);
+	}
+	else if (!fetch_entry(id, true, &e))
+		no_entry(id);
+
+	tup = mark_sent(id, external_id, &td);
+	if (tup == NULL)
+		no_entry(id);
+	result = PointerGetDatum(SPI_returntuple(tup, td));
+	SPI_finish();
+	sr_cache_leave();
+	PG_RETURN_DATUM(result);
+}
+
+PG_FUNCTION_INFO_V1(fail_outbound);
+Datum
+fail_outbound(PG_FUNCTION_ARGS)
+{
+	int64		id;
+	char	   *error;
+	Interval   *retry_in = NULL;
+	SrOutboxEntry e;
+	Datum		values[4];
+	char		nulls[5] = "    ";
+	Oid			types[4] = {INT8OID, TEXTOID, INTERVALOID, BOOLOID};
+	SrUserSwitch sw;
+	int			rc;
+	bool		dead;
+	int			attempts;
+	Datum		result;
+	SrEventBatch batch;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("id and error must not be null"),
+				 errhint("Pass the id of a claimed outbox entry and what went wrong.")));
+	id = PG_GETARG_INT64(0);
+	error = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	if (!PG_ARGISNULL(2))
+		retry_in = PG_GETARG_INTERVAL_P(2);
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "sync_resolve: SPI_connect failed");
+	if (!fetch_entry(id, true, &e))
+		no_entry(id);
+	check_target(e.target);
+	if (strcmp(e.status, "sent") == 0 || strcmp(e.status, "dead") == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("outbox entry %lld is already %s", (long long) id, e.status),
+				 errhint("Only entries still to be sent can fail.")));
+
+	/* claim_outbound() counted the attempt; an entry never claimed counts one */
+	attempts = Max(e.attempts, 1);
+	dead = attempts >= sr_max_attempts;
+	values[0] = Int64GetDatum(id);
+	values[1] = CStringGetTextDatum(error);
+	if (retry_in != NULL)
+		values[2] = IntervalPGetDatum(retry_in);
+	else
+	{
+		/* exponential backoff: base, 2 x base, 4 x base ... up to the maximum */
+		int64		ms = sr_retry_base_ms;
+		Interval   *backoff = palloc0(sizeof(Interval));
+		int			i;
+
+		for (i = 1; i < attempts && ms < sr_retry_max_ms; i++)
+			ms *= 2;
+		ms = Min(ms, (int64) sr_retry_max_ms);
+		backoff->time = ms * INT64CONST(1000);
+		values[2] = IntervalPGetDatum(backoff);
+	}
+	values[3] = BoolGetDatum(dead);
+	sr_become_owner(&sw);
+	rc = SPI_execute_with_args("UPDATE sync_resolve.outbox SET"
+							   " status = CASE WHEN $4 THEN 'dead' ELSE 'failed' END,"
+							   " attempts = greatest(attempts, 1), last_error = $2, lease_until = NULL,"
+							   " next_attempt_at = now() + $3, updated_at = now()"
+							   " WHERE id = $1 RETURNING *",
+							   4, types, values, nulls, false, 0);
+	sr_restore_user(&sw);
+	if (rc != SPI_OK_UPDATE_RETURNING || SPI_processed != 1)
+		no_entry(id);
+	result = PointerGetDatum(SPI_returntuple(SPI_tuptable->vals[0], SPI_tuptable->tupdesc));
+
+	memset(&batch, 0, sizeof(batch));
+	batch.relid = e.relid;
+	batch.key = e.key;
+	batch.source = e.target;
+	batch.received_at = GetCurrentTimestamp();
+	sr_event_add(&batch, "outbound_failed", NULL, NULL, NULL, NULL, e.payload,
+				 dead ? psprintf("sending outbox #%lld to %s failed %d times, the last with \"%s\": dead",
+								 (long long) id, e.target, attempts, error)
+				 : psprintf("sending outbox #%lld to %s failed (attempt %d of %d): %s",
+							(long long) id, e.target, attempts, sr_max_attempts, error),
+				 dead ? "dead" : "retry", 0);
+	sr_events_flush(&batch);
+	SPI_finish();
+	PG_RETURN_DATUM(result);
+}

@@ -1457,8 +1457,8 @@ is_echo_by_id(SrApplyCall *call, SrImage *img, SrEventBatch *batch, SrApplyResul
 		if (!call->tab->cols[c].is_key && img->present[c])
 			srow->sent[c] = true;
 	sr_event_add(batch, "echo", NULL, NULL, NULL, NULL, NULL,
-				 psprintf("%s reported back outbox #%lld (delivery %s)", call->source,
-						  (long long) id, call->event_id), NULL, 0);
+				 psprintf("%s reported back outbox #%lld, naming its idempotency key",
+						  call->source, (long long) id), NULL, 0);
 	if (call->rewrite)
 		call->out_write = false;
 	st.local.dirty = false;

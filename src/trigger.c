@@ -361,44 +361,6 @@ local_write_trigger(PG_FUNCTION_ARGS)
  * ------------------------------------------------------------------------
  */
 
-/* With sync_resolve.enforce_ownership, local may write only its columns. */
-static void
-enforce_ownership(const SrTable *tab, HeapTuple newtup, HeapTuple oldtup, TupleDesc td)
-{
-	int			c;
-
-	for (c = 0; c < tab->ncols; c++)
-	{
-		const SrColumn *col = &tab->cols[c];
-		bool		nn,
-					on;
-		Datum		nv;
-		Datum		ov;
-
-		if (col->is_key || sr_column_writable_by(col, SR_LOCAL))
-			continue;
-		nv = heap_getattr(newtup, col->attnum, td, &nn);
-		if (oldtup == NULL)
-		{
-			if (nn)
-				continue;		/* a new row may leave it empty */
-		}
-		else
-		{
-			ov = heap_getattr(oldtup, col->attnum, td, &on);
-			if (sr_datum_equal(col, nv, nn, ov, on))
-				continue;
-		}
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("local may not write column \"%s\" of table %s", col->name, tab->display_name),
-				 errdetail("%s", col->owner ? psprintf("The column is owned by %s.", col->owner)
-						   : "Its writers do not include local."),
-				 errhint("Change it in %s, or SET sync_resolve.source to the system the write comes from.",
-						 col->owner ? col->owner : "a system that may write it")));
-	}
-}
-
 /* The value a column gets when an INSERT does not give one. */
 static Datum
 column_default(Relation rel, const SrColumn *col, bool *isnull)
@@ -420,6 +382,66 @@ column_default(Relation rel, const SrColumn *col, bool *isnull)
 		d = datumCopy(d, col->typbyval, col->typlen);
 	FreeExecutorState(estate);
 	return d;
+}
+
+/*
+ * Does an INSERT's value for a column equal its default?  An INSERT does
+ * not say which columns it named: a value equal to the default is taken as
+ * not given (not a write to refuse).
+ */
+static bool
+equals_default(Relation rel, const SrColumn *col, Datum value, bool isnull)
+{
+	bool		dnull;
+	Datum		d = column_default(rel, col, &dnull);
+
+	return sr_datum_equal(col, value, isnull, d, dnull);
+}
+
+/* With sync_resolve.enforce_ownership, local may write only its columns. */
+static void
+enforce_ownership(const SrTable *tab, HeapTuple newtup, HeapTuple oldtup, TupleDesc td)
+{
+	Relation	rel = NULL;
+	int			c;
+
+	for (c = 0; c < tab->ncols; c++)
+	{
+		const SrColumn *col = &tab->cols[c];
+		bool		nn,
+					on;
+		Datum		nv;
+		Datum		ov;
+
+		if (col->is_key || sr_column_writable_by(col, SR_LOCAL))
+			continue;
+		nv = heap_getattr(newtup, col->attnum, td, &nn);
+		if (oldtup == NULL)
+		{
+			/* a new row may leave it empty, or to its default */
+			if (nn)
+				continue;
+			if (rel == NULL)
+				rel = relation_open(tab->relid, NoLock);
+			if (equals_default(rel, col, nv, nn))
+				continue;
+		}
+		else
+		{
+			ov = heap_getattr(oldtup, col->attnum, td, &on);
+			if (sr_datum_equal(col, nv, nn, ov, on))
+				continue;
+		}
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("local may not write column \"%s\" of table %s", col->name, tab->display_name),
+				 errdetail("%s", col->owner ? psprintf("The column is owned by %s.", col->owner)
+						   : "Its writers do not include local."),
+				 errhint("Change it in %s, or SET sync_resolve.source to the system the write comes from.",
+						 col->owner ? col->owner : "a system that may write it")));
+	}
+	if (rel != NULL)
+		relation_close(rel, NoLock);
 }
 
 /* The image a statement's row gives: all of it, or what an UPDATE changed. */
@@ -524,6 +546,23 @@ source_write_trigger(PG_FUNCTION_ARGS)
 							source, tab->display_name),
 					 errhint("Delete the row and insert it with its new key.")));
 		trig_image(tab, tup, is_insert ? NULL : r.oldtup, r.td, &img);
+		if (is_insert)
+		{
+			Relation	rel = relation_open(tab->relid, NoLock);
+
+			for (c = 0; c < tab->ncols; c++)
+			{
+				const SrColumn *col = &tab->cols[c];
+
+				if (!col->is_key && !sr_column_writable_by(col, call.source) &&
+					equals_default(rel, col, img.values[c], img.nulls[c]))
+				{
+					img.present[c] = false;
+					img.npresent--;
+				}
+			}
+			relation_close(rel, NoLock);
+		}
 		call.payload = sr_row_object(tab, img.values, img.nulls, img.present);
 		call.out_values = palloc(sizeof(Datum) * (tab->ncols + 1));
 		call.out_nulls = palloc(sizeof(bool) * (tab->ncols + 1));

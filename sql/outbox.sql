@@ -1,0 +1,130 @@
+-- The outbox carries local changes out: one waiting entry per (row,
+-- target) with later changes merged in; a change applied from one system
+-- goes to the others and never back to it; a source whose change was
+-- refused or lost hears the row's value; claim, ack and fail with leases,
+-- backoff and dead entries; ack advances the target's base and keeps its
+-- record id; echoes of what was sent write nothing.
+\set ECHO none
+\i sql/include/setup.psql
+\set ECHO all
+
+CREATE TABLE lead (id int PRIMARY KEY, name text, score int, stage text);
+SELECT sync_resolve.track('lead', ARRAY['crm', 'billing'], 'latest');
+SELECT sync_resolve.set_policy('lead', 'stage', 'owner', owner => 'crm');
+
+-- a local insert: every system gets the row
+INSERT INTO lead VALUES (1, 'Ada', 10, NULL);
+SELECT target, op, payload, status, attempts FROM sync_resolve.outbox ORDER BY id;
+-- a later local change merges into the waiting entries, with new keys
+SELECT idempotency_key AS old_key FROM sync_resolve.outbox WHERE target = 'crm' \gset
+UPDATE lead SET score = 11 WHERE id = 1;
+SELECT target, payload, idempotency_key <> :'old_key' AS new_key FROM sync_resolve.outbox ORDER BY id;
+
+-- crm claims its entry: in flight, leased, counted as an attempt
+SELECT id AS crm_entry, target, op, status, attempts, lease_until > now() AS leased
+FROM sync_resolve.claim_outbound('crm') \gset
+SELECT :crm_entry > 0 AS claimed, :'status', :attempts, :'leased';
+-- a change made while it is in flight waits in a new entry
+UPDATE lead SET name = 'Ada L.' WHERE id = 1;
+SELECT target, payload, status FROM sync_resolve.outbox WHERE target = 'crm' ORDER BY id;
+-- crm confirms, with its own record id: crm's base now holds what was sent
+SELECT status, external_id FROM sync_resolve.ack_outbound(:crm_entry, external_id => 'CRM-1');
+SELECT system, base FROM sync_resolve.shadow('lead', '{"id": 1}') WHERE system = 'crm';
+SELECT system, external_id, key FROM sync_resolve.identity;
+-- acking again changes nothing
+SELECT status FROM sync_resolve.ack_outbound(:crm_entry);
+
+-- crm reports back what it was sent: an echo, nothing written or queued
+SELECT outcome, applied FROM sync_resolve.apply('lead', 'crm', '{"id": 1, "name": "Ada", "score": 11}');
+-- the next entry, claimed and reported back before it is confirmed: also
+-- an echo, which confirms it
+SELECT id AS crm_entry2 FROM sync_resolve.claim_outbound('crm') \gset
+SELECT outcome FROM sync_resolve.apply('lead', 'crm', '{"id": 1, "name": "Ada L."}');
+SELECT status FROM sync_resolve.outbox WHERE id = :crm_entry2;
+-- an entry's idempotency key as the delivery id marks an echo too
+UPDATE lead SET score = 12 WHERE id = 1;
+SELECT id AS crm_entry3, idempotency_key AS crm_key3 FROM sync_resolve.claim_outbound('crm') \gset
+SELECT outcome FROM sync_resolve.apply('lead', 'crm', '{"id": 1, "score": 12}', event_id => :'crm_key3');
+SELECT status FROM sync_resolve.outbox WHERE id = :crm_entry3;
+SELECT kind, detail FROM sync_resolve.explain('lead', '{"id": 1}') WHERE kind IN ('echo', 'outbound_sent') ORDER BY at;
+
+-- a change applied from crm goes to billing, never back to crm
+SELECT outcome FROM sync_resolve.apply('lead', 'crm', '{"id": 1, "stage": "qualified"}');
+SELECT target, payload, status FROM sync_resolve.outbox WHERE status = 'pending' ORDER BY id;
+
+-- billing tries to change stage (crm owns it): refused, and billing is told
+-- the row's value
+SELECT outcome, rejected FROM sync_resolve.apply('lead', 'billing', '{"id": 1, "stage": "lost"}');
+SELECT target, payload FROM sync_resolve.outbox WHERE status = 'pending' AND target = 'billing';
+-- when billing sends its own value for a column, the waiting entry no
+-- longer carries the older one
+SELECT outcome, applied FROM sync_resolve.apply('lead', 'billing', '{"id": 1, "name": "Ada Lovelace"}', '2999-01-01');
+SELECT target, payload FROM sync_resolve.outbox WHERE status = 'pending' ORDER BY id;
+
+-- fail: retried later, with exponential backoff; dead after max_attempts
+SET sync_resolve.max_attempts = 3;
+SELECT id AS bill_entry FROM sync_resolve.claim_outbound('billing') \gset
+SELECT status, attempts, last_error, next_attempt_at > now() + interval '9 seconds' AS backed_off
+FROM sync_resolve.fail_outbound(:bill_entry, 'HTTP 503');
+-- nothing to claim while it waits
+SELECT count(*) FROM sync_resolve.claim_outbound('billing');
+-- retry_in overrides the backoff
+SELECT next_attempt_at <= now() AS due FROM sync_resolve.fail_outbound(:bill_entry, 'HTTP 503', retry_in => '0 seconds');
+SELECT attempts FROM sync_resolve.claim_outbound('billing');
+SELECT status, next_attempt_at > now() + interval '19 seconds' AS longer FROM sync_resolve.fail_outbound(:bill_entry, 'HTTP 500');
+UPDATE sync_resolve.outbox SET next_attempt_at = now() WHERE id = :bill_entry;
+SELECT attempts FROM sync_resolve.claim_outbound('billing');
+SELECT status, attempts FROM sync_resolve.fail_outbound(:bill_entry, 'HTTP 500');
+SELECT kind, detail FROM sync_resolve.explain('lead', '{"id": 1}') WHERE kind = 'outbound_failed' ORDER BY at;
+\set VERBOSITY terse
+-- must fail: a dead entry cannot fail again
+SELECT sync_resolve.fail_outbound(:bill_entry, 'again');
+-- must fail
+SELECT sync_resolve.ack_outbound(999999);
+-- must fail
+SELECT * FROM sync_resolve.claim_outbound('nosuch');
+-- must fail
+SELECT * FROM sync_resolve.claim_outbound('crm', 0);
+\set VERBOSITY default
+RESET sync_resolve.max_attempts;
+
+-- an expired lease is claimable again
+UPDATE lead SET score = 20 WHERE id = 1;
+SELECT count(*) FROM sync_resolve.claim_outbound('crm', lease => '1 millisecond');
+SELECT pg_sleep(0.01);
+SELECT status, attempts FROM sync_resolve.claim_outbound('crm');
+
+-- deletes go out as deletes; a new row after the delete as an upsert
+TRUNCATE sync_resolve.outbox;
+DELETE FROM lead WHERE id = 1;
+SELECT target, op, payload FROM sync_resolve.outbox ORDER BY id;
+INSERT INTO lead VALUES (1, 'Ada again', 1, NULL);
+SELECT target, op, payload FROM sync_resolve.outbox ORDER BY id;
+
+-- a system PostgreSQL itself replicates gets no entries
+SELECT sync_resolve.add_system('replica', replication_origin => 'sub_replica');
+UPDATE sync_resolve.tracked SET systems = systems || '{replica}' WHERE relid = 'lead'::regclass;
+TRUNCATE sync_resolve.outbox;
+UPDATE lead SET score = 2 WHERE id = 1;
+SELECT target FROM sync_resolve.outbox ORDER BY id;
+
+-- only members of a system's role may carry its outbox
+CREATE ROLE regress_sr_worker;
+CREATE ROLE regress_sr_crm_team;
+UPDATE sync_resolve.system SET member_role = 'regress_sr_crm_team' WHERE name = 'crm';
+GRANT USAGE ON SCHEMA sync_resolve TO regress_sr_worker;
+GRANT EXECUTE ON FUNCTION sync_resolve.claim_outbound(text, integer, interval) TO regress_sr_worker;
+SET ROLE regress_sr_worker;
+\set VERBOSITY terse
+-- must fail
+SELECT * FROM sync_resolve.claim_outbound('crm');
+\set VERBOSITY default
+RESET ROLE;
+GRANT regress_sr_crm_team TO regress_sr_worker;
+SET ROLE regress_sr_worker;
+SELECT target, status FROM sync_resolve.claim_outbound('crm');
+RESET ROLE;
+UPDATE sync_resolve.system SET member_role = NULL WHERE name = 'crm';
+DROP OWNED BY regress_sr_worker;
+DROP ROLE regress_sr_worker;
+DROP ROLE regress_sr_crm_team;

@@ -17,7 +17,7 @@
 -- re-created inside the transaction, and everything is rolled back at the end.
 
 BEGIN;
-SELECT plan(175);
+SELECT plan(176);
 
 SET client_min_messages = warning;
 DROP EXTENSION IF EXISTS sync_resolve CASCADE;
@@ -613,13 +613,16 @@ SELECT throws_ok($$SELECT sync_resolve.apply_delete('sr_err.item', 'secure', '{"
 	'42501', NULL, 'member_role: a non-member cannot apply_delete as the system (42501)');
 SELECT throws_ok($$SELECT * FROM sync_resolve.apply_batch('sr_err.item', 'secure', '[{"data": {"id": 70}}]')$$,
 	'42501', NULL, 'member_role: a non-member cannot apply_batch as the system (42501)');
+SELECT throws_ok($$SET LOCAL sync_resolve.source = 'secure';
+		INSERT INTO sr_err.item (id, name) VALUES (71, 'through the trigger')$$,
+	'42501', NULL, 'member_role: a non-member cannot write as the system with SET sync_resolve.source (42501)');
 SELECT pg_temp.error_mentions($$SELECT sync_resolve.apply('sr_err.item', 'secure', '{"id": 70}')$$,
 	ARRAY['sr_err_outsider', '"secure"'], NULL,
 	'member_role: the error names the role and the system');
 SELECT is((SELECT outcome FROM sync_resolve.apply('sr_err.item', 'crm', '{"id": 72, "name": "by the outsider"}')),
 	'inserted', 'member_role: the same role may act as a system without member_role (its table privileges suffice)');
 RESET ROLE;
-SELECT is((SELECT count(*) FROM sr_err.item WHERE id = 70), 0::bigint,
+SELECT is((SELECT count(*) FROM sr_err.item WHERE id IN (70, 71)), 0::bigint,
 	'member_role: the refused calls wrote no row');
 
 SET ROLE sr_err_member;

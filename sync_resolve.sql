@@ -478,6 +478,25 @@ CREATE FUNCTION sync_resolve._source_write()
 	RETURNS trigger
 	AS 'MODULE_PATHNAME', 'source_write_trigger' LANGUAGE C;
 
+-- A logical-replication apply worker's writes are decided at commit, when
+-- PostgreSQL 15 tells the origin's commit time (src/replication.c): the
+-- first such write of a transaction inserts a row here, and its deferred
+-- trigger does the work as the transaction commits.  Unlogged: never
+-- published, never replicated; the trigger deletes the row it fired for.
+CREATE UNLOGGED TABLE sync_resolve._at_commit ();
+COMMENT ON TABLE sync_resolve._at_commit IS
+	'Internal: a row per transaction with apply-worker writes to decide at commit';
+
+CREATE FUNCTION sync_resolve._at_commit_run()
+	RETURNS trigger
+	AS 'MODULE_PATHNAME', 'at_commit_trigger' LANGUAGE C;
+
+CREATE CONSTRAINT TRIGGER at_commit AFTER INSERT ON sync_resolve._at_commit
+	DEFERRABLE INITIALLY DEFERRED
+	FOR EACH ROW EXECUTE FUNCTION sync_resolve._at_commit_run();
+-- it must fire in apply workers, where session_replication_role = replica
+ALTER TABLE sync_resolve._at_commit ENABLE ALWAYS TRIGGER at_commit;
+
 CREATE FUNCTION sync_resolve._policy_changed()
 	RETURNS trigger
 	AS 'MODULE_PATHNAME', 'policy_changed_trigger' LANGUAGE C;
@@ -753,7 +772,7 @@ BEGIN
 		'CREATE TABLE sync_resolve.%I (%s, system text NOT NULL, known boolean[], '
 		'changed_at timestamptz, version sync_resolve.vclock, received_at timestamptz, '
 		'deleted_at timestamptz, deleted_by text, col_changed_at timestamptz[], col_writer text[], held boolean[], '
-		'sent boolean[], '
+		'sent boolean[], own_xids xid8[], seen_at timestamptz[], '
 		'PRIMARY KEY (%s, system))', name, cols, keys);
 	EXECUTE pg_catalog.format('COMMENT ON TABLE sync_resolve.%I IS %L', name,
 							  'sync_resolve shadow of ' OPERATOR(pg_catalog.||) tbl::text);

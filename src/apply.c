@@ -303,6 +303,54 @@ sr_init_image(const SrTable *tab, SrImage *img)
 		img->nulls[i] = true;
 }
 
+/* Copy a present value of an image into another, in the current context. */
+static void
+copy_image_value(const SrTable *tab, SrImage *into, const SrImage *img, int c)
+{
+	const SrColumn *col = &tab->cols[c];
+
+	into->nulls[c] = img->nulls[c];
+	into->values[c] = img->nulls[c] ? (Datum) 0 :
+		datumCopy(img->values[c], col->typbyval, col->typlen);
+	if (!into->present[c] && !col->is_key)
+		into->npresent++;
+	into->present[c] = true;
+}
+
+/* A deep copy of an image, in the current memory context. */
+SrImage *
+sr_copy_image(const SrTable *tab, const SrImage *img)
+{
+	SrImage    *copy = palloc(sizeof(SrImage));
+	int			c;
+	int			i;
+
+	sr_init_image(tab, copy);
+	for (c = 0; c < tab->ncols; c++)
+		if (img->present[c])
+			copy_image_value(tab, copy, img, c);
+	for (i = 0; i < tab->nkeys; i++)
+		copy->keyvals[i] = copy->values[tab->keys[i]];
+	copy->key = (Jsonb *) PG_DETOAST_DATUM_COPY(JsonbPGetDatum(img->key));
+	return copy;
+}
+
+/*
+ * A later image of the same row over an earlier one: what it sends
+ * replaces, what it leaves out stays.  Copied into into's memory context.
+ */
+void
+sr_merge_image(const SrTable *tab, SrImage *into, const SrImage *img)
+{
+	MemoryContext old = MemoryContextSwitchTo(GetMemoryChunkContext(into->values));
+	int			c;
+
+	for (c = 0; c < tab->ncols; c++)
+		if (img->present[c] && !tab->cols[c].is_key)
+			copy_image_value(tab, into, img, c);
+	MemoryContextSwitchTo(old);
+}
+
 static void
 parse_image(const SrApplyCall *call, SrImage *img)
 {
@@ -434,7 +482,7 @@ stale_reason(const SrApplyCall *call, const SrShadowRow *srow,
 							sr_vclock_to_cstring(call->version),
 							sr_vclock_to_cstring(srow->version), call->source);
 	}
-	if (call->has_changed_at && srow->has_changed_at &&
+	if (call->has_changed_at && srow->has_changed_at && !call->in_order &&
 		call->changed_at < srow->changed_at)
 		return psprintf("%s changed it at %s, before %s, its last change already seen",
 						call->source, sr_time_text(call->changed_at),
@@ -1467,6 +1515,30 @@ is_echo_by_id(SrApplyCall *call, SrImage *img, SrEventBatch *batch, SrApplyResul
 	return true;
 }
 
+/*
+ * A PostgreSQL peer's image of a change the row already has (this node's
+ * own, back from the peer, or another peer's, relayed): it tells what the
+ * peer holds now, nothing more.
+ */
+static bool
+is_peer_echo(SrApplyCall *call, SrImage *img, SrRowState *st, SrEventBatch *batch,
+			 SrApplyResult *res)
+{
+	if (!call->in_order || !call->has_changed_at ||
+		!sr_change_seen(call->tab, &st->local, call->source, call->changed_at))
+		return false;
+	advance_base(call, img, &st->bases[call->sidx], true);
+	sr_event_add(batch, "echo", NULL, NULL, NULL, NULL, NULL,
+				 psprintf("%s sent back a change this row already has (committed at %s): only its base moves",
+						  call->source, sr_time_text(call->changed_at)),
+				 NULL, 0);
+	if (call->rewrite)
+		call->out_write = false;
+	finish_image(call, img->keyvals, st, batch);
+	res->outcome = "echo";
+	return true;
+}
+
 /* An image given as JSON (apply, apply_batch). */
 static void
 apply_json(SrApplyCall *call, SrApplyResult *res, SrReviewIds *reviews)
@@ -1514,6 +1586,8 @@ sr_apply_image(SrApplyCall *call, SrImage *img, SrApplyResult *res, SrReviewIds 
 		}
 		sr_shadow_load(tab, img->keyvals, &st);
 
+		if (is_peer_echo(call, img, &st, &batch, res))
+			return;
 		if (is_stale(call, &st.bases[call->sidx], &st.local, found, call->payload, &batch, res))
 			return;
 		if (found)
@@ -1528,6 +1602,8 @@ sr_apply_image(SrApplyCall *call, SrImage *img, SrApplyResult *res, SrReviewIds 
 	}
 
 	advance_base(call, img, &st.bases[call->sidx], strcmp(res->outcome, "echo") == 0);
+	if (call->in_order && call->has_changed_at)
+		sr_note_seen(&st.local, call->changed_at);
 	finish_image(call, img->keyvals, &st, &batch);
 }
 

@@ -756,6 +756,8 @@ prepare_plans(SrTable *tab)
 	types[tab->ncols + SR_SH_COL_WRITER] = TEXTARRAYOID;
 	types[tab->ncols + SR_SH_HELD] = BOOLARRAYOID;
 	types[tab->ncols + SR_SH_SENT] = BOOLARRAYOID;
+	types[tab->ncols + SR_SH_OWN_XIDS] = XID8ARRAYOID;
+	types[tab->ncols + SR_SH_SEEN_AT] = TIMESTAMPTZARRAYOID;
 	resetStringInfo(&buf);
 	appendStringInfo(&buf, "INSERT INTO %s (", tab->shadow_name);
 	append_column_list(&buf, tab, true);

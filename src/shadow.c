@@ -20,11 +20,13 @@
  */
 #include "postgres.h"
 
+#include "access/transam.h"
 #include "catalog/pg_type.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
 #include "utils/lsyscache.h"
+#include "utils/xid8.h"
 
 #include "sync_resolve.h"
 
@@ -40,6 +42,8 @@ const char *const sr_shadow_meta_names[SR_SH_NMETA] = {
 	[SR_SH_COL_WRITER] = "col_writer",
 	[SR_SH_HELD] = "held",
 	[SR_SH_SENT] = "sent",
+	[SR_SH_OWN_XIDS] = "own_xids",
+	[SR_SH_SEEN_AT] = "seen_at",
 };
 
 void
@@ -172,6 +176,37 @@ fill_row(const SrTable *tab, HeapTuple tup, TupleDesc td, SrShadowRow *row)
 
 		row->sent[i] = (a < n && !enulls[a] && DatumGetBool(elems[a]));
 	}
+
+	d = SPI_getbinval(tup, td, base + SR_SH_OWN_XIDS + 1, &isnull);
+	n = attnum_array(d, isnull, XID8OID, &elems, &enulls);
+	row->own_xids = palloc(sizeof(uint64) * (n + 1));
+	row->nown = 0;
+	for (i = 0; i < n; i++)
+		if (!enulls[i])
+			row->own_xids[row->nown++] = U64FromFullTransactionId(DatumGetFullTransactionId(elems[i]));
+
+	d = SPI_getbinval(tup, td, base + SR_SH_SEEN_AT + 1, &isnull);
+	n = attnum_array(d, isnull, TIMESTAMPTZOID, &elems, &enulls);
+	row->seen_at = palloc(sizeof(TimestampTz) * (n + 1));
+	row->nseen = 0;
+	for (i = 0; i < n; i++)
+		if (!enulls[i])
+			row->seen_at[row->nseen++] = DatumGetTimestampTz(elems[i]);
+}
+
+/* A one-dimensional array of n elements, or NULL when there are none. */
+static Datum
+plain_array(Datum *elems, int n, Oid elemtype, bool *isnull)
+{
+	int16		typlen;
+	bool		typbyval;
+	char		typalign;
+
+	*isnull = (n == 0);
+	if (n == 0)
+		return (Datum) 0;
+	get_typlenbyvalalign(elemtype, &typlen, &typbyval, &typalign);
+	return PointerGetDatum(construct_array(elems, n, elemtype, typlen, typbyval, typalign));
 }
 
 /*
@@ -332,6 +367,22 @@ write_row(SrTable *tab, const Datum *keyvals, const char *system,
 		}
 		values[m + SR_SH_HELD] = to_attnum_array(tab, BOOLOID, tmp, tmpnull);
 		nulls[m + SR_SH_HELD] = ' ';
+
+		sr_note_own_write(tab, row);
+		{
+			Datum	   *xids = palloc(sizeof(Datum) * (row->nown + 1));
+			Datum	   *times = palloc(sizeof(Datum) * (row->nseen + 1));
+			bool		isnull;
+
+			for (i = 0; i < row->nown; i++)
+				xids[i] = FullTransactionIdGetDatum(FullTransactionIdFromU64(row->own_xids[i]));
+			values[m + SR_SH_OWN_XIDS] = plain_array(xids, row->nown, XID8OID, &isnull);
+			nulls[m + SR_SH_OWN_XIDS] = isnull ? 'n' : ' ';
+			for (i = 0; i < row->nseen; i++)
+				times[i] = TimestampTzGetDatum(row->seen_at[i]);
+			values[m + SR_SH_SEEN_AT] = plain_array(times, row->nseen, TIMESTAMPTZOID, &isnull);
+			nulls[m + SR_SH_SEEN_AT] = isnull ? 'n' : ' ';
+		}
 	}
 
 	sr_spi_execute(tab->plan_write_shadow, values, nulls, true, false, 0, SPI_OK_INSERT);

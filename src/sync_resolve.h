@@ -276,6 +276,18 @@ typedef struct SrShadowRow
 	bool	   *held;			/* column held by an open review */
 	/* for an external system: the base value is what this database sent */
 	bool	   *sent;
+
+	/*
+	 * Local row, with PostgreSQL peers: this node's own transactions that
+	 * wrote the row (their commit times not looked up yet), and the times of
+	 * the changes the row already has, this node's and its peers' (origin
+	 * commit times): the same change coming back, or relayed by another
+	 * node, is an echo.
+	 */
+	int			nown;
+	uint64	   *own_xids;		/* FullTransactionId values */
+	int			nseen;
+	TimestampTz *seen_at;
 } SrShadowRow;
 
 /*
@@ -295,6 +307,8 @@ typedef enum SrShadowMeta
 	SR_SH_COL_WRITER,
 	SR_SH_HELD,
 	SR_SH_SENT,
+	SR_SH_OWN_XIDS,
+	SR_SH_SEEN_AT,
 	SR_SH_NMETA
 } SrShadowMeta;
 
@@ -556,6 +570,13 @@ typedef struct SrApplyCall
 	TimestampTz received_at;
 
 	/*
+	 * The source delivers its changes in order (a replication stream): an
+	 * earlier changed_at than the last one seen is not staleness, it is a
+	 * change relayed from a third node, stamped with that node's time.
+	 */
+	bool		in_order;
+
+	/*
 	 * In a BEFORE trigger, for the statement's own row: the row as it is
 	 * (locked by the statement), and instead of writing it, the values the
 	 * statement is to write (out_take: the columns taken from the image;
@@ -604,6 +625,17 @@ extern void sr_apply_image(SrApplyCall *call, SrImage *img, SrApplyResult *res,
 extern void sr_apply_delete_image(SrApplyCall *call, SrApplyResult *res,
 								  SrReviewIds *reviews);
 extern void sr_init_image(const SrTable *tab, SrImage *img);
+/* replication.c: an apply worker's writes, decided at commit */
+extern void sr_hold_image(const SrTable *tab, const char *source, const SrImage *img);
+extern void sr_hold_retime(const SrTable *tab, const char *source, Jsonb *key,
+						   TimestampTz written_at);
+extern void sr_hold_drop(const SrTable *tab, const char *source, Jsonb *key);
+extern void sr_note_own_write(const SrTable *tab, SrShadowRow *lrow);
+extern bool sr_change_seen(const SrTable *tab, SrShadowRow *lrow, const char *source,
+						   TimestampTz t);
+extern void sr_note_seen(SrShadowRow *lrow, TimestampTz t);
+extern SrImage *sr_copy_image(const SrTable *tab, const SrImage *img);
+extern void sr_merge_image(const SrTable *tab, SrImage *into, const SrImage *img);
 extern void sr_init_call(SrApplyCall *call, SrTable *tab, const char *source);
 
 

@@ -37,6 +37,7 @@
  */
 #include "postgres.h"
 
+#include "access/detoast.h"
 #include "access/htup_details.h"
 #include "access/relation.h"
 #include "access/tupconvert.h"
@@ -444,9 +445,44 @@ enforce_ownership(const SrTable *tab, HeapTuple newtup, HeapTuple oldtup, TupleD
 		relation_close(rel, NoLock);
 }
 
-/* The image a statement's row gives: all of it, or what an UPDATE changed. */
+/*
+ * Is a column of an apply worker's UPDATE one the origin did not send?  An
+ * unchanged TOASTed value is not sent; the worker fills it in from the
+ * local row, pointer and all: the same on-disk TOAST pointer as OLD's.  (A
+ * value the origin did send is never an on-disk pointer yet.)
+ */
+static bool
+unsent_toast(const SrColumn *col, HeapTuple tup, HeapTuple old, TupleDesc td)
+{
+	bool		nn,
+				on;
+	Datum		nv,
+				ov;
+	struct varatt_external np,
+				op;
+
+	if (col->typlen != -1)
+		return false;
+	nv = heap_getattr(tup, col->attnum, td, &nn);
+	ov = heap_getattr(old, col->attnum, td, &on);
+	if (nn || on ||
+		!VARATT_IS_EXTERNAL_ONDISK(DatumGetPointer(nv)) ||
+		!VARATT_IS_EXTERNAL_ONDISK(DatumGetPointer(ov)))
+		return false;
+	VARATT_EXTERNAL_GET_POINTER(np, DatumGetPointer(nv));
+	VARATT_EXTERNAL_GET_POINTER(op, DatumGetPointer(ov));
+	return np.va_valueid == op.va_valueid && np.va_toastrelid == op.va_toastrelid;
+}
+
+/*
+ * The image a statement's row gives: all of it, or what an UPDATE changed.
+ * An apply worker's UPDATE carries the origin's whole row (what it holds,
+ * changed or not, so that its base here follows it), but for the TOASTed
+ * values it did not send.
+ */
 static void
-trig_image(const SrTable *tab, HeapTuple tup, HeapTuple old, TupleDesc td, SrImage *img)
+trig_image(const SrTable *tab, HeapTuple tup, HeapTuple old, TupleDesc td,
+		   bool whole_row, SrImage *img)
 {
 	Datum	   *oldvals = NULL;
 	bool	   *oldnulls = NULL;
@@ -454,7 +490,7 @@ trig_image(const SrTable *tab, HeapTuple tup, HeapTuple old, TupleDesc td, SrIma
 
 	sr_init_image(tab, img);
 	tuple_values(tab, tup, td, img->values, img->nulls);
-	if (old != NULL)
+	if (old != NULL && !whole_row)
 	{
 		oldvals = palloc(sizeof(Datum) * (tab->ncols + 1));
 		oldnulls = palloc(sizeof(bool) * (tab->ncols + 1));
@@ -464,8 +500,13 @@ trig_image(const SrTable *tab, HeapTuple tup, HeapTuple old, TupleDesc td, SrIma
 	{
 		const SrColumn *col = &tab->cols[c];
 
-		img->present[c] = col->is_key || old == NULL ||
-			!sr_datum_equal(col, img->values[c], img->nulls[c], oldvals[c], oldnulls[c]);
+		if (col->is_key || old == NULL)
+			img->present[c] = true;
+		else if (whole_row)
+			img->present[c] = !unsent_toast(col, tup, old, td);
+		else
+			img->present[c] = !sr_datum_equal(col, img->values[c], img->nulls[c],
+											  oldvals[c], oldnulls[c]);
 		if (img->present[c] && !col->is_key)
 			img->npresent++;
 	}
@@ -510,12 +551,8 @@ source_write_trigger(PG_FUNCTION_ARGS)
 	}
 
 	sr_init_call(&call, tab, source);
-	if (by_replication && replorigin_session_origin_timestamp != 0)
-	{
-		/* the origin's commit time: the time of the change on that node */
-		call.has_changed_at = true;
-		call.changed_at = replorigin_session_origin_timestamp;
-	}
+	/* a replication stream delivers in order; its times come at commit */
+	call.in_order = by_replication;
 	memset(&res, 0, sizeof(res));
 
 	if (TRIGGER_FIRED_BY_DELETE(trigdata->tg_event))
@@ -527,6 +564,8 @@ source_write_trigger(PG_FUNCTION_ARGS)
 		tuple_values(tab, r.oldtup, r.td, oldvals, oldnulls);
 		tuple_keys(tab, r.oldtup, r.td, keyvals);
 		call.payload = sr_build_key(tab, keyvals, NULL);
+		if (by_replication)
+			sr_hold_drop(tab, source, call.payload);
 		call.rewrite = true;
 		call.old_values = oldvals;
 		call.old_nulls = oldnulls;
@@ -545,7 +584,7 @@ source_write_trigger(PG_FUNCTION_ARGS)
 					 errmsg("system \"%s\" cannot change the primary key of a row of table %s",
 							source, tab->display_name),
 					 errhint("Delete the row and insert it with its new key.")));
-		trig_image(tab, tup, is_insert ? NULL : r.oldtup, r.td, &img);
+		trig_image(tab, tup, is_insert ? NULL : r.oldtup, r.td, by_replication, &img);
 		if (is_insert)
 		{
 			Relation	rel = relation_open(tab->relid, NoLock);
@@ -572,11 +611,21 @@ source_write_trigger(PG_FUNCTION_ARGS)
 			/* a key the table has already: an image of that row, the INSERT skipped */
 			if (sr_lock_row_or_key(tab, img.keyvals, img.key, false, NULL, NULL))
 			{
-				sr_apply_image(&call, &img, &res, &reviews);
+				if (by_replication)
+					sr_hold_image(tab, source, &img);
+				else
+					sr_apply_image(&call, &img, &res, &reviews);
 				result = NULL;
 				goto done;
 			}
 			call.rewrite = true;
+		}
+		else if (by_replication)
+		{
+			/* decided at commit, when the origin's commit time is known */
+			sr_hold_image(tab, source, &img);
+			result = NULL;
+			goto done;
 		}
 		else
 		{
@@ -596,6 +645,10 @@ source_write_trigger(PG_FUNCTION_ARGS)
 			/* NEW as decided: taken columns, and defaults for the others */
 			int		   *attnums = palloc(sizeof(int) * (tab->ncols + 1));
 			Relation	rel = relation_open(tab->relid, NoLock);
+
+			/* a new row: its times become the origin's commit time */
+			if (by_replication && is_insert)
+				sr_hold_retime(tab, source, img.key, call.received_at);
 
 			for (c = 0; c < tab->ncols; c++)
 			{

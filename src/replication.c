@@ -1,0 +1,507 @@
+/*-------------------------------------------------------------------------
+ *
+ * replication.c
+ *		Writes of a logical-replication apply worker, held until commit.
+ *
+ * The time of a change from another PostgreSQL node is the commit time of
+ * its transaction there.  PostgreSQL 15's apply worker learns that time
+ * from the BEGIN message but keeps it to itself: replorigin_session_origin_
+ * timestamp is set only just before the local commit.  So a row an apply
+ * worker writes is not decided when the statement runs (latest and
+ * earliest need the time): the before trigger keeps the row's image here,
+ * skips the statement, and the image is applied at commit, as apply()
+ * would apply it, with the origin's commit time as its changed_at.
+ *
+ * The hook that runs at commit is a deferred constraint trigger on an
+ * unlogged internal table, sync_resolve._at_commit: the first image of a
+ * transaction inserts one row there, and its trigger fires as the
+ * transaction commits (or prepares), after the time is set.
+ *
+ * A new row is inserted at once (later statements of the same remote
+ * transaction may update it); only the times it was written with are set
+ * to the commit time then.  A delete goes at once too, and drops what is
+ * held for the row.  Several images of one row merge, later ones winning.
+ *
+ * Relayed changes keep their first node's time: a transaction an apply
+ * worker commits carries the origin's commit time onward (it is written as
+ * the commit record's origin timestamp), so a node two hops away sees the
+ * time of the original change.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/commit_ts.h"
+#include "access/transam.h"
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "commands/trigger.h"
+#include "common/hashfn.h"
+#include "executor/spi.h"
+#include "replication/origin.h"
+#include "storage/procarray.h"
+#include "utils/builtins.h"
+#include "utils/hsearch.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+
+#include "sync_resolve.h"
+
+/* One row with something to do at commit. */
+typedef struct SrHeld
+{
+	Oid			relid;
+	char	   *source;
+	Jsonb	   *key;
+	int			ncols;			/* the table's shape when it was held */
+	SrImage    *image;			/* NULL: nothing to apply */
+	bool		retime;			/* inserted by the statement: set its times */
+	TimestampTz written_at;		/* ... which it wrote with this time */
+	bool		dropped;		/* deleted later, or its subtransaction aborted */
+	SubTransactionId subid;
+} SrHeld;
+
+/* Rows by (table, hash of the key); the list holds the rows of one hash. */
+typedef struct SrHeldSlot
+{
+	Oid			relid;
+	uint32		hash;
+	List	   *rows;			/* SrHeld * */
+} SrHeldSlot;
+
+typedef struct SrHeldKey
+{
+	Oid			relid;
+	uint32		hash;
+} SrHeldKey;
+
+static MemoryContext held_cxt = NULL;
+static HTAB *held_hash = NULL;
+static List *held_rows = NIL;	/* in the order they were first held */
+static bool marker_written = false;
+static SubTransactionId marker_subid = InvalidSubTransactionId;
+static bool callbacks_registered = false;
+
+static SPIPlanPtr marker_insert_plan = NULL;
+static SPIPlanPtr marker_delete_plan = NULL;
+
+/* The transaction's memory goes: so does everything held. */
+static void
+held_reset(void *arg)
+{
+	held_cxt = NULL;
+	held_hash = NULL;
+	held_rows = NIL;
+	marker_written = false;
+	marker_subid = InvalidSubTransactionId;
+}
+
+/* What a subtransaction held goes with it, or passes to its parent. */
+static void
+held_subxact(SubXactEvent event, SubTransactionId mySubid,
+			 SubTransactionId parentSubid, void *arg)
+{
+	ListCell   *lc;
+
+	if (held_cxt == NULL)
+		return;
+	if (event != SUBXACT_EVENT_ABORT_SUB && event != SUBXACT_EVENT_COMMIT_SUB)
+		return;
+	foreach(lc, held_rows)
+	{
+		SrHeld	   *h = lfirst(lc);
+
+		if (h->subid != mySubid)
+			continue;
+		if (event == SUBXACT_EVENT_ABORT_SUB)
+			h->dropped = true;
+		else
+			h->subid = parentSubid;
+	}
+	if (marker_subid == mySubid)
+	{
+		if (event == SUBXACT_EVENT_ABORT_SUB)
+			marker_written = false;
+		else
+			marker_subid = parentSubid;
+	}
+}
+
+static uint32
+key_hash(Jsonb *key)
+{
+	return DatumGetUInt32(DirectFunctionCall1(jsonb_hash, JsonbPGetDatum(key)));
+}
+
+static bool
+keys_same(Jsonb *a, Jsonb *b)
+{
+	return DatumGetBool(DirectFunctionCall2(jsonb_eq, JsonbPGetDatum(a), JsonbPGetDatum(b)));
+}
+
+/* What is held for a row, made when asked and absent. */
+static SrHeld *
+held_row(const SrTable *tab, const char *source, Jsonb *key, bool create)
+{
+	SrHeldKey	hk;
+	SrHeldSlot *slot;
+	SrHeld	   *h;
+	bool		found;
+	ListCell   *lc;
+	MemoryContext old;
+
+	if (held_cxt == NULL)
+	{
+		MemoryContextCallback *cb;
+
+		if (!create)
+			return NULL;
+		if (!callbacks_registered)
+		{
+			RegisterSubXactCallback(held_subxact, NULL);
+			callbacks_registered = true;
+		}
+		held_cxt = AllocSetContextCreate(TopTransactionContext, "sync_resolve held rows",
+										 ALLOCSET_DEFAULT_SIZES);
+		cb = MemoryContextAlloc(held_cxt, sizeof(MemoryContextCallback));
+		cb->func = held_reset;
+		cb->arg = NULL;
+		MemoryContextRegisterResetCallback(held_cxt, cb);
+	}
+	if (held_hash == NULL)
+	{
+		HASHCTL		ctl;
+
+		memset(&ctl, 0, sizeof(ctl));
+		ctl.keysize = sizeof(SrHeldKey);
+		ctl.entrysize = sizeof(SrHeldSlot);
+		ctl.hcxt = held_cxt;
+		held_hash = hash_create("sync_resolve held rows", 64, &ctl,
+								HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	}
+
+	memset(&hk, 0, sizeof(hk));
+	hk.relid = tab->relid;
+	hk.hash = key_hash(key);
+	slot = hash_search(held_hash, &hk, create ? HASH_ENTER : HASH_FIND, &found);
+	if (slot == NULL)
+		return NULL;
+	if (!found)
+		slot->rows = NIL;
+	foreach(lc, slot->rows)
+	{
+		h = lfirst(lc);
+		if (!h->dropped && strcmp(h->source, source) == 0 && keys_same(h->key, key))
+			return h;
+	}
+	if (!create)
+		return NULL;
+
+	old = MemoryContextSwitchTo(held_cxt);
+	h = palloc0(sizeof(SrHeld));
+	h->relid = tab->relid;
+	h->source = pstrdup(source);
+	h->key = (Jsonb *) PG_DETOAST_DATUM_COPY(JsonbPGetDatum(key));
+	h->ncols = tab->ncols;
+	h->subid = GetCurrentSubTransactionId();
+	slot->rows = lappend(slot->rows, h);
+	held_rows = lappend(held_rows, h);
+	MemoryContextSwitchTo(old);
+	return h;
+}
+
+/* Once per transaction: the row whose deferred trigger runs sr_at_commit. */
+static void
+write_marker(void)
+{
+	if (marker_written)
+		return;
+	if (marker_insert_plan == NULL)
+		marker_insert_plan = sr_prepare_kept("INSERT INTO sync_resolve._at_commit DEFAULT VALUES",
+											 0, NULL, true);
+	sr_spi_execute(marker_insert_plan, NULL, NULL, true, false, 0, SPI_OK_INSERT);
+	marker_written = true;
+	marker_subid = GetCurrentSubTransactionId();
+}
+
+/*
+ * Hold an apply worker's image of an existing row until commit; a later
+ * image of the same row merges into it.  SPI is connected.
+ */
+void
+sr_hold_image(const SrTable *tab, const char *source, const SrImage *img)
+{
+	SrHeld	   *h = held_row(tab, source, img->key, true);
+	MemoryContext old = MemoryContextSwitchTo(held_cxt);
+
+	if (h->image == NULL)
+		h->image = sr_copy_image(tab, img);
+	else
+		sr_merge_image(tab, h->image, img);
+	MemoryContextSwitchTo(old);
+	write_marker();
+}
+
+/* A row an apply worker inserted at `written_at`: its times become the commit time. */
+void
+sr_hold_retime(const SrTable *tab, const char *source, Jsonb *key, TimestampTz written_at)
+{
+	SrHeld	   *h = held_row(tab, source, key, true);
+
+	h->retime = true;
+	h->written_at = written_at;
+	write_marker();
+}
+
+/* The row was deleted: nothing held for it is to happen. */
+void
+sr_hold_drop(const SrTable *tab, const char *source, Jsonb *key)
+{
+	SrHeld	   *h = held_row(tab, source, key, false);
+
+	if (h != NULL)
+		h->dropped = true;
+}
+
+/* Set the times an inserted row was written with to the commit time. */
+static void
+retime(SrTable *tab, SrHeld *h, TimestampTz t)
+{
+	int			sidx = sr_table_system_index(tab, h->source);
+	Datum	   *keyvals = palloc(sizeof(Datum) * (tab->nkeys + 1));
+	SrRowState	st;
+	SrShadowRow *srow;
+	int			c;
+
+	if (sidx < 0)
+		return;
+	sr_parse_key(tab, h->key, h->source, "the key of a held row", keyvals);
+	sr_shadow_load(tab, keyvals, &st);
+	if (!st.local.found || st.local.deleted)
+		return;
+	for (c = 0; c < tab->ncols; c++)
+	{
+		if (st.local.col_writer[c] == NULL ||
+			strcmp(st.local.col_writer[c], h->source) != 0 ||
+			st.local.col_changed_at[c] != h->written_at)
+			continue;
+		st.local.col_changed_at[c] = t;
+	}
+	sr_note_seen(&st.local, t);
+	sr_shadow_local_write(tab, keyvals, &st.local);
+	srow = &st.bases[sidx];
+	if (srow->found && !srow->deleted &&
+		(!srow->has_changed_at || srow->changed_at < t))
+	{
+		srow->has_changed_at = true;
+		srow->changed_at = t;
+		sr_shadow_write(tab, keyvals, h->source, srow);
+	}
+}
+
+/* Apply one held image, timed by the commit. */
+static void
+apply_held(SrTable *tab, SrHeld *h, TimestampTz t)
+{
+	SrApplyCall call;
+	SrApplyResult res;
+	SrReviewIds reviews = {0, 0, NULL};
+
+	sr_init_call(&call, tab, h->source);
+	call.has_changed_at = true;
+	call.changed_at = t;
+	call.in_order = true;
+	call.payload = sr_row_object(tab, h->image->values, h->image->nulls, h->image->present);
+	memset(&res, 0, sizeof(res));
+	sr_apply_image(&call, h->image, &res, &reviews);
+}
+
+/*
+ * The deferred trigger on sync_resolve._at_commit: everything held is
+ * decided now, with the origin's commit time.
+ */
+PG_FUNCTION_INFO_V1(at_commit_trigger);
+Datum
+at_commit_trigger(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	List	   *rows = held_rows;
+	TimestampTz t;
+	ListCell   *lc;
+	Datum		tid;
+
+	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_AFTER(trigdata->tg_event) ||
+		!TRIGGER_FIRED_FOR_ROW(trigdata->tg_event))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("at_commit_trigger: must be fired AFTER ... FOR EACH ROW")));
+
+	/* the apply worker sets it just before it commits; elsewhere, now */
+	t = replorigin_session_origin_timestamp != 0
+		? replorigin_session_origin_timestamp : GetCurrentTimestamp();
+
+	/* what the writes below hold (none should) waits for another commit */
+	held_rows = NIL;
+	held_hash = NULL;
+	marker_written = false;
+
+	sr_cache_enter();
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "sync_resolve: SPI_connect failed");
+	foreach(lc, rows)
+	{
+		SrHeld	   *h = lfirst(lc);
+		SrTable    *tab;
+
+		if (h->dropped)
+			continue;
+		tab = sr_table_get(h->relid, true, RowExclusiveLock);
+		/* untracked meanwhile, or its columns changed: nothing of it holds */
+		if (tab == NULL || tab->ncols != h->ncols ||
+			sr_table_system_index(tab, h->source) < 0)
+			continue;
+		if (h->retime)
+			retime(tab, h, t);
+		if (h->image != NULL)
+			apply_held(tab, h, t);
+	}
+
+	if (marker_delete_plan == NULL)
+	{
+		Oid			types[1] = {TIDOID};
+
+		marker_delete_plan = sr_prepare_kept("DELETE FROM sync_resolve._at_commit WHERE ctid = $1",
+											 1, types, true);
+	}
+	tid = PointerGetDatum(&trigdata->tg_trigtuple->t_self);
+	sr_spi_execute(marker_delete_plan, &tid, NULL, true, false, 0, SPI_OK_DELETE);
+	SPI_finish();
+	sr_cache_leave();
+	return PointerGetDatum(NULL);
+}
+
+/* ------------------------------------------------------------------------
+ * Echoes between PostgreSQL nodes
+ *
+ * PostgreSQL 15 sends every change on, the ones its apply worker made
+ * included: this node's own change comes back from each peer that applied
+ * it, and a peer's change reaches it once directly and again through every
+ * other node.  Each of those arrives as the sending node's whole row, with
+ * the first node's commit time (a relay keeps it).  The row remembers the
+ * times of the changes it already has; an image timed like one of them
+ * only tells what the sender now holds: its base moves, nothing else
+ * happens.  Without that, a sum_delta column would count a change twice.
+ * ------------------------------------------------------------------------
+ */
+
+/* How many change times (and own transactions) a row remembers. */
+#define SR_SEEN_MAX 32
+
+static bool
+table_has_peer(const SrTable *tab)
+{
+	int			i;
+
+	for (i = 0; i < tab->nsystems; i++)
+		if (sr_system_is_peer(tab->systems[i]))
+			return true;
+	return false;
+}
+
+/*
+ * A write of this node's own (no replication origin) to a row that peers
+ * will send back: remember the transaction; its commit time is looked up
+ * when a peer's image comes.
+ */
+void
+sr_note_own_write(const SrTable *tab, SrShadowRow *lrow)
+{
+	FullTransactionId fxid;
+	uint64		x;
+	uint64	   *xids;
+	int			keep;
+
+	if (!track_commit_timestamp || replorigin_session_origin != InvalidRepOriginId)
+		return;
+	fxid = GetTopFullTransactionIdIfAny();
+	if (!FullTransactionIdIsValid(fxid) || !table_has_peer(tab))
+		return;
+	x = U64FromFullTransactionId(fxid);
+	if (lrow->nown > 0 && lrow->own_xids[lrow->nown - 1] == x)
+		return;
+	keep = Min(lrow->nown, SR_SEEN_MAX - 1);
+	xids = palloc(sizeof(uint64) * (keep + 1));
+	if (keep > 0)
+		memcpy(xids, lrow->own_xids + (lrow->nown - keep), sizeof(uint64) * keep);
+	xids[keep] = x;
+	lrow->own_xids = xids;
+	lrow->nown = keep + 1;
+}
+
+/* The row has the change made at t (remembered, the oldest forgotten). */
+void
+sr_note_seen(SrShadowRow *lrow, TimestampTz t)
+{
+	TimestampTz *times;
+	int			keep;
+	int			i;
+
+	for (i = 0; i < lrow->nseen; i++)
+		if (lrow->seen_at[i] == t)
+			return;
+	keep = Min(lrow->nseen, SR_SEEN_MAX - 1);
+	times = palloc(sizeof(TimestampTz) * (keep + 1));
+	if (keep > 0)
+		memcpy(times, lrow->seen_at + (lrow->nseen - keep), sizeof(TimestampTz) * keep);
+	times[keep] = t;
+	lrow->seen_at = times;
+	lrow->nseen = keep + 1;
+	lrow->dirty = true;
+}
+
+/*
+ * Does the row have the change a peer's image is timed by?  This node's
+ * own transactions are first turned into their commit times (an aborted
+ * one is dropped; one still running stays).
+ */
+bool
+sr_change_seen(const SrTable *tab, SrShadowRow *lrow, const char *source, TimestampTz t)
+{
+	static bool warned = false;
+	int			kept = 0;
+	int			i;
+
+	if (lrow->nown > 0 && track_commit_timestamp)
+	{
+		uint64	   *xids = lrow->own_xids;
+		int			n = lrow->nown;
+
+		for (i = 0; i < n; i++)
+		{
+			TransactionId xid = XidFromFullTransactionId(FullTransactionIdFromU64(xids[i]));
+			TimestampTz ts;
+			RepOriginId node;
+
+			if (TransactionIdGetCommitTsData(xid, &ts, &node))
+				sr_note_seen(lrow, ts);
+			else if (TransactionIdIsInProgress(xid))
+				xids[kept++] = xids[i];
+		}
+		lrow->nown = kept;
+		lrow->dirty = true;
+	}
+	for (i = 0; i < lrow->nseen; i++)
+		if (lrow->seen_at[i] == t)
+			return true;
+	if (!track_commit_timestamp && !warned)
+	{
+		warned = true;
+		ereport(WARNING,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("sync_resolve cannot recognise this node's own changes coming back from \"%s\" to table %s",
+						source, tab->display_name),
+				 errdetail("track_commit_timestamp is off: an echo is told only by its values, and a sum_delta column may count a change twice."),
+				 errhint("Set track_commit_timestamp = on, and restart, on every node that replicates tracked tables both ways.")));
+	}
+	return false;
+}

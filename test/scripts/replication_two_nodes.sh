@@ -1,0 +1,126 @@
+#!/usr/bin/env bash
+#
+# test/scripts/replication_two_nodes.sh: two PostgreSQL 15 nodes replicating one
+# table both ways with built-in logical replication, sync_resolve on each deciding
+# what the other node's apply worker writes (DESIGN sections 5-7).  PostgreSQL 15
+# has no origin filter, so every change comes back to the node that made it; this
+# proves that sync_resolve stops the loop and that the nodes converge:
+#   - rows inserted on either node reach the other; the tables end identical;
+#   - conflicting updates made while both subscriptions are disabled (A: note and
+#     qty - 1; B, later: note and qty - 2; and on another row B first, A later)
+#     converge once they are re-enabled: the later note (latest, by the commit time
+#     on the node that made it) and both decrements (sum_delta);
+#   - three changes on A and one on B, all in flight at once: each counts once,
+#     although B sends each of A's back merged with its own;
+#   - once quiet, neither node writes WAL any more: no replication loop;
+#   - a DELETE on A reaches B and does not come back as a re-insert;
+#   - one-sided updates of a row, first on A then on B, reach the other node
+#     exactly, and leave no loop behind;
+#   - every apply worker still runs, and no server logged an ERROR.
+# When a check fails, the history and shadow of the rows involved are printed.
+#
+# Run by test/run.sh with SR_TEST_LIB pointing at test/lib.sh; exits 0 when
+# every check holds.
+
+set -euo pipefail
+# shellcheck source=test/lib.sh
+. "${SR_TEST_LIB:-$(dirname "$0")/../lib.sh}"
+# shellcheck source=test/scripts/replication.bash
+. "$(dirname "$0")/replication.bash"
+sr_install_traps
+
+rep_start_node a 55443
+rep_start_node b 55444
+rep_setup_mesh
+check_workers "both subscriptions have an apply worker"
+
+# --- inserts travel both ways -----------------------------------------------------------
+q a "INSERT INTO item VALUES (1, 'one', 10), (2, 'two', 20), (3, 'three', 30)"
+q b "INSERT INTO item VALUES (11, 'eleven', 110), (12, 'twelve', 120)"
+wait_until "rows inserted on A reach B" b "SELECT count(*) = 3 FROM item WHERE id < 10" &&
+	echo "ok - rows inserted on A reach B"
+wait_until "rows inserted on B reach A" a "SELECT count(*) = 2 FROM item WHERE id > 10" &&
+	echo "ok - rows inserted on B reach A"
+if wait_same_tables "the inserts converge"; then
+	wait_wal_quiet "quiet after the inserts" || true
+fi
+check "A holds every row" "$(rows a)" "1|one|10;2|two|20;3|three|30;11|eleven|110;12|twelve|120"
+check_tables_same "both nodes hold the same rows after the inserts"
+
+# --- concurrent updates of one row, made while the nodes cannot see each other ----------
+# Row 1: A first, B over a second later.  Row 11: B first, A later.  Whichever node
+# wrote last wins the note on both nodes (the time of a change is its commit time on
+# the node that made it, not when it arrived); every decrement counts once.
+set_subscriptions disable
+q a "UPDATE item SET note = 'from A', qty = qty - 1 WHERE id = 1"
+sleep 1.2 # the latest-wins winner must be clear: over a second apart
+q b "UPDATE item SET note = 'from B', qty = qty - 2 WHERE id = 1"
+q b "UPDATE item SET note = 'eleven from B', qty = qty - 3 WHERE id = 11"
+sleep 1.2
+q a "UPDATE item SET note = 'eleven from A', qty = qty - 5 WHERE id = 11"
+set_subscriptions enable
+if wait_same_tables "the conflicting updates converge"; then
+	wait_wal_quiet "quiet after the conflict" || true
+fi
+check "conflict on A: the later note, both decrements" "$(q a "SELECT note || '|' || qty FROM item WHERE id = 1")" "from B|7"
+check "conflict on B: the later note, both decrements" "$(q b "SELECT note || '|' || qty FROM item WHERE id = 1")" "from B|7"
+check "A wrote row 11 last: its note wins on A, both decrements" "$(q a "SELECT note || '|' || qty FROM item WHERE id = 11")" "eleven from A|102"
+check "A wrote row 11 last: its note wins on B, both decrements" "$(q b "SELECT note || '|' || qty FROM item WHERE id = 11")" "eleven from A|102"
+check_tables_same "both nodes hold the same rows after the conflict"
+
+# --- several changes in flight at once ---------------------------------------------------
+# A makes three separate changes to row 12 and B one, before either sees the other's.
+# B's copy of each of A's changes comes back to A (PostgreSQL 15 sends everything on),
+# after B merged them with its own; A must know them for its own, or it counts them
+# again.  120 - 1 - 2 - 4 - 8 = 105 on both nodes.
+set_subscriptions disable
+q a "UPDATE item SET qty = qty - 1 WHERE id = 12"
+q a "UPDATE item SET qty = qty - 2 WHERE id = 12"
+q a "UPDATE item SET qty = qty - 4 WHERE id = 12"
+q b "UPDATE item SET qty = qty - 8 WHERE id = 12"
+set_subscriptions enable
+if wait_same_tables "the changes in flight converge"; then
+	wait_wal_quiet "quiet after the changes in flight" || true
+fi
+check "changes in flight on A: each decrement once" "$(q a "SELECT qty FROM item WHERE id = 12")" 105
+check "changes in flight on B: each decrement once" "$(q b "SELECT qty FROM item WHERE id = 12")" 105
+check_tables_same "both nodes hold the same rows after the changes in flight"
+
+# --- no loop -----------------------------------------------------------------------------
+check_wal_quiet "no replication loop: the WAL of both nodes stays put once quiet"
+
+# --- a delete reaches B and stays deleted ------------------------------------------------
+q a "DELETE FROM item WHERE id = 2"
+if wait_until "a DELETE on A reaches B" b "SELECT NOT EXISTS (SELECT FROM item WHERE id = 2)"; then
+	echo "ok - a DELETE on A reaches B"
+	wait_wal_quiet "quiet after the delete" || true
+fi
+check "the deleted row does not come back on A" "$(q a "SELECT count(*) FROM item WHERE id = 2")" 0
+check "the deleted row does not come back on B" "$(q b "SELECT count(*) FROM item WHERE id = 2")" 0
+check_tables_same "both nodes hold the same rows after the delete"
+check_wal_quiet "no replication loop after the delete"
+
+# --- one-sided updates, one node after the other -----------------------------------------
+# No conflict at all: A changes row 3, B takes it; then B changes it, A takes it.  Each
+# node's base for the other must follow what the other holds, including the change
+# that came back unchanged from it: otherwise B's change looks like a conflict to A.
+q a "UPDATE item SET note = 'three from A', qty = qty - 4 WHERE id = 3"
+if wait_until "A's update of row 3 reaches B" b "SELECT qty = 26 FROM item WHERE id = 3"; then
+	wait_wal_quiet "quiet after A's update of row 3" || true
+fi
+q b "UPDATE item SET note = 'three from B', qty = qty - 6 WHERE id = 3"
+if wait_until "B's update of row 3 reaches A" a "SELECT qty <> 26 FROM item WHERE id = 3" &&
+	wait_same_tables "row 3 converges"; then
+	wait_wal_quiet "quiet after B's update of row 3" || true
+fi
+check "row 3 on A after A's then B's update" "$(q a "SELECT note || '|' || qty FROM item WHERE id = 3")" "three from B|20"
+check "row 3 on B after A's then B's update" "$(q b "SELECT note || '|' || qty FROM item WHERE id = 3")" "three from B|20"
+check_tables_same "both nodes hold the same rows after the one-sided updates"
+check_wal_quiet "no replication loop after the one-sided updates"
+
+# --- the workers survived ----------------------------------------------------------------
+check_workers "every apply worker still runs"
+check_no_apply_errors "no ERROR in the server log"
+
+[ "$fail" = 0 ] || rep_diagnose 1 3 11 12
+exit "$fail"

@@ -407,6 +407,20 @@ sr_cluster_connstr()
 	sr__need "${1:-}" && echo "host=${SR__DIR[$1]}/sock port=${SR__PORT[$1]} user=postgres"
 }
 
+# sr_check WHAT GOT WANT: a TAP line, "ok - WHAT" when GOT is WANT, else "not ok -
+# WHAT: got ..., want ..." and fail=1 (the script's exit status, by convention).
+sr_check()
+{
+	local what=$1 got=$2 want=$3
+	if [ "$got" = "$want" ]; then
+		echo "ok - $what"
+	else
+		echo "not ok - $what: got '$got', want '$want'"
+		# shellcheck disable=SC2034 # read by the script that sources this file
+		fail=1
+	fi
+}
+
 # sr_with_cluster NAME COMMAND...: runs COMMAND with PGHOST, PGPORT and PGUSER set for NAME.
 sr_with_cluster()
 {

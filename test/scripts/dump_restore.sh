@@ -35,28 +35,18 @@ sr_with_cluster dump pg_dump -d origin -f "$dump"
 errors=$(sr_psql dump -q -d copy -f "$dump" 2>&1 >/dev/null | grep -c 'ERROR' || true)
 
 fail=0
-check()
-{
-	local what=$1 got=$2 want=$3
-	if [ "$got" = "$want" ]; then
-		echo "ok - $what"
-	else
-		echo "not ok - $what: got '$got', want '$want'"
-		fail=1
-	fi
-}
 q() { sr_psql dump -qAt -d copy -c "$1"; }
 
-check "the restore ran without an error" "$errors" 0
-check "systems restored" "$(q "SELECT string_agg(name || ':' || priority, ',' ORDER BY name) FROM sync_resolve.system")" "crm:50,local:100"
-check "tracked table restored" "$(q "SELECT relid::text || ' ' || array_to_string(systems, ',') FROM sync_resolve.tracked")" "stock crm"
-check "policies restored" "$(q "SELECT string_agg(column_name || '=' || strategy, ',' ORDER BY column_name) FROM sync_resolve.column_policy")" "name=review,qty=sum_delta"
-check "history restored" "$(q "SELECT string_agg(kind, ',' ORDER BY id) FROM sync_resolve.event")" "inserted,conflict,review_opened"
-check "open review restored" "$(q "SELECT column_name || ' ' || status FROM sync_resolve.review")" "name open"
-check "local-write trigger restored" "$(q "SELECT count(*) FROM pg_trigger WHERE tgrelid = 'stock'::regclass AND tgname = 'sync_resolve_after'")" 1
-check "the table works at once" "$(q "SELECT outcome FROM sync_resolve.apply('stock', 'crm', '{\"id\": 2, \"name\": \"nut\", \"qty\": 5}')")" "inserted"
-check "its shadow was made again" "$(q "SELECT count(*) FROM sync_resolve.shadow('stock', '{\"id\": 2}')")" 2
-check "new ids follow the restored ones" "$(q "SELECT count(DISTINCT id) = count(*) FROM sync_resolve.event")" t
-check "the review can be decided" "$(q "SELECT status FROM sync_resolve.resolve(1, 'keep_local')")" "resolved"
+sr_check "the restore ran without an error" "$errors" 0
+sr_check "systems restored" "$(q "SELECT string_agg(name || ':' || priority, ',' ORDER BY name) FROM sync_resolve.system")" "crm:50,local:100"
+sr_check "tracked table restored" "$(q "SELECT relid::text || ' ' || array_to_string(systems, ',') FROM sync_resolve.tracked")" "stock crm"
+sr_check "policies restored" "$(q "SELECT string_agg(column_name || '=' || strategy, ',' ORDER BY column_name) FROM sync_resolve.column_policy")" "name=review,qty=sum_delta"
+sr_check "history restored" "$(q "SELECT string_agg(kind, ',' ORDER BY id) FROM sync_resolve.event")" "inserted,conflict,review_opened"
+sr_check "open review restored" "$(q "SELECT column_name || ' ' || status FROM sync_resolve.review")" "name open"
+sr_check "local-write trigger restored" "$(q "SELECT count(*) FROM pg_trigger WHERE tgrelid = 'stock'::regclass AND tgname = 'sync_resolve_after'")" 1
+sr_check "the table works at once" "$(q "SELECT outcome FROM sync_resolve.apply('stock', 'crm', '{\"id\": 2, \"name\": \"nut\", \"qty\": 5}')")" "inserted"
+sr_check "its shadow was made again" "$(q "SELECT count(*) FROM sync_resolve.shadow('stock', '{\"id\": 2}')")" 2
+sr_check "new ids follow the restored ones" "$(q "SELECT count(DISTINCT id) = count(*) FROM sync_resolve.event")" t
+sr_check "the review can be decided" "$(q "SELECT status FROM sync_resolve.resolve(1, 'keep_local')")" "resolved"
 
 exit "$fail"

@@ -11,7 +11,6 @@
 #                                system (node_X, replication_origin sub_from_X), publishes
 #                                item and subscribes to every other node
 #   q NODE SQL                   one value (psql -qAt)
-#   check WHAT GOT WANT          prints ok - / not ok - and remembers a failure
 #   wait_until WHAT NODE SQL [TIMEOUT]
 #                                polls until SQL on NODE returns t (default 30 s)
 #   wait_same_tables WHAT [TIMEOUT]
@@ -43,16 +42,6 @@ q()
 	sr_psql "$1" -qAt -c "$2"
 }
 
-check()
-{
-	local what=$1 got=$2 want=$3
-	if [ "$got" = "$want" ]; then
-		echo "ok - $what"
-	else
-		echo "not ok - $what: got '$got', want '$want'"
-		fail=1
-	fi
-}
 
 # rep_start_node NAME PORT
 rep_start_node()
@@ -209,7 +198,7 @@ check_workers()
 	local what=$1 node got
 	for node in "${REP_NODES[@]}"; do
 		got=$(q "$node" "$workers_sql")
-		check "$what ($node: subscriptions/running workers)" "$got" "${got%/*}/${got%/*}"
+		sr_check "$what ($node: subscriptions/running workers)" "$got" "${got%/*}/${got%/*}"
 	done
 }
 

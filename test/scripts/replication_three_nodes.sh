@@ -45,7 +45,7 @@ done
 if wait_same_tables "the inserts converge"; then
 	wait_wal_quiet "quiet after the inserts" || true
 fi
-check "A holds every row" "$(rows a)" \
+sr_check "A holds every row" "$(rows a)" \
 	"1|one|10;2|two|20;11|eleven|110;12|twelve|120;21|twenty-one|210"
 check_tables_same "the three nodes hold the same rows after the inserts"
 
@@ -73,11 +73,11 @@ if wait_same_tables "the conflicting updates converge"; then
 	wait_wal_quiet "quiet after the conflict" || true
 fi
 for node in a b c; do
-	check "row 1 on $node: C's note (the latest), all three decrements" \
+	sr_check "row 1 on $node: C's note (the latest), all three decrements" \
 		"$(q "$node" "SELECT note || '|' || qty FROM item WHERE id = 1")" "from C|3"
-	check "row 11 on $node: B's note (the latest), all three decrements" \
+	sr_check "row 11 on $node: B's note (the latest), all three decrements" \
 		"$(q "$node" "SELECT note || '|' || qty FROM item WHERE id = 11")" "eleven from B|103"
-	check "row 12 on $node: five changes in flight, each counted once" \
+	sr_check "row 12 on $node: five changes in flight, each counted once" \
 		"$(q "$node" "SELECT qty FROM item WHERE id = 12")" 89
 done
 check_tables_same "the three nodes hold the same rows after the conflict"
@@ -93,7 +93,7 @@ for node in a c; do
 done
 wait_wal_quiet "quiet after the delete" || true
 for node in a b c; do
-	check "the deleted row does not come back on $node" "$(q "$node" "SELECT count(*) FROM item WHERE id = 2")" 0
+	sr_check "the deleted row does not come back on $node" "$(q "$node" "SELECT count(*) FROM item WHERE id = 2")" 0
 done
 check_tables_same "the three nodes hold the same rows after the delete"
 check_wal_quiet "no replication loop after the delete"

@@ -44,7 +44,7 @@ wait_until "rows inserted on B reach A" a "SELECT count(*) = 2 FROM item WHERE i
 if wait_same_tables "the inserts converge"; then
 	wait_wal_quiet "quiet after the inserts" || true
 fi
-check "A holds every row" "$(rows a)" "1|one|10;2|two|20;3|three|30;11|eleven|110;12|twelve|120"
+sr_check "A holds every row" "$(rows a)" "1|one|10;2|two|20;3|three|30;11|eleven|110;12|twelve|120"
 check_tables_same "both nodes hold the same rows after the inserts"
 
 # --- concurrent updates of one row, made while the nodes cannot see each other ----------
@@ -62,10 +62,10 @@ set_subscriptions enable
 if wait_same_tables "the conflicting updates converge"; then
 	wait_wal_quiet "quiet after the conflict" || true
 fi
-check "conflict on A: the later note, both decrements" "$(q a "SELECT note || '|' || qty FROM item WHERE id = 1")" "from B|7"
-check "conflict on B: the later note, both decrements" "$(q b "SELECT note || '|' || qty FROM item WHERE id = 1")" "from B|7"
-check "A wrote row 11 last: its note wins on A, both decrements" "$(q a "SELECT note || '|' || qty FROM item WHERE id = 11")" "eleven from A|102"
-check "A wrote row 11 last: its note wins on B, both decrements" "$(q b "SELECT note || '|' || qty FROM item WHERE id = 11")" "eleven from A|102"
+sr_check "conflict on A: the later note, both decrements" "$(q a "SELECT note || '|' || qty FROM item WHERE id = 1")" "from B|7"
+sr_check "conflict on B: the later note, both decrements" "$(q b "SELECT note || '|' || qty FROM item WHERE id = 1")" "from B|7"
+sr_check "A wrote row 11 last: its note wins on A, both decrements" "$(q a "SELECT note || '|' || qty FROM item WHERE id = 11")" "eleven from A|102"
+sr_check "A wrote row 11 last: its note wins on B, both decrements" "$(q b "SELECT note || '|' || qty FROM item WHERE id = 11")" "eleven from A|102"
 check_tables_same "both nodes hold the same rows after the conflict"
 
 # --- several changes in flight at once ---------------------------------------------------
@@ -82,8 +82,8 @@ set_subscriptions enable
 if wait_same_tables "the changes in flight converge"; then
 	wait_wal_quiet "quiet after the changes in flight" || true
 fi
-check "changes in flight on A: each decrement once" "$(q a "SELECT qty FROM item WHERE id = 12")" 105
-check "changes in flight on B: each decrement once" "$(q b "SELECT qty FROM item WHERE id = 12")" 105
+sr_check "changes in flight on A: each decrement once" "$(q a "SELECT qty FROM item WHERE id = 12")" 105
+sr_check "changes in flight on B: each decrement once" "$(q b "SELECT qty FROM item WHERE id = 12")" 105
 check_tables_same "both nodes hold the same rows after the changes in flight"
 
 # --- no loop -----------------------------------------------------------------------------
@@ -95,8 +95,8 @@ if wait_until "a DELETE on A reaches B" b "SELECT NOT EXISTS (SELECT FROM item W
 	echo "ok - a DELETE on A reaches B"
 	wait_wal_quiet "quiet after the delete" || true
 fi
-check "the deleted row does not come back on A" "$(q a "SELECT count(*) FROM item WHERE id = 2")" 0
-check "the deleted row does not come back on B" "$(q b "SELECT count(*) FROM item WHERE id = 2")" 0
+sr_check "the deleted row does not come back on A" "$(q a "SELECT count(*) FROM item WHERE id = 2")" 0
+sr_check "the deleted row does not come back on B" "$(q b "SELECT count(*) FROM item WHERE id = 2")" 0
 check_tables_same "both nodes hold the same rows after the delete"
 check_wal_quiet "no replication loop after the delete"
 
@@ -113,8 +113,8 @@ if wait_until "B's update of row 3 reaches A" a "SELECT qty <> 26 FROM item WHER
 	wait_same_tables "row 3 converges"; then
 	wait_wal_quiet "quiet after B's update of row 3" || true
 fi
-check "row 3 on A after A's then B's update" "$(q a "SELECT note || '|' || qty FROM item WHERE id = 3")" "three from B|20"
-check "row 3 on B after A's then B's update" "$(q b "SELECT note || '|' || qty FROM item WHERE id = 3")" "three from B|20"
+sr_check "row 3 on A after A's then B's update" "$(q a "SELECT note || '|' || qty FROM item WHERE id = 3")" "three from B|20"
+sr_check "row 3 on B after A's then B's update" "$(q b "SELECT note || '|' || qty FROM item WHERE id = 3")" "three from B|20"
 check_tables_same "both nodes hold the same rows after the one-sided updates"
 check_wal_quiet "no replication loop after the one-sided updates"
 

@@ -409,6 +409,30 @@ table_has_peer(const SrTable *tab)
 }
 
 /*
+ * Remember v in a list of at most SR_SEEN_MAX values, the oldest forgotten;
+ * false when it is there already.
+ */
+static bool
+remember(int64 **list, int *n, int64 v)
+{
+	int64	   *copy;
+	int			keep;
+	int			i;
+
+	for (i = 0; i < *n; i++)
+		if ((*list)[i] == v)
+			return false;
+	keep = Min(*n, SR_SEEN_MAX - 1);
+	copy = palloc(sizeof(int64) * (keep + 1));
+	if (keep > 0)
+		memcpy(copy, *list + (*n - keep), sizeof(int64) * keep);
+	copy[keep] = v;
+	*list = copy;
+	*n = keep + 1;
+	return true;
+}
+
+/*
  * A write of this node's own (no replication origin) to a row that peers
  * will send back: remember the transaction; its commit time is looked up
  * when a peer's image comes.
@@ -417,46 +441,21 @@ void
 sr_note_own_write(const SrTable *tab, SrShadowRow *lrow)
 {
 	FullTransactionId fxid;
-	uint64		x;
-	uint64	   *xids;
-	int			keep;
 
 	if (!track_commit_timestamp || replorigin_session_origin != InvalidRepOriginId)
 		return;
 	fxid = GetTopFullTransactionIdIfAny();
 	if (!FullTransactionIdIsValid(fxid) || !table_has_peer(tab))
 		return;
-	x = U64FromFullTransactionId(fxid);
-	if (lrow->nown > 0 && lrow->own_xids[lrow->nown - 1] == x)
-		return;
-	keep = Min(lrow->nown, SR_SEEN_MAX - 1);
-	xids = palloc(sizeof(uint64) * (keep + 1));
-	if (keep > 0)
-		memcpy(xids, lrow->own_xids + (lrow->nown - keep), sizeof(uint64) * keep);
-	xids[keep] = x;
-	lrow->own_xids = xids;
-	lrow->nown = keep + 1;
+	(void) remember(&lrow->own_xids, &lrow->nown, (int64) U64FromFullTransactionId(fxid));
 }
 
-/* The row has the change made at t (remembered, the oldest forgotten). */
+/* The row has the change made at t. */
 void
 sr_note_seen(SrShadowRow *lrow, TimestampTz t)
 {
-	TimestampTz *times;
-	int			keep;
-	int			i;
-
-	for (i = 0; i < lrow->nseen; i++)
-		if (lrow->seen_at[i] == t)
-			return;
-	keep = Min(lrow->nseen, SR_SEEN_MAX - 1);
-	times = palloc(sizeof(TimestampTz) * (keep + 1));
-	if (keep > 0)
-		memcpy(times, lrow->seen_at + (lrow->nseen - keep), sizeof(TimestampTz) * keep);
-	times[keep] = t;
-	lrow->seen_at = times;
-	lrow->nseen = keep + 1;
-	lrow->dirty = true;
+	if (remember(&lrow->seen_at, &lrow->nseen, t))
+		lrow->dirty = true;
 }
 
 /*
@@ -473,12 +472,12 @@ sr_change_seen(const SrTable *tab, SrShadowRow *lrow, const char *source, Timest
 
 	if (lrow->nown > 0 && track_commit_timestamp)
 	{
-		uint64	   *xids = lrow->own_xids;
+		int64	   *xids = lrow->own_xids;
 		int			n = lrow->nown;
 
 		for (i = 0; i < n; i++)
 		{
-			TransactionId xid = XidFromFullTransactionId(FullTransactionIdFromU64(xids[i]));
+			TransactionId xid = XidFromFullTransactionId(FullTransactionIdFromU64((uint64) xids[i]));
 			TimestampTz ts;
 			RepOriginId node;
 

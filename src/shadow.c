@@ -20,13 +20,11 @@
  */
 #include "postgres.h"
 
-#include "access/transam.h"
 #include "catalog/pg_type.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
 #include "utils/lsyscache.h"
-#include "utils/xid8.h"
 
 #include "sync_resolve.h"
 
@@ -87,6 +85,26 @@ attnum_array(Datum d, bool isnull, Oid elemtype, Datum **elems, bool **nulls)
 	if (ARR_LBOUND(arr)[0] != 1)
 		return 0;
 	return n;
+}
+
+/*
+ * The elements of an array of a 64-bit pass-by-value type (xid8,
+ * timestamptz), nulls left out; returns how many.
+ */
+static int
+int64_list(Datum d, bool isnull, Oid elemtype, int64 **out)
+{
+	Datum	   *elems;
+	bool	   *enulls;
+	int			n = attnum_array(d, isnull, elemtype, &elems, &enulls);
+	int			k = 0;
+	int			i;
+
+	*out = palloc(sizeof(int64) * (n + 1));
+	for (i = 0; i < n; i++)
+		if (!enulls[i])
+			(*out)[k++] = DatumGetInt64(elems[i]);
+	return k;
 }
 
 static void
@@ -178,20 +196,9 @@ fill_row(const SrTable *tab, HeapTuple tup, TupleDesc td, SrShadowRow *row)
 	}
 
 	d = SPI_getbinval(tup, td, base + SR_SH_OWN_XIDS + 1, &isnull);
-	n = attnum_array(d, isnull, XID8OID, &elems, &enulls);
-	row->own_xids = palloc(sizeof(uint64) * (n + 1));
-	row->nown = 0;
-	for (i = 0; i < n; i++)
-		if (!enulls[i])
-			row->own_xids[row->nown++] = U64FromFullTransactionId(DatumGetFullTransactionId(elems[i]));
-
+	row->nown = int64_list(d, isnull, XID8OID, &row->own_xids);
 	d = SPI_getbinval(tup, td, base + SR_SH_SEEN_AT + 1, &isnull);
-	n = attnum_array(d, isnull, TIMESTAMPTZOID, &elems, &enulls);
-	row->seen_at = palloc(sizeof(TimestampTz) * (n + 1));
-	row->nseen = 0;
-	for (i = 0; i < n; i++)
-		if (!enulls[i])
-			row->seen_at[row->nseen++] = DatumGetTimestampTz(elems[i]);
+	row->nseen = int64_list(d, isnull, TIMESTAMPTZOID, &row->seen_at);
 }
 
 /* A one-dimensional array of n elements, or NULL when there are none. */
@@ -375,7 +382,7 @@ write_row(SrTable *tab, const Datum *keyvals, const char *system,
 			bool		isnull;
 
 			for (i = 0; i < row->nown; i++)
-				xids[i] = FullTransactionIdGetDatum(FullTransactionIdFromU64(row->own_xids[i]));
+				xids[i] = Int64GetDatum(row->own_xids[i]);
 			values[m + SR_SH_OWN_XIDS] = plain_array(xids, row->nown, XID8OID, &isnull);
 			nulls[m + SR_SH_OWN_XIDS] = isnull ? 'n' : ' ';
 			for (i = 0; i < row->nseen; i++)

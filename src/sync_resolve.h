@@ -285,7 +285,7 @@ typedef struct SrShadowRow
 	 * node, is an echo.
 	 */
 	int			nown;
-	uint64	   *own_xids;		/* FullTransactionId values */
+	int64	   *own_xids;		/* FullTransactionId values */
 	int			nseen;
 	TimestampTz *seen_at;
 } SrShadowRow;

@@ -94,6 +94,12 @@ so_sum()
 so_at_start=$(so_sum)
 commit=$(git -C "$SR_ROOT" describe --always --dirty 2>/dev/null || echo unknown)
 mkdir -p "$out"
+# one make bench at a time: two would share the CPUs and each other's logs
+exec 9>"$out/.lock"
+if ! flock -n 9; then
+	echo "error: another make bench is running (it holds $out/.lock)" >&2
+	exit 1
+fi
 rm -f "$out"/*.log "$out"/*.tps
 
 psql_db()
@@ -141,6 +147,7 @@ measure()
 }
 
 started=$(date +%s)
+load_at_start=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo unknown)
 echo "measuring: ${benches[*]}; $runs runs of ${secs}s per side, one client"
 for b in "${benches[@]}"; do
 	for ((r = 1; r <= runs; r++)); do
@@ -155,6 +162,7 @@ for b in "${benches[@]}"; do
 	done
 done
 elapsed=$(($(date +%s) - started))
+load_at_end=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo unknown)
 so_note="sync_resolve.so sha256 $so_at_start (installed build; working tree $commit)"
 if [ "$(so_sum)" != "$so_at_start" ]; then
 	echo "warning: $so_file changed during the run: the results mix two builds" >&2
@@ -208,6 +216,8 @@ mem=$(awk '/^MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo 2>/dev
 	echo "- PostgreSQL: $pg_version"
 	echo "- cluster: throwaway (test/lib.sh), settings: ${SR_TEST_SETTINGS[*]} synchronous_commit=off fsync=off, the rest default"
 	echo "- build: $so_note"
+	echo "- load average (1, 5, 15 min) before measuring: $load_at_start; after: $load_at_end"
+	echo "  (pgbench and its backend keep up to two CPUs busy: anything else running skews the numbers)"
 	echo
 	echo "## Results (median of $runs runs of ${secs}s per side, one client)"
 	echo

@@ -491,6 +491,10 @@ CREATE FUNCTION sync_resolve._at_commit_run()
 	RETURNS trigger
 	AS 'MODULE_PATHNAME', 'at_commit_trigger' LANGUAGE C;
 
+CREATE FUNCTION sync_resolve._truncate()
+	RETURNS trigger
+	AS 'MODULE_PATHNAME', 'truncate_trigger' LANGUAGE C;
+
 CREATE CONSTRAINT TRIGGER at_commit AFTER INSERT ON sync_resolve._at_commit
 	DEFERRABLE INITIALLY DEFERRED
 	FOR EACH ROW EXECUTE FUNCTION sync_resolve._at_commit_run();
@@ -680,8 +684,9 @@ $$;
 
 -- The triggers of a tracked table, enabled ALWAYS so that they fire under
 -- logical replication's apply worker too: sync_resolve_before takes writes
--- from a source, sync_resolve_after records local writes.  Runs as the
--- caller: creating a trigger needs the table's TRIGGER privilege.
+-- from a source, sync_resolve_after records local writes,
+-- sync_resolve_truncate drops what an apply worker held for the table's rows.
+-- Runs as the caller: creating a trigger needs the table's TRIGGER privilege.
 CREATE FUNCTION sync_resolve._install_trigger(tbl regclass)
 	RETURNS void
 	LANGUAGE plpgsql
@@ -698,8 +703,14 @@ BEGIN
 		EXECUTE pg_catalog.format('CREATE TRIGGER sync_resolve_after AFTER INSERT OR UPDATE OR DELETE ON %s '
 								  'FOR EACH ROW EXECUTE FUNCTION sync_resolve._local_write()', tbl);
 	END IF;
+	IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger t
+				   WHERE t.tgrelid = tbl AND t.tgname = 'sync_resolve_truncate') THEN
+		EXECUTE pg_catalog.format('CREATE TRIGGER sync_resolve_truncate BEFORE TRUNCATE ON %s '
+								  'FOR EACH STATEMENT EXECUTE FUNCTION sync_resolve._truncate()', tbl);
+	END IF;
 	EXECUTE pg_catalog.format('ALTER TABLE %s ENABLE ALWAYS TRIGGER sync_resolve_before', tbl);
 	EXECUTE pg_catalog.format('ALTER TABLE %s ENABLE ALWAYS TRIGGER sync_resolve_after', tbl);
+	EXECUTE pg_catalog.format('ALTER TABLE %s ENABLE ALWAYS TRIGGER sync_resolve_truncate', tbl);
 END
 $$;
 
@@ -795,6 +806,10 @@ BEGIN
 	IF EXISTS (SELECT 1 FROM pg_catalog.pg_trigger t
 			   WHERE t.tgrelid = OLD.relid AND t.tgname = 'sync_resolve_before') THEN
 		EXECUTE pg_catalog.format('DROP TRIGGER sync_resolve_before ON %s', OLD.relid);
+	END IF;
+	IF EXISTS (SELECT 1 FROM pg_catalog.pg_trigger t
+			   WHERE t.tgrelid = OLD.relid AND t.tgname = 'sync_resolve_truncate') THEN
+		EXECUTE pg_catalog.format('DROP TRIGGER sync_resolve_truncate ON %s', OLD.relid);
 	END IF;
 	PERFORM sync_resolve._drop_shadow(OLD.shadow);
 	UPDATE sync_resolve.review r
@@ -1284,11 +1299,11 @@ AS $$
 					e.rule, e.decision)
 			WHEN 'review_opened' THEN
 				pg_catalog.format('review #%s opened for %s: local %s vs %s %s — %s',
-					e.review_id, e.column_name, sync_resolve._show(e.old_value), e.source,
+					e.review_id, coalesce(e.column_name, 'the row'), sync_resolve._show(e.old_value), e.source,
 					sync_resolve._show(e.incoming_value), e.rule)
 			WHEN 'review_updated' THEN
 				pg_catalog.format('review #%s on %s now holds %s %s',
-					e.review_id, e.column_name, e.source, sync_resolve._show(e.incoming_value))
+					e.review_id, coalesce(e.column_name, 'the row'), e.source, sync_resolve._show(e.incoming_value))
 			WHEN 'review_resolved' THEN
 				pg_catalog.format('review #%s on %s resolved by %s with %s: %s',
 					e.review_id, coalesce(e.column_name, 'the row'), e.actor, e.decision, e.rule)
@@ -1395,6 +1410,8 @@ REVOKE EXECUTE ON FUNCTION sync_resolve._create_shadow(regclass) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION sync_resolve._drop_shadow(text) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION sync_resolve._ensure_shadow(regclass) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION sync_resolve._sync_shadow(regclass) FROM PUBLIC;
+-- fires on sync_resolve._at_commit only; nobody else attaches it anywhere
+REVOKE EXECUTE ON FUNCTION sync_resolve._at_commit_run() FROM PUBLIC;
 
 SELECT pg_catalog.pg_extension_config_dump('sync_resolve.system', 'WHERE name <> ''local''');
 SELECT pg_catalog.pg_extension_config_dump('sync_resolve.tracked', '');

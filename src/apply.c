@@ -1608,6 +1608,78 @@ sr_apply_image(SrApplyCall *call, SrImage *img, SrApplyResult *res, SrReviewIds 
 }
 
 /*
+ * An image whose write the table refused (a unique key another row holds,
+ * a check constraint): the row keeps its values, the columns it was to
+ * change are held for a person, and the source's base follows what the
+ * source holds.  why is the table's error.  SPI is connected.
+ */
+void
+sr_apply_refused(SrApplyCall *call, SrImage *img, const char *why,
+				 SrApplyResult *res, SrReviewIds *reviews)
+{
+	SrTable    *tab = call->tab;
+	SrEventBatch batch;
+	SrRowState	st;
+	Datum	   *L = palloc0(sizeof(Datum) * (tab->ncols + 1));
+	bool	   *Lnull = palloc0(sizeof(bool) * (tab->ncols + 1));
+	bool	   *which = palloc0(sizeof(bool) * (tab->ncols + 1));
+	SrShadowRow *srow;
+	List	   *cols = NIL;
+	bool		found;
+	char	   *rule;
+	int			c;
+
+	res->key = img->key;
+	init_batch(call, img->key, &batch);
+	found = sr_lock_row_or_key(tab, img->keyvals, img->key, false, L, Lnull);
+	sr_shadow_load(tab, img->keyvals, &st);
+	srow = &st.bases[call->sidx];
+	for (c = 0; c < tab->ncols; c++)
+	{
+		if (tab->cols[c].is_key || !img->present[c] ||
+			(found && sr_datum_equal(&tab->cols[c], img->values[c], img->nulls[c], L[c], Lnull[c])))
+			continue;
+		which[c] = true;
+		cols = lappend_int(cols, c);
+		res->queued = lappend(res->queued, tab->cols[c].name);
+	}
+	rule = psprintf("table %s refused %s's change: %s; a person decides",
+					tab->display_name, call->source, why);
+	if (cols != NIL)
+	{
+		bool	   *known = palloc0(sizeof(bool) * (tab->ncols + 1));
+		bool		any_base = false;
+
+		for (c = 0; c < tab->ncols; c++)
+			if (which[c] && srow->known[c])
+				known[c] = any_base = true;
+		sr_event_add(&batch, "conflict", NULL,
+					 found ? sr_row_object(tab, L, Lnull, which) : NULL,
+					 sr_row_object(tab, img->values, img->nulls, which),
+					 any_base ? sr_row_object(tab, srow->values, srow->nulls, known) : NULL,
+					 NULL, rule, "held for review", 0);
+		add_review_id(reviews,
+					  open_review(call, &batch, &st.local, img->key, NULL, cols, "refused",
+								  found ? sr_row_object(tab, L, Lnull, which) : NULL,
+								  sr_row_object(tab, img->values, img->nulls, which),
+								  any_base ? sr_row_object(tab, srow->values, srow->nulls, known) : NULL,
+								  NULL, rule));
+		res->outcome = "held";
+	}
+	else
+	{
+		sr_event_add(&batch, "received", NULL, NULL, NULL, NULL, NULL,
+					 psprintf("%s sent nothing new: local already agrees", call->source),
+					 NULL, 0);
+		res->outcome = "unchanged";
+	}
+	advance_base(call, img, srow, false);
+	if (call->in_order && call->has_changed_at)
+		sr_note_seen(&st.local, call->changed_at);
+	finish_image(call, img->keyvals, &st, &batch);
+}
+
+/*
  * A delete from a source.  SPI is connected.  In a trigger (call->rewrite)
  * the statement's row is the row, and out_write says whether the
  * statement's DELETE goes ahead.

@@ -1175,6 +1175,28 @@ build_table(Oid relid, bool missing_ok)
 			}
 			index_close(idx, AccessShareLock);
 		}
+		/* a unique or exclusion index besides the primary key: a write may clash */
+		{
+			List	   *indexes = RelationGetIndexList(rel);
+			ListCell   *lc;
+
+			foreach(lc, indexes)
+			{
+				HeapTuple	itup;
+				Form_pg_index ind;
+
+				if (lfirst_oid(lc) == pkoid)
+					continue;
+				itup = SearchSysCache1(INDEXRELID, ObjectIdGetDatum(lfirst_oid(lc)));
+				if (!HeapTupleIsValid(itup))
+					continue;
+				ind = (Form_pg_index) GETSTRUCT(itup);
+				if (ind->indisunique || ind->indisexclusion)
+					tab->other_unique = true;
+				ReleaseSysCache(itup);
+			}
+			list_free(indexes);
+		}
 		table_close(rel, AccessShareLock);
 
 		s = get_rel_name(tab->shadow_relid);

@@ -1,16 +1,18 @@
 /*-------------------------------------------------------------------------
  *
  * replication.c
- *		Writes of a logical-replication apply worker, held until commit.
+ *		Writes of a logical-replication apply worker, held until commit, and
+ *		the echoes between PostgreSQL nodes.
  *
  * The time of a change from another PostgreSQL node is the commit time of
  * its transaction there.  PostgreSQL 15's apply worker learns that time
  * from the BEGIN message but keeps it to itself: replorigin_session_origin_
  * timestamp is set only just before the local commit.  So a row an apply
- * worker writes is not decided when the statement runs (latest and
- * earliest need the time): the before trigger keeps the row's image here,
- * skips the statement, and the image is applied at commit, as apply()
- * would apply it, with the origin's commit time as its changed_at.
+ * worker updates is not decided when the statement runs (latest and
+ * earliest need the time, and so does knowing an echo): the before trigger
+ * keeps the row's image here, skips the statement, and the image is
+ * applied at commit, as apply() would apply it, with the origin's commit
+ * time as its changed_at.
  *
  * The hook that runs at commit is a deferred constraint trigger on an
  * unlogged internal table, sync_resolve._at_commit: the first image of a
@@ -20,12 +22,19 @@
  * A new row is inserted at once (later statements of the same remote
  * transaction may update it); only the times it was written with are set
  * to the commit time then.  A delete goes at once too, and drops what is
- * held for the row.  Several images of one row merge, later ones winning.
+ * held for the row when it goes ahead; a TRUNCATE drops what is held for
+ * the table.  Several images of one row merge, later ones winning.
  *
- * Relayed changes keep their first node's time: a transaction an apply
- * worker commits carries the origin's commit time onward (it is written as
- * the commit record's origin timestamp), so a node two hops away sees the
- * time of the original change.
+ * At commit the images are applied in the order they were first held, each
+ * in a subtransaction: one the table refuses (a unique value another held
+ * row gives up later in the list, say) waits for the others and is tried
+ * again; one still refused goes to review.  A replication stream never
+ * stops on a conflict.
+ *
+ * Holding happens only in an apply worker's top transaction: the initial
+ * copy of a table sync is timed by the clock (the origin sends no time),
+ * and a write in a subtransaction (user code in the worker) is applied at
+ * once.
  *
  *-------------------------------------------------------------------------
  */
@@ -36,13 +45,14 @@
 #include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
-#include "common/hashfn.h"
 #include "executor/spi.h"
+#include "replication/logicalworker.h"
 #include "replication/origin.h"
 #include "storage/procarray.h"
 #include "utils/builtins.h"
 #include "utils/hsearch.h"
 #include "utils/memutils.h"
+#include "utils/rel.h"
 #include "utils/timestamp.h"
 
 #include "sync_resolve.h"
@@ -57,8 +67,9 @@ typedef struct SrHeld
 	SrImage    *image;			/* NULL: nothing to apply */
 	bool		retime;			/* inserted by the statement: set its times */
 	TimestampTz written_at;		/* ... which it wrote with this time */
-	bool		dropped;		/* deleted later, or its subtransaction aborted */
-	SubTransactionId subid;
+	bool		dropped;		/* deleted or truncated after */
+	SubTransactionId dropped_in;	/* ... in this subtransaction */
+	char	   *refused;		/* the table's error, when it refused the image */
 } SrHeld;
 
 /* Rows by (table, hash of the key); the list holds the rows of one hash. */
@@ -79,7 +90,7 @@ static MemoryContext held_cxt = NULL;
 static HTAB *held_hash = NULL;
 static List *held_rows = NIL;	/* in the order they were first held */
 static bool marker_written = false;
-static SubTransactionId marker_subid = InvalidSubTransactionId;
+static XLogRecPtr held_origin_lsn = InvalidXLogRecPtr;
 static bool callbacks_registered = false;
 
 static SPIPlanPtr marker_insert_plan = NULL;
@@ -93,38 +104,39 @@ held_reset(void *arg)
 	held_hash = NULL;
 	held_rows = NIL;
 	marker_written = false;
-	marker_subid = InvalidSubTransactionId;
 }
 
-/* What a subtransaction held goes with it, or passes to its parent. */
+/* A drop made in a subtransaction that rolls back is undone. */
 static void
 held_subxact(SubXactEvent event, SubTransactionId mySubid,
 			 SubTransactionId parentSubid, void *arg)
 {
 	ListCell   *lc;
 
-	if (held_cxt == NULL)
-		return;
-	if (event != SUBXACT_EVENT_ABORT_SUB && event != SUBXACT_EVENT_COMMIT_SUB)
+	if (held_cxt == NULL ||
+		(event != SUBXACT_EVENT_ABORT_SUB && event != SUBXACT_EVENT_COMMIT_SUB))
 		return;
 	foreach(lc, held_rows)
 	{
 		SrHeld	   *h = lfirst(lc);
 
-		if (h->subid != mySubid)
+		if (!h->dropped || h->dropped_in != mySubid)
 			continue;
 		if (event == SUBXACT_EVENT_ABORT_SUB)
-			h->dropped = true;
+			h->dropped = false;
 		else
-			h->subid = parentSubid;
+			h->dropped_in = parentSubid;
 	}
-	if (marker_subid == mySubid)
-	{
-		if (event == SUBXACT_EVENT_ABORT_SUB)
-			marker_written = false;
-		else
-			marker_subid = parentSubid;
-	}
+}
+
+/*
+ * Are this transaction's writes from a source decided at commit?  In an
+ * apply worker's top transaction, but for a table sync's initial copy.
+ */
+bool
+sr_hold_until_commit(void)
+{
+	return IsLogicalWorker() && GetCurrentTransactionNestLevel() == 1;
 }
 
 static uint32
@@ -139,6 +151,33 @@ keys_same(Jsonb *a, Jsonb *b)
 	return DatumGetBool(DirectFunctionCall2(jsonb_eq, JsonbPGetDatum(a), JsonbPGetDatum(b)));
 }
 
+static void
+held_init(void)
+{
+	MemoryContextCallback *cb;
+	HASHCTL		ctl;
+
+	if (!callbacks_registered)
+	{
+		RegisterSubXactCallback(held_subxact, NULL);
+		callbacks_registered = true;
+	}
+	held_cxt = AllocSetContextCreate(TopTransactionContext, "sync_resolve held rows",
+									 ALLOCSET_DEFAULT_SIZES);
+	cb = MemoryContextAlloc(held_cxt, sizeof(MemoryContextCallback));
+	cb->func = held_reset;
+	cb->arg = NULL;
+	MemoryContextRegisterResetCallback(held_cxt, cb);
+
+	memset(&ctl, 0, sizeof(ctl));
+	ctl.keysize = sizeof(SrHeldKey);
+	ctl.entrysize = sizeof(SrHeldSlot);
+	ctl.hcxt = held_cxt;
+	held_hash = hash_create("sync_resolve held rows", 64, &ctl,
+							HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	held_rows = NIL;
+}
+
 /* What is held for a row, made when asked and absent. */
 static SrHeld *
 held_row(const SrTable *tab, const char *source, Jsonb *key, bool create)
@@ -150,36 +189,12 @@ held_row(const SrTable *tab, const char *source, Jsonb *key, bool create)
 	ListCell   *lc;
 	MemoryContext old;
 
-	if (held_cxt == NULL)
-	{
-		MemoryContextCallback *cb;
-
-		if (!create)
-			return NULL;
-		if (!callbacks_registered)
-		{
-			RegisterSubXactCallback(held_subxact, NULL);
-			callbacks_registered = true;
-		}
-		held_cxt = AllocSetContextCreate(TopTransactionContext, "sync_resolve held rows",
-										 ALLOCSET_DEFAULT_SIZES);
-		cb = MemoryContextAlloc(held_cxt, sizeof(MemoryContextCallback));
-		cb->func = held_reset;
-		cb->arg = NULL;
-		MemoryContextRegisterResetCallback(held_cxt, cb);
-	}
 	if (held_hash == NULL)
 	{
-		HASHCTL		ctl;
-
-		memset(&ctl, 0, sizeof(ctl));
-		ctl.keysize = sizeof(SrHeldKey);
-		ctl.entrysize = sizeof(SrHeldSlot);
-		ctl.hcxt = held_cxt;
-		held_hash = hash_create("sync_resolve held rows", 64, &ctl,
-								HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+		if (!create)
+			return NULL;
+		held_init();
 	}
-
 	memset(&hk, 0, sizeof(hk));
 	hk.relid = tab->relid;
 	hk.hash = key_hash(key);
@@ -203,14 +218,17 @@ held_row(const SrTable *tab, const char *source, Jsonb *key, bool create)
 	h->source = pstrdup(source);
 	h->key = (Jsonb *) PG_DETOAST_DATUM_COPY(JsonbPGetDatum(key));
 	h->ncols = tab->ncols;
-	h->subid = GetCurrentSubTransactionId();
 	slot->rows = lappend(slot->rows, h);
 	held_rows = lappend(held_rows, h);
 	MemoryContextSwitchTo(old);
 	return h;
 }
 
-/* Once per transaction: the row whose deferred trigger runs sr_at_commit. */
+/*
+ * Once per transaction: the row whose deferred trigger runs at commit.  The
+ * origin LSN then tells, at commit, whether the worker set this
+ * transaction's origin time (it sets both just before committing).
+ */
 static void
 write_marker(void)
 {
@@ -221,12 +239,12 @@ write_marker(void)
 											 0, NULL, true);
 	sr_spi_execute(marker_insert_plan, NULL, NULL, true, false, 0, SPI_OK_INSERT);
 	marker_written = true;
-	marker_subid = GetCurrentSubTransactionId();
+	held_origin_lsn = replorigin_session_origin_lsn;
 }
 
 /*
- * Hold an apply worker's image of an existing row until commit; a later
- * image of the same row merges into it.  SPI is connected.
+ * Hold an apply worker's image of a row until commit; a later image of the
+ * same row merges into it.  SPI is connected.
  */
 void
 sr_hold_image(const SrTable *tab, const char *source, const SrImage *img)
@@ -253,6 +271,13 @@ sr_hold_retime(const SrTable *tab, const char *source, Jsonb *key, TimestampTz w
 	write_marker();
 }
 
+static void
+drop_held(SrHeld *h)
+{
+	h->dropped = true;
+	h->dropped_in = GetCurrentSubTransactionId();
+}
+
 /* The row was deleted: nothing held for it is to happen. */
 void
 sr_hold_drop(const SrTable *tab, const char *source, Jsonb *key)
@@ -260,8 +285,13 @@ sr_hold_drop(const SrTable *tab, const char *source, Jsonb *key)
 	SrHeld	   *h = held_row(tab, source, key, false);
 
 	if (h != NULL)
-		h->dropped = true;
+		drop_held(h);
 }
+
+/* ------------------------------------------------------------------------
+ * At commit
+ * ------------------------------------------------------------------------
+ */
 
 /* Set the times an inserted row was written with to the commit time. */
 static void
@@ -273,8 +303,6 @@ retime(SrTable *tab, SrHeld *h, TimestampTz t)
 	SrShadowRow *srow;
 	int			c;
 
-	if (sidx < 0)
-		return;
 	sr_parse_key(tab, h->key, h->source, "the key of a held row", keyvals);
 	sr_shadow_load(tab, keyvals, &st);
 	if (!st.local.found || st.local.deleted)
@@ -299,21 +327,100 @@ retime(SrTable *tab, SrHeld *h, TimestampTz t)
 	}
 }
 
-/* Apply one held image, timed by the commit. */
 static void
-apply_held(SrTable *tab, SrHeld *h, TimestampTz t)
+init_held_call(SrApplyCall *call, SrTable *tab, SrHeld *h, TimestampTz t)
 {
-	SrApplyCall call;
-	SrApplyResult res;
-	SrReviewIds reviews = {0, 0, NULL};
+	sr_init_call(call, tab, h->source);
+	call->has_changed_at = true;
+	call->changed_at = t;
+	call->in_order = true;
+	call->payload = sr_row_object(tab, h->image->values, h->image->nulls, h->image->present);
+}
 
-	sr_init_call(&call, tab, h->source);
-	call.has_changed_at = true;
-	call.changed_at = t;
-	call.in_order = true;
-	call.payload = sr_row_object(tab, h->image->values, h->image->nulls, h->image->present);
-	memset(&res, 0, sizeof(res));
-	sr_apply_image(&call, h->image, &res, &reviews);
+/* A constraint of the table, not a failure of the worker. */
+static bool
+refusal(const ErrorData *edata)
+{
+	return ERRCODE_TO_CATEGORY(edata->sqlerrcode) == ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION;
+}
+
+/*
+ * Apply one held image in a subtransaction.  False, with h->refused set,
+ * when the table refused it; any other error goes on up.
+ */
+static bool
+try_held(SrTable *tab, SrHeld *h, TimestampTz t)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	bool		ok = true;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		SrApplyCall call;
+		SrApplyResult res;
+		SrReviewIds reviews = {0, 0, NULL};
+
+		init_held_call(&call, tab, h, t);
+		memset(&res, 0, sizeof(res));
+		sr_apply_image(&call, h->image, &res, &reviews);
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+		if (!refusal(edata))
+			ReThrowError(edata);
+		h->refused = MemoryContextStrdup(held_cxt, edata->message);
+		ok = false;
+	}
+	PG_END_TRY();
+	return ok;
+}
+
+/* The table, as it is now, of a held row; NULL when nothing of it holds. */
+static SrTable *
+held_table(SrHeld *h)
+{
+	SrTable    *tab;
+
+	if (h->dropped)
+		return NULL;
+	tab = sr_table_get(h->relid, true, RowExclusiveLock);
+	if (tab == NULL || tab->ncols != h->ncols || sr_table_system_index(tab, h->source) < 0)
+	{
+		ereport(WARNING,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("sync_resolve dropped a change from \"%s\" to %s %s",
+						h->source, tab ? tab->display_name : "a table no longer tracked",
+						sr_jsonb_value_text(h->key)),
+				 errdetail("The table was untracked, changed, or stopped syncing with \"%s\" before the change committed.",
+						   h->source)));
+		return NULL;
+	}
+	return tab;
+}
+
+/* lappend with the list in cxt: rowcxt below is reset for every row */
+static List *
+lappend_in(MemoryContext cxt, List *list, void *datum)
+{
+	MemoryContext old = MemoryContextSwitchTo(cxt);
+
+	list = lappend(list, datum);
+	MemoryContextSwitchTo(old);
+	return list;
 }
 
 /*
@@ -326,18 +433,28 @@ at_commit_trigger(PG_FUNCTION_ARGS)
 {
 	TriggerData *trigdata = (TriggerData *) fcinfo->context;
 	List	   *rows = held_rows;
+	List	   *refused = NIL;
 	TimestampTz t;
+	MemoryContext rowcxt;
+	MemoryContext old;
 	ListCell   *lc;
 	Datum		tid;
+	bool		progress;
 
 	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_AFTER(trigdata->tg_event) ||
-		!TRIGGER_FIRED_FOR_ROW(trigdata->tg_event))
+		!TRIGGER_FIRED_FOR_ROW(trigdata->tg_event) ||
+		RelationGetRelid(trigdata->tg_relation) != sr_internal_relid("_at_commit"))
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("at_commit_trigger: must be fired AFTER ... FOR EACH ROW")));
+				 errmsg("at_commit_trigger: must be fired AFTER INSERT ... FOR EACH ROW on sync_resolve._at_commit")));
 
-	/* the apply worker sets it just before it commits; elsewhere, now */
-	t = replorigin_session_origin_timestamp != 0
+	/*
+	 * The worker sets the origin's commit time (and LSN) just before it
+	 * commits; when the LSN did not move, this transaction has no origin
+	 * time (a table sync's copy): the clock stands in.
+	 */
+	t = (replorigin_session_origin_lsn != held_origin_lsn &&
+		 replorigin_session_origin_timestamp != 0)
 		? replorigin_session_origin_timestamp : GetCurrentTimestamp();
 
 	/* what the writes below hold (none should) waits for another commit */
@@ -348,23 +465,71 @@ at_commit_trigger(PG_FUNCTION_ARGS)
 	sr_cache_enter();
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "sync_resolve: SPI_connect failed");
+	rowcxt = AllocSetContextCreate(CurrentMemoryContext, "sync_resolve held row",
+								   ALLOCSET_DEFAULT_SIZES);
+	old = MemoryContextSwitchTo(rowcxt);
+
+	/* rows inserted by the statements: their times */
 	foreach(lc, rows)
 	{
 		SrHeld	   *h = lfirst(lc);
 		SrTable    *tab;
 
-		if (h->dropped)
-			continue;
-		tab = sr_table_get(h->relid, true, RowExclusiveLock);
-		/* untracked meanwhile, or its columns changed: nothing of it holds */
-		if (tab == NULL || tab->ncols != h->ncols ||
-			sr_table_system_index(tab, h->source) < 0)
-			continue;
-		if (h->retime)
+		MemoryContextReset(rowcxt);
+		if (h->retime && (tab = held_table(h)) != NULL)
 			retime(tab, h, t);
-		if (h->image != NULL)
-			apply_held(tab, h, t);
 	}
+
+	/* the images, in order; one refused waits for the others */
+	foreach(lc, rows)
+	{
+		SrHeld	   *h = lfirst(lc);
+		SrTable    *tab;
+
+		MemoryContextReset(rowcxt);
+		if (h->image != NULL && (tab = held_table(h)) != NULL && !try_held(tab, h, t))
+			refused = lappend_in(old, refused, h);
+	}
+	do
+	{
+		List	   *again = NIL;
+
+		progress = false;
+		foreach(lc, refused)
+		{
+			SrHeld	   *h = lfirst(lc);
+			SrTable    *tab;
+
+			MemoryContextReset(rowcxt);
+			if ((tab = held_table(h)) == NULL)
+				continue;
+			if (try_held(tab, h, t))
+				progress = true;
+			else
+				again = lappend_in(old, again, h);
+		}
+		refused = again;
+	} while (progress && refused != NIL);
+
+	/* still refused: a person decides */
+	foreach(lc, refused)
+	{
+		SrHeld	   *h = lfirst(lc);
+		SrTable    *tab;
+		SrApplyCall call;
+		SrApplyResult res;
+		SrReviewIds reviews = {0, 0, NULL};
+
+		MemoryContextReset(rowcxt);
+		if ((tab = held_table(h)) == NULL)
+			continue;
+		init_held_call(&call, tab, h, t);
+		memset(&res, 0, sizeof(res));
+		sr_apply_refused(&call, h->image, h->refused, &res, &reviews);
+	}
+
+	MemoryContextSwitchTo(old);
+	MemoryContextDelete(rowcxt);
 
 	if (marker_delete_plan == NULL)
 	{
@@ -377,6 +542,34 @@ at_commit_trigger(PG_FUNCTION_ARGS)
 	sr_spi_execute(marker_delete_plan, &tid, NULL, true, false, 0, SPI_OK_DELETE);
 	SPI_finish();
 	sr_cache_leave();
+	return PointerGetDatum(NULL);
+}
+
+/*
+ * BEFORE TRUNCATE on a tracked table: the rows are gone, and what an apply
+ * worker held for them with them.
+ */
+PG_FUNCTION_INFO_V1(truncate_trigger);
+Datum
+truncate_trigger(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	Oid			relid;
+	ListCell   *lc;
+
+	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_BY_TRUNCATE(trigdata->tg_event))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("truncate_trigger: must be fired BEFORE TRUNCATE")));
+	relid = RelationGetRelid(trigdata->tg_relation);
+	if (held_cxt != NULL)
+		foreach(lc, held_rows)
+		{
+			SrHeld	   *h = lfirst(lc);
+
+			if (h->relid == relid && !h->dropped)
+				drop_held(h);
+		}
 	return PointerGetDatum(NULL);
 }
 
@@ -394,8 +587,8 @@ at_commit_trigger(PG_FUNCTION_ARGS)
  * ------------------------------------------------------------------------
  */
 
-/* How many change times (and own transactions) a row remembers. */
-#define SR_SEEN_MAX 32
+/* How many change times a row remembers (its own transactions too). */
+#define SR_SEEN_MAX 128
 
 static bool
 table_has_peer(const SrTable *tab)
@@ -432,24 +625,6 @@ remember(int64 **list, int *n, int64 v)
 	return true;
 }
 
-/*
- * A write of this node's own (no replication origin) to a row that peers
- * will send back: remember the transaction; its commit time is looked up
- * when a peer's image comes.
- */
-void
-sr_note_own_write(const SrTable *tab, SrShadowRow *lrow)
-{
-	FullTransactionId fxid;
-
-	if (!track_commit_timestamp || replorigin_session_origin != InvalidRepOriginId)
-		return;
-	fxid = GetTopFullTransactionIdIfAny();
-	if (!FullTransactionIdIsValid(fxid) || !table_has_peer(tab))
-		return;
-	(void) remember(&lrow->own_xids, &lrow->nown, (int64) U64FromFullTransactionId(fxid));
-}
-
 /* The row has the change made at t. */
 void
 sr_note_seen(SrShadowRow *lrow, TimestampTz t)
@@ -459,36 +634,71 @@ sr_note_seen(SrShadowRow *lrow, TimestampTz t)
 }
 
 /*
- * Does the row have the change a peer's image is timed by?  This node's
- * own transactions are first turned into their commit times (an aborted
- * one is dropped; one still running stays).
+ * This node's own transactions that wrote the row become the commit times
+ * they have now (one still running stays; an aborted one, or one too old
+ * to look up, goes).
  */
+static void
+resolve_own_xids(SrShadowRow *lrow)
+{
+	FullTransactionId next = ReadNextFullTransactionId();
+	int			kept = 0;
+	int			i;
+
+	if (lrow->nown == 0)
+		return;
+	for (i = 0; i < lrow->nown; i++)
+	{
+		FullTransactionId fxid = FullTransactionIdFromU64((uint64) lrow->own_xids[i]);
+		TransactionId xid = XidFromFullTransactionId(fxid);
+		TimestampTz ts;
+		RepOriginId node;
+
+		/* a 32-bit id means nothing any more two billion transactions on */
+		if (U64FromFullTransactionId(next) - U64FromFullTransactionId(fxid) >= (uint64) 1 << 31)
+			continue;
+		if (TransactionIdIsInProgress(xid))
+			lrow->own_xids[kept++] = lrow->own_xids[i];
+		else if (track_commit_timestamp && TransactionIdGetCommitTsData(xid, &ts, &node))
+			sr_note_seen(lrow, ts);
+	}
+	if (kept != lrow->nown)
+	{
+		lrow->nown = kept;
+		lrow->dirty = true;
+	}
+}
+
+/*
+ * A transaction of this node writes a row that peers will send back:
+ * remember it; its commit time is looked up later.  An apply worker's
+ * transaction too, but for its origin time (known already): under
+ * two-phase commit, the time the peers see is the COMMIT PREPARED's.
+ */
+void
+sr_note_own_write(const SrTable *tab, SrShadowRow *lrow)
+{
+	FullTransactionId fxid;
+
+	if (!track_commit_timestamp)
+		return;
+	fxid = GetTopFullTransactionIdIfAny();
+	if (!FullTransactionIdIsValid(fxid) || !table_has_peer(tab))
+		return;
+	/* what is in the list is committed by now (the row is locked): resolve it */
+	resolve_own_xids(lrow);
+	if (remember(&lrow->own_xids, &lrow->nown, (int64) U64FromFullTransactionId(fxid)))
+		lrow->dirty = true;
+}
+
+/* Does the row have the change a peer's image is timed by? */
 bool
 sr_change_seen(const SrTable *tab, SrShadowRow *lrow, const char *source, TimestampTz t)
 {
 	static bool warned = false;
-	int			kept = 0;
 	int			i;
 
-	if (lrow->nown > 0 && track_commit_timestamp)
-	{
-		int64	   *xids = lrow->own_xids;
-		int			n = lrow->nown;
-
-		for (i = 0; i < n; i++)
-		{
-			TransactionId xid = XidFromFullTransactionId(FullTransactionIdFromU64((uint64) xids[i]));
-			TimestampTz ts;
-			RepOriginId node;
-
-			if (TransactionIdGetCommitTsData(xid, &ts, &node))
-				sr_note_seen(lrow, ts);
-			else if (TransactionIdIsInProgress(xid))
-				xids[kept++] = xids[i];
-		}
-		lrow->nown = kept;
-		lrow->dirty = true;
-	}
+	resolve_own_xids(lrow);
 	for (i = 0; i < lrow->nseen; i++)
 		if (lrow->seen_at[i] == t)
 			return true;

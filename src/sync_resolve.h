@@ -196,6 +196,7 @@ typedef struct SrTable
 	TimestampTz tracked_at;
 	int			ngroups;
 	SrGroup    *groups;
+	bool		other_unique;	/* a unique or exclusion index besides the key */
 
 	/* prepared once, kept */
 	SPIPlanPtr	plan_lock_row;	/* FOR NO KEY UPDATE */
@@ -622,6 +623,8 @@ typedef struct SrReviewIds
 
 extern void sr_apply_image(SrApplyCall *call, SrImage *img, SrApplyResult *res,
 						   SrReviewIds *reviews);
+extern void sr_apply_refused(SrApplyCall *call, SrImage *img, const char *why,
+							 SrApplyResult *res, SrReviewIds *reviews);
 extern void sr_apply_delete_image(SrApplyCall *call, SrApplyResult *res,
 								  SrReviewIds *reviews);
 extern void sr_init_image(const SrTable *tab, SrImage *img);
@@ -630,6 +633,7 @@ extern void sr_hold_image(const SrTable *tab, const char *source, const SrImage 
 extern void sr_hold_retime(const SrTable *tab, const char *source, Jsonb *key,
 						   TimestampTz written_at);
 extern void sr_hold_drop(const SrTable *tab, const char *source, Jsonb *key);
+extern bool sr_hold_until_commit(void);
 extern void sr_note_own_write(const SrTable *tab, SrShadowRow *lrow);
 extern bool sr_change_seen(const SrTable *tab, SrShadowRow *lrow, const char *source,
 						   TimestampTz t);

@@ -37,7 +37,6 @@
  */
 #include "postgres.h"
 
-#include "access/detoast.h"
 #include "access/htup_details.h"
 #include "access/relation.h"
 #include "access/tupconvert.h"
@@ -45,10 +44,12 @@
 #include "commands/trigger.h"
 #include "executor/executor.h"
 #include "miscadmin.h"
+#include "replication/logicalworker.h"
 #include "replication/origin.h"
 #include "rewrite/rewriteHandler.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
+#include "utils/lsyscache.h"
 #include "utils/rel.h"
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
@@ -446,43 +447,43 @@ enforce_ownership(const SrTable *tab, HeapTuple newtup, HeapTuple oldtup, TupleD
 }
 
 /*
- * Is a column of an apply worker's UPDATE one the origin did not send?  An
- * unchanged TOASTed value is not sent; the worker fills it in from the
- * local row, pointer and all: the same on-disk TOAST pointer as OLD's.  (A
- * value the origin did send is never an on-disk pointer yet.)
+ * The columns an apply worker's UPDATE carries: the ones the origin sent,
+ * which PostgreSQL marks as the statement's updated columns (an unchanged
+ * TOASTed value is not sent, nor a column the origin's table lacks).  NULL:
+ * not known, every column counts.
  */
-static bool
-unsent_toast(const SrColumn *col, HeapTuple tup, HeapTuple old, TupleDesc td)
+static bool *
+sent_columns(const SrTable *tab, TriggerData *trigdata, const SrTrigRow *r)
 {
-	bool		nn,
-				on;
-	Datum		nv,
-				ov;
-	struct varatt_external np,
-				op;
+	const Bitmapset *updated = trigdata->tg_updatedcols;
+	Oid			relid = RelationGetRelid(trigdata->tg_relation);
+	bool	   *sent;
+	int			c;
 
-	if (col->typlen != -1)
-		return false;
-	nv = heap_getattr(tup, col->attnum, td, &nn);
-	ov = heap_getattr(old, col->attnum, td, &on);
-	if (nn || on ||
-		!VARATT_IS_EXTERNAL_ONDISK(DatumGetPointer(nv)) ||
-		!VARATT_IS_EXTERNAL_ONDISK(DatumGetPointer(ov)))
-		return false;
-	VARATT_EXTERNAL_GET_POINTER(np, DatumGetPointer(nv));
-	VARATT_EXTERNAL_GET_POINTER(op, DatumGetPointer(ov));
-	return np.va_valueid == op.va_valueid && np.va_toastrelid == op.va_toastrelid;
+	if (updated == NULL)
+		return NULL;
+	sent = palloc0(sizeof(bool) * (tab->ncols + 1));
+	for (c = 0; c < tab->ncols; c++)
+	{
+		/* a partition numbers its columns its own way */
+		AttrNumber	a = r->back == NULL ? tab->cols[c].attnum
+			: get_attnum(relid, tab->cols[c].name);
+
+		sent[c] = a != InvalidAttrNumber &&
+			bms_is_member(a - FirstLowInvalidHeapAttributeNumber, updated);
+	}
+	return sent;
 }
 
 /*
- * The image a statement's row gives: all of it, or what an UPDATE changed.
- * An apply worker's UPDATE carries the origin's whole row (what it holds,
- * changed or not, so that its base here follows it), but for the TOASTed
- * values it did not send.
+ * The image a statement's row gives: all of it, the columns an UPDATE
+ * changed, or (sent not NULL: an apply worker's UPDATE) the columns the
+ * origin sent, changed or not: what it holds, so that its base here
+ * follows it.
  */
 static void
 trig_image(const SrTable *tab, HeapTuple tup, HeapTuple old, TupleDesc td,
-		   bool whole_row, SrImage *img)
+		   const bool *sent, SrImage *img)
 {
 	Datum	   *oldvals = NULL;
 	bool	   *oldnulls = NULL;
@@ -490,7 +491,7 @@ trig_image(const SrTable *tab, HeapTuple tup, HeapTuple old, TupleDesc td,
 
 	sr_init_image(tab, img);
 	tuple_values(tab, tup, td, img->values, img->nulls);
-	if (old != NULL && !whole_row)
+	if (old != NULL && sent == NULL)
 	{
 		oldvals = palloc(sizeof(Datum) * (tab->ncols + 1));
 		oldnulls = palloc(sizeof(bool) * (tab->ncols + 1));
@@ -502,8 +503,8 @@ trig_image(const SrTable *tab, HeapTuple tup, HeapTuple old, TupleDesc td,
 
 		if (col->is_key || old == NULL)
 			img->present[c] = true;
-		else if (whole_row)
-			img->present[c] = !unsent_toast(col, tup, old, td);
+		else if (sent != NULL)
+			img->present[c] = sent[c];
 		else
 			img->present[c] = !sr_datum_equal(col, img->values[c], img->nulls[c],
 											  oldvals[c], oldnulls[c]);
@@ -514,6 +515,56 @@ trig_image(const SrTable *tab, HeapTuple tup, HeapTuple old, TupleDesc td,
 	img->key = sr_build_key(tab, img->keyvals, NULL);
 }
 
+/* Does the shadow hold a tombstone for the row? */
+static bool
+has_tombstone(SrTable *tab, const Datum *keyvals)
+{
+	SrRowState	st;
+
+	sr_shadow_load(tab, keyvals, &st);
+	return st.local.found && st.local.deleted;
+}
+
+/*
+ * An apply worker's new row, on a table with another unique key: written
+ * here, in a subtransaction, so that a clash with a value another row
+ * still holds (and gives up later in the transaction, perhaps) does not
+ * stop the stream.  False when the table refused it.
+ */
+static bool
+try_insert(SrApplyCall *call, SrImage *img, SrApplyResult *res, SrReviewIds *reviews)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	bool		ok = true;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		sr_apply_image(call, img, res, reviews);
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+		if (ERRCODE_TO_CATEGORY(edata->sqlerrcode) != ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION)
+			ReThrowError(edata);
+		ok = false;
+	}
+	PG_END_TRY();
+	return ok;
+}
+
 PG_FUNCTION_INFO_V1(source_write_trigger);
 Datum
 source_write_trigger(PG_FUNCTION_ARGS)
@@ -522,6 +573,8 @@ source_write_trigger(PG_FUNCTION_ARGS)
 	HeapTuple	result;
 	const char *source;
 	bool		by_replication;
+	bool		worker;
+	bool		at_commit;
 	SrTrigRow	r;
 	SrApplyCall call;
 	SrApplyResult res;
@@ -550,8 +603,14 @@ source_write_trigger(PG_FUNCTION_ARGS)
 		goto done;
 	}
 
+	/*
+	 * An apply worker's writes: the origin's row as sent, in order, timed at
+	 * commit (but in a subtransaction, or in a session that set up an origin
+	 * itself: then at once, by the clock).
+	 */
+	worker = by_replication && IsLogicalWorker();
+	at_commit = worker && sr_hold_until_commit();
 	sr_init_call(&call, tab, source);
-	/* a replication stream delivers in order; its times come at commit */
 	call.in_order = by_replication;
 	memset(&res, 0, sizeof(res));
 
@@ -564,13 +623,14 @@ source_write_trigger(PG_FUNCTION_ARGS)
 		tuple_values(tab, r.oldtup, r.td, oldvals, oldnulls);
 		tuple_keys(tab, r.oldtup, r.td, keyvals);
 		call.payload = sr_build_key(tab, keyvals, NULL);
-		if (by_replication)
-			sr_hold_drop(tab, source, call.payload);
 		call.rewrite = true;
 		call.old_values = oldvals;
 		call.old_nulls = oldnulls;
 		sr_apply_delete_image(&call, &res, &reviews);
 		result = call.out_write ? trigdata->tg_trigtuple : NULL;
+		/* the row goes: what was held for it goes too */
+		if (call.out_write && by_replication)
+			sr_hold_drop(tab, source, call.payload);
 	}
 	else
 	{
@@ -584,7 +644,8 @@ source_write_trigger(PG_FUNCTION_ARGS)
 					 errmsg("system \"%s\" cannot change the primary key of a row of table %s",
 							source, tab->display_name),
 					 errhint("Delete the row and insert it with its new key.")));
-		trig_image(tab, tup, is_insert ? NULL : r.oldtup, r.td, by_replication, &img);
+		trig_image(tab, tup, is_insert ? NULL : r.oldtup, r.td,
+				   worker && !is_insert ? sent_columns(tab, trigdata, &r) : NULL, &img);
 		if (is_insert)
 		{
 			Relation	rel = relation_open(tab->relid, NoLock);
@@ -611,16 +672,33 @@ source_write_trigger(PG_FUNCTION_ARGS)
 			/* a key the table has already: an image of that row, the INSERT skipped */
 			if (sr_lock_row_or_key(tab, img.keyvals, img.key, false, NULL, NULL))
 			{
-				if (by_replication)
+				if (at_commit)
 					sr_hold_image(tab, source, &img);
 				else
 					sr_apply_image(&call, &img, &res, &reviews);
 				result = NULL;
 				goto done;
 			}
+			if (at_commit && has_tombstone(tab, img.keyvals))
+			{
+				/* a row deleted here: the origin's time decides, or it is a relay */
+				sr_hold_image(tab, source, &img);
+				result = NULL;
+				goto done;
+			}
+			if (at_commit && tab->other_unique)
+			{
+				/* written here; refused, it waits for the transaction's other rows */
+				if (try_insert(&call, &img, &res, &reviews))
+					sr_hold_retime(tab, source, img.key, call.received_at);
+				else
+					sr_hold_image(tab, source, &img);
+				result = NULL;
+				goto done;
+			}
 			call.rewrite = true;
 		}
-		else if (by_replication)
+		else if (at_commit)
 		{
 			/* decided at commit, when the origin's commit time is known */
 			sr_hold_image(tab, source, &img);
@@ -647,7 +725,7 @@ source_write_trigger(PG_FUNCTION_ARGS)
 			Relation	rel = relation_open(tab->relid, NoLock);
 
 			/* a new row: its times become the origin's commit time */
-			if (by_replication && is_insert)
+			if (at_commit && is_insert)
 				sr_hold_retime(tab, source, img.key, call.received_at);
 
 			for (c = 0; c < tab->ncols; c++)

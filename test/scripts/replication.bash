@@ -53,7 +53,7 @@ rep_start_node()
 CREATE EXTENSION sync_resolve;
 CREATE EXTENSION pg_walinspect;
 CREATE TABLE item (id int PRIMARY KEY, note text, qty int);
-CREATE PUBLICATION pub_item FOR TABLE item;
+CREATE PUBLICATION pub_item FOR TABLE item WITH (publish = 'insert, update, delete');
 SQL
 }
 

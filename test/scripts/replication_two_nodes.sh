@@ -16,6 +16,11 @@
 #   - a DELETE on A reaches B and does not come back as a re-insert;
 #   - one-sided updates of a row, first on A then on B, reach the other node
 #     exactly, and leave no loop behind;
+#   - one way only (A to B, table member with a UNIQUE email), transactions that
+#     are valid as a whole but not statement by statement: an email moved to a
+#     new row reaches B; two emails swapped wait in B's review queue; an UPDATE
+#     followed by TRUNCATE in one transaction leaves nothing behind.  None of
+#     these stops the stream;
 #   - every apply worker still runs, and no server logged an ERROR.
 # When a check fails, the history and shadow of the rows involved are printed.
 #
@@ -117,6 +122,43 @@ sr_check "row 3 on A after A's then B's update" "$(q a "SELECT note || '|' || qt
 sr_check "row 3 on B after A's then B's update" "$(q b "SELECT note || '|' || qty FROM item WHERE id = 3")" "three from B|20"
 check_tables_same "both nodes hold the same rows after the one-sided updates"
 check_wal_quiet "no replication loop after the one-sided updates"
+
+# --- one transaction, valid only as a whole ---------------------------------------------
+# member flows from A to B only (TRUNCATE would loop between two PostgreSQL 15 nodes:
+# README, "PostgreSQL nodes").  B's worker holds each image until commit and writes
+# them there in order, retrying one that hit a unique key after the others.
+member_rows()
+{
+	q "$1" "SELECT coalesce(string_agg(id || '|' || email, ';' ORDER BY id), '') FROM member"
+}
+for node in a b; do
+	q "$node" "CREATE TABLE member (id int PRIMARY KEY, email text NOT NULL UNIQUE)"
+done
+q a "CREATE PUBLICATION pub_member FOR TABLE member"
+q b "SELECT sync_resolve.track('member', ARRAY['node_a'])" >/dev/null
+q b "ALTER SUBSCRIPTION sub_from_a SET PUBLICATION pub_item, pub_member"
+q a "INSERT INTO member VALUES (1, 'old@example.com')"
+wait_until "member 1 reaches B" b "SELECT count(*) = 1 FROM member" || true
+q a "BEGIN; UPDATE member SET email = 'new@example.com' WHERE id = 1;
+	INSERT INTO member VALUES (2, 'old@example.com'); COMMIT"
+wait_until "an email moved to a new row reaches B" b "SELECT count(*) = 2 FROM member" || true
+sr_check "an email moved to a new row in one transaction: B as A" "$(member_rows b)" "$(member_rows a)"
+# A swap: no order of whole rows writes it (each row's final email is the other's
+# until both moved; A's intermediate value is merged away), so B holds both for a
+# person instead of stopping the stream.
+q a "BEGIN; UPDATE member SET email = 'swap' WHERE id = 1;
+	UPDATE member SET email = 'new@example.com' WHERE id = 2;
+	UPDATE member SET email = 'old@example.com' WHERE id = 1; COMMIT"
+wait_until "a swap of two emails is held for review on B" b "SELECT count(*) = 2 FROM sync_resolve.review" || true
+sr_check "a swap of two emails: B keeps its rows until a person decides" "$(member_rows b)" "1|new@example.com;2|old@example.com"
+sr_check "a swap of two emails: both rows wait in review, the whole change each" \
+	"$(q b "SELECT string_agg(format('%s %s %s', key, coalesce(column_name, 'row'), incoming_value), '; ' ORDER BY key::text) FROM sync_resolve.review")" \
+	'{"id": 1} row {"email": "old@example.com"}; {"id": 2} row {"email": "new@example.com"}'
+q a "BEGIN; UPDATE member SET email = 'gone@example.com' WHERE id = 2; TRUNCATE member; COMMIT"
+q a "INSERT INTO member VALUES (3, 'after@example.com')"
+wait_until "the TRUNCATE and the row after it reach B" b "SELECT count(*) = 1 FROM member" || true
+sr_check "an UPDATE then TRUNCATE in one transaction: the held image dies with the rows" \
+	"$(member_rows b)" "3|after@example.com"
 
 # --- the workers survived ----------------------------------------------------------------
 check_workers "every apply worker still runs"

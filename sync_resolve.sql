@@ -208,6 +208,7 @@ CREATE TABLE sync_resolve.system (
 	priority integer NOT NULL DEFAULT 100,
 	member_role regrole,
 	replication_origin text UNIQUE,
+	ignore_unknown_fields boolean NOT NULL DEFAULT false,
 	created_at timestamptz NOT NULL DEFAULT now()
 );
 COMMENT ON TABLE sync_resolve.system IS
@@ -235,6 +236,10 @@ CREATE TABLE sync_resolve.column_policy (
 	col_group text,
 	custom_fn regprocedure,
 	on_unauthorized text NOT NULL DEFAULT 'reject',
+	unmapped text NOT NULL DEFAULT 'pass',
+	check_expr text,
+	on_invalid text NOT NULL DEFAULT 'reject',
+	normalization text[],
 	attnum smallint,
 	PRIMARY KEY (relid, column_name)
 );
@@ -242,6 +247,51 @@ COMMENT ON TABLE sync_resolve.column_policy IS
 	'How a conflict on one column is decided; columns without a row use tracked.default_strategy';
 COMMENT ON COLUMN sync_resolve.column_policy.attnum IS
 	'Maintained by sync_resolve: follows the column through a rename';
+COMMENT ON COLUMN sync_resolve.column_policy.unmapped IS
+	'A value value_map does not know: pass, null, default, review or reject';
+COMMENT ON COLUMN sync_resolve.column_policy.check_expr IS
+	'A boolean SQL expression over the column (by its name) that an incoming value must pass';
+COMMENT ON COLUMN sync_resolve.column_policy.on_invalid IS
+	'An incoming value failing check_expr or sync_resolve.transition: reject or review';
+COMMENT ON COLUMN sync_resolve.column_policy.normalization IS
+	'Differences compare ignores: trim (surrounding white space), case (letter case)';
+
+CREATE TABLE sync_resolve.field_map (
+	relid regclass NOT NULL REFERENCES sync_resolve.tracked ON DELETE CASCADE,
+	system text NOT NULL,
+	external_field text NOT NULL,
+	column_name name NOT NULL,
+	inbound_fn regprocedure,
+	outbound_fn regprocedure,
+	attnum smallint,
+	PRIMARY KEY (relid, system, external_field),
+	UNIQUE (relid, system, column_name)
+);
+COMMENT ON TABLE sync_resolve.field_map IS
+	'A system''s own field names for a table''s columns; column $external_id names its record id field';
+
+CREATE TABLE sync_resolve.value_map (
+	relid regclass NOT NULL REFERENCES sync_resolve.tracked ON DELETE CASCADE,
+	column_name name NOT NULL,
+	system text NOT NULL,
+	external_value text NOT NULL,
+	local_value text NOT NULL,
+	attnum smallint,
+	PRIMARY KEY (relid, column_name, system, external_value)
+);
+COMMENT ON TABLE sync_resolve.value_map IS
+	'A system''s own values for a column''s values, both ways (the first external value by name goes out)';
+
+CREATE TABLE sync_resolve.transition (
+	relid regclass NOT NULL REFERENCES sync_resolve.tracked ON DELETE CASCADE,
+	column_name name NOT NULL,
+	from_value text,
+	to_value text NOT NULL,
+	attnum smallint,
+	UNIQUE NULLS NOT DISTINCT (relid, column_name, from_value, to_value)
+);
+COMMENT ON TABLE sync_resolve.transition IS
+	'Allowed changes of a column from a source (from_value NULL: from no value); a column with none takes any';
 
 -- ==== history, deliveries, review queue (DESIGN 8, 9) ====
 
@@ -454,6 +504,8 @@ CREATE FUNCTION sync_resolve.prune_events(older_than interval)
 	AS 'MODULE_PATHNAME', 'prune_events' LANGUAGE C VOLATILE STRICT;
 COMMENT ON FUNCTION sync_resolve.prune_events(interval) IS
 	'Delete history and delivery ids older than the given age; returns the number of events deleted';
+
+-- prune_tombstones is defined with the setup API below (it reads tracked).
 
 CREATE FUNCTION sync_resolve.canonical_key(tbl regclass, key jsonb)
 	RETURNS jsonb
@@ -856,7 +908,7 @@ BEGIN
 			USING ERRCODE = '55000',
 				  HINT = 'Track it first with sync_resolve.track().';
 	END IF;
-	SELECT x.attnum, x.attgenerated INTO a FROM pg_catalog.pg_attribute x
+	SELECT x.attnum, x.attgenerated, x.atttypid, x.atttypmod INTO a FROM pg_catalog.pg_attribute x
 	WHERE x.attrelid = NEW.relid AND x.attname OPERATOR(pg_catalog.=) NEW.column_name
 	  AND x.attnum > 0 AND NOT x.attisdropped;
 	IF NOT FOUND THEN
@@ -944,6 +996,34 @@ BEGIN
 				  HINT = 'Use strategy => ''custom'', or leave custom_fn NULL.';
 	END IF;
 
+	IF NEW.unmapped IS NULL OR NEW.unmapped NOT IN ('pass', 'null', 'default', 'review', 'reject') THEN
+		RAISE EXCEPTION 'invalid unmapped "%" for column "%" of table %', NEW.unmapped, NEW.column_name, NEW.relid
+			USING ERRCODE = '22023',
+				  HINT = 'Use pass, null, default, review or reject.';
+	END IF;
+	IF NEW.on_invalid IS NULL OR NEW.on_invalid NOT IN ('reject', 'review') THEN
+		RAISE EXCEPTION 'invalid on_invalid "%" for column "%" of table %', NEW.on_invalid, NEW.column_name, NEW.relid
+			USING ERRCODE = '22023',
+				  HINT = 'Use reject or review.';
+	END IF;
+	IF NEW.normalization IS NOT NULL AND (array_position(NEW.normalization, NULL) IS NOT NULL
+		OR NOT NEW.normalization <@ ARRAY['trim', 'case']) THEN
+		RAISE EXCEPTION 'invalid normalization % for column "%" of table %', NEW.normalization, NEW.column_name, NEW.relid
+			USING ERRCODE = '22023',
+				  HINT = 'List trim, case, or both.';
+	END IF;
+	IF NEW.check_expr IS NOT NULL THEN
+		BEGIN
+			EXECUTE pg_catalog.format('SELECT (%s)::pg_catalog.bool FROM (SELECT NULL::%s AS %I) AS v LIMIT 0',
+				NEW.check_expr, pg_catalog.format_type(a.atttypid, a.atttypmod), NEW.column_name);
+		EXCEPTION WHEN OTHERS THEN
+			RAISE EXCEPTION 'check_expr of column "%" of table % is not a valid condition: %', NEW.column_name, NEW.relid, SQLERRM
+				USING ERRCODE = '42601',
+					  DETAIL = pg_catalog.format('The expression was: %s', NEW.check_expr),
+					  HINT = pg_catalog.format('Write a boolean SQL expression naming the column, such as %I >= 0.', NEW.column_name);
+		END;
+	END IF;
+
 	problem := sync_resolve._strategy_problem(NEW.relid, a.attnum, NEW.strategy);
 	IF problem IS NOT NULL THEN
 		RAISE EXCEPTION 'strategy "%" does not fit column "%" of table %', NEW.strategy, NEW.column_name, NEW.relid
@@ -995,6 +1075,102 @@ BEGIN
 END
 $$;
 
+-- field_map, value_map and transition: a system of the table, a column it
+-- has (or $external_id), functions that take and return jsonb, values of
+-- the column's type.
+CREATE FUNCTION sync_resolve._check_mapping()
+	RETURNS trigger
+	LANGUAGE plpgsql
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	t record;
+	a record;
+	fn record;
+	f regprocedure;
+	v text;
+	vals text[];
+	typ text;
+	sys text;
+BEGIN
+	SELECT * INTO t FROM sync_resolve.tracked k WHERE k.relid = NEW.relid;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'table % is not tracked', NEW.relid
+			USING ERRCODE = '55000', HINT = 'Track it first with sync_resolve.track().';
+	END IF;
+	IF TG_TABLE_NAME <> 'transition' THEN
+		sys := NEW.system;
+		IF sys IS NULL OR NOT sys OPERATOR(pg_catalog.=) ANY (t.systems) THEN
+			RAISE EXCEPTION '% of table %: "%" is not a system of the table', TG_TABLE_NAME, NEW.relid, sys
+				USING ERRCODE = '22023',
+					  DETAIL = pg_catalog.format('Table %s syncs with %s.', NEW.relid, pg_catalog.array_to_string(t.systems, ', ')),
+					  HINT = 'Name one of those systems.';
+		END IF;
+	END IF;
+	IF TG_TABLE_NAME = 'field_map' AND NEW.column_name = '$external_id' THEN
+		NEW.attnum := NULL;
+		IF NEW.inbound_fn IS NOT NULL OR NEW.outbound_fn IS NOT NULL THEN
+			RAISE EXCEPTION 'field_map of table %: the record id field "%" of "%" takes no functions', NEW.relid, NEW.external_field, sys
+				USING ERRCODE = '22023', HINT = 'Record ids are kept as the text the system sends.';
+		END IF;
+		RETURN NEW;
+	END IF;
+	SELECT x.attnum, x.atttypid, x.atttypmod, x.attgenerated INTO a FROM pg_catalog.pg_attribute x
+	WHERE x.attrelid = NEW.relid AND x.attname OPERATOR(pg_catalog.=) NEW.column_name
+	  AND x.attnum > 0 AND NOT x.attisdropped;
+	IF NOT FOUND OR a.attgenerated <> '' THEN
+		RAISE EXCEPTION '% of table %: column "%" does not exist', TG_TABLE_NAME, NEW.relid, NEW.column_name
+			USING ERRCODE = '42703',
+				  HINT = CASE WHEN TG_TABLE_NAME = 'field_map'
+						 THEN 'Name a column of the table exactly, or $external_id for the system''s record id.'
+						 ELSE 'Name a column of the table exactly (generated columns are never synced).' END;
+	END IF;
+	NEW.attnum := a.attnum;
+	typ := pg_catalog.format_type(a.atttypid, a.atttypmod);
+
+	IF TG_TABLE_NAME = 'field_map' THEN
+		FOREACH f IN ARRAY ARRAY[NEW.inbound_fn, NEW.outbound_fn] LOOP
+			CONTINUE WHEN f IS NULL;
+			SELECT p.pronargs, p.proargtypes, p.prorettype, p.proretset, p.prokind INTO fn
+			FROM pg_catalog.pg_proc p WHERE p.oid = f;
+			IF NOT FOUND OR fn.pronargs <> 1 OR fn.proargtypes[0] <> 'pg_catalog.jsonb'::pg_catalog.regtype
+				OR fn.prorettype <> 'pg_catalog.jsonb'::pg_catalog.regtype OR fn.proretset OR fn.prokind <> 'f' THEN
+				RAISE EXCEPTION 'function % cannot convert field "%" of "%" for column "%" of table %', f, NEW.external_field, sys, NEW.column_name, NEW.relid
+					USING ERRCODE = '42883',
+						  DETAIL = 'A field conversion function takes the value as jsonb and returns it as jsonb.',
+						  HINT = 'CREATE FUNCTION my_fn(v jsonb) RETURNS jsonb ...';
+			END IF;
+		END LOOP;
+		RETURN NEW;
+	END IF;
+
+	-- local values, and transitions, must be values of the column
+	IF TG_TABLE_NAME = 'value_map' THEN
+		vals := ARRAY[NEW.local_value];
+	ELSE
+		vals := ARRAY[NEW.from_value, NEW.to_value];
+	END IF;
+	FOREACH v IN ARRAY vals LOOP
+		CONTINUE WHEN v IS NULL;
+		BEGIN
+			EXECUTE pg_catalog.format('SELECT %L::%s', v, typ);
+		EXCEPTION WHEN OTHERS THEN
+			RAISE EXCEPTION '% of table %: "%" is not a value of column "%" (%)', TG_TABLE_NAME, NEW.relid, v, NEW.column_name, typ
+				USING ERRCODE = '22P02', DETAIL = SQLERRM,
+					  HINT = 'Write the value as the column''s type reads it.';
+		END;
+	END LOOP;
+	RETURN NEW;
+END
+$$;
+
+CREATE TRIGGER check_mapping BEFORE INSERT OR UPDATE ON sync_resolve.field_map
+	FOR EACH ROW EXECUTE FUNCTION sync_resolve._check_mapping();
+CREATE TRIGGER check_mapping BEFORE INSERT OR UPDATE ON sync_resolve.value_map
+	FOR EACH ROW EXECUTE FUNCTION sync_resolve._check_mapping();
+CREATE TRIGGER check_mapping BEFORE INSERT OR UPDATE ON sync_resolve.transition
+	FOR EACH ROW EXECUTE FUNCTION sync_resolve._check_mapping();
+
 CREATE TRIGGER check_system BEFORE INSERT OR UPDATE OR DELETE ON sync_resolve.system
 	FOR EACH ROW EXECUTE FUNCTION sync_resolve._check_system();
 CREATE TRIGGER check_tracked BEFORE INSERT OR UPDATE ON sync_resolve.tracked
@@ -1033,6 +1209,12 @@ CREATE TRIGGER policy_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON sy
 CREATE TRIGGER policy_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON sync_resolve.tracked
 	FOR EACH STATEMENT EXECUTE FUNCTION sync_resolve._policy_changed();
 CREATE TRIGGER policy_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON sync_resolve.column_policy
+	FOR EACH STATEMENT EXECUTE FUNCTION sync_resolve._policy_changed();
+CREATE TRIGGER policy_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON sync_resolve.field_map
+	FOR EACH STATEMENT EXECUTE FUNCTION sync_resolve._policy_changed();
+CREATE TRIGGER policy_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON sync_resolve.value_map
+	FOR EACH STATEMENT EXECUTE FUNCTION sync_resolve._policy_changed();
+CREATE TRIGGER policy_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON sync_resolve.transition
 	FOR EACH STATEMENT EXECUTE FUNCTION sync_resolve._policy_changed();
 
 -- The history is append-only.
@@ -1108,14 +1290,17 @@ BEGIN
 		EXECUTE pg_catalog.format('ALTER TABLE %s DROP COLUMN %I', sh, a.attname);
 	END LOOP;
 
-	DELETE FROM sync_resolve.column_policy p
-	WHERE p.relid = tbl
-	  AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute x
-					  WHERE x.attrelid = tbl AND x.attnum = p.attnum AND NOT x.attisdropped AND x.attgenerated = '');
-	UPDATE sync_resolve.column_policy p SET column_name = x.attname
-	FROM pg_catalog.pg_attribute x
-	WHERE p.relid = tbl AND x.attrelid = tbl AND x.attnum = p.attnum
-	  AND x.attname OPERATOR(pg_catalog.<>) p.column_name;
+	-- policies, field and value maps and transitions follow their column
+	FOREACH want IN ARRAY ARRAY['column_policy', 'field_map', 'value_map', 'transition'] LOOP
+		EXECUTE pg_catalog.format('DELETE FROM sync_resolve.%I p WHERE p.relid = $1 AND p.attnum IS NOT NULL
+			AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute x
+							WHERE x.attrelid = $1 AND x.attnum = p.attnum AND NOT x.attisdropped AND x.attgenerated = '''')',
+			want) USING tbl;
+		EXECUTE pg_catalog.format('UPDATE sync_resolve.%I p SET column_name = x.attname
+			FROM pg_catalog.pg_attribute x
+			WHERE p.relid = $1 AND x.attrelid = $1 AND x.attnum = p.attnum
+			  AND x.attname OPERATOR(pg_catalog.<>) p.column_name', want) USING tbl;
+	END LOOP;
 	-- a changed type must still fit its column's strategy: check them again
 	UPDATE sync_resolve.column_policy p SET strategy = p.strategy
 	WHERE p.relid = tbl
@@ -1183,15 +1368,16 @@ CREATE EVENT TRIGGER sync_resolve_drop ON sql_drop
 -- ==== setup API (DESIGN 3) ====
 
 CREATE FUNCTION sync_resolve.add_system(name text, priority integer DEFAULT 100,
-		member_role regrole DEFAULT NULL, replication_origin text DEFAULT NULL)
+		member_role regrole DEFAULT NULL, replication_origin text DEFAULT NULL,
+		ignore_unknown_fields boolean DEFAULT false)
 	RETURNS void
 	LANGUAGE sql
 	SET search_path = pg_catalog, pg_temp
 BEGIN ATOMIC
-	INSERT INTO sync_resolve.system (name, priority, member_role, replication_origin)
-	VALUES ($1, $2, $3, $4);
+	INSERT INTO sync_resolve.system (name, priority, member_role, replication_origin, ignore_unknown_fields)
+	VALUES ($1, $2, $3, $4, $5);
 END;
-COMMENT ON FUNCTION sync_resolve.add_system(text, integer, regrole, text) IS
+COMMENT ON FUNCTION sync_resolve.add_system(text, integer, regrole, text, boolean) IS
 	'Register a system that holds a copy of the data';
 
 CREATE FUNCTION sync_resolve.track(tbl regclass, systems text[],
@@ -1226,21 +1412,72 @@ COMMENT ON FUNCTION sync_resolve.untrack(regclass) IS
 
 CREATE FUNCTION sync_resolve.set_policy(tbl regclass, col name, strategy text,
 		owner text DEFAULT NULL, writers text[] DEFAULT NULL, col_group text DEFAULT NULL,
-		custom_fn regprocedure DEFAULT NULL, on_unauthorized text DEFAULT 'reject')
+		custom_fn regprocedure DEFAULT NULL, on_unauthorized text DEFAULT 'reject',
+		unmapped text DEFAULT 'pass', check_expr text DEFAULT NULL,
+		on_invalid text DEFAULT 'reject', normalization text[] DEFAULT NULL)
 	RETURNS void
 	LANGUAGE sql
 	SET search_path = pg_catalog, pg_temp
 BEGIN ATOMIC
 	INSERT INTO sync_resolve.column_policy AS p
-		(relid, column_name, strategy, owner, writers, col_group, custom_fn, on_unauthorized)
-	VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+		(relid, column_name, strategy, owner, writers, col_group, custom_fn, on_unauthorized,
+		 unmapped, check_expr, on_invalid, normalization)
+	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
 	ON CONFLICT (relid, column_name) DO UPDATE
 		SET strategy = excluded.strategy, owner = excluded.owner, writers = excluded.writers,
 			col_group = excluded.col_group, custom_fn = excluded.custom_fn,
-			on_unauthorized = excluded.on_unauthorized;
+			on_unauthorized = excluded.on_unauthorized, unmapped = excluded.unmapped,
+			check_expr = excluded.check_expr, on_invalid = excluded.on_invalid,
+			normalization = excluded.normalization;
 END;
-COMMENT ON FUNCTION sync_resolve.set_policy(regclass, name, text, text, text[], text, regprocedure, text) IS
-	'Set how conflicts on one column are decided, and who may write it';
+COMMENT ON FUNCTION sync_resolve.set_policy(regclass, name, text, text, text[], text, regprocedure, text,
+		text, text, text, text[]) IS
+	'Set how conflicts on one column are decided, who may write it, and what an incoming value must be';
+
+-- A deleted row keeps a tombstone in its shadow (deleted_at) so that a
+-- delayed update cannot bring it back.  Past the given age, forget it: every
+-- shadow row of the key goes, and a later image of it is a new row.
+CREATE FUNCTION sync_resolve.prune_tombstones(older_than interval)
+	RETURNS bigint
+	LANGUAGE plpgsql
+	SECURITY DEFINER
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	t record;
+	keys text;
+	n bigint;
+	total bigint := 0;
+	cutoff timestamptz := pg_catalog.now() OPERATOR(pg_catalog.-) older_than;
+BEGIN
+	IF older_than OPERATOR(pg_catalog.<) '0'::interval THEN
+		RAISE EXCEPTION 'prune_tombstones: older_than % is negative', older_than
+			USING ERRCODE = '22023', HINT = 'Pass an age such as ''90 days''.';
+	END IF;
+	FOR t IN SELECT k.relid, pg_catalog.to_regclass(k.shadow) AS sh FROM sync_resolve.tracked k LOOP
+		CONTINUE WHEN t.sh IS NULL;
+		SELECT pg_catalog.string_agg(pg_catalog.format('s.%1$I = d.%1$I', 'c' OPERATOR(pg_catalog.||) k.attnum), ' AND ')
+		INTO keys
+		FROM pg_catalog.pg_index i, LATERAL pg_catalog.unnest(i.indkey) AS k(attnum)
+		WHERE i.indrelid = t.relid AND i.indisprimary;
+		CONTINUE WHEN keys IS NULL;
+		-- the tombstones counted: rows of a deleted key, and a system's own
+		-- delete of a row that is here again
+		EXECUTE pg_catalog.format(
+			'WITH d AS (SELECT * FROM %1$s WHERE system = ''local'' AND deleted_at < $1),
+				  gone AS (DELETE FROM %1$s s USING d WHERE %2$s RETURNING s.deleted_at),
+				  old AS (DELETE FROM %1$s s WHERE s.system <> ''local'' AND s.deleted_at < $1
+						  RETURNING s.deleted_at)
+			 SELECT (SELECT pg_catalog.count(*) FROM gone WHERE deleted_at IS NOT NULL)
+					OPERATOR(pg_catalog.+) (SELECT pg_catalog.count(*) FROM old)', t.sh, keys)
+		INTO n USING cutoff;
+		total := total OPERATOR(pg_catalog.+) n;
+	END LOOP;
+	RETURN total;
+END
+$$;
+COMMENT ON FUNCTION sync_resolve.prune_tombstones(interval) IS
+	'Forget deletes older than the given age (a later image of such a row is a new row); returns the number of tombstones removed';
 
 -- ==== explanation (DESIGN 9) ====
 
@@ -1399,10 +1636,11 @@ INSERT INTO sync_resolve.system (name, priority) VALUES ('local', 100);
 REVOKE ALL ON ALL TABLES IN SCHEMA sync_resolve FROM PUBLIC;
 GRANT USAGE ON SCHEMA sync_resolve TO PUBLIC;
 GRANT SELECT ON sync_resolve.event TO PUBLIC;
-REVOKE EXECUTE ON FUNCTION sync_resolve.add_system(text, integer, regrole, text) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION sync_resolve.add_system(text, integer, regrole, text, boolean) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION sync_resolve.track(regclass, text[], text, name[], text) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION sync_resolve.untrack(regclass) FROM PUBLIC;
-REVOKE EXECUTE ON FUNCTION sync_resolve.set_policy(regclass, name, text, text, text[], text, regprocedure, text) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION sync_resolve.set_policy(regclass, name, text, text, text[], text, regprocedure, text, text, text, text, text[]) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION sync_resolve.prune_tombstones(interval) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION sync_resolve.resolve(bigint, text, jsonb, text) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION sync_resolve.prune_events(interval) FROM PUBLIC;
 -- run as the extension owner on behalf of the tracked table's triggers
@@ -1422,6 +1660,9 @@ SELECT pg_catalog.pg_extension_config_dump('sync_resolve.review', '');
 SELECT pg_catalog.pg_extension_config_dump('sync_resolve.rejected', '');
 SELECT pg_catalog.pg_extension_config_dump('sync_resolve.outbox', '');
 SELECT pg_catalog.pg_extension_config_dump('sync_resolve.identity', '');
+SELECT pg_catalog.pg_extension_config_dump('sync_resolve.field_map', '');
+SELECT pg_catalog.pg_extension_config_dump('sync_resolve.value_map', '');
+SELECT pg_catalog.pg_extension_config_dump('sync_resolve.transition', '');
 SELECT pg_catalog.pg_extension_config_dump('sync_resolve.outbox_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('sync_resolve.event_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('sync_resolve.review_id_seq', '');

@@ -58,6 +58,9 @@ extern Datum jsonb_to_vclock(PG_FUNCTION_ARGS);
 
 
 
+/* apply_to_absent_row: another unique key refused the new row */
+static const char SR_OUTCOME_CLASH[] = "clash";
+
 static SPIPlanPtr delivery_plan = NULL;
 static SPIPlanPtr rejected_plan = NULL;
 static SPIPlanPtr dismiss_plan = NULL;
@@ -299,6 +302,10 @@ sr_init_image(const SrTable *tab, SrImage *img)
 	img->keyvals = palloc(sizeof(Datum) * (tab->nkeys + 1));
 	img->key = NULL;
 	img->npresent = 0;
+	img->external_id = NULL;
+	img->identity_known = false;
+	img->linked = NULL;
+	img->screened = NIL;
 	for (i = 0; i <= tab->ncols; i++)
 		img->nulls[i] = true;
 }
@@ -351,15 +358,197 @@ sr_merge_image(const SrTable *tab, SrImage *into, const SrImage *img)
 	MemoryContextSwitchTo(old);
 }
 
+/*
+ * Find the row of an image whose payload has no primary key: by the
+ * source's record id (sync_resolve.identity), else by the table's match_on
+ * columns (a record created on both sides), else a new row keyed by the
+ * key columns' defaults.  Lookups of one record id are serialized, so that
+ * two deliveries of a new record make one row.
+ */
+static void
+find_row(const SrApplyCall *call, SrImage *img)
+{
+	SrTable    *tab = call->tab;
+	Jsonb	   *key = NULL;
+	int			i;
+
+	if (img->external_id != NULL)
+	{
+		const char *keys[2] = {"external_id", "system"};
+		Jsonb	   *vals[2];
+
+		vals[0] = sr_jsonb_string(img->external_id);
+		vals[1] = sr_jsonb_string(call->source);
+		sr_lock_key(tab, sr_jsonb_object(2, keys, vals));
+		key = sr_identity_key(tab, call->source, img->external_id);
+	}
+	if (key != NULL)
+	{
+		sr_parse_key(tab, key, call->source, "the row linked to a record id", img->keyvals);
+		img->identity_known = true;
+	}
+	else
+	{
+		int			n = sr_match_row(tab, img, img->keyvals);
+		StringInfoData cols;
+
+		initStringInfo(&cols);
+		for (i = 0; i < tab->nmatch; i++)
+			appendStringInfo(&cols, "%s%s", i ? ", " : "", tab->cols[tab->match_on[i]].name);
+		if (n > 1)
+			ereport(ERROR,
+					(errcode(ERRCODE_CARDINALITY_VIOLATION),
+					 errmsg("record %s from system \"%s\" matches more than one row of table %s by %s",
+							img->external_id ? img->external_id : "(no id)", call->source,
+							tab->display_name, cols.data),
+					 errhint("match_on must name a natural key: make those columns unique, or send the primary key.")));
+		if (n < 0 && img->external_id == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("payload for table %s from system \"%s\" has no key column \"%s\"",
+							tab->display_name, call->source, tab->cols[tab->keys[0]].name),
+					 errhint("Send every primary-key column (%s), or the record id, or every match_on column (%s).",
+							 sr_key_column_list(tab), cols.data)));
+		if (n == 1)
+			img->linked = psprintf("new record %s of %s has the same %s as this row: linked to it",
+								   img->external_id ? img->external_id : "(no id)", call->source, cols.data);
+		else
+		{
+			for (i = 0; i < tab->nkeys; i++)
+			{
+				int			c = tab->keys[i];
+				bool		isnull;
+
+				img->keyvals[i] = sr_column_default(tab, c, &isnull);
+				if (isnull)
+					ereport(ERROR,
+							(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+							 errmsg("payload for table %s from system \"%s\" has no key column \"%s\"",
+									tab->display_name, call->source, tab->cols[c].name),
+							 img->external_id
+							 ? errdetail("Record %s of %s is linked to no row%s.", img->external_id, call->source,
+										 tab->nmatch ? " and matches none by match_on" : "")
+							 : 0,
+							 errhint("Send every primary-key column (%s), or give the key a default so that new records get one.",
+									 sr_key_column_list(tab))));
+			}
+		}
+	}
+	for (i = 0; i < tab->nkeys; i++)
+	{
+		int			c = tab->keys[i];
+
+		img->values[c] = img->keyvals[i];
+		img->nulls[c] = false;
+		img->present[c] = true;
+	}
+}
+
+/* A value set aside: not taken as it came */
+static void
+screen(SrImage *img, int c, const char *kind, Jsonb *value, char *rule, bool review)
+{
+	SrScreened *s = palloc(sizeof(SrScreened));
+
+	s->col = c;
+	s->kind = kind;
+	s->value = value;
+	s->rule = rule;
+	s->review = review;
+	img->screened = lappend(img->screened, s);
+}
+
+/*
+ * One payload field into the image: through the source's field and value
+ * maps to a column and a value of its type.
+ */
+static void
+parse_field(const SrApplyCall *call, SrImage *img, const char *field, JsonbValue *v)
+{
+	SrTable    *tab = call->tab;
+	SrErrorTarget where = {tab, call->source, NULL};
+	SrFieldMap *map;
+	SrColumn   *col;
+	int			c = sr_field_column(tab, call->sidx, field, &map);
+	Datum		mapped;
+
+	if (c == SR_FIELD_ID)
+	{
+		char	   *id = v->type == jbvString ? pnstrdup(v->val.string.val, v->val.string.len)
+			: v->type == jbvNumeric ? DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(v->val.numeric)))
+			: NULL;
+
+		if (id == NULL || id[0] == '\0')
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("record id field \"%s\" from system \"%s\" for table %s is not a string or number",
+							field, call->source, tab->display_name),
+					 errhint("sync_resolve.field_map names \"%s\" as the record id of %s.", field, call->source)));
+		img->external_id = id;
+		return;
+	}
+	if (c == SR_FIELD_UNKNOWN)
+	{
+		if (call->sys->ignore_unknown_fields)
+			return;
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_COLUMN),
+				 errmsg("field \"%s\" from system \"%s\" matches no column of table %s",
+						field, call->source, tab->display_name),
+				 errdetail("Fields name columns exactly, case included, or as sync_resolve.field_map maps them; generated columns are never written."),
+				 errhint("Leave the field out, map it in sync_resolve.field_map, or mark the system to ignore unknown fields (sync_resolve.system.ignore_unknown_fields).")));
+	}
+	col = &tab->cols[c];
+	sr_field_in(tab, call->source, map, v);
+	switch (col->is_key ? SR_VALUE_AS_IS : sr_value_in(col, call->sidx, v, &mapped))
+	{
+		case SR_VALUE_MAPPED:
+			img->values[c] = mapped;
+			img->nulls[c] = false;
+			break;
+		case SR_VALUE_UNMAPPED:
+			{
+				Jsonb	   *raw = JsonbValueToJsonb(v);
+				char	   *rule = psprintf("%s's value %s of %s has no mapping (sync_resolve.value_map)",
+											call->source, sr_jsonb_value_text(raw), col->name);
+
+				switch (col->unmapped)
+				{
+					case SR_UNMAPPED_PASS:
+						img->values[c] = sr_jsonb_value_to_datum(col, v, &img->nulls[c], &where);
+						break;
+					case SR_UNMAPPED_NULL:
+						img->values[c] = (Datum) 0;
+						img->nulls[c] = true;
+						break;
+					case SR_UNMAPPED_DEFAULT:
+						img->values[c] = sr_column_default(tab, c, &img->nulls[c]);
+						break;
+					case SR_UNMAPPED_REVIEW:
+					case SR_UNMAPPED_REJECT:
+						screen(img, c, "unmapped", raw, rule, col->unmapped == SR_UNMAPPED_REVIEW);
+						return;
+				}
+				break;
+			}
+		default:
+			img->values[c] = sr_jsonb_value_to_datum(col, v, &img->nulls[c], &where);
+			break;
+	}
+	if (!img->present[c] && !col->is_key)
+		img->npresent++;
+	img->present[c] = true;
+}
+
 static void
 parse_image(const SrApplyCall *call, SrImage *img)
 {
 	const SrTable *tab = call->tab;
-	SrErrorTarget where = {tab, call->source, NULL};
 	JsonbIterator *it;
 	JsonbValue	v;
 	JsonbIteratorToken tok;
 	char	   *field = NULL;
+	bool		has_key = true;
 	int			i;
 
 	sr_init_image(tab, img);
@@ -375,46 +564,50 @@ parse_image(const SrApplyCall *call, SrImage *img)
 	it = JsonbIteratorInit(&call->payload->root);
 	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
 	{
-		int			c;
-
 		if (tok == WJB_KEY)
-		{
 			field = pnstrdup(v.val.string.val, v.val.string.len);
-			continue;
-		}
-		if (tok != WJB_VALUE)
-			continue;
-		c = sr_column_by_name(tab, field);
-		if (c < 0)
-			ereport(ERROR,
-					(errcode(ERRCODE_UNDEFINED_COLUMN),
-					 errmsg("field \"%s\" from system \"%s\" matches no column of table %s",
-							field, call->source, tab->display_name),
-					 errdetail("Fields name columns exactly, case included; generated columns are never written."),
-					 errhint("Leave the field out, or rename it to one of the table's columns.")));
-		img->values[c] = sr_jsonb_value_to_datum(&tab->cols[c], &v, &img->nulls[c], &where);
-		img->present[c] = true;
-		if (!tab->cols[c].is_key)
-			img->npresent++;
+		else if (tok == WJB_VALUE)
+			parse_field(call, img, field, &v);
 	}
 
 	for (i = 0; i < tab->nkeys; i++)
 	{
 		int			c = tab->keys[i];
 
-		if (!img->present[c])
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("payload for table %s from system \"%s\" has no key column \"%s\"",
-							tab->display_name, call->source, tab->cols[c].name),
-					 errhint("Every primary-key column must be sent: %s.", sr_key_column_list(tab))));
-		if (img->nulls[c])
+		if (img->present[c] && img->nulls[c])
 			ereport(ERROR,
 					(errcode(ERRCODE_NOT_NULL_VIOLATION),
 					 errmsg("key column \"%s\" of table %s is null in the payload from system \"%s\"",
 							tab->cols[c].name, tab->display_name, call->source),
 					 errhint("A row is identified by its primary key; send a value for it.")));
-		img->keyvals[i] = img->values[c];
+		if (!img->present[c])
+			has_key = false;
+		else
+			img->keyvals[i] = img->values[c];
+	}
+	if (!has_key)
+	{
+		/* a partial key is a mistake, not a record to look up */
+		for (i = 0; i < tab->nkeys; i++)
+			if (img->present[tab->keys[i]])
+			{
+				int			missing = 0;
+
+				while (img->present[tab->keys[missing]])
+					missing++;
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("payload for table %s from system \"%s\" has no key column \"%s\"",
+								tab->display_name, call->source, tab->cols[tab->keys[missing]].name),
+						 errhint("Every primary-key column must be sent: %s.", sr_key_column_list(tab))));
+			}
+		if (img->external_id == NULL && tab->nmatch == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("payload for table %s from system \"%s\" has no key column \"%s\"",
+							tab->display_name, call->source, tab->cols[tab->keys[0]].name),
+					 errhint("Every primary-key column must be sent: %s.", sr_key_column_list(tab))));
+		find_row(call, img);
 	}
 	img->key = sr_build_key(tab, img->keyvals, NULL);
 }
@@ -1327,11 +1520,22 @@ apply_to_absent_row(SrApplyCall *call, SrImage *img, SrRowState *st,
 			res->applied = res->kept = res->queued = res->rejected = NIL;
 			return false;
 		}
-		ereport(ERROR,
-				(errcode(ERRCODE_UNIQUE_VIOLATION),
-				 errmsg("new row %s from system \"%s\" clashes with an existing row of table %s on another unique key",
-						sr_jsonb_value_text(img->key), call->source, tab->display_name),
-				 errhint("The same record may exist here under another primary key; link them, or change the unique value.")));
+		/*
+		 * Another row holds a value of another unique key.  An apply
+		 * worker's image is tried again after the rest of its transaction
+		 * (replication.c): an error tells it so.  Otherwise a person decides.
+		 */
+		if (call->in_order)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNIQUE_VIOLATION),
+					 errmsg("new row %s from system \"%s\" clashes with an existing row of table %s on another unique key",
+							sr_jsonb_value_text(img->key), call->source, tab->display_name),
+					 errhint("The same record may exist here under another primary key; link them, or change the unique value.")));
+		list_free(batch->events);
+		batch->events = NIL;
+		res->applied = res->kept = res->queued = res->rejected = NIL;
+		res->outcome = SR_OUTCOME_CLASH;
+		return true;
 	}
 
 	foreach(lc, to_review)
@@ -1539,6 +1743,79 @@ is_peer_echo(SrApplyCall *call, SrImage *img, SrRowState *st, SrEventBatch *batc
 	return true;
 }
 
+/*
+ * Set aside the present columns whose incoming change is not valid: an
+ * allowed transition from the local value is missing, or the column's
+ * check fails.  A value the row or the source's base already has is no
+ * change and is not judged.  Done before the decision, so that the latest
+ * change taken is the latest valid one.
+ */
+static void
+screen_invalid(SrApplyCall *call, SrImage *img, const Datum *L, const bool *Lnull,
+			   bool found, const SrShadowRow *srow)
+{
+	SrTable    *tab = call->tab;
+	int			c;
+
+	for (c = 0; c < tab->ncols; c++)
+	{
+		SrColumn   *col = &tab->cols[c];
+		char	   *why;
+
+		if (col->is_key || !img->present[c] || (col->ntransitions == 0 && col->check_expr == NULL))
+			continue;
+		if (found && sr_datum_equal(col, img->values[c], img->nulls[c], L[c], Lnull[c]))
+			continue;
+		if (srow->found && srow->known[c] &&
+			sr_datum_equal(col, img->values[c], img->nulls[c], srow->values[c], srow->nulls[c]))
+			continue;
+		why = sr_invalid_reason(tab, c, found, L[c], Lnull[c], img->values[c], img->nulls[c]);
+		if (why == NULL)
+			continue;
+		screen(img, c, "invalid", sr_datum_to_jsonb(col, img->values[c], img->nulls[c]),
+			   psprintf("%s sent an invalid value: %s", call->source, why), col->invalid_to_review);
+		img->present[c] = false;
+		img->npresent--;
+	}
+}
+
+/*
+ * What became of the columns set aside: refused, or held for a person;
+ * each logged.  An image of nothing else is "rejected" or "held".
+ */
+static void
+finish_screened(SrApplyCall *call, SrImage *img, SrRowState *st, SrEventBatch *batch,
+				SrApplyResult *res, SrReviewIds *reviews)
+{
+	ListCell   *lc;
+	bool		any_review = false;
+
+	foreach(lc, img->screened)
+	{
+		SrScreened *sc = lfirst(lc);
+		const SrColumn *col = &call->tab->cols[sc->col];
+
+		if (sc->review)
+		{
+			any_review = true;
+			res->queued = lappend(res->queued, col->name);
+			add_review_id(reviews,
+						  open_review(call, batch, &st->local, img->key, col->name, list_make1_int(sc->col),
+									  sc->kind, NULL, sc->value, NULL, NULL,
+									  psprintf("%s; a person decides", sc->rule)));
+		}
+		else
+		{
+			res->rejected = lappend(res->rejected, col->name);
+			sr_event_add(batch, sc->kind, col->name, NULL, sc->value, NULL, NULL,
+						 sc->rule, "refused", 0);
+		}
+	}
+	if (img->screened != NIL && strcmp(res->outcome, "unchanged") == 0 &&
+		res->applied == NIL && res->kept == NIL)
+		res->outcome = any_review ? "held" : "rejected";
+}
+
 /* An image given as JSON (apply, apply_batch). */
 static void
 apply_json(SrApplyCall *call, SrApplyResult *res, SrReviewIds *reviews)
@@ -1590,6 +1867,7 @@ sr_apply_image(SrApplyCall *call, SrImage *img, SrApplyResult *res, SrReviewIds 
 			return;
 		if (is_stale(call, &st.bases[call->sidx], &st.local, found, call->payload, &batch, res))
 			return;
+		screen_invalid(call, img, L, Lnull, found, &st.bases[call->sidx]);
 		if (found)
 		{
 			apply_to_row(call, img, L, Lnull, &st, &batch, res, reviews);
@@ -1600,6 +1878,17 @@ sr_apply_image(SrApplyCall *call, SrImage *img, SrApplyResult *res, SrReviewIds 
 		/* the row was inserted concurrently: go round once more */
 		reviews->n = 0;
 	}
+	if (res->outcome == SR_OUTCOME_CLASH)
+	{
+		sr_apply_refused(call, img, "another row has the same value of a unique key", res, reviews);
+		return;
+	}
+	if (img->linked != NULL)
+		sr_event_add(&batch, "linked", NULL, NULL, NULL, NULL, NULL, img->linked, NULL, 0);
+	finish_screened(call, img, &st, &batch, res, reviews);
+	if (img->external_id != NULL && !img->identity_known &&
+		strcmp(res->outcome, "held") != 0 && strcmp(res->outcome, "rejected") != 0)
+		sr_identity_add(tab, call->source, img->external_id, img->key);
 
 	advance_base(call, img, &st.bases[call->sidx], strcmp(res->outcome, "echo") == 0);
 	if (call->in_order && call->has_changed_at)
@@ -1824,7 +2113,7 @@ sr_apply_delete_image(SrApplyCall *call, SrApplyResult *res, SrReviewIds *review
 		sr_event_add(&batch, "deleted", NULL, rowobj, NULL, NULL, NULL, rule, NULL, 0);
 		res->outcome = "deleted";
 		lrow->deleted = true;
-		lrow->deleted_at = call->received_at;
+		lrow->deleted_at = incoming_time(call);
 		lrow->deleted_by = (char *) call->source;
 		for (c = 0; c < tab->ncols; c++)
 			lrow->held[c] = false;

@@ -20,6 +20,7 @@
  */
 #include "postgres.h"
 
+#include "catalog/pg_collation.h"
 #include "catalog/pg_type.h"
 #include "lib/stringinfo.h"
 #include "mb/pg_wchar.h"
@@ -228,6 +229,37 @@ json_as_jsonb(Datum json)
 }
 
 /*
+ * A value as a column's normalization policy compares it: its text, without
+ * surrounding white space (trim), in lower case by the column's collation
+ * (case).
+ */
+static char *
+normalized(const SrColumn *col, Datum d)
+{
+	Oid			outfn;
+	bool		varlena;
+	char	   *s;
+
+	getTypeOutputInfo(col->typid, &outfn, &varlena);
+	s = OidOutputFunctionCall(outfn, d);
+	if (col->norm_trim)
+	{
+		char	   *end = s + strlen(s);
+
+		while (*s != '\0' && isspace((unsigned char) *s))
+			s++;
+		while (end > s && isspace((unsigned char) end[-1]))
+			end--;
+		*end = '\0';
+	}
+	if (col->norm_case)
+		s = TextDatumGetCString(DirectFunctionCall1Coll(lower,
+														OidIsValid(col->collation) ? col->collation : DEFAULT_COLLATION_OID,
+														CStringGetTextDatum(s)));
+	return s;
+}
+
+/*
  * a IS NOT DISTINCT FROM b, by the type's own equality: numeric 1.0 = 1.00,
  * timestamptz by instant, jsonb regardless of key order and whitespace
  * (json too, compared as jsonb).  A type without an equality operator is
@@ -238,6 +270,8 @@ sr_datum_equal(const SrColumn *col, Datum a, bool anull, Datum b, bool bnull)
 {
 	if (anull || bnull)
 		return anull && bnull;
+	if (col->norm_trim || col->norm_case)
+		return strcmp(normalized(col, a), normalized(col, b)) == 0;
 	if (col->is_json)
 		return DatumGetBool(DirectFunctionCall2(jsonb_eq,
 												JsonbPGetDatum(json_as_jsonb(a)),
@@ -246,6 +280,18 @@ sr_datum_equal(const SrColumn *col, Datum a, bool anull, Datum b, bool bnull)
 		return DatumGetBool(FunctionCall2Coll((FmgrInfo *) &col->eq_finfo,
 											  col->collation, a, b));
 	return datum_image_eq(a, b, col->typbyval, col->typlen);
+}
+
+/* A JSON string */
+Jsonb *
+sr_jsonb_string(const char *str)
+{
+	JsonbValue	v;
+
+	v.type = jbvString;
+	v.val.string.val = (char *) str;
+	v.val.string.len = strlen(str);
+	return JsonbValueToJsonb(&v);
 }
 
 /* Text of a jsonb value, for messages */

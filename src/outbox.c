@@ -320,6 +320,60 @@ check_target(const char *target)
 						 GetUserNameFromId(sys->member_role, false))));
 }
 
+/*
+ * A claimed entry as the target is to receive it: the payload in its field
+ * names and values (field_map, value_map), and external_id, when the entry
+ * has none, the target's record id of the row (sync_resolve.identity).
+ */
+static HeapTuple
+in_target_words(SPITupleTable *tt, uint64 i, const char *target)
+{
+	TupleDesc	td = tt->tupdesc;
+	HeapTuple	tup = tt->vals[i];
+	int			relid_att = SPI_fnumber(td, "relid");
+	int			key_att = SPI_fnumber(td, "key");
+	int			payload_att = SPI_fnumber(td, "payload");
+	int			extid_att = SPI_fnumber(td, "external_id");
+	Datum	   *values = palloc(sizeof(Datum) * td->natts);
+	bool	   *nulls = palloc(sizeof(bool) * td->natts);
+	bool	   *repl = palloc0(sizeof(bool) * td->natts);
+	bool		isnull;
+	SrTable    *tab;
+	int			sidx;
+	char	   *extid = NULL;
+	Datum		d;
+
+	if (relid_att <= 0 || key_att <= 0 || payload_att <= 0 || extid_att <= 0)
+		elog(ERROR, "sync_resolve: sync_resolve.outbox lacks a column it needs");
+	d = SPI_getbinval(tup, td, relid_att, &isnull);
+	tab = isnull ? NULL : sr_table_get(DatumGetObjectId(d), true, AccessShareLock);
+	sidx = tab ? sr_table_system_index(tab, target) : -1;
+	if (sidx < 0)
+		return tup;				/* untracked since: as it is */
+	d = SPI_getbinval(tup, td, extid_att, &isnull);
+	if (!isnull)
+		extid = TextDatumGetCString(d);
+	else
+	{
+		d = SPI_getbinval(tup, td, key_att, &isnull);
+		extid = isnull ? NULL : sr_identity_of_row(tab, target, DatumGetJsonbP(d));
+		if (extid != NULL)
+		{
+			values[extid_att - 1] = CStringGetTextDatum(extid);
+			nulls[extid_att - 1] = false;
+			repl[extid_att - 1] = true;
+		}
+	}
+	d = SPI_getbinval(tup, td, payload_att, &isnull);
+	if (!isnull)
+	{
+		values[payload_att - 1] = JsonbPGetDatum(sr_payload_out(tab, sidx, DatumGetJsonbP(d), extid));
+		nulls[payload_att - 1] = false;
+		repl[payload_att - 1] = true;
+	}
+	return heap_modify_tuple(tup, td, values, nulls, repl);
+}
+
 PG_FUNCTION_INFO_V1(claim_outbound);
 Datum
 claim_outbound(PG_FUNCTION_ARGS)
@@ -382,8 +436,13 @@ claim_outbound(PG_FUNCTION_ARGS)
 	sr_restore_user(&sw);
 	if (rc != SPI_OK_UPDATE_RETURNING)
 		elog(ERROR, "sync_resolve: claiming outbox entries failed: %s", SPI_result_code_string(rc));
-	for (i = 0; i < SPI_processed; i++)
-		tuplestore_puttuple(rsinfo->setResult, SPI_tuptable->vals[i]);
+	{
+		SPITupleTable *claimed = SPI_tuptable;
+		uint64		n = SPI_processed;
+
+		for (i = 0; i < n; i++)
+			tuplestore_puttuple(rsinfo->setResult, in_target_words(claimed, i, target));
+	}
 	SPI_finish();
 	return (Datum) 0;
 }

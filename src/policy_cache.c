@@ -17,7 +17,8 @@
  * zero or at the end of the transaction.  What fires the callback:
  *	- any relcache invalidation of the tracked table (ALTER, DROP, also
  *	  VACUUM and ANALYZE, which is harmless) or of its shadow;
- *	- a statement on sync_resolve.system, .tracked or .column_policy, whose
+ *	- a statement on sync_resolve.system, .tracked, .column_policy,
+ *	  .field_map, .value_map or .transition, whose
  *	  statement trigger (policy_changed_trigger) invalidates the policy
  *	  table's relcache entry: every entry and the systems are dropped;
  *	- a full relcache reset (InvalidOid).
@@ -35,6 +36,7 @@
 #include "catalog/partition.h"
 #include "catalog/pg_extension.h"
 #include "catalog/pg_index.h"
+#include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "lib/stringinfo.h"
@@ -43,6 +45,8 @@
 #include "parser/parse_func.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/datum.h"
+#include "utils/regproc.h"
 #include "utils/fmgroids.h"
 #include "utils/hsearch.h"
 #include "utils/inval.h"
@@ -84,7 +88,7 @@ static List *sr_systems = NIL;	/* SrSystem * */
 static bool sr_systems_valid = false;
 
 static Oid	sr_owner = InvalidOid;
-static Oid	sr_policy_relids[3];
+static Oid	sr_policy_relids[6];
 static bool sr_policy_relids_valid = false;
 
 static const char *const strategy_names[] = {
@@ -150,6 +154,8 @@ free_table(SrTable *tab)
 		SPI_freeplan(((SrColumnSetPlan *) lfirst(lc))->plan);
 	foreach(lc, tab->insert_plans)
 		SPI_freeplan(((SrColumnSetPlan *) lfirst(lc))->plan);
+	foreach(lc, tab->lazy_plans)
+		SPI_freeplan((SPIPlanPtr) lfirst(lc));
 	MemoryContextDelete(tab->mcxt);
 }
 
@@ -341,6 +347,9 @@ load_policy_relids(void)
 	sr_policy_relids[0] = sr_internal_relid("system");
 	sr_policy_relids[1] = sr_internal_relid("tracked");
 	sr_policy_relids[2] = sr_internal_relid("column_policy");
+	sr_policy_relids[3] = sr_internal_relid("field_map");
+	sr_policy_relids[4] = sr_internal_relid("value_map");
+	sr_policy_relids[5] = sr_internal_relid("transition");
 	sr_policy_relids_valid = true;
 }
 
@@ -468,7 +477,7 @@ load_systems(void)
 	load_policy_relids();
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "sync_resolve: SPI_connect failed");
-	owner_query("SELECT name, priority, member_role::oid, replication_origin"
+	owner_query("SELECT name, priority, member_role::oid, replication_origin, ignore_unknown_fields"
 				" FROM sync_resolve.system", 0, NULL, NULL);
 	for (i = 0; i < SPI_processed; i++)
 	{
@@ -487,6 +496,7 @@ load_systems(void)
 		if (isnull)
 			sys->member_role = InvalidOid;
 		sys->replication_origin = spi_text(tup, 4, sr_systems_cxt);
+		sys->ignore_unknown_fields = DatumGetBool(SPI_getbinval(tup, SPI_tuptable->tupdesc, 5, &isnull)) && !isnull;
 		old = MemoryContextSwitchTo(sr_systems_cxt);
 		systems = lappend(systems, sys);
 		MemoryContextSwitchTo(old);
@@ -946,7 +956,8 @@ load_policies(SrTable *tab)
 
 	args[0] = ObjectIdGetDatum(tab->relid);
 	owner_query("SELECT attnum, strategy, owner, writers, col_group, custom_fn::oid,"
-				" on_unauthorized FROM sync_resolve.column_policy"
+				" on_unauthorized, unmapped, check_expr, on_invalid, normalization"
+				" FROM sync_resolve.column_policy"
 				" WHERE relid OPERATOR(pg_catalog.=) $1 ORDER BY attnum",
 				1, argtypes, args);
 	for (r = 0; r < SPI_processed; r++)
@@ -1014,6 +1025,26 @@ load_policies(SrTable *tab)
 			col->on_unauthorized = SR_UNAUTH_REVIEW;
 		else
 			col->on_unauthorized = SR_UNAUTH_ACCEPT;
+		s = spi_text(tup, 8, tab->mcxt);
+		col->unmapped = s == NULL || strcmp(s, "pass") == 0 ? SR_UNMAPPED_PASS
+			: strcmp(s, "null") == 0 ? SR_UNMAPPED_NULL
+			: strcmp(s, "default") == 0 ? SR_UNMAPPED_DEFAULT
+			: strcmp(s, "review") == 0 ? SR_UNMAPPED_REVIEW : SR_UNMAPPED_REJECT;
+		col->check_expr = spi_text(tup, 9, tab->mcxt);
+		s = spi_text(tup, 10, tab->mcxt);
+		col->invalid_to_review = s != NULL && strcmp(s, "review") == 0;
+		{
+			List	   *norm = spi_text_array(tup, 11, tab->mcxt);
+			ListCell   *lc;
+
+			foreach(lc, norm)
+			{
+				if (strcmp((char *) lfirst(lc), "trim") == 0)
+					col->norm_trim = true;
+				else if (strcmp((char *) lfirst(lc), "case") == 0)
+					col->norm_case = true;
+			}
+		}
 	}
 
 	tab->ngroups = list_length(group_names);
@@ -1028,6 +1059,166 @@ load_policies(SrTable *tab)
 		for (c = 0; c < tab->ncols; c++)
 			if (tab->cols[c].has_policy && tab->cols[c].group == i)
 				g->cols[g->ncols++] = c;
+	}
+}
+
+/* A value of the column's type from its text, in the table's context. */
+static Datum
+column_value(SrTable *tab, SrColumn *col, const char *text)
+{
+	Datum		d = InputFunctionCall(&col->in_finfo, (char *) text, col->typioparam, col->typmod);
+	MemoryContext old = MemoryContextSwitchTo(tab->mcxt);
+
+	d = datumCopy(d, col->typbyval, col->typlen);
+	MemoryContextSwitchTo(old);
+	return d;
+}
+
+/* A conversion function of field_map, checked again: it may have changed. */
+static void
+field_function(SrTable *tab, Oid fn, FmgrInfo *finfo, const char *field)
+{
+	HeapTuple	tup = SearchSysCache1(PROCOID, ObjectIdGetDatum(fn));
+	Form_pg_proc p;
+
+	if (!HeapTupleIsValid(tup))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_FUNCTION),
+				 errmsg("the conversion function of field \"%s\" of table %s no longer exists",
+						field, tab->relname),
+				 errhint("Update or delete the row of sync_resolve.field_map.")));
+	p = (Form_pg_proc) GETSTRUCT(tup);
+	if (p->pronargs != 1 || p->proargtypes.values[0] != JSONBOID || p->prorettype != JSONBOID || p->proretset)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_FUNCTION),
+				 errmsg("function %s can no longer convert field \"%s\" of table %s",
+						format_procedure(fn), field, tab->relname),
+				 errhint("A field conversion function takes jsonb and returns jsonb.")));
+	ReleaseSysCache(tup);
+	fmgr_info_cxt(fn, finfo, tab->mcxt);
+}
+
+/*
+ * field_map, value_map and transition of the table.  Rows of columns that
+ * no longer exist are left out (_sync_shadow tidies them after DDL).
+ */
+static void
+load_maps(SrTable *tab)
+{
+	Oid			argtypes[1] = {OIDOID};
+	Datum		args[1];
+	uint64		r;
+	int			sidx;
+	int			c;
+
+	args[0] = ObjectIdGetDatum(tab->relid);
+	tab->maps = MemoryContextAllocZero(tab->mcxt, sizeof(SrSystemMaps) * (tab->nsystems + 1));
+
+	owner_query("SELECT system, external_field, column_name::text, inbound_fn::oid, outbound_fn::oid"
+				" FROM sync_resolve.field_map WHERE relid OPERATOR(pg_catalog.=) $1"
+				" ORDER BY system, external_field", 1, argtypes, args);
+	for (sidx = 0; sidx < tab->nsystems; sidx++)
+	{
+		SrSystemMaps *m = &tab->maps[sidx];
+
+		m->fields = MemoryContextAllocZero(tab->mcxt, sizeof(SrFieldMap) * (SPI_processed + 1));
+		m->field_of_col = MemoryContextAllocZero(tab->mcxt, sizeof(char *) * (tab->ncols + 1));
+		m->map_of_col = MemoryContextAllocZero(tab->mcxt, sizeof(SrFieldMap *) * (tab->ncols + 1));
+		for (c = 0; c < tab->ncols; c++)
+			m->field_of_col[c] = tab->cols[c].name;
+	}
+	for (r = 0; r < SPI_processed; r++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[r];
+		char	   *system = spi_text(tup, 1, tab->mcxt);
+		char	   *field = spi_text(tup, 2, tab->mcxt);
+		char	   *column = spi_text(tup, 3, tab->mcxt);
+		SrSystemMaps *m;
+		SrFieldMap *f;
+		bool		isnull;
+		Oid			fn;
+
+		sidx = sr_table_system_index(tab, system);
+		if (sidx < 0 || field == NULL || column == NULL)
+			continue;
+		m = &tab->maps[sidx];
+		if (strcmp(column, "$external_id") == 0)
+		{
+			m->id_field = field;
+			continue;
+		}
+		c = sr_column_by_name(tab, column);
+		if (c < 0)
+			continue;
+		f = &m->fields[m->nfields++];
+		f->field = field;
+		f->col = c;
+		fn = DatumGetObjectId(SPI_getbinval(tup, SPI_tuptable->tupdesc, 4, &isnull));
+		if (!isnull)
+		{
+			field_function(tab, fn, &f->in_finfo, field);
+			f->has_in = true;
+		}
+		fn = DatumGetObjectId(SPI_getbinval(tup, SPI_tuptable->tupdesc, 5, &isnull));
+		if (!isnull)
+		{
+			field_function(tab, fn, &f->out_finfo, field);
+			f->has_out = true;
+		}
+		m->field_of_col[c] = field;
+		m->map_of_col[c] = f;
+	}
+
+	/* value maps, in external_value order: the first one of a value goes out */
+	owner_query("SELECT column_name::text, system, external_value, local_value"
+				" FROM sync_resolve.value_map WHERE relid OPERATOR(pg_catalog.=) $1"
+				" ORDER BY column_name, system, external_value COLLATE \"C\"", 1, argtypes, args);
+	for (c = 0; c < tab->ncols; c++)
+		tab->cols[c].value_maps = MemoryContextAllocZero(tab->mcxt, sizeof(SrValueMap) * (SPI_processed + 1));
+	for (r = 0; r < SPI_processed; r++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[r];
+		char	   *column = spi_text(tup, 1, tab->mcxt);
+		char	   *system = spi_text(tup, 2, tab->mcxt);
+		char	   *ext = spi_text(tup, 3, tab->mcxt);
+		char	   *local = spi_text(tup, 4, tab->mcxt);
+		SrColumn   *col;
+		SrValueMap *vm;
+
+		c = column ? sr_column_by_name(tab, column) : -1;
+		sidx = system ? sr_table_system_index(tab, system) : -1;
+		if (c < 0 || sidx < 0 || ext == NULL || local == NULL)
+			continue;
+		col = &tab->cols[c];
+		vm = &col->value_maps[col->nvalue_maps++];
+		vm->sidx = sidx;
+		vm->external = ext;
+		vm->local = column_value(tab, col, local);
+	}
+
+	owner_query("SELECT column_name::text, from_value, to_value"
+				" FROM sync_resolve.transition WHERE relid OPERATOR(pg_catalog.=) $1",
+				1, argtypes, args);
+	for (c = 0; c < tab->ncols; c++)
+		tab->cols[c].transitions = MemoryContextAllocZero(tab->mcxt, sizeof(SrTransition) * (SPI_processed + 1));
+	for (r = 0; r < SPI_processed; r++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[r];
+		char	   *column = spi_text(tup, 1, tab->mcxt);
+		char	   *from = spi_text(tup, 2, tab->mcxt);
+		char	   *to = spi_text(tup, 3, tab->mcxt);
+		SrColumn   *col;
+		SrTransition *t;
+
+		c = column ? sr_column_by_name(tab, column) : -1;
+		if (c < 0 || to == NULL)
+			continue;
+		col = &tab->cols[c];
+		t = &col->transitions[col->ntransitions++];
+		t->from_null = from == NULL;
+		if (from != NULL)
+			t->from = column_value(tab, col, from);
+		t->to = column_value(tab, col, to);
 	}
 }
 
@@ -1051,8 +1242,8 @@ build_table(Oid relid, bool missing_ok)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "sync_resolve: SPI_connect failed");
 	args[0] = ObjectIdGetDatum(relid);
-	owner_query("SELECT systems, default_strategy, on_delete_conflict, pg_catalog.to_regclass(shadow)::oid, tracked_at"
-				" FROM sync_resolve.tracked WHERE relid OPERATOR(pg_catalog.=) $1",
+	owner_query("SELECT systems, default_strategy, on_delete_conflict, pg_catalog.to_regclass(shadow)::oid, tracked_at,"
+				" match_on::text[] FROM sync_resolve.tracked WHERE relid OPERATOR(pg_catalog.=) $1",
 				1, argtypes, args);
 	if (SPI_processed == 1)
 	{
@@ -1064,7 +1255,7 @@ build_table(Oid relid, bool missing_ok)
 			/* restored from a dump: the shadow is made at first use */
 			owner_query("SELECT sync_resolve._ensure_shadow($1)", 1, argtypes, args);
 			owner_query("SELECT systems, default_strategy, on_delete_conflict,"
-						" pg_catalog.to_regclass(shadow)::oid, tracked_at"
+						" pg_catalog.to_regclass(shadow)::oid, tracked_at, match_on::text[]"
 						" FROM sync_resolve.tracked WHERE relid OPERATOR(pg_catalog.=) $1",
 						1, argtypes, args);
 		}
@@ -1095,9 +1286,11 @@ build_table(Oid relid, bool missing_ok)
 	PG_TRY();
 	{
 		List	   *systems;
+		List	   *match_on;
 		ListCell   *lc;
 
 		tup = SPI_tuptable->vals[0];
+		match_on = spi_text_array(tup, 6, cxt);
 		systems = spi_text_array(tup, 1, cxt);
 		tab->nsystems = list_length(systems);
 		tab->systems = MemoryContextAlloc(cxt, sizeof(char *) * (tab->nsystems + 1));
@@ -1207,6 +1400,15 @@ build_table(Oid relid, bool missing_ok)
 		MemoryContextSwitchTo(old);
 
 		load_policies(tab);
+		tab->match_on = MemoryContextAlloc(cxt, sizeof(int) * (list_length(match_on) + 1));
+		foreach(lc, match_on)
+		{
+			int			c = sr_column_by_name(tab, (char *) lfirst(lc));
+
+			if (c >= 0)
+				tab->match_on[tab->nmatch++] = c;
+		}
+		load_maps(tab);
 
 		old = MemoryContextSwitchTo(cxt);
 		prepare_plans(tab);

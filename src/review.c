@@ -420,7 +420,8 @@ resolve_review(PG_FUNCTION_ARGS)
 			rule = pstrdup("kept the row");
 		}
 	}
-	else if (strcmp(item.kind, "update_after_delete") == 0)
+	else if (strcmp(item.kind, "update_after_delete") == 0 ||
+			 (strcmp(item.kind, "refused") == 0 && !found))
 	{
 		/* the source changed a row deleted here: bring it back, or not */
 		if (take || set)

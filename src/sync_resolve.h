@@ -99,6 +99,16 @@ typedef enum SrDeleteConflict
 	SR_DELCONF_REVIEW
 } SrDeleteConflict;
 
+/* A value value_map does not know (column_policy.unmapped) */
+typedef enum SrUnmapped
+{
+	SR_UNMAPPED_PASS,
+	SR_UNMAPPED_NULL,
+	SR_UNMAPPED_DEFAULT,
+	SR_UNMAPPED_REVIEW,
+	SR_UNMAPPED_REJECT
+} SrUnmapped;
+
 extern const char *sr_strategy_name(SrStrategy s);
 
 /* A registered system (a row of sync_resolve.system). */
@@ -108,7 +118,45 @@ typedef struct SrSystem
 	int			priority;
 	Oid			member_role;	/* InvalidOid: anyone may act as it */
 	char	   *replication_origin;
+	bool		ignore_unknown_fields;
 } SrSystem;
+
+/* One row of value_map: a system's value for one of the column's values */
+typedef struct SrValueMap
+{
+	int			sidx;			/* the system, by index in SrTable.systems */
+	char	   *external;		/* as the system sends it (a JSON string's text) */
+	Datum		local;			/* of the column's type */
+} SrValueMap;
+
+/* One row of transition: a change a source may make */
+typedef struct SrTransition
+{
+	bool		from_null;		/* from no value */
+	Datum		from;
+	Datum		to;
+} SrTransition;
+
+/* One row of field_map */
+typedef struct SrFieldMap
+{
+	char	   *field;			/* the system's name for it */
+	int			col;			/* index into SrTable.cols */
+	bool		has_in;
+	bool		has_out;
+	FmgrInfo	in_finfo;		/* jsonb -> jsonb, as it comes in */
+	FmgrInfo	out_finfo;		/* jsonb -> jsonb, as it goes out */
+} SrFieldMap;
+
+/* The field maps of one system for one table */
+typedef struct SrSystemMaps
+{
+	int			nfields;
+	SrFieldMap *fields;
+	const char *id_field;		/* the field carrying its record id, or NULL */
+	const char **field_of_col;	/* [ncols]: the system's name of each column */
+	SrFieldMap **map_of_col;	/* [ncols]: its field_map row, or NULL */
+} SrSystemMaps;
 
 /*
  * One column of a tracked table, with its type support and its policy.
@@ -152,6 +200,20 @@ typedef struct SrColumn
 	Oid			custom_fn;
 	FmgrInfo	custom_finfo;
 	SrUnauthorized on_unauthorized;
+
+	/* what an incoming value must be (mapping, validation) */
+	SrUnmapped	unmapped;
+	int			nvalue_maps;
+	SrValueMap *value_maps;
+	int			ntransitions;
+	SrTransition *transitions;
+	char	   *check_expr;		/* NULL: none */
+	bool		invalid_to_review;	/* on_invalid = review */
+	bool		norm_trim;		/* normalization: compared without surrounding blanks */
+	bool		norm_case;		/* ... and without letter case */
+	SPIPlanPtr	check_plan;		/* prepared at first use, kept */
+	SPIPlanPtr	default_plan;	/* likewise: SELECT the column's default */
+	bool		default_plan_ready;
 } SrColumn;
 
 /* Columns of one col_group. */
@@ -193,6 +255,11 @@ typedef struct SrTable
 	char	  **systems;		/* external systems syncing this table */
 	SrStrategy	default_strategy;
 	SrDeleteConflict on_delete_conflict;
+	SrSystemMaps *maps;			/* [nsystems] */
+	int			nmatch;
+	int		   *match_on;		/* indexes into cols: the natural key */
+	SPIPlanPtr	plan_match;		/* the row with these match_on values */
+	List	   *lazy_plans;		/* other kept plans, freed with the table */
 	TimestampTz tracked_at;
 	int			ngroups;
 	SrGroup    *groups;
@@ -248,9 +315,38 @@ extern void sr_parse_key(const SrTable *tab, Jsonb *obj, const char *system,
 						 const char *what, Datum *keyvals);
 extern char *sr_key_column_list(const SrTable *tab);
 extern char *sr_jsonb_value_text(Jsonb *j);
+extern Jsonb *sr_jsonb_string(const char *str);
 extern Jsonb *sr_jsonb_object(int n, const char **keys, Jsonb **values);
 extern bool sr_jsonb_get_field(Jsonb *obj, const char *key, JsonbValue *out);
 extern Datum sr_text_array(List *strings);
+
+/* ------------------------------------------------------------------------
+ * translate.c: a system's own field names, values and record ids; what an
+ * incoming value must be
+ * ------------------------------------------------------------------------
+ */
+#define SR_FIELD_ID			(-1)	/* the field of the system's record id */
+#define SR_FIELD_UNKNOWN	(-2)
+
+#define SR_VALUE_AS_IS		0
+#define SR_VALUE_MAPPED		1
+#define SR_VALUE_UNMAPPED	2
+
+struct SrImage;
+extern int	sr_field_column(const SrTable *tab, int sidx, const char *field, SrFieldMap **map);
+extern void sr_field_in(const SrTable *tab, const char *system, const SrFieldMap *map,
+						JsonbValue *v);
+extern int	sr_value_in(const SrColumn *col, int sidx, JsonbValue *v, Datum *out);
+extern Datum sr_column_default(SrTable *tab, int c, bool *isnull);
+extern Jsonb *sr_payload_out(const SrTable *tab, int sidx, Jsonb *payload,
+							 const char *external_id);
+extern char *sr_invalid_reason(SrTable *tab, int c, bool found, Datum L, bool Lnull,
+							   Datum v, bool vnull);
+extern Jsonb *sr_identity_key(const SrTable *tab, const char *system, const char *external_id);
+extern char *sr_identity_of_row(const SrTable *tab, const char *system, Jsonb *key);
+extern void sr_identity_add(const SrTable *tab, const char *system, const char *external_id,
+							Jsonb *key);
+extern int	sr_match_row(SrTable *tab, const struct SrImage *img, Datum *keyvals);
 
 /* ------------------------------------------------------------------------
  * Shadow rows (shadow.c)
@@ -601,7 +697,25 @@ typedef struct SrImage
 	Datum	   *keyvals;
 	Jsonb	   *key;
 	int			npresent;		/* non-key columns present */
+
+	/* how the row was found (apply() payloads) */
+	char	   *external_id;	/* the source's record id, or NULL */
+	bool		identity_known; /* ... already linked to the row */
+	char	   *linked;			/* found by match_on: why, for the history */
+
+	/* columns set aside before the decision: SrScreened * */
+	List	   *screened;
 } SrImage;
+
+/* A value not taken as it came: unmapped, or invalid */
+typedef struct SrScreened
+{
+	int			col;
+	const char *kind;			/* "unmapped" or "invalid" */
+	Jsonb	   *value;			/* as the source sent it */
+	char	   *rule;
+	bool		review;			/* to review; else refused */
+} SrScreened;
 
 typedef struct SrApplyResult
 {

@@ -126,15 +126,15 @@ SELECT has_function('sync_resolve', 'apply_delete',
 	'apply_delete(regclass, text, jsonb, timestamptz, vclock, text) exists');
 SELECT has_function('sync_resolve', 'apply_batch', ARRAY['regclass', 'text', 'jsonb', 'text'],
 	'apply_batch(regclass, text, jsonb, text) exists');
-SELECT has_function('sync_resolve', 'add_system', ARRAY['text', 'integer', 'regrole', 'text'],
-	'add_system(text, integer, regrole, text) exists');
+SELECT has_function('sync_resolve', 'add_system', ARRAY['text', 'integer', 'regrole', 'text', 'boolean'],
+	'add_system(text, integer, regrole, text, boolean) exists');
 SELECT has_function('sync_resolve', 'track', ARRAY['regclass', 'text[]', 'text', 'name[]', 'text'],
 	'track(regclass, text[], text, name[], text) exists');
 SELECT has_function('sync_resolve', 'untrack', ARRAY['regclass'],
 	'untrack(regclass) exists');
 SELECT has_function('sync_resolve', 'set_policy',
-	ARRAY['regclass', 'name', 'text', 'text', 'text[]', 'text', 'regprocedure', 'text'],
-	'set_policy(regclass, name, text, text, text[], text, regprocedure, text) exists');
+	ARRAY['regclass', 'name', 'text', 'text', 'text[]', 'text', 'regprocedure', 'text', 'text', 'text', 'text', 'text[]'],
+	'set_policy(regclass, name, text, text, text[], text, regprocedure, text, text, text, text, text[]) exists');
 SELECT has_function('sync_resolve', 'resolve', ARRAY['bigint', 'text', 'jsonb', 'text'],
 	'resolve(bigint, text, jsonb, text) exists');
 SELECT has_function('sync_resolve', 'explain', ARRAY['regclass', 'jsonb'],
@@ -159,16 +159,16 @@ SELECT is(pg_get_function_arguments('sync_resolve.apply_delete(regclass, text, j
 SELECT is(pg_get_function_arguments('sync_resolve.apply_batch(regclass, text, jsonb, text)'::regprocedure),
 	'tbl regclass, source text, changes jsonb, on_error text DEFAULT ''raise''::text',
 	'apply_batch: argument names and defaults (on_error => ''raise'')');
-SELECT is(pg_get_function_arguments('sync_resolve.add_system(text, integer, regrole, text)'::regprocedure),
-	'name text, priority integer DEFAULT 100, member_role regrole DEFAULT NULL::regrole, replication_origin text DEFAULT NULL::text',
+SELECT is(pg_get_function_arguments('sync_resolve.add_system(text, integer, regrole, text, boolean)'::regprocedure),
+	'name text, priority integer DEFAULT 100, member_role regrole DEFAULT NULL::regrole, replication_origin text DEFAULT NULL::text, ignore_unknown_fields boolean DEFAULT false',
 	'add_system: argument names and defaults (priority => 100)');
 SELECT is(pg_get_function_arguments('sync_resolve.track(regclass, text[], text, name[], text)'::regprocedure),
 	'tbl regclass, systems text[], default_strategy text DEFAULT ''review''::text, match_on name[] DEFAULT NULL::name[], on_delete_conflict text DEFAULT ''review''::text',
 	'track: argument names and defaults (review, review)');
 SELECT is(pg_get_function_arguments('sync_resolve.untrack(regclass)'::regprocedure),
 	'tbl regclass', 'untrack: argument name');
-SELECT is(pg_get_function_arguments('sync_resolve.set_policy(regclass, name, text, text, text[], text, regprocedure, text)'::regprocedure),
-	'tbl regclass, col name, strategy text, owner text DEFAULT NULL::text, writers text[] DEFAULT NULL::text[], col_group text DEFAULT NULL::text, custom_fn regprocedure DEFAULT NULL::regprocedure, on_unauthorized text DEFAULT ''reject''::text',
+SELECT is(pg_get_function_arguments('sync_resolve.set_policy(regclass, name, text, text, text[], text, regprocedure, text, text, text, text, text[])'::regprocedure),
+	'tbl regclass, col name, strategy text, owner text DEFAULT NULL::text, writers text[] DEFAULT NULL::text[], col_group text DEFAULT NULL::text, custom_fn regprocedure DEFAULT NULL::regprocedure, on_unauthorized text DEFAULT ''reject''::text, unmapped text DEFAULT ''pass''::text, check_expr text DEFAULT NULL::text, on_invalid text DEFAULT ''reject''::text, normalization text[] DEFAULT NULL::text[]',
 	'set_policy: argument names and defaults (on_unauthorized => ''reject'')');
 SELECT is(pg_get_function_arguments('sync_resolve.resolve(bigint, text, jsonb, text)'::regprocedure),
 	'review_id bigint, decision text, value jsonb DEFAULT NULL::jsonb, note text DEFAULT NULL::text',
@@ -252,9 +252,9 @@ SELECT ok(NOT has_function_privilege('public', 'sync_resolve.track(regclass, tex
 	'PUBLIC cannot EXECUTE track');
 SELECT ok(NOT has_function_privilege('public', 'sync_resolve.untrack(regclass)', 'EXECUTE'),
 	'PUBLIC cannot EXECUTE untrack');
-SELECT ok(NOT has_function_privilege('public', 'sync_resolve.set_policy(regclass, name, text, text, text[], text, regprocedure, text)', 'EXECUTE'),
+SELECT ok(NOT has_function_privilege('public', 'sync_resolve.set_policy(regclass, name, text, text, text[], text, regprocedure, text, text, text, text, text[])', 'EXECUTE'),
 	'PUBLIC cannot EXECUTE set_policy');
-SELECT ok(NOT has_function_privilege('public', 'sync_resolve.add_system(text, integer, regrole, text)', 'EXECUTE'),
+SELECT ok(NOT has_function_privilege('public', 'sync_resolve.add_system(text, integer, regrole, text, boolean)', 'EXECUTE'),
 	'PUBLIC cannot EXECUTE add_system');
 SELECT ok(NOT has_function_privilege('public', 'sync_resolve.resolve(bigint, text, jsonb, text)', 'EXECUTE'),
 	'PUBLIC cannot EXECUTE resolve');

@@ -1,0 +1,105 @@
+-- External systems in their own words (DESIGN 4, issue 4):
+--   * identity: a CRM record id finds its row; a record created in the CRM
+--     and here with the same email becomes one row (match_on), logged
+--     'linked', its id recorded; a new record gets the key's default;
+--   * a new row that clashes with another row's unique value goes to
+--     review, not to a unique-violation error;
+--   * field_map: the CRM's field names, a conversion function per field
+--     (two systems sending dates as MM/DD/YYYY and DD/MM/YYYY land on the
+--     same date), an unknown field is an error unless the system ignores
+--     unknown fields;
+--   * the outbox speaks the target's words: claim_outbound returns its
+--     field names, values and record id.
+\set ECHO none
+\i sql/include/setup.psql
+\set ECHO all
+
+CREATE TABLE person (
+	id serial PRIMARY KEY,
+	email text UNIQUE,
+	full_name text,
+	born date,
+	stage text
+);
+INSERT INTO person (email, full_name) VALUES ('ada@example.com', 'Ada Lovelace');
+SELECT sync_resolve.track('person', ARRAY['crm', 'billing'], 'latest', match_on => ARRAY['email']::name[]);
+
+-- the CRM calls things its own way: Id is its record id, Email, Name, DOB
+CREATE FUNCTION us_date(v jsonb) RETURNS jsonb LANGUAGE sql IMMUTABLE
+	AS $$ SELECT to_jsonb(to_date(v #>> '{}', 'MM/DD/YYYY')) $$;
+CREATE FUNCTION us_date_out(v jsonb) RETURNS jsonb LANGUAGE sql IMMUTABLE
+	AS $$ SELECT to_jsonb(to_char((v #>> '{}')::date, 'MM/DD/YYYY')) $$;
+CREATE FUNCTION eu_date(v jsonb) RETURNS jsonb LANGUAGE sql IMMUTABLE
+	AS $$ SELECT to_jsonb(to_date(v #>> '{}', 'DD/MM/YYYY')) $$;
+INSERT INTO sync_resolve.field_map (relid, system, external_field, column_name, inbound_fn, outbound_fn) VALUES
+	('person', 'crm', 'Id', '$external_id', NULL, NULL),
+	('person', 'crm', 'Email', 'email', NULL, NULL),
+	('person', 'crm', 'Name', 'full_name', NULL, NULL),
+	('person', 'crm', 'DOB', 'born', 'us_date(jsonb)', 'us_date_out(jsonb)'),
+	('person', 'billing', 'customer_ref', '$external_id', NULL, NULL),
+	('person', 'billing', 'birth_date', 'born', 'eu_date(jsonb)', NULL);
+
+-- the CRM creates Ada too, under its id 0031: linked to the existing row
+SELECT outcome, key, applied FROM sync_resolve.apply('person', 'crm',
+	'{"Id": "0031", "Email": "ada@example.com", "Name": "Ada King", "DOB": "12/10/1815"}');
+SELECT id, email, full_name, born FROM person ORDER BY id;
+SELECT system, external_id, key FROM sync_resolve.identity ORDER BY system, external_id;
+SELECT kind, rule FROM sync_resolve.event WHERE relid = 'person'::regclass AND kind = 'linked';
+
+-- its next update finds the row by the record id alone
+SELECT outcome, key, applied FROM sync_resolve.apply('person', 'crm', '{"Id": "0031", "Name": "Ada, Countess of Lovelace"}');
+SELECT full_name FROM person WHERE id = 1;
+
+-- billing knows her as C-9 and sends her birth date the European way: the same date
+SELECT outcome, key, applied FROM sync_resolve.apply('person', 'billing',
+	'{"customer_ref": "C-9", "email": "ada@example.com", "birth_date": "10/12/1815"}');
+SELECT born FROM person WHERE id = 1;
+
+-- a record nobody has here: a new row, its key from the column default
+SELECT outcome, key FROM sync_resolve.apply('person', 'crm', '{"Id": "0032", "Email": "alan@example.com", "Name": "Alan Turing"}');
+SELECT id, email, full_name FROM person ORDER BY id;
+SELECT external_id, key FROM sync_resolve.identity WHERE system = 'crm' ORDER BY external_id;
+-- sent twice (a retried webhook): still one row
+SELECT outcome, key FROM sync_resolve.apply('person', 'crm', '{"Id": "0032", "Email": "alan@example.com", "Name": "Alan Turing"}');
+SELECT count(*) FROM person;
+
+-- a new row whose email another row has, under another key: review, not an error
+SELECT outcome, queued, array_length(review_ids, 1) AS reviews FROM sync_resolve.apply('person', 'billing',
+	'{"id": 50, "email": "alan@example.com", "full_name": "A. Turing"}');
+SELECT count(*) FROM person WHERE id = 50;
+SELECT kind, column_name, columns, incoming_value FROM sync_resolve.review WHERE status = 'open';
+-- the person fixes the email and takes it: the row is inserted
+SELECT status FROM sync_resolve.resolve((SELECT id FROM sync_resolve.review WHERE status = 'open'),
+	'set_value', '{"email": "a.turing@example.com", "full_name": "A. Turing"}');
+SELECT id, email, full_name FROM person WHERE id = 50;
+
+-- unknown fields are errors naming the field ...
+SELECT sync_resolve.apply('person', 'crm', '{"Id": "0031", "Shoe_Size": 42}');
+-- ... unless the system says it sends more than the table holds
+UPDATE sync_resolve.system SET ignore_unknown_fields = true WHERE name = 'crm';
+SELECT outcome FROM sync_resolve.apply('person', 'crm', '{"Id": "0031", "Shoe_Size": 42}');
+UPDATE sync_resolve.system SET ignore_unknown_fields = false WHERE name = 'crm';
+
+-- no key, no record id and no match: a clear error
+SELECT sync_resolve.apply('person', 'crm', '{"Name": "Nobody"}');
+-- a conversion function that cannot read the value names the column
+SELECT sync_resolve.apply('person', 'crm', '{"Id": "0031", "DOB": "not a date"}');
+
+-- outgoing: a local change reaches the CRM in its own words, with its record id
+UPDATE person SET full_name = 'Ada Lovelace', born = '1815-12-10' WHERE id = 1;
+SELECT target, external_id, payload FROM sync_resolve.claim_outbound('crm') ORDER BY id;
+SELECT target, external_id, payload FROM sync_resolve.claim_outbound('billing') ORDER BY id;
+
+-- match_on names a natural key: two rows with the same value cannot be linked
+ALTER TABLE person DROP CONSTRAINT person_email_key;
+INSERT INTO person (id, email) VALUES (100, 'twice@example.com'), (101, 'twice@example.com');
+SELECT sync_resolve.apply('person', 'crm', '{"Id": "0099", "Email": "twice@example.com"}');
+
+-- the maps are checked when written
+INSERT INTO sync_resolve.field_map (relid, system, external_field, column_name) VALUES ('person', 'erp', 'x', 'email');
+INSERT INTO sync_resolve.field_map (relid, system, external_field, column_name) VALUES ('person', 'crm', 'x', 'no_such_column');
+INSERT INTO sync_resolve.field_map (relid, system, external_field, column_name, inbound_fn)
+	VALUES ('person', 'crm', 'x', 'stage', 'lower(text)');
+
+DROP TABLE person;
+DROP FUNCTION us_date(jsonb), us_date_out(jsonb), eu_date(jsonb);

@@ -412,54 +412,59 @@ sr_invalid_reason(SrTable *tab, int c, bool found, Datum L, bool Lnull, Datum v,
  * ------------------------------------------------------------------------
  */
 
-/* The key of the row linked to a system's record id, or NULL. */
-Jsonb *
-sr_identity_key(const SrTable *tab, const char *system, const char *external_id)
+/*
+ * One value of sync_resolve.identity for (table, system, what): the row's
+ * key by record id, or the record id by key; NULL when there is none.
+ */
+static Datum
+identity_lookup(SPIPlanPtr *plan, const char *sql, Oid whattype, const SrTable *tab,
+				const char *system, Datum what, bool *found)
 {
 	Datum		args[3];
 	bool		isnull;
 	Datum		d;
 
-	if (identity_get_plan == NULL)
+	if (*plan == NULL)
 	{
-		Oid			argtypes[3] = {OIDOID, TEXTOID, TEXTOID};
+		Oid			argtypes[3] = {OIDOID, TEXTOID, whattype};
 
-		identity_get_plan = sr_prepare_kept("SELECT key FROM sync_resolve.identity"
-											" WHERE relid = $1 AND system = $2 AND external_id = $3",
-											3, argtypes, true);
+		*plan = sr_prepare_kept(sql, 3, argtypes, true);
 	}
 	args[0] = ObjectIdGetDatum(tab->relid);
 	args[1] = CStringGetTextDatum(system);
-	args[2] = CStringGetTextDatum(external_id);
-	if (sr_spi_execute(identity_get_plan, args, NULL, true, true, 1, SPI_OK_SELECT) != 1)
-		return NULL;
+	args[2] = what;
+	*found = false;
+	if (sr_spi_execute(*plan, args, NULL, true, true, 1, SPI_OK_SELECT) != 1)
+		return (Datum) 0;
 	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-	return isnull ? NULL : DatumGetJsonbPCopy(d);
+	*found = !isnull;
+	return d;
+}
+
+/* The key of the row linked to a system's record id, or NULL. */
+Jsonb *
+sr_identity_key(const SrTable *tab, const char *system, const char *external_id)
+{
+	bool		found;
+	Datum		d = identity_lookup(&identity_get_plan,
+									"SELECT key FROM sync_resolve.identity"
+									" WHERE relid = $1 AND system = $2 AND external_id = $3",
+									TEXTOID, tab, system, CStringGetTextDatum(external_id), &found);
+
+	return found ? DatumGetJsonbPCopy(d) : NULL;
 }
 
 /* A system's record id of a row, or NULL. */
 char *
 sr_identity_of_row(const SrTable *tab, const char *system, Jsonb *key)
 {
-	Datum		args[3];
-	bool		isnull;
-	Datum		d;
+	bool		found;
+	Datum		d = identity_lookup(&identity_of_row_plan,
+									"SELECT external_id FROM sync_resolve.identity"
+									" WHERE relid = $1 AND system = $2 AND key = $3",
+									JSONBOID, tab, system, JsonbPGetDatum(key), &found);
 
-	if (identity_of_row_plan == NULL)
-	{
-		Oid			argtypes[3] = {OIDOID, TEXTOID, JSONBOID};
-
-		identity_of_row_plan = sr_prepare_kept("SELECT external_id FROM sync_resolve.identity"
-											   " WHERE relid = $1 AND system = $2 AND key = $3",
-											   3, argtypes, true);
-	}
-	args[0] = ObjectIdGetDatum(tab->relid);
-	args[1] = CStringGetTextDatum(system);
-	args[2] = JsonbPGetDatum(key);
-	if (sr_spi_execute(identity_of_row_plan, args, NULL, true, true, 1, SPI_OK_SELECT) != 1)
-		return NULL;
-	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-	return isnull ? NULL : TextDatumGetCString(d);
+	return found ? TextDatumGetCString(d) : NULL;
 }
 
 /* Remember a system's record id for a row, unless it has one already. */

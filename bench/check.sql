@@ -1,5 +1,8 @@
 -- bench/check.sql: before measuring, make sure each tracked benchmark takes the path it
--- claims to (no conflict, five conflicts, a source write taken, a batch applied).
+-- claims to (no conflict, five conflicts, a source write taken, a batch applied), and
+-- that the PL/pgSQL reference (bench/reference.sql) writes what apply() writes: for the
+-- benchmarked image the same result, row, base, local metadata, history and outbox
+-- entry, and for a conflict the same decision.
 -- Everything happens in a transaction that is rolled back: the tables stay as set up.
 \set ON_ERROR_STOP 1
 SET client_min_messages = warning;
@@ -41,6 +44,75 @@ BEGIN
 	WHERE b.outcome = 'updated' AND b.applied = '{qty}';
 	IF n <> 1000 THEN
 		RAISE EXCEPTION 'apply_batch: % of 1000 rows updated without conflict', n;
+	END IF;
+END;
+$$;
+
+DO $$
+DECLARE
+	r sync_resolve.apply_result;
+	q sync_resolve.apply_result;
+	got jsonb;
+	want jsonb;
+BEGIN
+	-- the benchmarked image: one column changed by crm, no conflict
+	r := sync_resolve.apply('item_apply', 'crm', '{"id": 2, "qty": 424242}', now());
+	q := ref_apply('crm', '{"id": 2, "qty": 424242}', now());
+	IF r IS DISTINCT FROM q OR r.outcome <> 'updated' THEN
+		RAISE EXCEPTION 'reference: result % where apply() returned %', q, r;
+	END IF;
+	want := (SELECT to_jsonb(i) FROM item_apply i WHERE i.id = 2);
+	got := (SELECT to_jsonb(i) FROM item_ref i WHERE i.id = 2);
+	IF got IS DISTINCT FROM want OR want IS NULL THEN
+		RAISE EXCEPTION 'reference: row % where apply() wrote %', got, want;
+	END IF;
+	want := (SELECT jsonb_agg(jsonb_build_array(s.system, s.base, s.changed_at, s.changes) ORDER BY s.system)
+			 FROM sync_resolve.shadow('item_apply', '{"id": 2}') s);
+	got := (SELECT jsonb_agg(jsonb_build_array(h.system, h.base, h.changed_at,
+						(SELECT jsonb_object_agg(c, jsonb_build_object('at', h.col_changed_at -> c, 'by', h.col_writer -> c))
+						 FROM jsonb_object_keys(h.col_writer) c)) ORDER BY h.system)
+			FROM ref_shadow h WHERE h.id = 2);
+	IF got IS DISTINCT FROM want OR want IS NULL THEN
+		RAISE EXCEPTION 'reference: shadow % where apply() wrote %', got, want;
+	END IF;
+	want := (SELECT jsonb_agg(jsonb_build_array(e.kind, e.column_name, e.source, e.old_value, e.incoming_value,
+												e.base_value, e.new_value, e.source_changed_at, e.decision,
+												regexp_replace(e.rule, '#[0-9]+', '#N')) ORDER BY e.id)
+			 FROM sync_resolve.event e
+			 WHERE e.relid = 'item_apply'::regclass AND e.key = '{"id": 2}' AND e.at >= now());
+	got := (SELECT jsonb_agg(jsonb_build_array(e.kind, e.column_name, e.source, e.old_value, e.incoming_value,
+											   e.base_value, e.new_value, e.source_changed_at, e.decision,
+											   regexp_replace(e.rule, '#[0-9]+', '#N')) ORDER BY e.id)
+			FROM ref_event e WHERE e.key = '{"id": 2}' AND e.at >= now());
+	IF got IS DISTINCT FROM want OR jsonb_array_length(want) <> 2 THEN
+		RAISE EXCEPTION 'reference: history % where apply() wrote %', got, want;
+	END IF;
+	want := (SELECT jsonb_agg(jsonb_build_array(o.target, o.op, o.payload, o.status, o.cause) ORDER BY o.target)
+			 FROM sync_resolve.outbox o WHERE o.relid = 'item_apply'::regclass AND o.key = '{"id": 2}');
+	got := (SELECT jsonb_agg(jsonb_build_array(o.target, o.op, o.payload, o.status, o.cause) ORDER BY o.target)
+			FROM ref_outbox o WHERE o.key = '{"id": 2}');
+	IF got IS DISTINCT FROM want OR want IS NULL THEN
+		RAISE EXCEPTION 'reference: outbox % where apply() queued %', got, want;
+	END IF;
+
+	-- a conflict: qty changed here since crm's base, crm's change is older ('latest': kept)
+	UPDATE item_apply SET qty = 7 WHERE id = 3;
+	UPDATE item_ref SET qty = 7 WHERE id = 3;
+	r := sync_resolve.apply('item_apply', 'crm', '{"id": 3, "qty": 8}', '2000-01-02');
+	q := ref_apply('crm', '{"id": 3, "qty": 8}', '2000-01-02');
+	IF r IS DISTINCT FROM q OR r.kept <> '{qty}' THEN
+		RAISE EXCEPTION 'reference: conflict result % where apply() returned %', q, r;
+	END IF;
+	want := (SELECT jsonb_agg(jsonb_build_array(e.kind, e.column_name, e.old_value, e.incoming_value,
+												e.base_value, e.new_value, e.decision) ORDER BY e.id)
+			 FROM sync_resolve.event e
+			 WHERE e.relid = 'item_apply'::regclass AND e.key = '{"id": 3}' AND e.at >= now()
+			   AND e.kind = 'conflict');
+	got := (SELECT jsonb_agg(jsonb_build_array(e.kind, e.column_name, e.old_value, e.incoming_value,
+											   e.base_value, e.new_value, e.decision) ORDER BY e.id)
+			FROM ref_event e WHERE e.key = '{"id": 3}' AND e.at >= now() AND e.kind = 'conflict');
+	IF got IS DISTINCT FROM want OR want IS NULL THEN
+		RAISE EXCEPTION 'reference: conflict history % where apply() wrote %', got, want;
 	END IF;
 END;
 $$;

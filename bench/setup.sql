@@ -9,6 +9,10 @@
 --                   image of 2000-01-01, every column was then changed locally (now)
 --   item_src        UPDATEs made with SET sync_resolve.source = 'crm' (the before trigger)
 --   item_batch      apply_batch() of 1,000 rows from crm, no conflict
+--
+-- and item_ref, the same 10,000 rows for the PL/pgSQL reference (bench/reference.sql),
+-- untracked, with the reference's own shadow, history and outbox; crm's base there holds
+-- every row as it is, as for item_apply.
 SET client_min_messages = warning;
 CREATE EXTENSION sync_resolve;
 SELECT sync_resolve.add_system('crm', 50);
@@ -55,5 +59,10 @@ UPDATE item_conflict_plain SET name = name || ' L', qty = qty + 1000, price = pr
 -- measure a shadow growing from empty
 UPDATE item_local SET qty = qty + 1;
 UPDATE item_local_plain SET qty = qty + 1;
+
+-- the PL/pgSQL reference: crm sends every row as it is, through the reference itself
+\ir reference.sql
+INSERT INTO item_ref SELECT * FROM item_template;
+SELECT count(*) FROM item_template t, LATERAL ref_apply('crm', to_jsonb(t), '2000-01-01') r;
 
 DROP TABLE item_template;

@@ -11,7 +11,11 @@
 # kernel.perf_event_paranoid <= 1 for the server's user).  The Debian postgres binary is
 # stripped: only its exported functions have names; static ones show as addresses.
 #
-# Environment: SR_PROFILE_SECONDS=N, SR_BENCH_SKIP_BUILD=1 (as for bench/run.sh).
+# The apply scripts are run on their 10,000-row tables (pgbench -D rows=10000).
+#
+# Environment: SR_PROFILE_SECONDS=N, SR_BENCH_SKIP_BUILD=1 (as for bench/run.sh),
+# SR_PROFILE_CALLGRAPH=dwarf for call graphs through functions built without frame
+# pointers, the postgres binary's included (default fp: perf record -g).
 
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -38,7 +42,7 @@ sr_psql prof -q -c "CREATE DATABASE $db"
 sr_psql prof -q -d "$db" -f bench/setup.sql >/dev/null
 sr_psql prof -q -d "$db" -f bench/between_runs.sql >/dev/null
 
-sr_with_cluster prof "$SR_PG_BINDIR/pgbench" -n -c 1 -M prepared -T $((secs + 10)) \
+sr_with_cluster prof "$SR_PG_BINDIR/pgbench" -n -c 1 -M prepared -T $((secs + 10)) -D rows=10000 \
 	-f "$script" "$db" >"$out/perf_pgbench.log" 2>&1 &
 pgbench_pid=$!
 pid=
@@ -54,7 +58,7 @@ if [ -z "$pid" ]; then
 fi
 sleep 2 # past the start
 data=$out/perf_${bench}_${side}.data
-perf record -q -g -o "$data" -p "$pid" -- sleep "$secs" 2>"$out/perf_record.log" || {
+perf record -q --call-graph "${SR_PROFILE_CALLGRAPH:-fp}" -o "$data" -p "$pid" -- sleep "$secs" 2>"$out/perf_record.log" || {
 	cat "$out/perf_record.log" >&2
 	echo "error: perf could not sample backend $pid" >&2
 	exit 1

@@ -1,35 +1,63 @@
 #!/usr/bin/env bash
 #
-# bench/run.sh: what `make bench` runs.  Measures sync_resolve against plain PostgreSQL
-# doing the same work, on this machine, in one run (DESIGN §15):
+# bench/run.sh: what `make bench` runs.  Measures sync_resolve on this machine, in one
+# run, against plain PostgreSQL doing the same work, against the same logic written in
+# PL/pgSQL, and against itself on larger tables and a longer history (DESIGN §15).
+# Each benchmark compares a measured side with a baseline:
 #
-#   local     a local UPDATE of one random row (10,000 rows) of a tracked table, vs the
-#             same UPDATE of an untracked copy
-#   apply     apply() from crm changing one column of a random row, no conflict, vs a
-#             plain INSERT ... ON CONFLICT DO UPDATE of the same row into an untracked copy
-#   conflict  apply() from crm where all five columns conflict ('latest' keeps the local
-#             value and crm is told it through the outbox), vs the same plain upsert
-#   source    UPDATE of one random row with SET sync_resolve.source = 'crm' (the before
-#             trigger resolves it as apply() would), vs the same statements untracked
-#   batch     apply_batch() of 1,000 rows from crm, vs one multi-row plain upsert of the
-#             same rows built from the same JSON array
+#   local      a local UPDATE of one random row (10,000 rows) of a tracked table, vs the
+#              same UPDATE of an untracked copy
+#   apply      apply() from crm changing one column of a random row, no conflict, vs a
+#              plain INSERT ... ON CONFLICT DO UPDATE of the same row into an untracked copy
+#   conflict   apply() from crm where all five columns conflict ('latest' keeps the local
+#              value and crm is told it through the outbox), vs the same plain upsert
+#   source     UPDATE of one random row with SET sync_resolve.source = 'crm' (the before
+#              trigger resolves it as apply() would), vs the same statements untracked
+#   batch      apply_batch() of 1,000 rows from crm, vs one multi-row plain upsert of the
+#              same rows built from the same JSON array
+#   reference  apply() as in "apply", vs ref_apply(), the same resolution written by hand
+#              in PL/pgSQL (bench/reference.sql) with its own shadow, history and outbox,
+#              on its own copy of the rows; bench/check.sql makes sure both write the same
+#   rows100k   apply() as in "apply" on a table of 100,000 rows (its shadow holding crm's
+#              base of every row), vs the same on a table of 10,000 rows
+#   rows1m     the same with 1,000,000 rows
+#   plain1m    the plain upsert of "apply" on 1,000,000 rows vs on 10,000: what the
+#              table's size costs PostgreSQL itself, to read rows100k and rows1m by
+#   history    apply() on 10,000 rows with 1,000,000 events in sync_resolve.event, vs
+#              apply() on 10,000 rows whose history is emptied before every run
+#   memory     not timed: the peak memory of one fresh backend running apply_batch() of
+#              10,000 rows, vs the same rows as one plain upsert (bench/memory.sql)
+#
+# rows100k, rows1m, plain1m and history run in databases of their own, built alike by
+# bench/setup_scale.sql (the bases and the history by apply_batch() itself), and so does
+# their baseline, sr_bench_rows10k: only the size of the table or of the history
+# differs.  Their sizes are multiplied by SR_BENCH_SCALE.
 #
 # Each side runs pgbench with one client (-n -c 1 -M prepared -T SECONDS) for the same
 # number of seconds, RUNS times, alternating which side goes first; bench/between_runs.sql
-# runs before every run (outbox truncated, history pruned, VACUUM ANALYZE, CHECKPOINT),
-# so the outbox and the history do not grow from run to run.  The median tps of each
-# side and their ratios are printed as a markdown table and written, with the machine
-# and the commands, to bench/RESULTS.md.  pgbench logs go to bench/out/.
+# runs before every run (outbox truncated, history pruned -- not in the history
+# benchmark's database --, VACUUM ANALYZE, CHECKPOINT), so the outbox and the history do
+# not grow from run to run.  The median tps of each side and their ratios are printed as
+# a markdown table and written, with the peak memory, the machine and the commands, to
+# bench/RESULTS.md.  pgbench logs go to bench/out/.
 #
 # Steps: the Debian packages (installed when root), make PG_CFLAGS=-Werror && make
 # install (test/lib.sh), a throwaway cluster on port 55460 (or the next free one) with
-# the test settings and synchronous_commit=off, bench/setup.sql, bench/check.sql (each
-# tracked benchmark takes the path it claims to), then the runs.
+# the test settings and synchronous_commit=off, bench/setup.sql and bench/check.sql
+# (each tracked benchmark takes the path it claims to), bench/setup_scale.sql for each
+# scaling database, then the runs, then the memory.  At the default settings the whole
+# takes about 22 minutes: setting up about 4 (3 of them filling the 1,000,000-row
+# shadow), measuring 10 benchmarks x 3 runs x 2 sides x 15 s, bench/between_runs.sql
+# before each run.
 #
 # Environment:
 #   SR_BENCH_SECONDS=N    seconds per run (default 15)
 #   SR_BENCH_RUNS=N       runs per side and benchmark (default 3)
-#   SR_BENCH_ONLY="a b"   only these benchmarks (default: local apply conflict source batch)
+#   SR_BENCH_ONLY="a b"   only these benchmarks (default: local apply conflict source
+#                         batch reference rows100k rows1m plain1m history memory)
+#   SR_BENCH_SCALE=F      multiplies the sizes of rows100k, rows1m, plain1m and history
+#                         (default 1; 0.1 for a quick run: 10,000 and 100,000 rows,
+#                         100,000 events)
 #   SR_BENCH_SKIP_BUILD=1 use the installed build as it is (no make, no make install)
 #   SR_BENCH_PORT=N       cluster port (default 55460)
 #   SR_KEEP_CLUSTER=1     leave the cluster running and print how to connect to it
@@ -43,7 +71,8 @@ sr_install_traps
 secs=${SR_BENCH_SECONDS:-15}
 runs=${SR_BENCH_RUNS:-3}
 port=${SR_BENCH_PORT:-55460}
-read -r -a benches <<<"${SR_BENCH_ONLY:-local apply conflict source batch}"
+scale=${SR_BENCH_SCALE:-1}
+read -r -a benches <<<"${SR_BENCH_ONLY:-local apply conflict source batch reference rows100k rows1m plain1m history memory}"
 out=bench/out
 results=bench/RESULTS.md
 db=sr_bench
@@ -54,6 +83,23 @@ for v in "$secs" "$runs"; do
 		exit 2
 	fi
 done
+if ! [[ $scale =~ ^([0-9]+\.?[0-9]*|\.[0-9]+)$ ]] || ! awk -v f="$scale" 'BEGIN { exit !(f * 1000000 >= 1000) }'; then
+	echo "error: SR_BENCH_SCALE must be a number of at least 0.001" >&2
+	exit 2
+fi
+# the sizes of the scaling benchmarks
+scaled()
+{
+	awk -v n="$1" -v f="$scale" 'BEGIN { printf "%d", n * f + 0.5 }'
+}
+rows_m=$(scaled 100000)
+rows_l=$(scaled 1000000)
+history=$(scaled 1000000)
+# 1234567 -> 1,234,567
+commas()
+{
+	echo "$1" | sed -e ':a' -e 's/\B[0-9]\{3\}\>/,&/' -e 'ta'
+}
 
 declare -A title=(
 	[local]="local UPDATE of 1 random row"
@@ -61,19 +107,70 @@ declare -A title=(
 	[conflict]="apply(), 5 columns of 1 row, all conflicting (latest)"
 	[source]="UPDATE of 1 row from a source (SET sync_resolve.source)"
 	[batch]="apply_batch() of 1,000 rows, no conflict"
+	[reference]="apply(), 1 column of 1 row, no conflict"
+	[rows100k]="apply(), 1 column of 1 row, no conflict, table of $(commas "$rows_m") rows"
+	[rows1m]="apply(), 1 column of 1 row, no conflict, table of $(commas "$rows_l") rows"
+	[plain1m]="INSERT ... ON CONFLICT DO UPDATE of 1 row, untracked, table of $(commas "$rows_l") rows"
+	[history]="apply(), 1 column of 1 row, no conflict, 10,000 rows, $(commas "$history") events in the history"
 )
-declare -A plain_title=(
+declare -A base_title=(
 	[local]="same UPDATE, untracked"
 	[apply]="INSERT ... ON CONFLICT DO UPDATE, untracked"
 	[conflict]="INSERT ... ON CONFLICT DO UPDATE of 5 columns, untracked"
 	[source]="same SET + UPDATE, untracked"
 	[batch]="one 1,000-row INSERT ... ON CONFLICT DO UPDATE from the same JSON, untracked"
+	[reference]="the same logic in PL/pgSQL (bench/reference.sql)"
+	[rows100k]="the same, table of 10,000 rows"
+	[rows1m]="the same, table of 10,000 rows"
+	[plain1m]="the same, table of 10,000 rows"
+	[history]="the same, no history"
 )
-# DESIGN §15: "at most 2x the time" (local), "at least half the throughput" (apply)
-declare -A target=([local]="time <= 2x" [apply]="throughput >= 0.5x")
+# DESIGN §15: "at most 2x the time" (local), "at least half the throughput" (apply),
+# "several times faster" than PL/pgSQL (reference: 3x), "per-row cost flat" as the table
+# and the history grow (within 20%)
+declare -A target=(
+	[local]="time <= 2x"
+	[apply]="throughput >= 0.5x"
+	[reference]="throughput >= 3x"
+	[rows100k]="time <= 1.2x"
+	[rows1m]="time <= 1.2x"
+	[history]="time <= 1.2x"
+)
+
+# What each side of a benchmark runs: SIDE_SCRIPT, SIDE_DB and SIDE_ROWS (pgbench -D
+# rows=N, the table's size for the apply scripts), by "bench.side"; sides are measured
+# and baseline.
+declare -A side_script=() side_db=() side_rows=()
+set_side()
+{
+	side_script[$1.$2]=bench/pgbench/$3.sql
+	side_db[$1.$2]=$4
+	side_rows[$1.$2]=${5:-10000}
+}
+for b in local apply conflict source batch; do
+	set_side "$b" measured "${b}_tracked" "$db"
+	set_side "$b" baseline "${b}_plain" "$db"
+done
+set_side reference measured apply_tracked "$db"
+set_side reference baseline reference_plain "$db"
+set_side rows100k measured apply_tracked sr_bench_rows100k "$rows_m"
+set_side rows100k baseline apply_tracked sr_bench_rows10k
+set_side rows1m measured apply_tracked sr_bench_rows1m "$rows_l"
+set_side rows1m baseline apply_tracked sr_bench_rows10k
+set_side plain1m measured apply_plain sr_bench_rows1m "$rows_l"
+set_side plain1m baseline apply_plain sr_bench_rows10k
+set_side history measured apply_tracked sr_bench_history
+set_side history baseline apply_tracked sr_bench_rows10k
+
+timed=()
+memory=0
 for b in "${benches[@]}"; do
-	if [ -z "${title[$b]:-}" ]; then
-		echo "error: unknown benchmark '$b' (known: ${!title[*]})" >&2
+	if [ "$b" = memory ]; then
+		memory=1
+	elif [ -n "${title[$b]:-}" ]; then
+		timed+=("$b")
+	else
+		echo "error: unknown benchmark '$b' (known: ${!title[*]} memory)" >&2
 		exit 2
 	fi
 done
@@ -106,11 +203,41 @@ psql_db()
 {
 	sr_psql bench -q -d "$db" "$@"
 }
+# psql_in DB [psql args...]
+psql_in()
+{
+	local d=$1
+	shift
+	sr_psql bench -q -d "$d" "$@"
+}
+# the databases the selected benchmarks need, but sr_bench
+scale_dbs=()
+for b in "${timed[@]}"; do
+	for side in measured baseline; do
+		d=${side_db[$b.$side]}
+		if [ "$d" != "$db" ] && [[ " ${scale_dbs[*]} " != *" $d "* ]]; then
+			scale_dbs+=("$d")
+		fi
+	done
+done
 
-echo "setting up database $db (5 pairs of tables, 10,000 rows each)"
+setup_started=$(date +%s)
+echo "setting up database $db (5 pairs of tables and the reference's copy, 10,000 rows each)"
 sr_psql bench -q -c "CREATE DATABASE $db"
 psql_db -f bench/setup.sql >"$out/setup.log"
 psql_db -f bench/check.sql >>"$out/setup.log"
+for d in "${scale_dbs[@]}"; do
+	case $d in
+	sr_bench_rows10k) n=10000 h=0 ;;
+	sr_bench_rows100k) n=$rows_m h=0 ;;
+	sr_bench_rows1m) n=$rows_l h=0 ;;
+	sr_bench_history) n=10000 h=$history ;;
+	esac
+	echo "setting up database $d ($(commas "$n") rows, $(commas "$h") events of history)"
+	sr_psql bench -q -c "CREATE DATABASE $d"
+	psql_in "$d" -v rows="$n" -v history="$h" -f bench/setup_scale.sql >>"$out/setup.log"
+done
+setup_secs=$(($(date +%s) - setup_started))
 
 # median: the median of the numbers on standard input, one per line.
 median()
@@ -121,11 +248,18 @@ median()
 # measure BENCH SIDE RUN: one pgbench run; appends its tps to $out/BENCH_SIDE.tps.
 measure()
 {
-	local b=$1 side=$2 r=$3 log tps failed
+	local b=$1 side=$2 r=$3 log tps failed keep=() mark
+	local d=${side_db[$b.$side]} script=${side_script[$b.$side]} rows=${side_rows[$b.$side]}
 	log=$out/${b}_${side}_$r.log
-	psql_db -f bench/between_runs.sql >/dev/null
-	sr_with_cluster bench "$SR_PG_BINDIR/pgbench" -n -c 1 -M prepared -T "$secs" \
-		-f "bench/pgbench/${b}_${side}.sql" "$db" >"$log" 2>&1 || {
+	[ "$d" != sr_bench_history ] || keep=(-v keep_history=1)
+	psql_in "$d" "${keep[@]}" -f bench/between_runs.sql >/dev/null
+	mark=$(psql_in "$d" -At -c "SELECT coalesce(max(id), 0) FROM sync_resolve.event")
+	{
+		echo "# database $d; $(psql_in "$d" -At -c "SELECT count(*) FROM sync_resolve.event") events in the history"
+		echo "pgbench -n -c 1 -M prepared -T $secs -D rows=$rows -f $script $d"
+	} >"$log"
+	sr_with_cluster bench "$SR_PG_BINDIR/pgbench" -n -c 1 -M prepared -T "$secs" -D rows="$rows" \
+		-f "$script" "$d" >>"$log" 2>&1 || {
 		cat "$log" >&2
 		echo "error: pgbench failed for $b ($side), run $r" >&2
 		return 1
@@ -137,30 +271,53 @@ measure()
 		echo "error: no tps, or failed transactions, for $b ($side), run $r" >&2
 		return 1
 	fi
-	if [ "$side" = tracked ]; then
-		# what the run did, from the history it wrote (pruned before the next run)
-		psql_db -At -c "SELECT kind || ': ' || count(*) FROM sync_resolve.event GROUP BY kind ORDER BY kind" \
+	# what the run did, from the history it wrote (the events after the mark)
+	psql_in "$d" -At -c "SELECT 'sync_resolve.event ' || kind || ': ' || count(*) FROM sync_resolve.event
+		WHERE id > $mark GROUP BY kind ORDER BY kind" >>"$log"
+	if [ "$script" = bench/pgbench/reference_plain.sql ]; then
+		psql_in "$d" -At -c "SELECT 'ref_event ' || kind || ': ' || count(*) FROM ref_event GROUP BY kind ORDER BY kind" \
 			>>"$log"
 	fi
 	echo "$tps" >>"$out/${b}_${side}.tps"
 	printf '  %-9s %-8s run %d: %10.1f tps\n' "$b" "$side" "$r" "$tps"
 }
 
+# memory SIDE: peak memory of a fresh backend applying 10,000 rows (bench/memory.sql);
+# writes its lines to $out/memory_SIDE.txt.
+measure_memory()
+{
+	local side=$1 flag=1
+	[ "$side" = tracked ] || flag=0
+	psql_db -f bench/between_runs.sql >/dev/null
+	psql_db -At -v tracked=$flag -f bench/memory.sql >"$out/memory_$side.txt" 2>&1 || {
+		cat "$out/memory_$side.txt" >&2
+		echo "error: bench/memory.sql failed ($side)" >&2
+		return 1
+	}
+	printf '  memory    %-8s peak RSS %s kB -> %s kB\n' "$side" \
+		"$(awk '$1 == "before" && $2 == "VmHWM:" { print $3 }' "$out/memory_$side.txt")" \
+		"$(awk '$1 == "after" && $2 == "VmHWM:" { print $3 }' "$out/memory_$side.txt")"
+}
+
 started=$(date +%s)
 load_at_start=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo unknown)
 echo "measuring: ${benches[*]}; $runs runs of ${secs}s per side, one client"
-for b in "${benches[@]}"; do
+for b in "${timed[@]}"; do
 	for ((r = 1; r <= runs; r++)); do
 		# alternate which side goes first
 		if ((r % 2)); then
-			measure "$b" tracked "$r"
-			measure "$b" plain "$r"
+			measure "$b" measured "$r"
+			measure "$b" baseline "$r"
 		else
-			measure "$b" plain "$r"
-			measure "$b" tracked "$r"
+			measure "$b" baseline "$r"
+			measure "$b" measured "$r"
 		fi
 	done
 done
+if [ "$memory" = 1 ]; then
+	measure_memory tracked
+	measure_memory plain
+fi
 elapsed=$(($(date +%s) - started))
 load_at_end=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo unknown)
 so_note="sync_resolve.so sha256 $so_at_start (installed build; working tree $commit)"
@@ -169,44 +326,74 @@ if [ "$(so_sum)" != "$so_at_start" ]; then
 	so_note="$so_note — WARNING: it changed during the run (now $(so_sum)): the results mix two builds"
 fi
 
-# ---- the table ---------------------------------------------------------------------
+# ---- the tables ----------------------------------------------------------------------
 table=$(
-	echo "| benchmark (tracked vs plain) | tracked tps | plain tps | throughput tracked/plain | time per op tracked/plain | DESIGN §15 target |"
+	echo "| benchmark: measured vs baseline | measured tps | baseline tps | throughput measured/baseline | time per op measured/baseline | DESIGN §15 target |"
 	echo "|---|---:|---:|---:|---:|---|"
-	for b in "${benches[@]}"; do
-		t=$(median <"$out/${b}_tracked.tps")
-		p=$(median <"$out/${b}_plain.tps")
-		awk -v name="${title[$b]} vs ${plain_title[$b]}" -v t="$t" -v p="$p" -v b="$b" \
+	for b in "${timed[@]}"; do
+		t=$(median <"$out/${b}_measured.tps")
+		p=$(median <"$out/${b}_baseline.tps")
+		awk -v name="${title[$b]} vs ${base_title[$b]}" -v t="$t" -v p="$p" -v b="$b" \
 			-v goal="${target[$b]:-}" '
 			BEGIN {
 				thr = t / p; tim = p / t; verdict = "—"
-				if (goal ~ /^time/) verdict = goal ": " (tim <= 2 ? "met" : "NOT met")
-				if (goal ~ /^throughput/) verdict = goal ": " (thr >= 0.5 ? "met" : "NOT met")
+				if (goal != "") {
+					split(goal, g, " ")
+					limit = g[3] + 0
+					if (g[1] == "time") met = (tim <= limit)
+					else met = (thr >= limit)
+					verdict = goal ": " (met ? "met" : "NOT met")
+				}
 				if (b == "batch")
-					printf "| %s | %.2f (%.0f rows/s) | %.2f (%.0f rows/s) | %.3f | %.1fx | %s |\n", name, t, t * 1000, p, p * 1000, thr, tim, verdict
+					printf "| %s | %.2f (%.0f rows/s) | %.2f (%.0f rows/s) | %.3f | %.2fx | %s |\n", name, t, t * 1000, p, p * 1000, thr, tim, verdict
 				else
-					printf "| %s | %.1f | %.1f | %.3f | %.1fx | %s |\n", name, t, p, thr, tim, verdict
+					printf "| %s | %.1f | %.1f | %.3f | %.2fx | %s |\n", name, t, p, thr, tim, verdict
 			}'
 	done
 )
 runs_table=$(
 	echo "| benchmark | side | tps of each run |"
 	echo "|---|---|---|"
-	for b in "${benches[@]}"; do
-		for side in tracked plain; do
+	for b in "${timed[@]}"; do
+		for side in measured baseline; do
 			echo "| $b | $side | $(awk -v b="$b" '{ printf "%s" (b == "batch" ? "%.2f" : "%.1f"), (NR > 1 ? ", " : ""), $1 }' "$out/${b}_${side}.tps") |"
 		done
 	done
 )
+memory_table=
+if [ "$memory" = 1 ]; then
+	memory_table=$(
+		echo "| one fresh backend, 10,000 rows in one call | private memory (RssAnon) before | peak private memory during the call | growth | peak RSS (VmHWM) before -> after | shared buffers touched (RssShmem) after | memory contexts held after the call |"
+		echo "|---|---:|---:|---:|---:|---:|---:|"
+		for side in tracked plain; do
+			awk -v side="$side" '
+				$1 == "before" && $2 == "VmHWM:" { hwm0 = $3 }
+				$1 == "before" && $2 == "RssAnon:" { anon0 = $3 }
+				$1 == "after" && $2 == "VmHWM:" { hwm1 = $3 }
+				$1 == "after" && $2 == "RssShmem:" { shm = $3 }
+				$1 == "peak" && $2 == "RssAnon:" { peak = $3 }
+				$1 == "contexts:" { ctx = $2 }
+				END {
+					name = side == "tracked" ? "apply_batch() from crm, 1 column changed per row" \
+						: "the same rows from the same JSON as one plain INSERT ... ON CONFLICT DO UPDATE"
+					if (hwm1 == "" || peak == 0) { printf "| %s | unknown (no /proc/PID/status) | | | | | |\n", name; exit }
+					printf "| %s | %.1f MiB | %.1f MiB | %.1f MiB | %.1f -> %.1f MiB | %.1f MiB | %.1f MiB |\n", name,
+						anon0 / 1024, peak / 1024, (peak - anon0) / 1024, hwm0 / 1024, hwm1 / 1024, shm / 1024,
+						ctx / 1048576
+				}' "$out/memory_$side.txt"
+		done
+	)
+fi
 
 pg_version=$(psql_db -At -c 'SELECT version()')
 cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/null || true)
 mem=$(awk '/^MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo 2>/dev/null || true)
+shared_buffers=$(psql_db -At -c 'SHOW shared_buffers')
 
 {
 	echo "# sync_resolve benchmarks"
 	echo
-	echo "Written by \`make bench\` (bench/run.sh) on $(date -u '+%Y-%m-%d %H:%M UTC'); measuring took ${elapsed}s."
+	echo "Written by \`make bench\` (bench/run.sh) on $(date -u '+%Y-%m-%d %H:%M UTC'); setting up took ${setup_secs}s, measuring ${elapsed}s."
 	echo
 	echo "## Machine"
 	echo
@@ -214,57 +401,115 @@ mem=$(awk '/^MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo 2>/dev
 	echo "- memory: ${mem:-unknown}"
 	echo "- kernel: \`uname -r\` = $(uname -r)"
 	echo "- PostgreSQL: $pg_version"
-	echo "- cluster: throwaway (test/lib.sh), settings: ${SR_TEST_SETTINGS[*]} synchronous_commit=off fsync=off, the rest default"
+	echo "- cluster: throwaway (test/lib.sh), settings: ${SR_TEST_SETTINGS[*]} synchronous_commit=off fsync=off, the rest default (shared_buffers = $shared_buffers)"
 	echo "- build: $so_note"
 	echo "- load average (1, 5, 15 min) before measuring: $load_at_start; after: $load_at_end"
 	echo "  (pgbench and its backend keep up to two CPUs busy: anything else running skews the numbers)"
 	echo
-	echo "## Results (median of $runs runs of ${secs}s per side, one client)"
-	echo
-	echo "$table"
-	echo
-	echo "Throughput tracked/plain: the tracked side's tps over the plain side's (1 = as fast)."
-	echo "Time per op tracked/plain: the inverse, how many times longer one operation takes."
-	echo "For the batch, one transaction applies 1,000 rows on each side, so the per-row ratio"
-	echo "is the tps ratio."
-	echo
-	echo "Every run of the same benchmark lasts the same ${secs}s on both sides, starting from"
-	echo "the same state (bench/between_runs.sql: outbox truncated, history pruned, VACUUM"
-	echo "ANALYZE, CHECKPOINT); within a run the tracked side's outbox and history grow with"
-	echo "the work it does, which is part of what it costs.  bench/setup.sql changes every row"
-	echo "of item_local once before the first run, so that the local UPDATE is measured with"
-	echo "the shadow holding every row's metadata (the steady state), not while it fills up."
-	echo
-	echo "$runs_table"
-	echo
+	if [ ${#timed[@]} -gt 0 ]; then
+		echo "## Results (median of $runs runs of ${secs}s per side, one client)"
+		echo
+		echo "$table"
+		echo
+		echo "Throughput measured/baseline: the measured side's tps over the baseline's (1 = as fast)."
+		echo "Time per op measured/baseline: the inverse, how many times longer one operation takes."
+		echo "For the batch, one transaction applies 1,000 rows on each side, so the per-row ratio"
+		echo "is the tps ratio."
+		echo
+		echo "- local, apply, conflict, source, batch: sync_resolve (measured) against plain"
+		echo "  PostgreSQL doing the same write to an untracked copy of the table (baseline)."
+		echo "- reference: apply() against ref_apply(), the same resolution written by hand in"
+		echo "  PL/pgSQL (bench/reference.sql): the same reads, decisions and writes -- the row, the"
+		echo "  source's base and the local metadata in its own shadow, one history row per decision"
+		echo "  in a copy of sync_resolve.event, the change queued for billing in a copy of the outbox."
+		echo "  bench/check.sql makes sure that for the benchmarked image both write the same row,"
+		echo "  base, metadata, history and outbox entry, and decide a conflict alike.  The reference"
+		echo "  is static SQL for this one table and leaves out every check the benchmark does not"
+		echo "  reach (delivery ids, versions, echoes, groups, writers, mapping, reviews): if anything"
+		echo "  it flatters PL/pgSQL."
+		echo "- rows100k, rows1m, history: the apply() of \"apply\" against the same on a table of"
+		echo "  10,000 rows with no history, in the same run, alternating.  Each side runs in a"
+		echo "  database of its own, built alike by bench/setup_scale.sql: item_apply with the same"
+		echo "  columns and rows built the same way, crm's base of every row in the shadow, filled by"
+		echo "  apply_batch() itself; only the number of rows, or the history, differs.  The history"
+		echo "  database holds $(commas "$history") events in sync_resolve.event (its fill's own events,"
+		echo "  copied back in time) and is not emptied between runs: each run starts from that plus"
+		echo "  what earlier runs added (the count heads each log).  Every other database's history is"
+		echo "  emptied before every run."
+		echo "- plain1m: the plain upsert of \"apply\" at $(commas "$rows_l") rows against 10,000 (the same"
+		echo "  databases): how much of rows1m's cost is PostgreSQL's own, once table and indexes"
+		echo "  outgrow shared_buffers ($shared_buffers here) and the CPU caches."
+		echo
+		echo "Every run of the same benchmark lasts the same ${secs}s on both sides, starting from"
+		echo "the same state (bench/between_runs.sql: outbox truncated, history pruned, VACUUM"
+		echo "ANALYZE, CHECKPOINT); within a run the tracked side's outbox and history grow with"
+		echo "the work it does, which is part of what it costs.  bench/setup.sql changes every row"
+		echo "of item_local once before the first run, so that the local UPDATE is measured with"
+		echo "the shadow holding every row's metadata (the steady state), not while it fills up."
+		echo
+		echo "$runs_table"
+		echo
+	fi
+	if [ "$memory" = 1 ]; then
+		echo "## Peak memory of one backend"
+		echo
+		echo "$memory_table"
+		echo
+		echo "bench/memory.sql, in a fresh connection each, inside a transaction that is rolled back:"
+		echo "the backend's /proc/PID/status before and after the call, and its private (anonymous)"
+		echo "resident memory, RssAnon, sampled every 5 ms during the call: the peak is the largest"
+		echo "sample.  VmHWM, the kernel's own peak, also counts every shared buffer the backend"
+		echo "touched (RssShmem), so it grows with the pages the call reads and writes, not only with"
+		echo "what it allocates.  Memory contexts: what the backend still holds when the call has"
+		echo "returned, before the transaction ends (pg_backend_memory_contexts), caches included."
+		echo
+	fi
 	echo "## Notes"
 	echo
 	echo "- The outbox is emptied after VACUUM ANALYZE, not before (bench/between_runs.sql):"
 	echo "  sync_resolve keeps its SPI plans for the life of a session, and a plan made while"
 	echo "  the outbox (or a shadow) is empty *and analyzed* seq-scans it on every call however"
 	echo "  large it grows, until an ANALYZE of that table replans it.  That state is measured"
-	echo "  here only as a known problem, not as the steady state."
+	echo "  here only as a known problem, not as the steady state.  bench/setup_scale.sql"
+	echo "  analyzes the shadow after every apply_batch() of its fill for the same reason."
 	echo "- Nothing claims the outbox during a run: later changes of a row merge into its"
 	echo "  waiting entry (at most one per row and target)."
 	echo
 	echo "## Commands"
 	echo
 	echo '```sh'
-	echo "make bench    # SR_BENCH_SECONDS=$secs SR_BENCH_RUNS=$runs"
+	echo "make bench    # SR_BENCH_SECONDS=$secs SR_BENCH_RUNS=$runs SR_BENCH_SCALE=$scale SR_BENCH_ONLY=\"${benches[*]}\""
 	echo "# once: bench/setup.sql, then bench/check.sql, in database $db"
-	echo "# before every run:  psql -d $db -f bench/between_runs.sql"
-	for b in "${benches[@]}"; do
-		for side in tracked plain; do
-			echo "pgbench -n -c 1 -M prepared -T $secs -f bench/pgbench/${b}_${side}.sql $db"
+	for d in "${scale_dbs[@]}"; do
+		case $d in
+		sr_bench_rows10k) echo "# once: psql -d $d -v rows=10000 -v history=0 -f bench/setup_scale.sql" ;;
+		sr_bench_rows100k) echo "# once: psql -d $d -v rows=$rows_m -v history=0 -f bench/setup_scale.sql" ;;
+		sr_bench_rows1m) echo "# once: psql -d $d -v rows=$rows_l -v history=0 -f bench/setup_scale.sql" ;;
+		sr_bench_history) echo "# once: psql -d $d -v rows=10000 -v history=$history -f bench/setup_scale.sql" ;;
+		esac
+	done
+	echo "# before every run:  psql -d DATABASE -f bench/between_runs.sql  (-v keep_history=1 in sr_bench_history)"
+	for b in "${timed[@]}"; do
+		for side in measured baseline; do
+			echo "pgbench -n -c 1 -M prepared -T $secs -D rows=${side_rows[$b.$side]} -f ${side_script[$b.$side]} ${side_db[$b.$side]}    # $b, $side"
 		done
 	done
+	if [ "$memory" = 1 ]; then
+		echo "psql -d $db -v tracked=1 -f bench/memory.sql; psql -d $db -v tracked=0 -f bench/memory.sql"
+	fi
 	echo '```'
 	echo
-	echo "Runs alternate: odd runs start with the tracked side, even runs with the plain one."
-	echo "The pgbench logs (with the history each tracked run wrote) are in bench/out/."
+	echo "Runs alternate: odd runs start with the measured side, even runs with the baseline."
+	echo "The pgbench logs (with the history each run wrote) are in bench/out/."
 } >"$results"
 
-echo
-echo "$table"
+if [ ${#timed[@]} -gt 0 ]; then
+	echo
+	echo "$table"
+fi
+if [ "$memory" = 1 ]; then
+	echo
+	echo "$memory_table"
+fi
 echo
 echo "written to $results"

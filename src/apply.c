@@ -474,9 +474,7 @@ parse_field(const SrApplyCall *call, SrImage *img, const char *field, JsonbValue
 
 	if (c == SR_FIELD_ID)
 	{
-		char	   *id = v->type == jbvString ? pnstrdup(v->val.string.val, v->val.string.len)
-			: v->type == jbvNumeric ? DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(v->val.numeric)))
-			: NULL;
+		char	   *id = v->type == jbvBool ? NULL : sr_external_text(v);
 
 		if (id == NULL || id[0] == '\0')
 			ereport(ERROR,
@@ -1894,6 +1892,50 @@ sr_apply_image(SrApplyCall *call, SrImage *img, SrApplyResult *res, SrReviewIds 
 	if (call->in_order && call->has_changed_at)
 		sr_note_seen(&st.local, call->changed_at);
 	finish_image(call, img->keyvals, &st, &batch);
+}
+
+/*
+ * sr_apply_image in a subtransaction, for a write that another row may
+ * stand in the way of until later in the transaction.  False when the
+ * table refused it (an integrity constraint: a unique key, a check), with
+ * the table's message in *why when why is not NULL; any other error goes
+ * on up.
+ */
+bool
+sr_try_apply_image(SrApplyCall *call, SrImage *img, SrApplyResult *res,
+				   SrReviewIds *reviews, char **why)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	bool		ok = true;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		sr_apply_image(call, img, res, reviews);
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+		if (ERRCODE_TO_CATEGORY(edata->sqlerrcode) != ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION)
+			ReThrowError(edata);
+		if (why != NULL)
+			*why = edata->message;
+		ok = false;
+	}
+	PG_END_TRY();
+	return ok;
 }
 
 /*

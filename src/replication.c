@@ -337,13 +337,6 @@ init_held_call(SrApplyCall *call, SrTable *tab, SrHeld *h, TimestampTz t)
 	call->payload = sr_row_object(tab, h->image->values, h->image->nulls, h->image->present);
 }
 
-/* A constraint of the table, not a failure of the worker. */
-static bool
-refusal(const ErrorData *edata)
-{
-	return ERRCODE_TO_CATEGORY(edata->sqlerrcode) == ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION;
-}
-
 /*
  * Apply one held image in a subtransaction.  False, with h->refused set,
  * when the table refused it; any other error goes on up.
@@ -351,42 +344,17 @@ refusal(const ErrorData *edata)
 static bool
 try_held(SrTable *tab, SrHeld *h, TimestampTz t)
 {
-	MemoryContext cxt = CurrentMemoryContext;
-	ResourceOwner owner = CurrentResourceOwner;
-	bool		ok = true;
+	SrApplyCall call;
+	SrApplyResult res;
+	SrReviewIds reviews = {0, 0, NULL};
+	char	   *why;
 
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(cxt);
-	PG_TRY();
-	{
-		SrApplyCall call;
-		SrApplyResult res;
-		SrReviewIds reviews = {0, 0, NULL};
-
-		init_held_call(&call, tab, h, t);
-		memset(&res, 0, sizeof(res));
-		sr_apply_image(&call, h->image, &res, &reviews);
-		ReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(cxt);
-		CurrentResourceOwner = owner;
-	}
-	PG_CATCH();
-	{
-		ErrorData  *edata;
-
-		MemoryContextSwitchTo(cxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(cxt);
-		CurrentResourceOwner = owner;
-		if (!refusal(edata))
-			ReThrowError(edata);
-		h->refused = MemoryContextStrdup(held_cxt, edata->message);
-		ok = false;
-	}
-	PG_END_TRY();
-	return ok;
+	init_held_call(&call, tab, h, t);
+	memset(&res, 0, sizeof(res));
+	if (sr_try_apply_image(&call, h->image, &res, &reviews, &why))
+		return true;
+	h->refused = MemoryContextStrdup(held_cxt, why);
+	return false;
 }
 
 /* The table, as it is now, of a held row; NULL when nothing of it holds. */

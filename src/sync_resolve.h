@@ -334,6 +334,7 @@ extern Datum sr_text_array(List *strings);
 
 struct SrImage;
 extern int	sr_field_column(const SrTable *tab, int sidx, const char *field, SrFieldMap **map);
+extern char *sr_external_text(const JsonbValue *v);
 extern void sr_field_in(const SrTable *tab, const char *system, const SrFieldMap *map,
 						JsonbValue *v);
 extern int	sr_value_in(const SrColumn *col, int sidx, JsonbValue *v, Datum *out);
@@ -737,6 +738,8 @@ typedef struct SrReviewIds
 
 extern void sr_apply_image(SrApplyCall *call, SrImage *img, SrApplyResult *res,
 						   SrReviewIds *reviews);
+extern bool sr_try_apply_image(SrApplyCall *call, SrImage *img, SrApplyResult *res,
+							   SrReviewIds *reviews, char **why);
 extern void sr_apply_refused(SrApplyCall *call, SrImage *img, const char *why,
 							 SrApplyResult *res, SrReviewIds *reviews);
 extern void sr_apply_delete_image(SrApplyCall *call, SrApplyResult *res,

@@ -154,9 +154,12 @@ sr_field_in(const SrTable *tab, const char *system, const SrFieldMap *map, Jsonb
  * ------------------------------------------------------------------------
  */
 
-/* A JSON scalar as the text value_map holds: a string's own text. */
-static char *
-external_text(JsonbValue *v)
+/*
+ * A JSON scalar as a system's text: a string's own text, a number's or a
+ * boolean's; NULL for anything else.  value_map and record ids hold this.
+ */
+char *
+sr_external_text(const JsonbValue *v)
 {
 	switch (v->type)
 	{
@@ -196,7 +199,7 @@ sr_value_in(const SrColumn *col, int sidx, JsonbValue *v, Datum *out)
 
 	if (col->nvalue_maps == 0 || v->type == jbvNull || !has_value_maps(col, sidx))
 		return SR_VALUE_AS_IS;
-	text = external_text(v);
+	text = sr_external_text(v);
 	if (text == NULL)
 		return SR_VALUE_UNMAPPED;
 	for (i = 0; i < col->nvalue_maps; i++)

@@ -525,46 +525,6 @@ has_tombstone(SrTable *tab, const Datum *keyvals)
 	return st.local.found && st.local.deleted;
 }
 
-/*
- * An apply worker's new row, on a table with another unique key: written
- * here, in a subtransaction, so that a clash with a value another row
- * still holds (and gives up later in the transaction, perhaps) does not
- * stop the stream.  False when the table refused it.
- */
-static bool
-try_insert(SrApplyCall *call, SrImage *img, SrApplyResult *res, SrReviewIds *reviews)
-{
-	MemoryContext cxt = CurrentMemoryContext;
-	ResourceOwner owner = CurrentResourceOwner;
-	bool		ok = true;
-
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(cxt);
-	PG_TRY();
-	{
-		sr_apply_image(call, img, res, reviews);
-		ReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(cxt);
-		CurrentResourceOwner = owner;
-	}
-	PG_CATCH();
-	{
-		ErrorData  *edata;
-
-		MemoryContextSwitchTo(cxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(cxt);
-		CurrentResourceOwner = owner;
-		if (ERRCODE_TO_CATEGORY(edata->sqlerrcode) != ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION)
-			ReThrowError(edata);
-		ok = false;
-	}
-	PG_END_TRY();
-	return ok;
-}
-
 PG_FUNCTION_INFO_V1(source_write_trigger);
 Datum
 source_write_trigger(PG_FUNCTION_ARGS)
@@ -689,7 +649,7 @@ source_write_trigger(PG_FUNCTION_ARGS)
 			if (at_commit && tab->other_unique)
 			{
 				/* written here; refused, it waits for the transaction's other rows */
-				if (try_insert(&call, &img, &res, &reviews))
+				if (sr_try_apply_image(&call, &img, &res, &reviews, NULL))
 					sr_hold_retime(tab, source, img.key, call.received_at);
 				else
 					sr_hold_image(tab, source, &img);

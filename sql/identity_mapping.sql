@@ -3,7 +3,9 @@
 --     and here with the same email becomes one row (match_on), logged
 --     'linked', its id recorded; a new record gets the key's default;
 --   * a new row that clashes with another row's unique value goes to
---     review, not to a unique-violation error;
+--     review, not to a unique-violation error: from apply() and from a
+--     source's INSERT through the trigger, for unique keys on columns, on
+--     expressions, partial and deferrable;
 --   * field_map: the CRM's field names, a conversion function per field
 --     (two systems sending dates as MM/DD/YYYY and DD/MM/YYYY land on the
 --     same date), an unknown field is an error unless the system ignores
@@ -73,6 +75,21 @@ SELECT status FROM sync_resolve.resolve((SELECT id FROM sync_resolve.review WHER
 	'set_value', '{"email": "a.turing@example.com", "full_name": "A. Turing"}');
 SELECT id, email, full_name FROM person WHERE id = 50;
 
+-- the same through the trigger: billing writes with plain SQL, sync_resolve.source
+-- set.  A new row clashing on the email inserts nothing and waits in review ...
+SET sync_resolve.source = 'billing';
+INSERT INTO person (id, email, full_name) VALUES (51, 'alan@example.com', 'Alan T.') RETURNING id;
+-- ... one that clashes with nothing is inserted as usual, RETURNING and all
+INSERT INTO person (id, email, full_name) VALUES (52, 'grace@example.com', 'Grace Hopper') RETURNING id, email;
+RESET sync_resolve.source;
+SELECT id, email FROM person WHERE id IN (51, 52) ORDER BY id;
+SELECT kind, key, columns, incoming_value FROM sync_resolve.review WHERE status = 'open';
+-- take_incoming cannot write it while Alan has the email: the item stays open
+SELECT sync_resolve.resolve((SELECT id FROM sync_resolve.review WHERE status = 'open'), 'take_incoming');
+SELECT status FROM sync_resolve.resolve((SELECT id FROM sync_resolve.review WHERE status = 'open'),
+	'set_value', '{"email": "alan.t@example.com", "full_name": "Alan T."}');
+SELECT id, email FROM person WHERE id = 51;
+
 -- unknown fields are errors naming the field ...
 SELECT sync_resolve.apply('person', 'crm', '{"Id": "0031", "Shoe_Size": 42}');
 -- ... unless the system says it sends more than the table holds
@@ -102,4 +119,38 @@ INSERT INTO sync_resolve.field_map (relid, system, external_field, column_name, 
 	VALUES ('person', 'crm', 'x', 'stage', 'lower(text)');
 
 DROP TABLE person;
+
+-- every kind of unique constraint: on an expression, partial, deferrable
+CREATE TABLE handle (
+	id int PRIMARY KEY,
+	nick text,
+	team text,
+	active boolean DEFAULT true,
+	CONSTRAINT handle_team_key UNIQUE (team) DEFERRABLE INITIALLY IMMEDIATE
+);
+CREATE UNIQUE INDEX handle_nick_idx ON handle (lower(nick)) WHERE active;
+INSERT INTO handle VALUES (1, 'Ada', 'red');
+SELECT sync_resolve.track('handle', ARRAY['crm'], 'latest');
+-- apply(): a new row goes in (a deferrable constraint is no obstacle) ...
+SELECT outcome, key FROM sync_resolve.apply('handle', 'crm', '{"id": 2, "nick": "alan", "team": "blue"}');
+-- ... a clash on the deferrable constraint goes to review ...
+SELECT outcome, key, queued FROM sync_resolve.apply('handle', 'crm', '{"id": 3, "nick": "grace", "team": "red"}');
+-- ... and so does one on lower(nick), but only where the index's predicate holds
+SELECT outcome, key FROM sync_resolve.apply('handle', 'crm', '{"id": 4, "nick": "ADA", "active": false}');
+SELECT outcome, key, queued FROM sync_resolve.apply('handle', 'crm', '{"id": 5, "nick": "ADA"}');
+-- through the trigger the same for lower(nick) ...
+SET sync_resolve.source = 'crm';
+INSERT INTO handle (id, nick) VALUES (6, 'Alan') RETURNING id;
+INSERT INTO handle (id, nick, active) VALUES (7, 'alan', false) RETURNING id;
+-- ... while a deferrable constraint is the table's to check when it says:
+-- deferred, the transaction may fix the clash before commit
+BEGIN;
+SET CONSTRAINTS handle_team_key DEFERRED;
+INSERT INTO handle (id, nick, team) VALUES (8, 'bob', 'blue');
+UPDATE handle SET team = 'green' WHERE id = 8;
+COMMIT;
+RESET sync_resolve.source;
+SELECT id, nick, team, active FROM handle ORDER BY id;
+SELECT key, kind, columns, incoming_value FROM sync_resolve.review WHERE relid = 'handle'::regclass ORDER BY id;
+DROP TABLE handle;
 DROP FUNCTION us_date(jsonb), us_date_out(jsonb), eu_date(jsonb);

@@ -144,6 +144,27 @@ tracked_write(SrTable *tab, const Datum *keyvals, SPIPlanPtr plan, Datum *values
 	return n;
 }
 
+typedef struct SrRowWrite
+{
+	SrTable    *tab;
+	const Datum *keyvals;
+	SPIPlanPtr	plan;
+	Datum	   *values;
+	const char *nulls;
+	int			expected;
+	int			n;				/* out */
+} SrRowWrite;
+
+static void
+row_write(void *arg)
+{
+	SrRowWrite *w = (SrRowWrite *) arg;
+
+	w->n = tracked_write(w->tab, w->keyvals, w->plan, w->values, w->nulls, w->expected);
+}
+
+static bool try_write(void (*fn) (void *), void *arg, char **why);
+
 /*
  * UPDATE the given columns of the row; the row as written (other BEFORE
  * triggers may have changed it) comes back in out_values/out_nulls.  False
@@ -205,7 +226,15 @@ sr_row_insert(SrTable *tab, const Datum *keyvals, Bitmapset *cols,
 		argnulls[p++] = nulls[i] ? 'n' : ' ';
 	}
 	argnulls[p] = '\0';
-	n = tracked_write(tab, keyvals, plan, args, argnulls, SPI_OK_INSERT_RETURNING);
+	if (tab->deferrable_unique)
+	{
+		/* no ON CONFLICT for a deferrable constraint: its error says no */
+		SrRowWrite	w = {tab, keyvals, plan, args, argnulls, SPI_OK_INSERT_RETURNING, 0};
+
+		n = try_write(row_write, &w, NULL) ? w.n : 0;
+	}
+	else
+		n = tracked_write(tab, keyvals, plan, args, argnulls, SPI_OK_INSERT_RETURNING);
 	if (n == 0)
 	{
 		SPI_freetuptable(SPI_tuptable);
@@ -1895,15 +1924,13 @@ sr_apply_image(SrApplyCall *call, SrImage *img, SrApplyResult *res, SrReviewIds 
 }
 
 /*
- * sr_apply_image in a subtransaction, for a write that another row may
- * stand in the way of until later in the transaction.  False when the
- * table refused it (an integrity constraint: a unique key, a check), with
- * the table's message in *why when why is not NULL; any other error goes
- * on up.
+ * fn(arg) in a subtransaction, for a write that another row may stand in
+ * the way of.  False when the table refused it (an integrity constraint: a
+ * unique key, a check), with the table's message in *why when why is not
+ * NULL; any other error goes on up.
  */
-bool
-sr_try_apply_image(SrApplyCall *call, SrImage *img, SrApplyResult *res,
-				   SrReviewIds *reviews, char **why)
+static bool
+try_write(void (*fn) (void *), void *arg, char **why)
 {
 	MemoryContext cxt = CurrentMemoryContext;
 	ResourceOwner owner = CurrentResourceOwner;
@@ -1913,7 +1940,7 @@ sr_try_apply_image(SrApplyCall *call, SrImage *img, SrApplyResult *res,
 	MemoryContextSwitchTo(cxt);
 	PG_TRY();
 	{
-		sr_apply_image(call, img, res, reviews);
+		fn(arg);
 		ReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(cxt);
 		CurrentResourceOwner = owner;
@@ -1936,6 +1963,36 @@ sr_try_apply_image(SrApplyCall *call, SrImage *img, SrApplyResult *res,
 	}
 	PG_END_TRY();
 	return ok;
+}
+
+typedef struct SrImageWrite
+{
+	SrApplyCall *call;
+	SrImage    *img;
+	SrApplyResult *res;
+	SrReviewIds *reviews;
+} SrImageWrite;
+
+static void
+image_write(void *arg)
+{
+	SrImageWrite *w = (SrImageWrite *) arg;
+
+	sr_apply_image(w->call, w->img, w->res, w->reviews);
+}
+
+/*
+ * sr_apply_image in a subtransaction, for a write that another row may
+ * stand in the way of until later in the transaction: false when the table
+ * refused it (see try_write).
+ */
+bool
+sr_try_apply_image(SrApplyCall *call, SrImage *img, SrApplyResult *res,
+				   SrReviewIds *reviews, char **why)
+{
+	SrImageWrite w = {call, img, res, reviews};
+
+	return try_write(image_write, &w, why);
 }
 
 /*

@@ -918,7 +918,9 @@ sr_plan_insert(SrTable *tab, Bitmapset *cols)
 	appendStringInfo(&buf, ")%s VALUES (", identity ? " OVERRIDING SYSTEM VALUE" : "");
 	for (i = 0; i < nparams; i++)
 		appendStringInfo(&buf, "%s$%d", i > 0 ? ", " : "", i + 1);
-	appendStringInfoString(&buf, ") ON CONFLICT DO NOTHING RETURNING ");
+	/* ON CONFLICT cannot take a deferrable constraint: sr_row_insert catches */
+	appendStringInfo(&buf, ")%s RETURNING ",
+					 tab->deferrable_unique ? "" : " ON CONFLICT DO NOTHING");
 	append_column_list(&buf, tab, false);
 
 	if (list_length(tab->insert_plans) >= SR_MAX_COLUMN_SET_PLANS)
@@ -1378,13 +1380,13 @@ build_table(Oid relid, bool missing_ok)
 				HeapTuple	itup;
 				Form_pg_index ind;
 
-				if (lfirst_oid(lc) == pkoid)
-					continue;
 				itup = SearchSysCache1(INDEXRELID, ObjectIdGetDatum(lfirst_oid(lc)));
 				if (!HeapTupleIsValid(itup))
 					continue;
 				ind = (Form_pg_index) GETSTRUCT(itup);
-				if (ind->indisunique || ind->indisexclusion)
+				if ((ind->indisunique || ind->indisexclusion) && !ind->indimmediate)
+					tab->deferrable_unique = true;
+				if ((ind->indisunique || ind->indisexclusion) && lfirst_oid(lc) != pkoid)
 					tab->other_unique = true;
 				ReleaseSysCache(itup);
 			}

@@ -264,6 +264,7 @@ typedef struct SrTable
 	int			ngroups;
 	SrGroup    *groups;
 	bool		other_unique;	/* a unique or exclusion index besides the key */
+	bool		deferrable_unique;	/* a deferrable one (the key's too): no ON CONFLICT */
 
 	/* prepared once, kept */
 	SPIPlanPtr	plan_lock_row;	/* FOR NO KEY UPDATE */

@@ -160,6 +160,46 @@ write_source(bool *by_replication)
 	return sys->name;
 }
 
+/*
+ * Does another row hold a value of one of rel's unique or exclusion
+ * constraints that tup would insert?  The check an INSERT ... ON CONFLICT
+ * makes before it inserts (the key's own index, and deferrable constraints,
+ * left out), so that a source's INSERT is not refused by the executor with
+ * a bare unique-violation error after this trigger has let it through.
+ */
+static bool
+unique_clash(Relation rel, HeapTuple tup)
+{
+	EState	   *estate = CreateExecutorState();
+	ResultRelInfo *rri = makeNode(ResultRelInfo);
+	List	   *arbiters = NIL;
+	bool		clash = false;
+	int			i;
+
+	InitResultRelInfo(rri, rel, 1, NULL, 0);
+	ExecOpenIndices(rri, true);
+	for (i = 0; i < rri->ri_NumIndices; i++)
+	{
+		Form_pg_index ind = rri->ri_IndexRelationDescs[i]->rd_index;
+
+		if ((ind->indisunique || ind->indisexclusion) && !ind->indisprimary &&
+			ind->indimmediate)
+			arbiters = lappend_oid(arbiters, ind->indexrelid);
+	}
+	if (arbiters != NIL)
+	{
+		TupleTableSlot *slot = MakeSingleTupleTableSlot(RelationGetDescr(rel), &TTSOpsHeapTuple);
+		ItemPointerData conflict;
+
+		ExecStoreHeapTuple(tup, slot, false);
+		clash = !ExecCheckIndexConstraints(rri, slot, estate, &conflict, arbiters);
+		ExecDropSingleTupleTableSlot(slot);
+	}
+	ExecCloseIndices(rri);
+	FreeExecutorState(estate);
+	return clash;
+}
+
 /* The tracked table of a trigger's relation, and the tuples in its layout. */
 typedef struct SrTrigRow
 {
@@ -653,6 +693,18 @@ source_write_trigger(PG_FUNCTION_ARGS)
 					sr_hold_retime(tab, source, img.key, call.received_at);
 				else
 					sr_hold_image(tab, source, &img);
+				result = NULL;
+				goto done;
+			}
+			if (tab->other_unique && !call.in_order &&
+				unique_clash(trigdata->tg_relation, trigdata->tg_trigtuple))
+			{
+				/*
+				 * Another row has one of its unique values: written as
+				 * apply() writes it, the refusal goes to review, and the
+				 * statement inserts nothing.
+				 */
+				sr_apply_image(&call, &img, &res, &reviews);
 				result = NULL;
 				goto done;
 			}

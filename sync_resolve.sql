@@ -376,17 +376,22 @@ COMMENT ON TABLE sync_resolve.rejected IS
 
 -- ==== outbox and identities (DESIGN 7) ====
 
+-- op and status are text, kept to their values by domains: a table's CHECK
+-- constraints are parsed and planned again by every statement that writes it
+CREATE DOMAIN sync_resolve.outbox_op AS text
+	CHECK (VALUE IN ('upsert', 'delete'));
+CREATE DOMAIN sync_resolve.outbox_status AS text
+	CHECK (VALUE IN ('pending', 'in_flight', 'sent', 'failed', 'dead'));
 CREATE TABLE sync_resolve.outbox (
 	id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
 	relid regclass NOT NULL,
 	key jsonb NOT NULL,
 	target text NOT NULL,
-	op text NOT NULL CHECK (op IN ('upsert', 'delete')),
+	op sync_resolve.outbox_op NOT NULL,
 	payload jsonb,
 	external_id text,
 	idempotency_key text NOT NULL DEFAULT pg_catalog.gen_random_uuid()::text,
-	status text NOT NULL DEFAULT 'pending'
-		CHECK (status IN ('pending', 'in_flight', 'sent', 'failed', 'dead')),
+	status sync_resolve.outbox_status NOT NULL DEFAULT 'pending',
 	attempts integer NOT NULL DEFAULT 0,
 	next_attempt_at timestamptz NOT NULL DEFAULT now(),
 	lease_until timestamptz,
@@ -396,15 +401,19 @@ CREATE TABLE sync_resolve.outbox (
 	last_error text,
 	version sync_resolve.vclock,
 	cause text
-);
+) WITH (fillfactor = 70);	-- room on the page: a change merging into a waiting entry is a HOT update
+-- Queueing writes three indexes; the other two only list entries handed
+-- out, which a pending one (never handed out) is not.
 -- at most one entry per (row, target) waits to be sent; later changes merge into it
 CREATE UNIQUE INDEX outbox_waiting_idx ON sync_resolve.outbox (relid, key, target)
 	WHERE status IN ('pending', 'failed');
 CREATE INDEX outbox_claim_idx ON sync_resolve.outbox (target, next_attempt_at)
 	WHERE status IN ('pending', 'failed', 'in_flight');
-CREATE INDEX outbox_row_idx ON sync_resolve.outbox (relid, key, target)
-	WHERE status IN ('pending', 'failed', 'in_flight');
-CREATE INDEX outbox_idempotency_idx ON sync_resolve.outbox (idempotency_key);
+-- an echo names an entry handed out by its idempotency key, or repeats its values
+CREATE INDEX outbox_idempotency_idx ON sync_resolve.outbox (idempotency_key)
+	WHERE status <> 'pending';
+CREATE INDEX outbox_handed_out_idx ON sync_resolve.outbox (relid, key, target)
+	WHERE status IN ('in_flight', 'failed');
 COMMENT ON TABLE sync_resolve.outbox IS
 	'Local changes waiting to be carried to each external system';
 

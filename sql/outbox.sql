@@ -15,10 +15,13 @@ SELECT sync_resolve.set_policy('lead', 'stage', 'owner', owner => 'crm');
 -- a local insert: every system gets the row
 INSERT INTO lead VALUES (1, 'Ada', 10, NULL);
 SELECT target, op, payload, status, attempts FROM sync_resolve.outbox ORDER BY id;
--- a later local change merges into the waiting entries, with new keys
-SELECT idempotency_key AS old_key FROM sync_resolve.outbox WHERE target = 'crm' \gset
+-- a later local change merges into the waiting entries; never handed out,
+-- they keep their idempotency keys
+CREATE TEMP TABLE old_key AS SELECT target, idempotency_key FROM sync_resolve.outbox;
 UPDATE lead SET score = 11 WHERE id = 1;
-SELECT target, payload, idempotency_key <> :'old_key' AS new_key FROM sync_resolve.outbox ORDER BY id;
+SELECT o.target, o.payload, o.idempotency_key <> k.idempotency_key AS new_key
+FROM sync_resolve.outbox o JOIN old_key k USING (target) ORDER BY o.id;
+DROP TABLE old_key;
 
 -- crm claims its entry: in flight, leased, counted as an attempt
 SELECT id AS crm_entry, target, op, status, attempts, lease_until > now() AS leased
@@ -68,6 +71,12 @@ SELECT status, attempts, last_error, next_attempt_at > now() + interval '9 secon
 FROM sync_resolve.fail_outbound(:bill_entry, 'HTTP 503');
 -- nothing to claim while it waits
 SELECT count(*) FROM sync_resolve.claim_outbound('billing');
+-- a change merging into an entry handed out before gets a new idempotency
+-- key: billing may have seen the old one, with other content
+SELECT idempotency_key AS bill_key FROM sync_resolve.outbox WHERE id = :bill_entry \gset
+UPDATE lead SET score = 13 WHERE id = 1;
+SELECT status, payload->'score' AS score, idempotency_key <> :'bill_key' AS new_key
+FROM sync_resolve.outbox WHERE id = :bill_entry;
 -- retry_in overrides the backoff
 SELECT next_attempt_at <= now() AS due FROM sync_resolve.fail_outbound(:bill_entry, 'HTTP 503', retry_in => '0 seconds');
 SELECT attempts FROM sync_resolve.claim_outbound('billing');

@@ -1701,12 +1701,10 @@ static void
 finish_image(const SrApplyCall *call, const Datum *keyvals, SrRowState *st,
 			 SrEventBatch *batch)
 {
-	sr_shadow_write(call->tab, keyvals, call->source, &st->bases[call->sidx]);
 	if (st->local.dirty)
-	{
 		st->local.received_at = call->received_at;
-		sr_shadow_local_write(call->tab, keyvals, &st->local);
-	}
+	sr_shadow_write_rows(call->tab, keyvals, call->source, &st->bases[call->sidx],
+						 st->local.dirty ? &st->local : NULL);
 	sr_events_flush(batch);
 }
 

@@ -22,6 +22,8 @@
 #include <limits.h>
 
 #include "access/xact.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_namespace.h"
 #include "miscadmin.h"
 #include "utils/memutils.h"
 #include "utils/guc.h"
@@ -127,24 +129,37 @@ _PG_init(void)
  * Run the following statements as the extension owner.  Keeps the security
  * context's other bits; SECURITY_LOCAL_USERID_CHANGE marks the change as
  * ours, the way SECURITY DEFINER functions do.
+ *
+ * Names resolve in pg_catalog alone, whatever the caller's search_path: an
+ * override search path, pushed and popped, not a SET of the search_path
+ * setting, which would cost a search-path recomputation on each switch
+ * (and one more on the way back) for every statement.  A kept plan saves
+ * the path it was made under and is replanned when run under another:
+ * this one is the same for the prepare and every run.  An error between
+ * the two is cleaned up by the (sub)transaction's abort.
  */
 void
 sr_become_owner(SrUserSwitch *sw)
 {
+	static OverrideSearchPath owner_path = {NIL, false, false, 0};
+
+	if (owner_path.schemas == NIL)
+	{
+		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+		owner_path.schemas = list_make1_oid(PG_CATALOG_NAMESPACE);
+		MemoryContextSwitchTo(old);
+	}
 	GetUserIdAndSecContext(&sw->saved_userid, &sw->saved_sec_context);
 	SetUserIdAndSecContext(sr_extension_owner(),
 						   sw->saved_sec_context | SECURITY_LOCAL_USERID_CHANGE);
-	/* and names resolve as in the install script, whatever the caller's path */
-	sw->guc_nest_level = NewGUCNestLevel();
-	(void) set_config_option("search_path", "pg_catalog, pg_temp",
-							 PGC_USERSET, PGC_S_SESSION,
-							 GUC_ACTION_SAVE, true, 0, false);
+	PushOverrideSearchPath(&owner_path);
 }
 
 void
 sr_restore_user(const SrUserSwitch *sw)
 {
-	AtEOXact_GUC(true, sw->guc_nest_level);
+	PopOverrideSearchPath();
 	SetUserIdAndSecContext(sw->saved_userid, sw->saved_sec_context);
 }
 

@@ -10,8 +10,10 @@
  * change was refused, kept, merged) and a review decision queue, per target,
  * the columns whose value the target's base does not hold yet.  At most one
  * entry per (row, target) waits (pending, or failed and waiting to be
- * retried): later changes merge into it, and it gets a new idempotency key,
- * since its content changed.  Systems replicated by PostgreSQL itself
+ * retried): later changes merge into it.  An entry handed out before (a
+ * failed one) gets a new idempotency key when its content changes; one never
+ * handed out keeps its own, so that the merge touches no indexed column
+ * and is a HOT update.  Systems replicated by PostgreSQL itself
  * (a replication_origin) get no entries: replication carries the changes.
  *
  * Carrying: claim_outbound() leases entries FOR UPDATE SKIP LOCKED, so that
@@ -33,6 +35,7 @@
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "utils/acl.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
 #include "utils/timestamp.h"
@@ -60,25 +63,36 @@ sr_system_is_peer(const char *system)
 }
 
 /*
- * Queue (or merge into the waiting entry) what target must learn of a row:
- * an upsert of the payload's columns, or a delete.  Returns the entry id.
+ * Queue (or merge into the waiting entry) what each of n targets must learn
+ * of a row, in one statement: an upsert of payloads[i]'s columns, or a
+ * delete (payloads unused).  The entries' ids go to ids[i].
  */
-int64
-sr_outbox_queue(const SrTable *tab, Jsonb *key, const char *target, bool is_delete,
-				Jsonb *payload, SrVclock *version, const char *cause)
+static void
+queue_entries(const SrTable *tab, Jsonb *key, int n, const char **targets,
+			  bool is_delete, Jsonb **payloads, SrVclock *version, const char *cause,
+			  int64 *ids)
 {
 	Datum		values[7];
 	char		nulls[8] = "       ";
-	bool		isnull;
-	int64		id;
+	Datum	   *tdatums = palloc(sizeof(Datum) * n);
+	Datum	   *pdatums = palloc(sizeof(Datum) * n);
+	bool	   *pnulls = palloc(sizeof(bool) * n);
+	int			dims[1] = {n};
+	int			lbs[1] = {1};
+	uint64		r;
+	int			i;
 
 	if (queue_plan == NULL)
 	{
-		Oid			types[7] = {REGCLASSOID, JSONBOID, TEXTOID, TEXTOID, JSONBOID, TEXTOID, TEXTOID};
+		Oid			types[7] = {REGCLASSOID, JSONBOID, TEXTARRAYOID, TEXTOID, JSONBARRAYOID,
+		TEXTOID, TEXTOID};
 
 		queue_plan = sr_prepare_kept("INSERT INTO sync_resolve.outbox AS o"
 									 " (relid, key, target, op, payload, version, cause)"
-									 " VALUES ($1, $2, $3, $4, $5, $6::sync_resolve.vclock, $7)"
+									 " SELECT $1, $2, t.target, $4::sync_resolve.outbox_op, t.payload,"
+									 " $6::sync_resolve.vclock, $7"
+									 " FROM ROWS FROM (pg_catalog.unnest($3), pg_catalog.unnest($5))"
+									 " AS t(target, payload)"
 									 " ON CONFLICT (relid, key, target)"
 									 " WHERE status IN ('pending', 'failed')"
 									 " DO UPDATE SET op = excluded.op,"
@@ -86,32 +100,62 @@ sr_outbox_queue(const SrTable *tab, Jsonb *key, const char *target, bool is_dele
 									 " WHEN o.op = 'delete' THEN excluded.payload"
 									 " ELSE coalesce(o.payload, '{}') || excluded.payload END,"
 									 " version = excluded.version, cause = excluded.cause,"
-									 " idempotency_key = gen_random_uuid()::text,"
+									 " idempotency_key = CASE WHEN o.attempts > 0"
+									 " THEN gen_random_uuid()::text ELSE o.idempotency_key END,"
 									 " updated_at = now()"
-									 " RETURNING o.id",
+									 " RETURNING o.id, o.target",
 									 7, types, true);
+	}
+	for (i = 0; i < n; i++)
+	{
+		tdatums[i] = CStringGetTextDatum(targets[i]);
+		pnulls[i] = is_delete || payloads[i] == NULL;
+		pdatums[i] = pnulls[i] ? (Datum) 0 : JsonbPGetDatum(payloads[i]);
 	}
 	values[0] = ObjectIdGetDatum(tab->relid);
 	values[1] = JsonbPGetDatum(key);
-	values[2] = CStringGetTextDatum(target);
+	values[2] = PointerGetDatum(construct_array(tdatums, n, TEXTOID, -1, false, TYPALIGN_INT));
 	values[3] = CStringGetTextDatum(is_delete ? "delete" : "upsert");
-	values[4] = payload ? JsonbPGetDatum(payload) : (Datum) 0;
-	nulls[4] = payload ? ' ' : 'n';
+	values[4] = PointerGetDatum(construct_md_array(pdatums, pnulls, 1, dims, lbs,
+												   JSONBOID, -1, false, TYPALIGN_INT));
 	values[5] = version ? CStringGetTextDatum(sr_vclock_to_cstring(version)) : (Datum) 0;
 	nulls[5] = version ? ' ' : 'n';
 	values[6] = cause ? CStringGetTextDatum(cause) : (Datum) 0;
 	nulls[6] = cause ? ' ' : 'n';
-	if (sr_spi_execute(queue_plan, values, nulls, true, false, 0, SPI_OK_INSERT_RETURNING) != 1)
-		elog(ERROR, "sync_resolve: queueing an outbox entry returned no row");
-	id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	if (sr_spi_execute(queue_plan, values, nulls, true, false, 0, SPI_OK_INSERT_RETURNING) != n)
+		elog(ERROR, "sync_resolve: queueing %d outbox entries returned %d rows",
+			 n, (int) SPI_processed);
+	for (r = 0; r < SPI_processed; r++)
+	{
+		bool		isnull;
+		int64		id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1, &isnull));
+		char	   *target = SPI_getvalue(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 2);
+
+		for (i = 0; i < n; i++)
+			if (target != NULL && strcmp(target, targets[i]) == 0)
+				ids[i] = id;
+	}
 	SPI_freetuptable(SPI_tuptable);
+}
+
+/*
+ * Queue (or merge into the waiting entry) what target must learn of a row:
+ * an upsert of the payload's columns, or a delete.  Returns the entry id.
+ */
+int64
+sr_outbox_queue(const SrTable *tab, Jsonb *key, const char *target, bool is_delete,
+				Jsonb *payload, SrVclock *version, const char *cause)
+{
+	int64		id = 0;
+
+	queue_entries(tab, key, 1, &target, is_delete, &payload, version, cause, &id);
 	return id;
 }
 
 /*
  * Queue to every system of the table but except (and but the ones
  * PostgreSQL replicates) the columns among cols whose value its base does
- * not hold.  batch, when given, logs each entry.
+ * not hold, all in one statement.  batch, when given, logs each entry.
  */
 void
 sr_outbox_fan_out(SrTable *tab, Jsonb *key, SrRowState *st, const char *except,
@@ -119,6 +163,10 @@ sr_outbox_fan_out(SrTable *tab, Jsonb *key, SrRowState *st, const char *except,
 				  SrVclock *version, const char *cause, SrEventBatch *batch)
 {
 	bool	   *which = palloc(sizeof(bool) * (tab->ncols + 1));
+	const char **targets = palloc(sizeof(char *) * (tab->nsystems + 1));
+	Jsonb	  **payloads = palloc(sizeof(Jsonb *) * (tab->nsystems + 1));
+	int64	   *ids = palloc0(sizeof(int64) * (tab->nsystems + 1));
+	int			n = 0;
 	int			i;
 	int			c;
 
@@ -127,8 +175,6 @@ sr_outbox_fan_out(SrTable *tab, Jsonb *key, SrRowState *st, const char *except,
 		const char *target = tab->systems[i];
 		SrShadowRow *base = &st->bases[i];
 		bool		any = false;
-		Jsonb	   *payload;
-		int64		id;
 
 		if ((except && strcmp(target, except) == 0) || sr_system_is_peer(target))
 			continue;
@@ -142,13 +188,17 @@ sr_outbox_fan_out(SrTable *tab, Jsonb *key, SrRowState *st, const char *except,
 		}
 		if (!any)
 			continue;
-		payload = sr_row_object(tab, values, nulls, which);
-		id = sr_outbox_queue(tab, key, target, false, payload, version, cause);
-		if (batch)
-			sr_event_add(batch, "outbound_queued", NULL, NULL, NULL, NULL, payload,
-						 psprintf("queued for %s (outbox #%lld)", target, (long long) id),
-						 NULL, 0);
+		targets[n] = target;
+		payloads[n++] = sr_row_object(tab, values, nulls, which);
 	}
+	if (n == 0)
+		return;
+	queue_entries(tab, key, n, targets, false, payloads, version, cause, ids);
+	if (batch)
+		for (i = 0; i < n; i++)
+			sr_event_add(batch, "outbound_queued", NULL, NULL, NULL, NULL, payloads[i],
+						 psprintf("queued for %s (outbox #%lld)", targets[i], (long long) ids[i]),
+						 NULL, 0);
 }
 
 /* Queue the row's delete to every system that holds it (but except). */
@@ -156,22 +206,28 @@ void
 sr_outbox_fan_out_delete(SrTable *tab, Jsonb *key, SrRowState *st, const char *except,
 						 SrVclock *version, const char *cause, SrEventBatch *batch)
 {
+	const char **targets = palloc(sizeof(char *) * (tab->nsystems + 1));
+	int64	   *ids = palloc0(sizeof(int64) * (tab->nsystems + 1));
+	int			n = 0;
 	int			i;
 
 	for (i = 0; i < tab->nsystems; i++)
 	{
 		const char *target = tab->systems[i];
-		int64		id;
 
 		if ((except && strcmp(target, except) == 0) || sr_system_is_peer(target) ||
 			(st->bases[i].found && st->bases[i].deleted))
 			continue;
-		id = sr_outbox_queue(tab, key, target, true, NULL, version, cause);
-		if (batch)
-			sr_event_add(batch, "outbound_queued", NULL, NULL, NULL, NULL, NULL,
-						 psprintf("delete queued for %s (outbox #%lld)", target, (long long) id),
-						 NULL, 0);
+		targets[n++] = target;
 	}
+	if (n == 0)
+		return;
+	queue_entries(tab, key, n, targets, true, NULL, version, cause, ids);
+	if (batch)
+		for (i = 0; i < n; i++)
+			sr_event_add(batch, "outbound_queued", NULL, NULL, NULL, NULL, NULL,
+						 psprintf("delete queued for %s (outbox #%lld)", targets[i], (long long) ids[i]),
+						 NULL, 0);
 }
 
 /*
@@ -198,7 +254,9 @@ sr_outbox_forget(const SrTable *tab, Jsonb *key, const char *target, const bool 
 		Oid			types[4] = {REGCLASSOID, JSONBOID, TEXTOID, TEXTARRAYOID};
 
 		forget_plan = sr_prepare_kept("WITH f AS (UPDATE sync_resolve.outbox o SET payload = o.payload - $4,"
-									  "  idempotency_key = gen_random_uuid()::text, updated_at = now()"
+									  "  idempotency_key = CASE WHEN o.attempts > 0"
+									  "  THEN gen_random_uuid()::text ELSE o.idempotency_key END,"
+									  "  updated_at = now()"
 									  "  WHERE relid = $1 AND key = $2 AND target = $3"
 									  "  AND status IN ('pending', 'failed') AND op = 'upsert'"
 									  "  AND o.payload ?| $4 RETURNING o.id, o.payload)"
@@ -223,31 +281,44 @@ int64
 sr_outbox_find_echo(const SrTable *tab, Jsonb *key, const char *target,
 					const char *event_id, Jsonb *image)
 {
-	Datum		values[5];
-	char		nulls[6] = "     ";
+	static SPIPlanPtr by_id_plan = NULL;
+	Datum		values[4];
 	bool		isnull;
 	int64		id = 0;
 
+	/* two plans, each able to use its index (a pending entry is in neither) */
+	if (by_id_plan == NULL)
+	{
+		Oid			types[4] = {REGCLASSOID, JSONBOID, TEXTOID, TEXTOID};
+
+		by_id_plan = sr_prepare_kept("SELECT id FROM sync_resolve.outbox"
+									 " WHERE idempotency_key = $4 AND status <> 'pending'"
+									 " AND relid = $1 AND key = $2 AND target = $3"
+									 " ORDER BY id DESC LIMIT 1",
+									 4, types, true);
+	}
 	if (echo_plan == NULL)
 	{
-		Oid			types[5] = {REGCLASSOID, JSONBOID, TEXTOID, TEXTOID, JSONBOID};
+		Oid			types[4] = {REGCLASSOID, JSONBOID, TEXTOID, JSONBOID};
 
 		echo_plan = sr_prepare_kept("SELECT id FROM sync_resolve.outbox"
 									" WHERE relid = $1 AND key = $2 AND target = $3"
-									" AND CASE WHEN $4 IS NOT NULL THEN idempotency_key = $4"
-									" ELSE status IN ('in_flight', 'failed') AND attempts > 0"
-									" AND op = 'upsert' AND $5 @> payload END"
+									" AND status IN ('in_flight', 'failed') AND attempts > 0"
+									" AND op = 'upsert' AND $4 @> payload"
 									" ORDER BY id DESC LIMIT 1",
-									5, types, true);
+									4, types, true);
 	}
 	values[0] = ObjectIdGetDatum(tab->relid);
 	values[1] = JsonbPGetDatum(key);
 	values[2] = CStringGetTextDatum(target);
-	values[3] = event_id ? CStringGetTextDatum(event_id) : (Datum) 0;
-	nulls[3] = event_id ? ' ' : 'n';
-	values[4] = image ? JsonbPGetDatum(image) : (Datum) 0;
-	nulls[4] = image ? ' ' : 'n';
-	if (sr_spi_execute(echo_plan, values, nulls, true, false, 1, SPI_OK_SELECT) == 1)
+	if (event_id != NULL)
+		values[3] = CStringGetTextDatum(event_id);
+	else if (image != NULL)
+		values[3] = JsonbPGetDatum(image);
+	else
+		return 0;
+	if (sr_spi_execute(event_id != NULL ? by_id_plan : echo_plan, values, NULL,
+					   true, false, 1, SPI_OK_SELECT) == 1)
 		id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	SPI_freetuptable(SPI_tuptable);
 	return id;

@@ -150,6 +150,8 @@ free_table(SrTable *tab)
 		SPI_freeplan(tab->plan_read_shadow);
 	if (tab->plan_write_shadow)
 		SPI_freeplan(tab->plan_write_shadow);
+	if (tab->plan_write_shadow2)
+		SPI_freeplan(tab->plan_write_shadow2);
 	foreach(lc, tab->update_plans)
 		SPI_freeplan(((SrColumnSetPlan *) lfirst(lc))->plan);
 	foreach(lc, tab->insert_plans)
@@ -710,6 +712,7 @@ prepare_plans(SrTable *tab)
 	Oid		   *types;
 	Oid			vclock_type;
 	int			i;
+	int			nrows;
 	int			nmeta = SR_SH_NMETA;
 
 	vclock_type = GetSysCacheOid2(TYPENAMENSP, Anum_pg_type_oid,
@@ -751,54 +754,73 @@ prepare_plans(SrTable *tab)
 	append_key_match(&buf, tab, true, 1);
 	tab->plan_read_shadow = sr_prepare_kept(buf.data, tab->nkeys, types, true);
 
-	/* write one shadow row: every column, upserted */
-	types = palloc0(sizeof(Oid) * (tab->ncols + nmeta));
-	for (i = 0; i < tab->ncols; i++)
-		types[i] = tab->cols[i].basetypid;
-	types[tab->ncols + SR_SH_SYSTEM] = TEXTOID;
-	types[tab->ncols + SR_SH_KNOWN] = BOOLARRAYOID;
-	types[tab->ncols + SR_SH_CHANGED_AT] = TIMESTAMPTZOID;
-	types[tab->ncols + SR_SH_VERSION] = vclock_type;
-	types[tab->ncols + SR_SH_RECEIVED_AT] = TIMESTAMPTZOID;
-	types[tab->ncols + SR_SH_DELETED_AT] = TIMESTAMPTZOID;
-	types[tab->ncols + SR_SH_DELETED_BY] = TEXTOID;
-	types[tab->ncols + SR_SH_COL_CHANGED_AT] = TIMESTAMPTZARRAYOID;
-	types[tab->ncols + SR_SH_COL_WRITER] = TEXTARRAYOID;
-	types[tab->ncols + SR_SH_HELD] = BOOLARRAYOID;
-	types[tab->ncols + SR_SH_SENT] = BOOLARRAYOID;
-	types[tab->ncols + SR_SH_OWN_XIDS] = XID8ARRAYOID;
-	types[tab->ncols + SR_SH_SEEN_AT] = TIMESTAMPTZARRAYOID;
-	resetStringInfo(&buf);
-	appendStringInfo(&buf, "INSERT INTO %s (", tab->shadow_name);
-	append_column_list(&buf, tab, true);
-	for (i = 0; i < nmeta; i++)
-		appendStringInfo(&buf, ", %s", sr_shadow_meta_names[i]);
-	appendStringInfoString(&buf, ") VALUES (");
-	for (i = 0; i < tab->ncols + nmeta; i++)
-		appendStringInfo(&buf, "%s$%d", i > 0 ? ", " : "", i + 1);
-	appendStringInfoString(&buf, ") ON CONFLICT (");
-	for (i = 0; i < tab->nkeys; i++)
-		appendStringInfo(&buf, "c%d, ", tab->cols[tab->keys[i]].attnum);
-	appendStringInfoString(&buf, "system) DO UPDATE SET ");
+	/*
+	 * write one shadow row, or two (a system's base and the local metadata)
+	 * in one statement: every column, upserted
+	 */
+	for (nrows = 1; nrows <= 2; nrows++)
 	{
-		bool		first = true;
+		int			nparams = tab->ncols + nmeta;
+		int			r;
 
+		types = palloc0(sizeof(Oid) * nparams * nrows);
 		for (i = 0; i < tab->ncols; i++)
+			types[i] = tab->cols[i].basetypid;
+		types[tab->ncols + SR_SH_SYSTEM] = TEXTOID;
+		types[tab->ncols + SR_SH_KNOWN] = BOOLARRAYOID;
+		types[tab->ncols + SR_SH_CHANGED_AT] = TIMESTAMPTZOID;
+		types[tab->ncols + SR_SH_VERSION] = vclock_type;
+		types[tab->ncols + SR_SH_RECEIVED_AT] = TIMESTAMPTZOID;
+		types[tab->ncols + SR_SH_DELETED_AT] = TIMESTAMPTZOID;
+		types[tab->ncols + SR_SH_DELETED_BY] = TEXTOID;
+		types[tab->ncols + SR_SH_COL_CHANGED_AT] = TIMESTAMPTZARRAYOID;
+		types[tab->ncols + SR_SH_COL_WRITER] = TEXTARRAYOID;
+		types[tab->ncols + SR_SH_HELD] = BOOLARRAYOID;
+		types[tab->ncols + SR_SH_SENT] = BOOLARRAYOID;
+		types[tab->ncols + SR_SH_OWN_XIDS] = XID8ARRAYOID;
+		types[tab->ncols + SR_SH_SEEN_AT] = TIMESTAMPTZARRAYOID;
+		for (r = 1; r < nrows; r++)
+			memcpy(types + r * nparams, types, sizeof(Oid) * nparams);
+		resetStringInfo(&buf);
+		appendStringInfo(&buf, "INSERT INTO %s (", tab->shadow_name);
+		append_column_list(&buf, tab, true);
+		for (i = 0; i < nmeta; i++)
+			appendStringInfo(&buf, ", %s", sr_shadow_meta_names[i]);
+		appendStringInfoString(&buf, ") VALUES ");
+		for (r = 0; r < nrows; r++)
 		{
-			if (tab->cols[i].is_key)
-				continue;
-			appendStringInfo(&buf, "%sc%d = excluded.c%d", first ? "" : ", ",
-							 tab->cols[i].attnum, tab->cols[i].attnum);
-			first = false;
+			appendStringInfoString(&buf, r > 0 ? ", (" : "(");
+			for (i = 0; i < nparams; i++)
+				appendStringInfo(&buf, "%s$%d", i > 0 ? ", " : "", r * nparams + i + 1);
+			appendStringInfoChar(&buf, ')');
 		}
-		for (i = 1; i < nmeta; i++)
+		appendStringInfoString(&buf, " ON CONFLICT (");
+		for (i = 0; i < tab->nkeys; i++)
+			appendStringInfo(&buf, "c%d, ", tab->cols[tab->keys[i]].attnum);
+		appendStringInfoString(&buf, "system) DO UPDATE SET ");
 		{
-			appendStringInfo(&buf, "%s%s = excluded.%s", first ? "" : ", ",
-							 sr_shadow_meta_names[i], sr_shadow_meta_names[i]);
-			first = false;
+			bool		first = true;
+
+			for (i = 0; i < tab->ncols; i++)
+			{
+				if (tab->cols[i].is_key)
+					continue;
+				appendStringInfo(&buf, "%sc%d = excluded.c%d", first ? "" : ", ",
+								 tab->cols[i].attnum, tab->cols[i].attnum);
+				first = false;
+			}
+			for (i = 1; i < nmeta; i++)
+			{
+				appendStringInfo(&buf, "%s%s = excluded.%s", first ? "" : ", ",
+								 sr_shadow_meta_names[i], sr_shadow_meta_names[i]);
+				first = false;
+			}
 		}
+		if (nrows == 1)
+			tab->plan_write_shadow = sr_prepare_kept(buf.data, nparams, types, true);
+		else
+			tab->plan_write_shadow2 = sr_prepare_kept(buf.data, nparams * nrows, types, true);
 	}
-	tab->plan_write_shadow = sr_prepare_kept(buf.data, tab->ncols + nmeta, types, true);
 
 	pfree(buf.data);
 }

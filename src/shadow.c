@@ -280,21 +280,20 @@ to_attnum_array(const SrTable *tab, Oid elemtype, const Datum *percol, const boo
 											  elemtype, typlen, typbyval, typalign));
 }
 
+/* The parameters of one row of plan_write_shadow: values[] and nulls[]. */
 static void
-write_row(SrTable *tab, const Datum *keyvals, const char *system,
-		  SrShadowRow *row, bool is_local)
+row_params(SrTable *tab, const Datum *keyvals, const char *system,
+		   SrShadowRow *row, bool is_local, Datum *values, char *nulls)
 {
 	int			nparams = tab->ncols + SR_SH_NMETA;
-	Datum	   *values = palloc0(sizeof(Datum) * nparams);
-	char	   *nulls = palloc(sizeof(char) * (nparams + 1));
 	Datum	   *tmp = palloc0(sizeof(Datum) * (tab->ncols + 1));
 	bool	   *tmpnull = palloc(sizeof(bool) * (tab->ncols + 1));
 	int			i;
 	int			k = 0;
 	int			m = tab->ncols;
 
+	memset(values, 0, sizeof(Datum) * nparams);
 	memset(nulls, 'n', nparams);
-	nulls[nparams] = '\0';
 
 	for (i = 0; i < tab->ncols; i++)
 	{
@@ -392,9 +391,46 @@ write_row(SrTable *tab, const Datum *keyvals, const char *system,
 		}
 	}
 
-	sr_spi_execute(tab->plan_write_shadow, values, nulls, true, false, 0, SPI_OK_INSERT);
-	row->found = true;
-	row->dirty = false;
+}
+
+/*
+ * Upsert a system's base (when system is not NULL) and the local metadata
+ * (when lrow is not NULL): both in one statement.
+ */
+void
+sr_shadow_write_rows(SrTable *tab, const Datum *keyvals, const char *system,
+					 SrShadowRow *row, SrShadowRow *lrow)
+{
+	int			nparams = tab->ncols + SR_SH_NMETA;
+	Datum	   *values = palloc(sizeof(Datum) * nparams * 2);
+	char	   *nulls = palloc(sizeof(char) * (nparams * 2 + 1));
+	int			n = 0;
+
+	if (system != NULL)
+	{
+		row_params(tab, keyvals, system, row, false, values, nulls);
+		n++;
+	}
+	if (lrow != NULL)
+	{
+		row_params(tab, keyvals, SR_LOCAL, lrow, true, values + n * nparams, nulls + n * nparams);
+		n++;
+	}
+	if (n == 0)
+		return;
+	nulls[n * nparams] = '\0';
+	sr_spi_execute(n == 2 ? tab->plan_write_shadow2 : tab->plan_write_shadow,
+				   values, nulls, true, false, 0, SPI_OK_INSERT);
+	if (system != NULL)
+	{
+		row->found = true;
+		row->dirty = false;
+	}
+	if (lrow != NULL)
+	{
+		lrow->found = true;
+		lrow->dirty = false;
+	}
 }
 
 /* Upsert the base of an external system. */
@@ -402,12 +438,12 @@ void
 sr_shadow_write(SrTable *tab, const Datum *keyvals, const char *system,
 				SrShadowRow *row)
 {
-	write_row(tab, keyvals, system, row, false);
+	sr_shadow_write_rows(tab, keyvals, system, row, NULL);
 }
 
 /* Upsert the local metadata of a row. */
 void
 sr_shadow_local_write(SrTable *tab, const Datum *keyvals, SrShadowRow *lrow)
 {
-	write_row(tab, keyvals, SR_LOCAL, lrow, true);
+	sr_shadow_write_rows(tab, keyvals, NULL, NULL, lrow);
 }

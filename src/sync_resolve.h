@@ -272,6 +272,7 @@ typedef struct SrTable
 	SPIPlanPtr	plan_delete_row;
 	SPIPlanPtr	plan_read_shadow;
 	SPIPlanPtr	plan_write_shadow;
+	SPIPlanPtr	plan_write_shadow2;	/* two rows: a base and the local metadata */
 	List	   *update_plans;	/* SrColumnSetPlan * */
 	List	   *insert_plans;	/* SrColumnSetPlan * */
 } SrTable;
@@ -422,6 +423,8 @@ typedef struct SrRowState
 } SrRowState;
 
 extern void sr_shadow_load(SrTable *tab, const Datum *keyvals, SrRowState *st);
+extern void sr_shadow_write_rows(SrTable *tab, const Datum *keyvals, const char *system,
+								 SrShadowRow *row, SrShadowRow *lrow);
 extern void sr_shadow_write(SrTable *tab, const Datum *keyvals,
 							const char *system, SrShadowRow *row);
 extern void sr_shadow_local_write(SrTable *tab, const Datum *keyvals,
@@ -611,7 +614,6 @@ typedef struct SrUserSwitch
 {
 	Oid			saved_userid;
 	int			saved_sec_context;
-	int			guc_nest_level;
 } SrUserSwitch;
 
 extern void sr_become_owner(SrUserSwitch *sw);

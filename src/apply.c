@@ -144,6 +144,48 @@ tracked_write(SrTable *tab, const Datum *keyvals, SPIPlanPtr plan, Datum *values
 	return n;
 }
 
+/*
+ * fn(arg) in a subtransaction, for a write that another row may stand in
+ * the way of.  False when the table refused it (an integrity constraint: a
+ * unique key, a check), with the table's message in *why when why is not
+ * NULL; any other error goes on up.
+ */
+static bool
+try_write(void (*fn) (void *), void *arg, char **why)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	bool		ok = true;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		fn(arg);
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+		if (ERRCODE_TO_CATEGORY(edata->sqlerrcode) != ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION)
+			ReThrowError(edata);
+		if (why != NULL)
+			*why = edata->message;
+		ok = false;
+	}
+	PG_END_TRY();
+	return ok;
+}
+
 typedef struct SrRowWrite
 {
 	SrTable    *tab;
@@ -162,8 +204,6 @@ row_write(void *arg)
 
 	w->n = tracked_write(w->tab, w->keyvals, w->plan, w->values, w->nulls, w->expected);
 }
-
-static bool try_write(void (*fn) (void *), void *arg, char **why);
 
 /*
  * UPDATE the given columns of the row; the row as written (other BEFORE
@@ -1919,48 +1959,6 @@ sr_apply_image(SrApplyCall *call, SrImage *img, SrApplyResult *res, SrReviewIds 
 	if (call->in_order && call->has_changed_at)
 		sr_note_seen(&st.local, call->changed_at);
 	finish_image(call, img->keyvals, &st, &batch);
-}
-
-/*
- * fn(arg) in a subtransaction, for a write that another row may stand in
- * the way of.  False when the table refused it (an integrity constraint: a
- * unique key, a check), with the table's message in *why when why is not
- * NULL; any other error goes on up.
- */
-static bool
-try_write(void (*fn) (void *), void *arg, char **why)
-{
-	MemoryContext cxt = CurrentMemoryContext;
-	ResourceOwner owner = CurrentResourceOwner;
-	bool		ok = true;
-
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(cxt);
-	PG_TRY();
-	{
-		fn(arg);
-		ReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(cxt);
-		CurrentResourceOwner = owner;
-	}
-	PG_CATCH();
-	{
-		ErrorData  *edata;
-
-		MemoryContextSwitchTo(cxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(cxt);
-		CurrentResourceOwner = owner;
-		if (ERRCODE_TO_CATEGORY(edata->sqlerrcode) != ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION)
-			ReThrowError(edata);
-		if (why != NULL)
-			*why = edata->message;
-		ok = false;
-	}
-	PG_END_TRY();
-	return ok;
 }
 
 typedef struct SrImageWrite

@@ -47,11 +47,19 @@ int			sr_retry_base_ms = 10000;
 int			sr_retry_max_ms = 3600000;
 
 static SPIPlanPtr queue_plan = NULL;
-static SPIPlanPtr echo_plan = NULL;
 static SPIPlanPtr read_plan = NULL;
 static SPIPlanPtr lock_plan = NULL;
 static SPIPlanPtr sent_plan = NULL;
 static SPIPlanPtr identity_plan = NULL;
+
+/*
+ * The idempotency key of an entry whose content a change alters: a new one
+ * if the entry was handed out before (its target may have seen the old key
+ * with the old content), else its own, so that the change touches no
+ * indexed column.
+ */
+#define SR_KEY_AFTER_CHANGE \
+	"CASE WHEN o.attempts > 0 THEN gen_random_uuid()::text ELSE o.idempotency_key END"
 
 /* Is this system kept in step by PostgreSQL's own replication? */
 bool
@@ -100,8 +108,7 @@ queue_entries(const SrTable *tab, Jsonb *key, int n, const char **targets,
 									 " WHEN o.op = 'delete' THEN excluded.payload"
 									 " ELSE coalesce(o.payload, '{}') || excluded.payload END,"
 									 " version = excluded.version, cause = excluded.cause,"
-									 " idempotency_key = CASE WHEN o.attempts > 0"
-									 " THEN gen_random_uuid()::text ELSE o.idempotency_key END,"
+									 " idempotency_key = " SR_KEY_AFTER_CHANGE ","
 									 " updated_at = now()"
 									 " RETURNING o.id, o.target",
 									 7, types, true);
@@ -254,8 +261,7 @@ sr_outbox_forget(const SrTable *tab, Jsonb *key, const char *target, const bool 
 		Oid			types[4] = {REGCLASSOID, JSONBOID, TEXTOID, TEXTARRAYOID};
 
 		forget_plan = sr_prepare_kept("WITH f AS (UPDATE sync_resolve.outbox o SET payload = o.payload - $4,"
-									  "  idempotency_key = CASE WHEN o.attempts > 0"
-									  "  THEN gen_random_uuid()::text ELSE o.idempotency_key END,"
+									  "  idempotency_key = " SR_KEY_AFTER_CHANGE ","
 									  "  updated_at = now()"
 									  "  WHERE relid = $1 AND key = $2 AND target = $3"
 									  "  AND status IN ('pending', 'failed') AND op = 'upsert'"
@@ -282,43 +288,50 @@ sr_outbox_find_echo(const SrTable *tab, Jsonb *key, const char *target,
 					const char *event_id, Jsonb *image)
 {
 	static SPIPlanPtr by_id_plan = NULL;
+	static SPIPlanPtr by_values_plan = NULL;
+	SPIPlanPtr	plan;
 	Datum		values[4];
 	bool		isnull;
 	int64		id = 0;
 
 	/* two plans, each able to use its index (a pending entry is in neither) */
-	if (by_id_plan == NULL)
+	if (event_id != NULL)
 	{
-		Oid			types[4] = {REGCLASSOID, JSONBOID, TEXTOID, TEXTOID};
+		if (by_id_plan == NULL)
+		{
+			Oid			types[4] = {REGCLASSOID, JSONBOID, TEXTOID, TEXTOID};
 
-		by_id_plan = sr_prepare_kept("SELECT id FROM sync_resolve.outbox"
-									 " WHERE idempotency_key = $4 AND status <> 'pending'"
-									 " AND relid = $1 AND key = $2 AND target = $3"
-									 " ORDER BY id DESC LIMIT 1",
-									 4, types, true);
+			by_id_plan = sr_prepare_kept("SELECT id FROM sync_resolve.outbox"
+										 " WHERE idempotency_key = $4 AND status <> 'pending'"
+										 " AND relid = $1 AND key = $2 AND target = $3"
+										 " ORDER BY id DESC LIMIT 1",
+										 4, types, true);
+		}
+		plan = by_id_plan;
+		values[3] = CStringGetTextDatum(event_id);
 	}
-	if (echo_plan == NULL)
+	else if (image != NULL)
 	{
-		Oid			types[4] = {REGCLASSOID, JSONBOID, TEXTOID, JSONBOID};
+		if (by_values_plan == NULL)
+		{
+			Oid			types[4] = {REGCLASSOID, JSONBOID, TEXTOID, JSONBOID};
 
-		echo_plan = sr_prepare_kept("SELECT id FROM sync_resolve.outbox"
-									" WHERE relid = $1 AND key = $2 AND target = $3"
-									" AND status IN ('in_flight', 'failed') AND attempts > 0"
-									" AND op = 'upsert' AND $4 @> payload"
-									" ORDER BY id DESC LIMIT 1",
-									4, types, true);
+			by_values_plan = sr_prepare_kept("SELECT id FROM sync_resolve.outbox"
+											 " WHERE relid = $1 AND key = $2 AND target = $3"
+											 " AND status IN ('in_flight', 'failed') AND attempts > 0"
+											 " AND op = 'upsert' AND $4 @> payload"
+											 " ORDER BY id DESC LIMIT 1",
+											 4, types, true);
+		}
+		plan = by_values_plan;
+		values[3] = JsonbPGetDatum(image);
 	}
+	else
+		return 0;
 	values[0] = ObjectIdGetDatum(tab->relid);
 	values[1] = JsonbPGetDatum(key);
 	values[2] = CStringGetTextDatum(target);
-	if (event_id != NULL)
-		values[3] = CStringGetTextDatum(event_id);
-	else if (image != NULL)
-		values[3] = JsonbPGetDatum(image);
-	else
-		return 0;
-	if (sr_spi_execute(event_id != NULL ? by_id_plan : echo_plan, values, NULL,
-					   true, false, 1, SPI_OK_SELECT) == 1)
+	if (sr_spi_execute(plan, values, NULL, true, false, 1, SPI_OK_SELECT) == 1)
 		id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	SPI_freetuptable(SPI_tuptable);
 	return id;

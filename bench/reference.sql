@@ -44,7 +44,8 @@ CREATE TABLE ref_shadow (
 	PRIMARY KEY (id, system)
 );
 CREATE TABLE ref_event (LIKE sync_resolve.event INCLUDING ALL);
-CREATE TABLE ref_outbox (LIKE sync_resolve.outbox INCLUDING ALL);
+-- LIKE copies the indexes and domains, not the fillfactor that makes a merge a HOT update
+CREATE TABLE ref_outbox (LIKE sync_resolve.outbox INCLUDING ALL) WITH (fillfactor = 70);
 -- when item_ref was "tracked": the change time of a local value with no metadata
 CREATE TABLE ref_tracked (tracked_at timestamptz NOT NULL);
 INSERT INTO ref_tracked VALUES (now());
@@ -228,7 +229,8 @@ BEGIN
 			VALUES (rel, rowkey, t, 'upsert', out_j, source)
 			ON CONFLICT (relid, key, target) WHERE status IN ('pending', 'failed')
 			DO UPDATE SET payload = coalesce(o.payload, '{}') || excluded.payload, cause = excluded.cause,
-				idempotency_key = gen_random_uuid()::text, updated_at = now()
+				idempotency_key = CASE WHEN o.attempts > 0 THEN gen_random_uuid()::text ELSE o.idempotency_key END,
+				updated_at = now()
 			RETURNING o.id INTO ob_id;
 			INSERT INTO ref_event (relid, key, kind, source, new_value, source_changed_at, received_at, rule, actor)
 			VALUES (rel, rowkey, 'outbound_queued', source, out_j, changed_at, received,
@@ -239,7 +241,8 @@ BEGIN
 		-- what the source just sent replaces older local values waiting for it
 		WITH f AS (
 			UPDATE ref_outbox o SET payload = o.payload - array(SELECT jsonb_object_keys(sent)),
-				idempotency_key = gen_random_uuid()::text, updated_at = now()
+				idempotency_key = CASE WHEN o.attempts > 0 THEN gen_random_uuid()::text ELSE o.idempotency_key END,
+				updated_at = now()
 			WHERE o.relid = rel AND o.key = rowkey AND o.target = source
 			  AND o.status IN ('pending', 'failed') AND o.op = 'upsert'
 			  AND o.payload ?| array(SELECT jsonb_object_keys(sent))
@@ -252,7 +255,8 @@ BEGIN
 			VALUES (rel, rowkey, source, 'upsert', out_j, source)
 			ON CONFLICT (relid, key, target) WHERE status IN ('pending', 'failed')
 			DO UPDATE SET payload = coalesce(o.payload, '{}') || excluded.payload, cause = excluded.cause,
-				idempotency_key = gen_random_uuid()::text, updated_at = now()
+				idempotency_key = CASE WHEN o.attempts > 0 THEN gen_random_uuid()::text ELSE o.idempotency_key END,
+				updated_at = now()
 			RETURNING o.id INTO ob_id;
 			INSERT INTO ref_event (relid, key, kind, source, new_value, source_changed_at, received_at, rule, actor)
 			VALUES (rel, rowkey, 'outbound_queued', source, out_j, changed_at, received,

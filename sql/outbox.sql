@@ -42,7 +42,7 @@ SELECT outcome, applied FROM sync_resolve.apply('lead', 'crm', '{"id": 1, "name"
 -- the next entry, claimed and reported back before it is confirmed: also
 -- an echo, which confirms it
 SELECT id AS crm_entry2 FROM sync_resolve.claim_outbound('crm') \gset
-SELECT outcome FROM sync_resolve.apply('lead', 'crm', '{"id": 1, "name": "Ada L."}');
+SELECT outcome FROM sync_resolve.apply('lead', 'crm', '{"id": 1, "name": "Ada Byron"}');
 SELECT status FROM sync_resolve.outbox WHERE id = :crm_entry2;
 -- an entry's idempotency key as the delivery id marks an echo too
 UPDATE lead SET score = 12 WHERE id = 1;
@@ -61,7 +61,7 @@ SELECT outcome, rejected FROM sync_resolve.apply('lead', 'billing', '{"id": 1, "
 SELECT target, payload FROM sync_resolve.outbox WHERE status = 'pending' AND target = 'billing';
 -- when billing sends its own value for a column, the waiting entry no
 -- longer carries the older one
-SELECT outcome, applied FROM sync_resolve.apply('lead', 'billing', '{"id": 1, "name": "Ada Lovelace"}', '2999-01-01');
+SELECT outcome, applied FROM sync_resolve.apply('lead', 'billing', '{"id": 1, "name": "Ada King"}', '2999-01-01');
 SELECT target, payload FROM sync_resolve.outbox WHERE status = 'pending' ORDER BY id;
 
 -- fail: retried later, with exponential backoff; dead after max_attempts
@@ -137,3 +137,41 @@ UPDATE sync_resolve.system SET member_role = NULL WHERE name = 'crm';
 DROP OWNED BY regress_sr_worker;
 DROP ROLE regress_sr_worker;
 DROP ROLE regress_sr_crm_team;
+
+-- The outbox and the history are written straight into their tables, not
+-- by SQL statements, but as the tables are: a trigger on writing the
+-- outbox makes sync_resolve queue through SQL, so that the trigger fires;
+-- once it is dropped, nothing fires.
+CREATE TABLE outbox_seen (op text, target text);
+CREATE FUNCTION outbox_seen() RETURNS trigger LANGUAGE plpgsql AS
+$$BEGIN INSERT INTO public.outbox_seen VALUES (TG_OP, NEW.target); RETURN NEW; END$$;
+CREATE TRIGGER outbox_seen AFTER INSERT OR UPDATE ON sync_resolve.outbox
+	FOR EACH ROW EXECUTE FUNCTION outbox_seen();
+TRUNCATE sync_resolve.outbox;
+UPDATE lead SET score = 5 WHERE id = 1;
+UPDATE lead SET score = 6 WHERE id = 1;
+SELECT op, target FROM outbox_seen ORDER BY op, target;
+DROP TRIGGER outbox_seen ON sync_resolve.outbox;
+UPDATE lead SET score = 7 WHERE id = 1;
+SELECT count(*) AS fired FROM outbox_seen;
+SELECT target, payload FROM sync_resolve.outbox WHERE status = 'pending' ORDER BY id;
+-- a column's default is the table's own, changed or not
+ALTER TABLE sync_resolve.outbox ALTER next_attempt_at SET DEFAULT now() + interval '1 hour';
+TRUNCATE sync_resolve.outbox;
+UPDATE lead SET score = 8 WHERE id = 1;
+SELECT target, next_attempt_at > now() + interval '59 minutes' AS later FROM sync_resolve.outbox ORDER BY id;
+ALTER TABLE sync_resolve.outbox ALTER next_attempt_at SET DEFAULT now();
+TRUNCATE sync_resolve.outbox;
+UPDATE lead SET score = 9 WHERE id = 1;
+SELECT target, next_attempt_at > now() AS later FROM sync_resolve.outbox ORDER BY id;
+-- a column added to the history gets its default (through SQL); once it
+-- is dropped again, events are written as before
+ALTER TABLE sync_resolve.event ADD COLUMN note text DEFAULT 'noted';
+SELECT outcome FROM sync_resolve.apply('lead', 'crm', '{"id": 1, "name": "Ada Byron"}', now());
+SELECT kind, source, note FROM sync_resolve.event ORDER BY id DESC LIMIT 1;
+ALTER TABLE sync_resolve.event DROP COLUMN note;
+SELECT outcome FROM sync_resolve.apply('lead', 'crm', '{"id": 1, "name": "Ada King"}', now());
+SELECT kind, source, column_name, new_value FROM sync_resolve.event
+WHERE id > (SELECT max(id) - 3 FROM sync_resolve.event) ORDER BY id;
+DROP TABLE outbox_seen;
+DROP FUNCTION outbox_seen();

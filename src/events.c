@@ -5,9 +5,11 @@
  *
  * Every incoming image leaves at least one event; a decision worth
  * explaining (a conflict, a refusal, a review) leaves one per column.  The
- * events one image causes are collected in an SrEventBatch and written by
- * one INSERT ... SELECT FROM unnest(...) with a plan prepared once per
- * backend; they commit or roll back with everything else the image did.
+ * events one image causes are collected in an SrEventBatch and written
+ * together, straight into the table (direct.c), or where the table was
+ * changed so that this would not honour it, by one INSERT ... SELECT FROM
+ * unnest(...) with a plan prepared once per backend; they commit or roll
+ * back with everything else the image did.
  *
  * The table refuses UPDATE, DELETE and TRUNCATE (append_only_trigger),
  * except for prune_events(), which sets a flag for the length of its own
@@ -96,9 +98,89 @@ nullable_array(int n, const Datum *values, Oid elemtype)
 #define TEXT_OR_ZERO(s)		((s) ? CStringGetTextDatum(s) : (Datum) 0)
 #define JSONB_OR_ZERO(j)	((j) ? JsonbPGetDatum(j) : (Datum) 0)
 
-/* Write the batch's events; the batch is emptied. */
-void
-sr_events_flush(SrEventBatch *batch)
+/* The history's columns, as the direct write names them (EV_* index them). */
+static const SrDirectColumn event_columns[] = {
+	{"id", INT8OID, NULL},
+	{"at", TIMESTAMPTZOID, NULL},
+	{"relid", REGCLASSOID, NULL},
+	{"key", JSONBOID, NULL},
+	{"kind", TEXTOID, NULL},
+	{"column_name", TEXTOID, NULL},
+	{"source", TEXTOID, NULL},
+	{"old_value", JSONBOID, NULL},
+	{"incoming_value", JSONBOID, NULL},
+	{"base_value", JSONBOID, NULL},
+	{"new_value", JSONBOID, NULL},
+	{"version", InvalidOid, "vclock"},
+	{"source_changed_at", TIMESTAMPTZOID, NULL},
+	{"received_at", TIMESTAMPTZOID, NULL},
+	{"rule", TEXTOID, NULL},
+	{"decision", TEXTOID, NULL},
+	{"event_id", TEXTOID, NULL},
+	{"review_id", INT8OID, NULL},
+	{"actor", NAMEOID, NULL},
+};
+
+enum
+{
+	EV_ID, EV_AT, EV_RELID, EV_KEY, EV_KIND, EV_COLUMN, EV_SOURCE, EV_OLD, EV_INCOMING,
+	EV_BASE, EV_NEW, EV_VERSION, EV_CHANGED_AT, EV_RECEIVED_AT, EV_RULE, EV_DECISION,
+	EV_EVENT_ID, EV_REVIEW_ID, EV_ACTOR
+};
+
+static SrDirectTable event_table = {
+	"event", lengthof(event_columns), event_columns, NULL
+};
+
+#define TEXT_OR_NULL(d, col, s)		sr_direct_set(d, col, (s) ? CStringGetTextDatum(s) : (Datum) 0, (s) == NULL)
+#define JSONB_OR_NULL(d, col, j)	sr_direct_set(d, col, (j) ? JsonbPGetDatum(j) : (Datum) 0, (j) == NULL)
+
+/*
+ * Write the batch's events straight into the table; false if it must be
+ * done through SQL (see direct.c).
+ */
+static bool
+flush_direct(SrEventBatch *batch, Datum actor)
+{
+	SrDirect	d;
+	ListCell   *lc;
+
+	if (!sr_direct_begin(&d, &event_table))
+		return false;
+	foreach(lc, batch->events)
+	{
+		SrEvent    *ev = (SrEvent *) lfirst(lc);
+
+		sr_direct_set(&d, EV_RELID, ObjectIdGetDatum(batch->relid), false);
+		JSONB_OR_NULL(&d, EV_KEY, batch->key);
+		TEXT_OR_NULL(&d, EV_SOURCE, batch->source);
+		sr_direct_set(&d, EV_VERSION, PointerGetDatum(batch->version), batch->version == NULL);
+		sr_direct_set(&d, EV_CHANGED_AT, TimestampTzGetDatum(batch->changed_at),
+					  !batch->has_changed_at);
+		sr_direct_set(&d, EV_RECEIVED_AT, TimestampTzGetDatum(batch->received_at), false);
+		TEXT_OR_NULL(&d, EV_EVENT_ID, batch->event_id);
+		sr_direct_set(&d, EV_ACTOR, actor, false);
+		TEXT_OR_NULL(&d, EV_KIND, ev->kind);
+		TEXT_OR_NULL(&d, EV_COLUMN, ev->column_name);
+		JSONB_OR_NULL(&d, EV_OLD, ev->old_value);
+		JSONB_OR_NULL(&d, EV_INCOMING, ev->incoming_value);
+		JSONB_OR_NULL(&d, EV_BASE, ev->base_value);
+		JSONB_OR_NULL(&d, EV_NEW, ev->new_value);
+		TEXT_OR_NULL(&d, EV_RULE, ev->rule);
+		TEXT_OR_NULL(&d, EV_DECISION, ev->decision);
+		sr_direct_set(&d, EV_REVIEW_ID, Int64GetDatum(ev->review_id), ev->review_id == 0);
+		sr_direct_insert(&d);
+	}
+	sr_direct_end(&d);
+	return true;
+}
+
+#define TEXT_OR_ZERO(s)		((s) ? CStringGetTextDatum(s) : (Datum) 0)
+#define JSONB_OR_ZERO(j)	((j) ? JsonbPGetDatum(j) : (Datum) 0)
+
+/* The same through one INSERT ... SELECT FROM unnest(...). */
+static void
+flush_sql(SrEventBatch *batch, Datum actor)
 {
 	int			n = list_length(batch->events);
 	Datum		values[EVENT_NPARAMS];
@@ -118,8 +200,6 @@ sr_events_flush(SrEventBatch *batch)
 	ListCell   *lc;
 	int			i = 0;
 
-	if (n == 0)
-		return;
 	kinds = palloc(sizeof(Datum) * n);
 	columns = palloc(sizeof(Datum) * n);
 	rules = palloc(sizeof(Datum) * n);
@@ -161,8 +241,7 @@ sr_events_flush(SrEventBatch *batch)
 	values[5] = TimestampTzGetDatum(batch->received_at);
 	values[6] = batch->event_id ? CStringGetTextDatum(batch->event_id) : (Datum) 0;
 	nulls[6] = batch->event_id ? ' ' : 'n';
-	values[7] = DirectFunctionCall1(namein,
-									CStringGetDatum(GetUserNameFromId(GetUserId(), false)));
+	values[7] = actor;
 	values[8] = nullable_array(n, kinds, TEXTOID);
 	values[9] = nullable_array(n, columns, TEXTOID);
 	values[10] = nullable_array(n, olds, JSONBOID);
@@ -176,6 +255,23 @@ sr_events_flush(SrEventBatch *batch)
 													TYPALIGN_DOUBLE));
 
 	sr_spi_execute(get_event_plan(), values, nulls, true, false, 0, SPI_OK_INSERT);
+}
+
+/*
+ * Write the batch's events; the batch is emptied.  The actor is the
+ * session's user (the writes themselves run as the extension owner).
+ */
+void
+sr_events_flush(SrEventBatch *batch)
+{
+	Datum		actor;
+
+	if (batch->events == NIL)
+		return;
+	actor = DirectFunctionCall1(namein,
+								CStringGetDatum(GetUserNameFromId(GetUserId(), false)));
+	if (!flush_direct(batch, actor))
+		flush_sql(batch, actor);
 	list_free_deep(batch->events);
 	batch->events = NIL;
 }

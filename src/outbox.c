@@ -70,13 +70,9 @@ sr_system_is_peer(const char *system)
 	return sys != NULL && sys->replication_origin != NULL;
 }
 
-/*
- * Queue (or merge into the waiting entry) what each of n targets must learn
- * of a row, in one statement: an upsert of payloads[i]'s columns, or a
- * delete (payloads unused).  The entries' ids go to ids[i].
- */
+/* The same as queue_direct(), in one statement. */
 static void
-queue_entries(const SrTable *tab, Jsonb *key, int n, const char **targets,
+queue_sql(const SrTable *tab, Jsonb *key, int n, const char **targets,
 			  bool is_delete, Jsonb **payloads, SrVclock *version, const char *cause,
 			  int64 *ids)
 {
@@ -143,6 +139,119 @@ queue_entries(const SrTable *tab, Jsonb *key, int n, const char **targets,
 				ids[i] = id;
 	}
 	SPI_freetuptable(SPI_tuptable);
+}
+
+/* The outbox's columns, as the direct write names them (OB_* index them). */
+static const SrDirectColumn outbox_columns[] = {
+	{"id", INT8OID, NULL},
+	{"relid", REGCLASSOID, NULL},
+	{"key", JSONBOID, NULL},
+	{"target", TEXTOID, NULL},
+	{"op", InvalidOid, "outbox_op"},
+	{"payload", JSONBOID, NULL},
+	{"external_id", TEXTOID, NULL},
+	{"idempotency_key", TEXTOID, NULL},
+	{"status", InvalidOid, "outbox_status"},
+	{"attempts", INT4OID, NULL},
+	{"next_attempt_at", TIMESTAMPTZOID, NULL},
+	{"lease_until", TIMESTAMPTZOID, NULL},
+	{"created_at", TIMESTAMPTZOID, NULL},
+	{"updated_at", TIMESTAMPTZOID, NULL},
+	{"sent_at", TIMESTAMPTZOID, NULL},
+	{"last_error", TEXTOID, NULL},
+	{"version", InvalidOid, "vclock"},
+	{"cause", TEXTOID, NULL},
+};
+
+enum
+{
+	OB_ID, OB_RELID, OB_KEY, OB_TARGET, OB_OP, OB_PAYLOAD, OB_EXTERNAL_ID, OB_IDEMPOTENCY_KEY,
+	OB_STATUS, OB_ATTEMPTS, OB_NEXT_ATTEMPT_AT, OB_LEASE_UNTIL, OB_CREATED_AT, OB_UPDATED_AT,
+	OB_SENT_AT, OB_LAST_ERROR, OB_VERSION, OB_CAUSE
+};
+
+static SrDirectTable outbox_table = {
+	"outbox", lengthof(outbox_columns), outbox_columns, "outbox_waiting_idx"
+};
+
+/*
+ * What a waiting entry carries after a change merges into it: a delete
+ * carries nothing; an upsert after a delete carries its own columns, after
+ * an upsert the columns of both, the newer value winning.
+ */
+static Datum
+merged_payload(SrDirect *d, bool is_delete, Jsonb *payload, bool *isnull)
+{
+	bool		old_null;
+	Datum		old_op = sr_direct_get(d, d->existing, OB_OP, &old_null);
+	Datum		old_payload;
+
+	*isnull = is_delete || payload == NULL;
+	if (*isnull)
+		return (Datum) 0;
+	if (!old_null && strcmp(TextDatumGetCString(old_op), "delete") == 0)
+		return JsonbPGetDatum(payload);
+	old_payload = sr_direct_get(d, d->existing, OB_PAYLOAD, &old_null);
+	if (old_null)
+		return JsonbPGetDatum(payload);
+	return DirectFunctionCall2(jsonb_concat, PointerGetDatum(PG_DETOAST_DATUM(old_payload)),
+							   JsonbPGetDatum(payload));
+}
+
+/*
+ * Queue (or merge into the waiting entry) what each of n targets must learn
+ * of a row: an upsert of payloads[i]'s columns, or a delete (payloads
+ * unused).  The entries' ids go to ids[i].  Written straight into the
+ * table with the ON CONFLICT protocol (direct.c), or through SQL where the
+ * table was changed so that this would not honour it.
+ */
+static void
+queue_entries(const SrTable *tab, Jsonb *key, int n, const char **targets,
+			  bool is_delete, Jsonb **payloads, SrVclock *version, const char *cause,
+			  int64 *ids)
+{
+	SrDirect	d;
+	Datum		op = CStringGetTextDatum(is_delete ? "delete" : "upsert");
+	int			i;
+
+	if (!sr_direct_begin(&d, &outbox_table))
+	{
+		queue_sql(tab, key, n, targets, is_delete, payloads, version, cause, ids);
+		return;
+	}
+	for (i = 0; i < n; i++)
+	{
+		Jsonb	   *payload = is_delete ? NULL : payloads[i];
+		bool		isnull;
+		Datum		merged;
+
+		sr_direct_set(&d, OB_RELID, ObjectIdGetDatum(tab->relid), false);
+		sr_direct_set(&d, OB_KEY, JsonbPGetDatum(key), false);
+		sr_direct_set(&d, OB_TARGET, CStringGetTextDatum(targets[i]), false);
+		sr_direct_set(&d, OB_OP, op, false);
+		sr_direct_set(&d, OB_PAYLOAD, payload ? JsonbPGetDatum(payload) : (Datum) 0, payload == NULL);
+		sr_direct_set(&d, OB_VERSION, PointerGetDatum(version), version == NULL);
+		sr_direct_set(&d, OB_CAUSE, cause ? CStringGetTextDatum(cause) : (Datum) 0, cause == NULL);
+		if (sr_direct_insert_or_lock(&d) == NULL)
+		{
+			ids[i] = DatumGetInt64(sr_direct_get(&d, d.slot, OB_ID, &isnull));
+			continue;
+		}
+		/* an entry waits already: merge into it, touching no indexed column if we can */
+		ids[i] = DatumGetInt64(sr_direct_get(&d, d.existing, OB_ID, &isnull));
+		merged = merged_payload(&d, is_delete, payload, &isnull);
+		sr_direct_clear(&d);
+		sr_direct_set(&d, OB_OP, op, false);
+		sr_direct_set(&d, OB_PAYLOAD, merged, isnull);
+		sr_direct_set(&d, OB_VERSION, PointerGetDatum(version), version == NULL);
+		sr_direct_set(&d, OB_CAUSE, cause ? CStringGetTextDatum(cause) : (Datum) 0, cause == NULL);
+		/* SR_KEY_AFTER_CHANGE: a new idempotency key only if it was handed out */
+		if (DatumGetInt32(sr_direct_get(&d, d.existing, OB_ATTEMPTS, &isnull)) > 0)
+			sr_direct_set_default(&d, OB_IDEMPOTENCY_KEY);
+		sr_direct_set_default(&d, OB_UPDATED_AT);
+		sr_direct_update(&d);
+	}
+	sr_direct_end(&d);
 }
 
 /*

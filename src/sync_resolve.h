@@ -18,6 +18,7 @@
  *	apply.c			apply(), apply_delete(), apply_batch(): the entry points
  *	review.c		the review queue and resolve()
  *	events.c		the append-only history
+ *	direct.c		rows of the history and the outbox written without SQL
  *	trigger.c		triggers on tracked tables and on the policy tables
  *	vclock.c		the sync_resolve.vclock version-vector type
  *	module.c		_PG_init, GUCs, privilege switching
@@ -30,6 +31,8 @@
 #include "postgres.h"
 
 #include "executor/spi.h"
+#include "executor/tuptable.h"
+#include "nodes/execnodes.h"
 #include "fmgr.h"
 #include "nodes/bitmapset.h"
 #include "nodes/pg_list.h"
@@ -604,17 +607,76 @@ extern void sr_outbox_forget(const SrTable *tab, Jsonb *key, const char *target,
 							 const bool *cols);
 
 /* ------------------------------------------------------------------------
- * module.c: GUCs and privilege switching
+ * direct.c: writes to the extension's own tables without SQL
  * ------------------------------------------------------------------------
  */
-extern char *sr_source_guc;
-extern bool sr_enforce_ownership;
+typedef struct SrDirectColumn
+{
+	const char *name;
+	Oid			type;			/* its type, or InvalidOid and ... */
+	const char *sr_type;		/* ... the name of a type in SR_SCHEMA */
+} SrDirectColumn;
+
+/* One of the extension's tables, as direct.c writes it (a static of its user). */
+typedef struct SrDirectTable
+{
+	const char *relname;		/* in SR_SCHEMA */
+	int			ncols;
+	const SrDirectColumn *cols; /* the columns its writers name */
+	const char *arbiter;		/* the unique index an upsert merges on, or NULL */
+	/* learnt on first use, dropped by a relcache callback */
+	bool		registered;
+	bool		valid;
+	bool		usable;			/* false: write through SQL */
+	Oid			relid;
+	Oid			arbiter_oid;
+	int			natts;
+	AttrNumber *attnums;		/* per cols[i] */
+	Expr	  **defaults;		/* per attribute, planned, or NULL */
+	MemoryContext cxt;
+	struct SrDirectTable *next;
+} SrDirectTable;
 
 typedef struct SrUserSwitch
 {
 	Oid			saved_userid;
 	int			saved_sec_context;
 } SrUserSwitch;
+
+/* One write (of any number of rows) under way. */
+typedef struct SrDirect
+{
+	SrDirectTable *tab;
+	Relation	rel;
+	EState	   *estate;
+	ResultRelInfo *rri;
+	TupleTableSlot *slot;		/* the row written last */
+	TupleTableSlot *existing;	/* the row sr_direct_insert_or_lock() found */
+	int			natts;
+	AttrNumber *attnums;
+	ExprState **defaults;
+	Datum	   *values;
+	bool	   *isnull;
+	char	   *given;
+	SrUserSwitch sw;
+} SrDirect;
+
+extern bool sr_direct_begin(SrDirect *d, SrDirectTable *t);
+extern void sr_direct_set(SrDirect *d, int col, Datum value, bool isnull);
+extern void sr_direct_clear(SrDirect *d);
+extern void sr_direct_set_default(SrDirect *d, int col);
+extern Datum sr_direct_get(SrDirect *d, TupleTableSlot *slot, int col, bool *isnull);
+extern void sr_direct_insert(SrDirect *d);
+extern TupleTableSlot *sr_direct_insert_or_lock(SrDirect *d);
+extern void sr_direct_update(SrDirect *d);
+extern void sr_direct_end(SrDirect *d);
+
+/* ------------------------------------------------------------------------
+ * module.c: GUCs and privilege switching
+ * ------------------------------------------------------------------------
+ */
+extern char *sr_source_guc;
+extern bool sr_enforce_ownership;
 
 extern void sr_become_owner(SrUserSwitch *sw);
 extern void sr_restore_user(const SrUserSwitch *sw);

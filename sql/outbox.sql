@@ -138,6 +138,19 @@ DROP OWNED BY regress_sr_worker;
 DROP ROLE regress_sr_worker;
 DROP ROLE regress_sr_crm_team;
 
+-- A failure reported while a later change to the row already waits for
+-- the same target: only one entry may wait, so the failed one hands its
+-- changes to the waiting one (the later values win) and is retired.
+TRUNCATE sync_resolve.outbox;
+UPDATE lead SET name = 'Ada F.', score = 12 WHERE id = 1;
+SELECT id AS flying FROM sync_resolve.claim_outbound('crm') \gset
+UPDATE lead SET score = 13 WHERE id = 1;
+SELECT status, regexp_replace(last_error, '#\d+', '#N') AS last_error
+FROM sync_resolve.fail_outbound(:flying, 'HTTP 502');
+SELECT target, status, payload, attempts FROM sync_resolve.outbox ORDER BY id;
+SELECT decision, rule ~ 'now carries this one''s too' AS explained
+FROM sync_resolve.event WHERE kind = 'outbound_failed' ORDER BY id DESC LIMIT 1;
+
 -- The outbox and the history are written straight into their tables, not
 -- by SQL statements, but as the tables are: a trigger on writing the
 -- outbox makes sync_resolve queue through SQL, so that the trigger fires;

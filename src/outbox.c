@@ -21,7 +21,9 @@
  * ack_outbound() marks an entry sent, advances the target's base to what it
  * carried (flagged as sent by us, for echo detection) and records the
  * target's record id.  fail_outbound() schedules a retry with exponential
- * backoff, or marks the entry dead after sync_resolve.max_attempts.
+ * backoff, or marks the entry dead after sync_resolve.max_attempts; an
+ * entry whose row has a later change waiting already (queued while it was
+ * in flight) hands its changes to that entry and is retired as dead.
  *
  * Locking: ack_outbound() reads the entry, locks the tracked row (or its
  * key), then locks the entry: the order apply() takes them in.
@@ -842,6 +844,43 @@ ack_outbound(PG_FUNCTION_ARGS)
 	PG_RETURN_DATUM(result);
 }
 
+/*
+ * An entry that failed while a later change to its row waits for the same
+ * target (it was queued while this one was in flight) cannot wait too: at
+ * most one does.  Its changes go into the waiting entry, under the later
+ * values, and it is retired.  Returns the waiting entry's id, or 0.
+ */
+static int64
+merge_into_waiting(int64 id)
+{
+	static SPIPlanPtr plan = NULL;
+	Datum		values[1];
+	bool		isnull;
+	int64		waiting = 0;
+
+	if (plan == NULL)
+	{
+		Oid			types[1] = {INT8OID};
+
+		plan = sr_prepare_kept("UPDATE sync_resolve.outbox o SET"
+							   " payload = CASE WHEN o.op = 'upsert' AND e.op = 'upsert'"
+							   " THEN coalesce(e.payload, '{}') || coalesce(o.payload, '{}')"
+							   " ELSE o.payload END,"
+							   " idempotency_key = " SR_KEY_AFTER_CHANGE ","
+							   " updated_at = now()"
+							   " FROM sync_resolve.outbox e"
+							   " WHERE e.id = $1 AND o.relid = e.relid AND o.key = e.key"
+							   " AND o.target = e.target AND o.status IN ('pending', 'failed')"
+							   " AND o.id <> e.id RETURNING o.id",
+							   1, types, true);
+	}
+	values[0] = Int64GetDatum(id);
+	if (sr_spi_execute(plan, values, NULL, true, false, 0, SPI_OK_UPDATE_RETURNING) > 0)
+		waiting = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
+											  1, &isnull));
+	return waiting;
+}
+
 PG_FUNCTION_INFO_V1(fail_outbound);
 Datum
 fail_outbound(PG_FUNCTION_ARGS)
@@ -857,6 +896,8 @@ fail_outbound(PG_FUNCTION_ARGS)
 	int			rc;
 	bool		dead;
 	int			attempts;
+	int64		superseded;
+	SrTable    *tab;
 	Datum		result;
 	SrEventBatch batch;
 
@@ -870,11 +911,27 @@ fail_outbound(PG_FUNCTION_ARGS)
 	if (!PG_ARGISNULL(2))
 		retry_in = PG_GETARG_INTERVAL_P(2);
 
+	sr_cache_enter();
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "sync_resolve: SPI_connect failed");
-	if (!fetch_entry(id, true, &e))
+	if (!fetch_entry(id, false, &e))
 		no_entry(id);
 	check_target(e.target);
+	/*
+	 * The row first, then the entry, as apply() and ack_outbound() take
+	 * them: a change to the row queued meanwhile is committed (and seen by
+	 * merge_into_waiting()) or waits for us.
+	 */
+	tab = sr_table_get(e.relid, true, RowExclusiveLock);
+	if (tab != NULL)
+	{
+		Datum	   *keyvals = palloc(sizeof(Datum) * (tab->nkeys + 1));
+
+		sr_parse_key(tab, e.key, NULL, "the key of outbox entry", keyvals);
+		(void) sr_lock_row_or_key(tab, keyvals, e.key, false, NULL, NULL);
+	}
+	if (!fetch_entry(id, true, &e))
+		no_entry(id);
 	if (strcmp(e.status, "sent") == 0 || strcmp(e.status, "dead") == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -883,9 +940,12 @@ fail_outbound(PG_FUNCTION_ARGS)
 
 	/* claim_outbound() counted the attempt; an entry never claimed counts one */
 	attempts = Max(e.attempts, 1);
-	dead = attempts >= sr_max_attempts;
+	superseded = merge_into_waiting(id);
+	dead = superseded != 0 || attempts >= sr_max_attempts;
 	values[0] = Int64GetDatum(id);
-	values[1] = CStringGetTextDatum(error);
+	values[1] = CStringGetTextDatum(superseded == 0 ? error :
+									psprintf("%s (its changes wait in outbox #%lld)",
+											 error, (long long) superseded));
 	if (retry_in != NULL)
 		values[2] = IntervalPGetDatum(retry_in);
 	else
@@ -920,12 +980,16 @@ fail_outbound(PG_FUNCTION_ARGS)
 	batch.source = e.target;
 	batch.received_at = GetCurrentTimestamp();
 	sr_event_add(&batch, "outbound_failed", NULL, NULL, NULL, NULL, e.payload,
-				 dead ? psprintf("sending outbox #%lld to %s failed %d times, the last with \"%s\": dead",
+				 superseded != 0 ?
+				 psprintf("sending outbox #%lld to %s failed with \"%s\"; a later change to the row waits in outbox #%lld, which now carries this one's too",
+						  (long long) id, e.target, error, (long long) superseded)
+				 : dead ? psprintf("sending outbox #%lld to %s failed %d times, the last with \"%s\": dead",
 								 (long long) id, e.target, attempts, error)
 				 : psprintf("sending outbox #%lld to %s failed (attempt %d of %d): %s",
 							(long long) id, e.target, attempts, sr_max_attempts, error),
-				 dead ? "dead" : "retry", 0);
+				 superseded != 0 ? "merged" : dead ? "dead" : "retry", 0);
 	sr_events_flush(&batch);
 	SPI_finish();
+	sr_cache_leave();
 	PG_RETURN_DATUM(result);
 }

@@ -193,6 +193,9 @@ sr_direct_begin(SrDirect *d, SrDirectTable *t)
 {
 	Relation	rel;
 	RangeTblEntry *rte;
+	MemoryContext old;
+	Expr	  **exprs;
+	Oid			arbiter;
 	int			i;
 
 	if (!t->registered)
@@ -219,11 +222,22 @@ sr_direct_begin(SrDirect *d, SrDirectTable *t)
 		return false;
 	}
 
+	/*
+	 * Take the layout now: an invalidation may drop it from t while this
+	 * write opens indexes or sequences, but its memory stays until the
+	 * transaction ends.
+	 */
 	memset(d, 0, sizeof(SrDirect));
 	d->tab = t;
 	d->rel = rel;
+	d->natts = t->natts;
+	d->attnums = t->attnums;
+	exprs = t->defaults;
+	arbiter = t->arbiter_oid;
 	sr_become_owner(&d->sw);
 	d->estate = CreateExecutorState();
+	/* what follows goes with the executor state */
+	old = MemoryContextSwitchTo(d->estate->es_query_cxt);
 	rte = makeNode(RangeTblEntry);
 	rte->rtekind = RTE_RELATION;
 	rte->relid = t->relid;
@@ -232,20 +246,20 @@ sr_direct_begin(SrDirect *d, SrDirectTable *t)
 	ExecInitRangeTable(d->estate, list_make1(rte));
 	d->rri = makeNode(ResultRelInfo);
 	InitResultRelInfo(d->rri, rel, 1, NULL, 0);
-	ExecOpenIndices(d->rri, OidIsValid(t->arbiter_oid));
+	ExecOpenIndices(d->rri, OidIsValid(arbiter));
 	d->estate->es_output_cid = GetCurrentCommandId(true);
 	d->estate->es_snapshot = ActiveSnapshotSet() ? GetActiveSnapshot() : InvalidSnapshot;
 	d->slot = ExecInitExtraTupleSlot(d->estate, RelationGetDescr(rel), &TTSOpsVirtual);
 	d->existing = table_slot_create(rel, &d->estate->es_tupleTable);
-	d->natts = t->natts;
-	d->attnums = t->attnums;
-	d->defaults = palloc0(sizeof(ExprState *) * t->natts);
-	for (i = 0; i < t->natts; i++)
-		if (t->defaults[i] != NULL)
-			d->defaults[i] = ExecInitExpr(t->defaults[i], NULL);
+	d->arbiter_oid = arbiter;
+	d->defaults = palloc0(sizeof(ExprState *) * d->natts);
+	for (i = 0; i < d->natts; i++)
+		if (exprs[i] != NULL)
+			d->defaults[i] = ExecInitExpr(exprs[i], NULL);
 	d->values = palloc0(sizeof(Datum) * t->ncols);
 	d->isnull = palloc0(sizeof(bool) * t->ncols);
 	d->given = palloc0(sizeof(char) * t->ncols);
+	MemoryContextSwitchTo(old);
 	return true;
 }
 
@@ -409,7 +423,7 @@ lock_conflicting(SrDirect *d, ItemPointer tid)
 TupleTableSlot *
 sr_direct_insert_or_lock(SrDirect *d)
 {
-	List	   *arbiters = list_make1_oid(d->tab->arbiter_oid);
+	List	   *arbiters = list_make1_oid(d->arbiter_oid);
 	TransactionId xid = GetCurrentTransactionId();
 
 	for (;;)

@@ -652,8 +652,10 @@ typedef struct SrDirect
 	ResultRelInfo *rri;
 	TupleTableSlot *slot;		/* the row written last */
 	TupleTableSlot *existing;	/* the row sr_direct_insert_or_lock() found */
+	/* the table's layout when the write began */
 	int			natts;
 	AttrNumber *attnums;
+	Oid			arbiter_oid;
 	ExprState **defaults;
 	Datum	   *values;
 	bool	   *isnull;

@@ -25,8 +25,9 @@
  * entry whose row has a later change waiting already (queued while it was
  * in flight) hands its changes to that entry and is retired as dead.
  *
- * Locking: ack_outbound() reads the entry, locks the tracked row (or its
- * key), then locks the entry: the order apply() takes them in.
+ * Locking: ack_outbound() and fail_outbound() read the entry, lock the
+ * tracked row (or its key), then lock the entry: the order apply() takes
+ * them in.
  *
  *-------------------------------------------------------------------------
  */
@@ -72,7 +73,7 @@ sr_system_is_peer(const char *system)
 	return sys != NULL && sys->replication_origin != NULL;
 }
 
-/* The same as queue_direct(), in one statement. */
+/* What queue_entries() does, through SQL in one statement. */
 static void
 queue_sql(const SrTable *tab, Jsonb *key, int n, const char **targets,
 			  bool is_delete, Jsonb **payloads, SrVclock *version, const char *cause,
@@ -200,6 +201,17 @@ merged_payload(SrDirect *d, bool is_delete, Jsonb *payload, bool *isnull)
 							   JsonbPGetDatum(payload));
 }
 
+/* What an entry carries: the change's op, payload, version and cause. */
+static void
+set_change(SrDirect *d, Datum op, Datum payload, bool payload_null, SrVclock *version,
+		   const char *cause)
+{
+	sr_direct_set(d, OB_OP, op, false);
+	sr_direct_set(d, OB_PAYLOAD, payload, payload_null);
+	sr_direct_set(d, OB_VERSION, PointerGetDatum(version), version == NULL);
+	sr_direct_set(d, OB_CAUSE, cause ? CStringGetTextDatum(cause) : (Datum) 0, cause == NULL);
+}
+
 /*
  * Queue (or merge into the waiting entry) what each of n targets must learn
  * of a row: an upsert of payloads[i]'s columns, or a delete (payloads
@@ -230,10 +242,8 @@ queue_entries(const SrTable *tab, Jsonb *key, int n, const char **targets,
 		sr_direct_set(&d, OB_RELID, ObjectIdGetDatum(tab->relid), false);
 		sr_direct_set(&d, OB_KEY, JsonbPGetDatum(key), false);
 		sr_direct_set(&d, OB_TARGET, CStringGetTextDatum(targets[i]), false);
-		sr_direct_set(&d, OB_OP, op, false);
-		sr_direct_set(&d, OB_PAYLOAD, payload ? JsonbPGetDatum(payload) : (Datum) 0, payload == NULL);
-		sr_direct_set(&d, OB_VERSION, PointerGetDatum(version), version == NULL);
-		sr_direct_set(&d, OB_CAUSE, cause ? CStringGetTextDatum(cause) : (Datum) 0, cause == NULL);
+		set_change(&d, op, payload ? JsonbPGetDatum(payload) : (Datum) 0, payload == NULL,
+				   version, cause);
 		if (sr_direct_insert_or_lock(&d) == NULL)
 		{
 			ids[i] = DatumGetInt64(sr_direct_get(&d, d.slot, OB_ID, &isnull));
@@ -243,10 +253,7 @@ queue_entries(const SrTable *tab, Jsonb *key, int n, const char **targets,
 		ids[i] = DatumGetInt64(sr_direct_get(&d, d.existing, OB_ID, &isnull));
 		merged = merged_payload(&d, is_delete, payload, &isnull);
 		sr_direct_clear(&d);
-		sr_direct_set(&d, OB_OP, op, false);
-		sr_direct_set(&d, OB_PAYLOAD, merged, isnull);
-		sr_direct_set(&d, OB_VERSION, PointerGetDatum(version), version == NULL);
-		sr_direct_set(&d, OB_CAUSE, cause ? CStringGetTextDatum(cause) : (Datum) 0, cause == NULL);
+		set_change(&d, op, merged, isnull, version, cause);
 		/* SR_KEY_AFTER_CHANGE: a new idempotency key only if it was handed out */
 		if (DatumGetInt32(sr_direct_get(&d, d.existing, OB_ATTEMPTS, &isnull)) > 0)
 			sr_direct_set_default(&d, OB_IDEMPOTENCY_KEY);
@@ -723,6 +730,32 @@ record_identity(const SrTable *tab, const char *system, const char *external_id,
 	sr_spi_execute(identity_plan, values, NULL, true, false, 0, SPI_OK_INSERT);
 }
 
+/*
+ * Read outbox entry id into e, then lock the tracked row (or its key) and
+ * the entry, in the order apply() takes them.  Returns the row's table, or
+ * NULL if it is no longer tracked; its key values go to *keyvals.
+ */
+static SrTable *
+lock_row_then_entry(int64 id, SrOutboxEntry *e, Datum **keyvals)
+{
+	SrTable    *tab;
+
+	if (!fetch_entry(id, false, e))
+		no_entry(id);
+	check_target(e->target);
+	*keyvals = NULL;
+	tab = sr_table_get(e->relid, true, RowExclusiveLock);
+	if (tab != NULL)
+	{
+		*keyvals = palloc(sizeof(Datum) * (tab->nkeys + 1));
+		sr_parse_key(tab, e->key, NULL, "the key of outbox entry", *keyvals);
+		(void) sr_lock_row_or_key(tab, *keyvals, e->key, false, NULL, NULL);
+	}
+	if (!fetch_entry(id, true, e))
+		no_entry(id);
+	return tab;
+}
+
 PG_FUNCTION_INFO_V1(ack_outbound);
 Datum
 ack_outbound(PG_FUNCTION_ARGS)
@@ -734,6 +767,7 @@ ack_outbound(PG_FUNCTION_ARGS)
 	TimestampTz changed_at = 0;
 	SrOutboxEntry e;
 	SrTable    *tab;
+	Datum	   *keyvals;
 	HeapTuple	tup;
 	TupleDesc	td;
 	Datum		result;
@@ -755,23 +789,14 @@ ack_outbound(PG_FUNCTION_ARGS)
 	sr_cache_enter();
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "sync_resolve: SPI_connect failed");
-	if (!fetch_entry(id, false, &e))
-		no_entry(id);
-	check_target(e.target);
-
-	tab = sr_table_get(e.relid, true, RowExclusiveLock);
+	tab = lock_row_then_entry(id, &e, &keyvals);
 	if (tab != NULL)
 	{
-		Datum	   *keyvals = palloc(sizeof(Datum) * (tab->nkeys + 1));
 		SrRowState	st;
 		SrShadowRow *base;
 		SrEventBatch batch;
 		int			t = sr_table_system_index(tab, e.target);
 
-		sr_parse_key(tab, e.key, NULL, "the key of outbox entry", keyvals);
-		(void) sr_lock_row_or_key(tab, keyvals, e.key, false, NULL, NULL);
-		if (!fetch_entry(id, true, &e))
-			no_entry(id);
 		if (strcmp(e.status, "sent") != 0 && t >= 0)
 		{
 			/* the target now holds what the entry carried */
@@ -832,8 +857,6 @@ ack_outbound(PG_FUNCTION_ARGS)
 		if (external_id != NULL && !e.is_delete)
 			record_identity(tab, e.target, external_id, e.key);
 	}
-	else if (!fetch_entry(id, true, &e))
-		no_entry(id);
 
 	tup = mark_sent(id, external_id, &td);
 	if (tup == NULL)
@@ -897,7 +920,7 @@ fail_outbound(PG_FUNCTION_ARGS)
 	bool		dead;
 	int			attempts;
 	int64		superseded;
-	SrTable    *tab;
+	Datum	   *keyvals;
 	Datum		result;
 	SrEventBatch batch;
 
@@ -914,24 +937,8 @@ fail_outbound(PG_FUNCTION_ARGS)
 	sr_cache_enter();
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "sync_resolve: SPI_connect failed");
-	if (!fetch_entry(id, false, &e))
-		no_entry(id);
-	check_target(e.target);
-	/*
-	 * The row first, then the entry, as apply() and ack_outbound() take
-	 * them: a change to the row queued meanwhile is committed (and seen by
-	 * merge_into_waiting()) or waits for us.
-	 */
-	tab = sr_table_get(e.relid, true, RowExclusiveLock);
-	if (tab != NULL)
-	{
-		Datum	   *keyvals = palloc(sizeof(Datum) * (tab->nkeys + 1));
-
-		sr_parse_key(tab, e.key, NULL, "the key of outbox entry", keyvals);
-		(void) sr_lock_row_or_key(tab, keyvals, e.key, false, NULL, NULL);
-	}
-	if (!fetch_entry(id, true, &e))
-		no_entry(id);
+	/* a change to the row queued meanwhile is committed (merge_into_waiting() sees it) or waits */
+	(void) lock_row_then_entry(id, &e, &keyvals);
 	if (strcmp(e.status, "sent") == 0 || strcmp(e.status, "dead") == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),

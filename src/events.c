@@ -175,9 +175,6 @@ flush_direct(SrEventBatch *batch, Datum actor)
 	return true;
 }
 
-#define TEXT_OR_ZERO(s)		((s) ? CStringGetTextDatum(s) : (Datum) 0)
-#define JSONB_OR_ZERO(j)	((j) ? JsonbPGetDatum(j) : (Datum) 0)
-
 /* The same through one INSERT ... SELECT FROM unnest(...). */
 static void
 flush_sql(SrEventBatch *batch, Datum actor)

@@ -81,6 +81,7 @@ forget_layout(SrDirectTable *t)
 	t->valid = false;
 	t->usable = false;
 	t->attnums = NULL;
+	t->colof = NULL;
 	t->defaults = NULL;
 }
 
@@ -124,6 +125,7 @@ load_layout(SrDirectTable *t, Relation rel)
 	t->relid = RelationGetRelid(rel);
 	t->natts = desc->natts;
 	t->attnums = palloc0(sizeof(AttrNumber) * t->ncols);
+	t->colof = palloc(sizeof(int) * desc->natts);
 	t->defaults = palloc0(sizeof(Expr *) * desc->natts);
 	t->usable = rel->rd_rel->relkind == RELKIND_RELATION &&
 		!rel->rd_rel->relrowsecurity && rel->rd_rules == NULL &&
@@ -146,21 +148,21 @@ load_layout(SrDirectTable *t, Relation rel)
 	for (a = 1; a <= desc->natts; a++)
 	{
 		Form_pg_attribute att = TupleDescAttr(desc, a - 1);
-		bool		known = false;
 
+		t->colof[a - 1] = -1;
 		if (att->attisdropped)
 			continue;
 		for (i = 0; i < t->ncols; i++)
 		{
 			if (strcmp(NameStr(att->attname), t->cols[i].name) == 0)
 			{
-				known = true;
+				t->colof[a - 1] = i;
 				t->attnums[i] = a;
 				if (att->atttypid != expected_type(&t->cols[i]))
 					t->usable = false;
 			}
 		}
-		if (!known)
+		if (t->colof[a - 1] < 0)
 			t->usable = false;	/* a column added since: SQL gives it its default */
 		if (att->atthasdef || att->attidentity)
 		{
@@ -232,6 +234,7 @@ sr_direct_begin(SrDirect *d, SrDirectTable *t)
 	d->rel = rel;
 	d->natts = t->natts;
 	d->attnums = t->attnums;
+	d->colof = t->colof;
 	exprs = t->defaults;
 	arbiter = t->arbiter_oid;
 	sr_become_owner(&d->sw);
@@ -309,50 +312,37 @@ eval_default(SrDirect *d, TupleTableSlot *slot, int attno)
 }
 
 /*
- * Form the row to write in d->slot: the given values over existing's (an
- * update) or over the columns' defaults (an insert).
+ * Form the row to write in d->slot: each attribute its given value, or its
+ * default if so asked, else existing's value (an update) or its default
+ * (an insert).
  */
 static void
 form_row(SrDirect *d, TupleTableSlot *existing)
 {
-	SrDirectTable *t = d->tab;
 	TupleTableSlot *slot = d->slot;
-	int			natts = d->natts;
 	int			i;
 
 	ExecClearTuple(slot);
 	ResetPerTupleExprContext(d->estate);
 	if (existing != NULL)
-	{
 		slot_getallattrs(existing);
-		memcpy(slot->tts_values, existing->tts_values, sizeof(Datum) * natts);
-		memcpy(slot->tts_isnull, existing->tts_isnull, sizeof(bool) * natts);
-	}
-	else
+	for (i = 0; i < d->natts; i++)
 	{
-		for (i = 0; i < natts; i++)
-		{
-			bool		ours = false;
-			int			c;
+		int			c = d->colof[i];
+		char		given = c >= 0 ? d->given[c] : GIVEN_NOT;
 
-			for (c = 0; c < t->ncols; c++)
-				if (d->attnums[c] == i + 1 && d->given[c] == GIVEN_VALUE)
-					ours = true;
-			if (!ours)
-				eval_default(d, slot, i);
-		}
-	}
-	for (i = 0; i < t->ncols; i++)
-	{
-		int			attno = d->attnums[i] - 1;
-
-		if (d->given[i] == GIVEN_VALUE)
+		if (given == GIVEN_VALUE)
 		{
-			slot->tts_values[attno] = d->values[i];
-			slot->tts_isnull[attno] = d->isnull[i];
+			slot->tts_values[i] = d->values[c];
+			slot->tts_isnull[i] = d->isnull[c];
 		}
-		else if (d->given[i] == GIVEN_DEFAULT && existing != NULL)
-			eval_default(d, slot, attno);
+		else if (given == GIVEN_DEFAULT || existing == NULL)
+			eval_default(d, slot, i);
+		else
+		{
+			slot->tts_values[i] = existing->tts_values[i];
+			slot->tts_isnull[i] = existing->tts_isnull[i];
+		}
 	}
 	ExecStoreVirtualTuple(slot);
 }

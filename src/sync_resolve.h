@@ -632,6 +632,7 @@ typedef struct SrDirectTable
 	Oid			arbiter_oid;
 	int			natts;
 	AttrNumber *attnums;		/* per cols[i] */
+	int		   *colof;			/* per attribute, its index in cols, or -1 */
 	Expr	  **defaults;		/* per attribute, planned, or NULL */
 	MemoryContext cxt;
 	struct SrDirectTable *next;
@@ -655,6 +656,7 @@ typedef struct SrDirect
 	/* the table's layout when the write began */
 	int			natts;
 	AttrNumber *attnums;
+	int		   *colof;
 	Oid			arbiter_oid;
 	ExprState **defaults;
 	Datum	   *values;

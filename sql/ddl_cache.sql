@@ -143,3 +143,30 @@ DROP TABLE owned;
 RESET ROLE;
 REVOKE CREATE ON SCHEMA public FROM regress_sr_ddl_owner;
 DROP ROLE regress_sr_ddl_owner;
+
+-- The shadow is read and written straight through its primary key, not by
+-- SQL statements, but as the table is: a trigger on the shadow makes
+-- sync_resolve read and write it through SQL, so that the trigger fires;
+-- dropped, nothing fires and the shadow is written directly again.
+CREATE TABLE shadowed (id int PRIMARY KEY, v text);
+SELECT sync_resolve.track('shadowed', ARRAY['crm'], 'latest');
+SELECT shadow AS shadow_name FROM sync_resolve.tracked WHERE relid = 'shadowed'::regclass \gset
+CREATE TABLE shadow_seen (op text, system text);
+CREATE FUNCTION shadow_seen() RETURNS trigger LANGUAGE plpgsql AS
+$$BEGIN INSERT INTO public.shadow_seen VALUES (TG_OP, NEW.system); RETURN NEW; END$$;
+CREATE TRIGGER shadow_seen AFTER INSERT OR UPDATE ON :shadow_name
+	FOR EACH ROW EXECUTE FUNCTION shadow_seen();
+SELECT outcome FROM sync_resolve.apply('shadowed', 'crm', '{"id": 1, "v": "a"}', '2030-01-01');
+UPDATE shadowed SET v = 'b';
+SELECT outcome, applied FROM sync_resolve.apply('shadowed', 'crm', '{"id": 1, "v": "c"}', '2030-01-02');
+SELECT op, system, count(*) FROM shadow_seen GROUP BY op, system ORDER BY op, system;
+DROP TRIGGER shadow_seen ON :shadow_name;
+UPDATE shadowed SET v = 'd';
+SELECT outcome, applied FROM sync_resolve.apply('shadowed', 'crm', '{"id": 1, "v": "e"}', '2030-01-03');
+SELECT count(*) AS fired FROM shadow_seen;
+-- what both ways wrote reads back alike
+SELECT v FROM shadowed;
+SELECT system, base FROM sync_resolve.shadow('shadowed', '{"id": 1}') ORDER BY system;
+DROP TABLE shadowed;
+DROP TABLE shadow_seen;
+DROP FUNCTION shadow_seen();

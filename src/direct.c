@@ -19,12 +19,18 @@
  * retrying after a concurrent change, with the same errors as ON CONFLICT
  * DO UPDATE under REPEATABLE READ and SERIALIZABLE.
  *
+ * A tracked table's shadow is read by key through its primary key and
+ * written the same way; a row this transaction read and that is still
+ * current is updated in place (sr_direct_update_tid), for callers whose own
+ * lock already keeps other writers of that row out.
+ *
  * When the table was changed in a way this code would not honour -- a
  * trigger or rule on writing it, row level security, a column of another
  * type or one it does not know -- sr_direct_begin() says no and the caller
  * writes through SQL instead.  The layout (attribute numbers, planned
  * column defaults) is cached per table in CacheMemoryContext and dropped
- * by a relcache callback on the table.
+ * by a relcache callback on the table; a shadow's is part of its table's
+ * SrTable, which any change to the shadow drops.
  *
  * Writes run as the extension owner, as the SQL they replace did, and end
  * with CommandCounterIncrement() so that the statements after them see
@@ -34,10 +40,13 @@
  */
 #include "postgres.h"
 
+#include "access/genam.h"
+#include "access/nbtree.h"
 #include "access/table.h"
 #include "access/tableam.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_am.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "executor/executor.h"
@@ -95,6 +104,8 @@ direct_relcache_callback(Datum arg, Oid relid)
 			forget_layout(t);
 }
 
+static bool load_arbiter(SrDirectTable *t);
+
 /* The type a column of t must have. */
 static Oid
 expected_type(const SrDirectColumn *col)
@@ -119,8 +130,8 @@ load_layout(SrDirectTable *t, Relation rel)
 	AttrNumber	a;
 
 	forget_layout(t);
-	t->cxt = AllocSetContextCreate(CacheMemoryContext, "sync_resolve direct layout",
-								   ALLOCSET_SMALL_SIZES);
+	t->cxt = AllocSetContextCreate(t->owner_cxt != NULL ? t->owner_cxt : CacheMemoryContext,
+								   "sync_resolve direct layout", ALLOCSET_SMALL_SIZES);
 	old = MemoryContextSwitchTo(t->cxt);
 	t->relid = RelationGetRelid(rel);
 	t->natts = desc->natts;
@@ -176,14 +187,81 @@ load_layout(SrDirectTable *t, Relation rel)
 		if (t->attnums[i] == 0)
 			t->usable = false;
 	t->arbiter_oid = InvalidOid;
-	if (t->arbiter != NULL)
-	{
+	if (t->arbiter_pkey)
+		t->arbiter_oid = RelationGetPrimaryKeyIndex(rel);
+	else if (t->arbiter != NULL)
 		t->arbiter_oid = get_relname_relid(t->arbiter, RelationGetNamespace(rel));
-		if (!OidIsValid(t->arbiter_oid))
-			t->usable = false;
-	}
+	if ((t->arbiter_pkey || t->arbiter != NULL) && !load_arbiter(t))
+		t->usable = false;
 	MemoryContextSwitchTo(old);
 	t->valid = true;
+}
+
+/*
+ * Learn the arbiter's key columns and their equality functions, for reads
+ * by key: false if it is not a plain btree index on columns.
+ */
+static bool
+load_arbiter(SrDirectTable *t)
+{
+	Relation	index;
+	int			i;
+	bool		ok = true;
+
+	if (!OidIsValid(t->arbiter_oid))
+		return false;
+	index = index_open(t->arbiter_oid, AccessShareLock);
+	t->narbiter = IndexRelationGetNumberOfKeyAttributes(index);
+	t->arbiter_eq = palloc0(sizeof(RegProcedure) * t->narbiter);
+	if (index->rd_rel->relam != BTREE_AM_OID)
+		ok = false;
+	for (i = 0; ok && i < t->narbiter; i++)
+	{
+		Oid			opr = get_opfamily_member(index->rd_opfamily[i], index->rd_opcintype[i],
+											  index->rd_opcintype[i], BTEqualStrategyNumber);
+
+		if (index->rd_index->indkey.values[i] == 0 || !OidIsValid(opr))
+			ok = false;
+		else
+			t->arbiter_eq[i] = get_opcode(opr);
+	}
+	index_close(index, AccessShareLock);
+	return ok;
+}
+
+/*
+ * Open t, learning its layout on first use: NULL if it must be read and
+ * written through SQL.
+ */
+static Relation
+open_table(SrDirectTable *t, LOCKMODE lockmode)
+{
+	Relation	rel;
+
+	if (!t->registered && t->owner_cxt == NULL)
+	{
+		if (!callback_registered)
+		{
+			CacheRegisterRelcacheCallback(direct_relcache_callback, (Datum) 0);
+			callback_registered = true;
+		}
+		t->next = registered;
+		registered = t;
+		t->registered = true;
+	}
+	if (t->valid && !t->usable)
+		return NULL;
+	if (!t->valid && t->owner_cxt == NULL)
+		t->relid = sr_internal_relid(t->relname);
+	rel = table_open(t->relid, lockmode);
+	if (!t->valid)
+		load_layout(t, rel);
+	if (!t->usable)
+	{
+		table_close(rel, lockmode);
+		return NULL;
+	}
+	return rel;
 }
 
 /*
@@ -200,29 +278,9 @@ sr_direct_begin(SrDirect *d, SrDirectTable *t)
 	Oid			arbiter;
 	int			i;
 
-	if (!t->registered)
-	{
-		if (!callback_registered)
-		{
-			CacheRegisterRelcacheCallback(direct_relcache_callback, (Datum) 0);
-			callback_registered = true;
-		}
-		t->next = registered;
-		registered = t;
-		t->registered = true;
-	}
-	if (t->valid && !t->usable)
+	rel = open_table(t, RowExclusiveLock);
+	if (rel == NULL)
 		return false;
-	if (!t->valid)
-		t->relid = sr_internal_relid(t->relname);
-	rel = table_open(t->relid, RowExclusiveLock);
-	if (!t->valid)
-		load_layout(t, rel);
-	if (!t->usable)
-	{
-		table_close(rel, RowExclusiveLock);
-		return false;
-	}
 
 	/*
 	 * Take the layout now: an invalidation may drop it from t while this
@@ -454,6 +512,117 @@ sr_direct_update(SrDirect *d)
 	form_row(d, d->existing);
 	ExecSimpleRelationUpdate(d->rri, d->estate, NULL, d->existing, d->slot);
 	sr_direct_clear(d);
+}
+
+/*
+ * Update the row at tid with the given values, without locking it first:
+ * for a caller that already holds a lock that serializes every writer of
+ * this row (a shadow row's writers all lock the tracked row).  tid and xmin
+ * name the version the caller read.  False, nothing written, if that is no
+ * longer the row's current version (this transaction or another changed
+ * it since): the caller then upserts.  Under REPEATABLE READ or
+ * SERIALIZABLE a version changed by another transaction since is a
+ * serialization failure, as for UPDATE.
+ */
+bool
+sr_direct_update_tid(SrDirect *d, ItemPointer tid, TransactionId xmin)
+{
+	TM_FailureData tmfd;
+	TM_Result	res;
+	LockTupleMode lockmode;
+	bool		update_indexes;
+	bool		isnull;
+
+	if (!table_tuple_fetch_row_version(d->rel, tid, SnapshotSelf, d->existing))
+		return false;
+	if (DatumGetTransactionId(slot_getsysattr(d->existing, MinTransactionIdAttributeNumber,
+											  &isnull)) != xmin)
+		return false;
+	form_row(d, d->existing);
+	CheckCmdReplicaIdentity(d->rel, CMD_UPDATE);
+	if (d->rel->rd_att->constr != NULL)
+		ExecConstraints(d->rri, d->slot, d->estate);
+	res = table_tuple_update(d->rel, tid, d->slot, d->estate->es_output_cid,
+							 d->estate->es_snapshot, InvalidSnapshot, true,
+							 &tmfd, &lockmode, &update_indexes);
+	switch (res)
+	{
+		case TM_Ok:
+			break;
+		case TM_Updated:
+		case TM_Deleted:
+			if (IsolationUsesXactSnapshot())
+				ereport(ERROR,
+						(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+						 errmsg("could not serialize access due to concurrent %s",
+								res == TM_Updated ? "update" : "delete")));
+			return false;
+		default:
+			elog(ERROR, "sync_resolve: unexpected result %d updating a row of %s",
+				 (int) res, RelationGetRelationName(d->rel));
+	}
+	if (d->rri->ri_NumIndices > 0 && update_indexes)
+		list_free(ExecInsertIndexTuples(d->rri, d->slot, d->estate, true, false, NULL, NIL));
+	sr_direct_clear(d);
+	return true;
+}
+
+/*
+ * Start reading the rows of t whose arbiter index key starts with the
+ * nkeys values keyvals, as a statement starting now would see them: false
+ * if t must be read through SQL.
+ */
+bool
+sr_direct_read_begin(SrDirectRead *r, SrDirectTable *t, int nkeys, const Datum *keyvals)
+{
+	ScanKeyData *keys;
+	int			i;
+
+	memset(r, 0, sizeof(SrDirectRead));
+	r->rel = open_table(t, AccessShareLock);
+	if (r->rel == NULL)
+		return false;
+	if (nkeys > t->narbiter)
+		elog(ERROR, "sync_resolve: %d key columns given for an index of %d on %s",
+			 nkeys, t->narbiter, RelationGetRelationName(r->rel));
+	r->index = index_open(t->arbiter_oid, AccessShareLock);
+
+	/* what SPI would do for a statement: see every earlier one */
+	CommandCounterIncrement();
+	PushCopiedSnapshot(GetTransactionSnapshot());
+	UpdateActiveSnapshotCommandId();
+	r->snapshot = RegisterSnapshot(GetActiveSnapshot());
+	PopActiveSnapshot();
+
+	keys = palloc(sizeof(ScanKeyData) * (nkeys + 1));
+	for (i = 0; i < nkeys; i++)
+		ScanKeyEntryInitialize(&keys[i], 0, i + 1, BTEqualStrategyNumber, InvalidOid,
+							   r->index->rd_indcollation[i], t->arbiter_eq[i], keyvals[i]);
+	r->scan = index_beginscan(r->rel, r->index, r->snapshot, nkeys, 0);
+	index_rescan(r->scan, keys, nkeys, NULL, 0);
+	r->slot = table_slot_create(r->rel, NULL);
+	pfree(keys);
+	return true;
+}
+
+/* The next row read, or NULL: valid until the next call. */
+TupleTableSlot *
+sr_direct_read_next(SrDirectRead *r)
+{
+	if (index_getnext_slot(r->scan, ForwardScanDirection, r->slot))
+		return r->slot;
+	return NULL;
+}
+
+/* Finish reading; the locks stay to the end of the transaction, as SQL's do. */
+void
+sr_direct_read_end(SrDirectRead *r)
+{
+	index_endscan(r->scan);
+	ExecDropSingleTupleTableSlot(r->slot);
+	UnregisterSnapshot(r->snapshot);
+	index_close(r->index, NoLock);
+	table_close(r->rel, NoLock);
 }
 
 /* Finish: release what begin took and let later statements see the rows. */

@@ -766,19 +766,8 @@ prepare_plans(SrTable *tab)
 		types = palloc0(sizeof(Oid) * nparams * nrows);
 		for (i = 0; i < tab->ncols; i++)
 			types[i] = tab->cols[i].basetypid;
-		types[tab->ncols + SR_SH_SYSTEM] = TEXTOID;
-		types[tab->ncols + SR_SH_KNOWN] = BOOLARRAYOID;
-		types[tab->ncols + SR_SH_CHANGED_AT] = TIMESTAMPTZOID;
-		types[tab->ncols + SR_SH_VERSION] = vclock_type;
-		types[tab->ncols + SR_SH_RECEIVED_AT] = TIMESTAMPTZOID;
-		types[tab->ncols + SR_SH_DELETED_AT] = TIMESTAMPTZOID;
-		types[tab->ncols + SR_SH_DELETED_BY] = TEXTOID;
-		types[tab->ncols + SR_SH_COL_CHANGED_AT] = TIMESTAMPTZARRAYOID;
-		types[tab->ncols + SR_SH_COL_WRITER] = TEXTARRAYOID;
-		types[tab->ncols + SR_SH_HELD] = BOOLARRAYOID;
-		types[tab->ncols + SR_SH_SENT] = BOOLARRAYOID;
-		types[tab->ncols + SR_SH_OWN_XIDS] = XID8ARRAYOID;
-		types[tab->ncols + SR_SH_SEEN_AT] = TIMESTAMPTZARRAYOID;
+		for (i = 0; i < nmeta; i++)
+			types[tab->ncols + i] = sr_shadow_meta_type((SrShadowMeta) i, vclock_type);
 		for (r = 1; r < nrows; r++)
 			memcpy(types + r * nparams, types, sizeof(Oid) * nparams);
 		resetStringInfo(&buf);

@@ -14,12 +14,21 @@
  *
  * On disk the per-column arrays are indexed by attnum, which is stable for
  * a column's life; in memory everything is indexed like SrTable.cols.
- * Internal table: read and written as the extension owner.
+ *
+ * Internal table, read by its primary key and written with direct.c, not
+ * SQL: every apply() and local write reads and writes it.  A base read is
+ * updated in place, without a row lock of its own, when it still is the
+ * current version: every writer of a row's shadow holds the tracked row's
+ * lock (or, for a row that does not exist, inserts under the primary key).
+ * Otherwise it is upserted as ON CONFLICT DO UPDATE would.  With a trigger
+ * on the shadow (see direct.c) both go through SQL, as the extension owner.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
+#include "access/htup_details.h"
+#include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
@@ -43,6 +52,83 @@ const char *const sr_shadow_meta_names[SR_SH_NMETA] = {
 	[SR_SH_OWN_XIDS] = "own_xids",
 	[SR_SH_SEEN_AT] = "seen_at",
 };
+
+/* The type of a meta column (vclock_type: sync_resolve.vclock's oid). */
+Oid
+sr_shadow_meta_type(SrShadowMeta m, Oid vclock_type)
+{
+	switch (m)
+	{
+		case SR_SH_SYSTEM:
+		case SR_SH_DELETED_BY:
+			return TEXTOID;
+		case SR_SH_KNOWN:
+		case SR_SH_HELD:
+		case SR_SH_SENT:
+			return BOOLARRAYOID;
+		case SR_SH_CHANGED_AT:
+		case SR_SH_RECEIVED_AT:
+		case SR_SH_DELETED_AT:
+			return TIMESTAMPTZOID;
+		case SR_SH_VERSION:
+			return vclock_type;
+		case SR_SH_COL_CHANGED_AT:
+		case SR_SH_SEEN_AT:
+			return TIMESTAMPTZARRAYOID;
+		case SR_SH_COL_WRITER:
+			return TEXTARRAYOID;
+		case SR_SH_OWN_XIDS:
+			return XID8ARRAYOID;
+		case SR_SH_NMETA:
+			break;
+	}
+	elog(ERROR, "sync_resolve: no shadow column %d", (int) m);
+	return InvalidOid;			/* keep the compiler quiet */
+}
+
+/*
+ * The shadow as direct.c reads and writes it: its columns in the order of
+ * plan_write_shadow's parameters, merging on its primary key.  Part of the
+ * table's cache entry, which any change to the shadow drops.
+ */
+static SrDirectTable *
+shadow_direct(SrTable *tab)
+{
+	SrDirectTable *t;
+	SrDirectColumn *cols;
+	MemoryContext old;
+	int			i;
+
+	if (tab->shadow_direct != NULL)
+		return tab->shadow_direct;
+	old = MemoryContextSwitchTo(tab->mcxt);
+	cols = palloc0(sizeof(SrDirectColumn) * (tab->ncols + SR_SH_NMETA));
+	for (i = 0; i < tab->ncols; i++)
+	{
+		cols[i].name = psprintf("c%d", tab->cols[i].attnum);
+		cols[i].type = tab->cols[i].basetypid;
+	}
+	for (i = 0; i < SR_SH_NMETA; i++)
+	{
+		SrShadowMeta m = (SrShadowMeta) i;
+
+		cols[tab->ncols + i].name = sr_shadow_meta_names[i];
+		if (m == SR_SH_VERSION)
+			cols[tab->ncols + i].sr_type = "vclock";
+		else
+			cols[tab->ncols + i].type = sr_shadow_meta_type(m, InvalidOid);
+	}
+	t = palloc0(sizeof(SrDirectTable));
+	t->relname = tab->shadow_name;
+	t->relid = tab->shadow_relid;
+	t->owner_cxt = tab->mcxt;
+	t->ncols = tab->ncols + SR_SH_NMETA;
+	t->cols = cols;
+	t->arbiter_pkey = true;
+	MemoryContextSwitchTo(old);
+	tab->shadow_direct = t;
+	return t;
+}
 
 void
 sr_shadow_init_row(const SrTable *tab, SrShadowRow *row)
@@ -107,8 +193,19 @@ int64_list(Datum d, bool isnull, Oid elemtype, int64 **out)
 	return k;
 }
 
+static inline Datum
+column_value(const Datum *vals, const bool *vnulls, int i, bool *isnull)
+{
+	*isnull = vnulls[i];
+	return vals[i];
+}
+
+/*
+ * Fill row from one shadow row, given as its columns in the order of
+ * plan_read_shadow's (the table's columns, then the meta columns).
+ */
 static void
-fill_row(const SrTable *tab, HeapTuple tup, TupleDesc td, SrShadowRow *row)
+fill_row(const SrTable *tab, const Datum *vals, const bool *vnulls, SrShadowRow *row)
 {
 	int			i;
 	int			base = tab->ncols;	/* 0-based index of the first meta column */
@@ -123,12 +220,11 @@ fill_row(const SrTable *tab, HeapTuple tup, TupleDesc td, SrShadowRow *row)
 	{
 		const SrColumn *col = &tab->cols[i];
 
-		d = SPI_getbinval(tup, td, i + 1, &isnull);
-		row->nulls[i] = isnull;
-		row->values[i] = isnull ? (Datum) 0 : datumCopy(d, col->typbyval, col->typlen);
+		row->nulls[i] = vnulls[i];
+		row->values[i] = vnulls[i] ? (Datum) 0 : datumCopy(vals[i], col->typbyval, col->typlen);
 	}
 
-	d = SPI_getbinval(tup, td, base + SR_SH_KNOWN + 1, &isnull);
+	d = column_value(vals, vnulls, base + SR_SH_KNOWN, &isnull);
 	n = attnum_array(d, isnull, BOOLOID, &elems, &enulls);
 	for (i = 0; i < tab->ncols; i++)
 	{
@@ -138,26 +234,26 @@ fill_row(const SrTable *tab, HeapTuple tup, TupleDesc td, SrShadowRow *row)
 			(a < n && !enulls[a] && DatumGetBool(elems[a]));
 	}
 
-	d = SPI_getbinval(tup, td, base + SR_SH_CHANGED_AT + 1, &isnull);
+	d = column_value(vals, vnulls, base + SR_SH_CHANGED_AT, &isnull);
 	row->has_changed_at = !isnull;
 	if (!isnull)
 		row->changed_at = DatumGetTimestampTz(d);
 
-	d = SPI_getbinval(tup, td, base + SR_SH_VERSION + 1, &isnull);
+	d = column_value(vals, vnulls, base + SR_SH_VERSION, &isnull);
 	row->version = isnull ? NULL : (SrVclock *) PG_DETOAST_DATUM_COPY(d);
 
-	d = SPI_getbinval(tup, td, base + SR_SH_RECEIVED_AT + 1, &isnull);
+	d = column_value(vals, vnulls, base + SR_SH_RECEIVED_AT, &isnull);
 	if (!isnull)
 		row->received_at = DatumGetTimestampTz(d);
 
-	d = SPI_getbinval(tup, td, base + SR_SH_DELETED_AT + 1, &isnull);
+	d = column_value(vals, vnulls, base + SR_SH_DELETED_AT, &isnull);
 	row->deleted = !isnull;
 	if (!isnull)
 		row->deleted_at = DatumGetTimestampTz(d);
-	d = SPI_getbinval(tup, td, base + SR_SH_DELETED_BY + 1, &isnull);
+	d = column_value(vals, vnulls, base + SR_SH_DELETED_BY, &isnull);
 	row->deleted_by = isnull ? NULL : TextDatumGetCString(d);
 
-	d = SPI_getbinval(tup, td, base + SR_SH_COL_CHANGED_AT + 1, &isnull);
+	d = column_value(vals, vnulls, base + SR_SH_COL_CHANGED_AT, &isnull);
 	n = attnum_array(d, isnull, TIMESTAMPTZOID, &elems, &enulls);
 	for (i = 0; i < tab->ncols; i++)
 	{
@@ -167,7 +263,7 @@ fill_row(const SrTable *tab, HeapTuple tup, TupleDesc td, SrShadowRow *row)
 			row->col_changed_at[i] = DatumGetTimestampTz(elems[a]);
 	}
 
-	d = SPI_getbinval(tup, td, base + SR_SH_COL_WRITER + 1, &isnull);
+	d = column_value(vals, vnulls, base + SR_SH_COL_WRITER, &isnull);
 	n = attnum_array(d, isnull, TEXTOID, &elems, &enulls);
 	for (i = 0; i < tab->ncols; i++)
 	{
@@ -177,7 +273,7 @@ fill_row(const SrTable *tab, HeapTuple tup, TupleDesc td, SrShadowRow *row)
 			row->col_writer[i] = TextDatumGetCString(elems[a]);
 	}
 
-	d = SPI_getbinval(tup, td, base + SR_SH_HELD + 1, &isnull);
+	d = column_value(vals, vnulls, base + SR_SH_HELD, &isnull);
 	n = attnum_array(d, isnull, BOOLOID, &elems, &enulls);
 	for (i = 0; i < tab->ncols; i++)
 	{
@@ -186,7 +282,7 @@ fill_row(const SrTable *tab, HeapTuple tup, TupleDesc td, SrShadowRow *row)
 		row->held[i] = (a < n && !enulls[a] && DatumGetBool(elems[a]));
 	}
 
-	d = SPI_getbinval(tup, td, base + SR_SH_SENT + 1, &isnull);
+	d = column_value(vals, vnulls, base + SR_SH_SENT, &isnull);
 	n = attnum_array(d, isnull, BOOLOID, &elems, &enulls);
 	for (i = 0; i < tab->ncols; i++)
 	{
@@ -195,9 +291,9 @@ fill_row(const SrTable *tab, HeapTuple tup, TupleDesc td, SrShadowRow *row)
 		row->sent[i] = (a < n && !enulls[a] && DatumGetBool(elems[a]));
 	}
 
-	d = SPI_getbinval(tup, td, base + SR_SH_OWN_XIDS + 1, &isnull);
+	d = column_value(vals, vnulls, base + SR_SH_OWN_XIDS, &isnull);
 	row->nown = int64_list(d, isnull, XID8OID, &row->own_xids);
-	d = SPI_getbinval(tup, td, base + SR_SH_SEEN_AT + 1, &isnull);
+	d = column_value(vals, vnulls, base + SR_SH_SEEN_AT, &isnull);
 	row->nseen = int64_list(d, isnull, TIMESTAMPTZOID, &row->seen_at);
 }
 
@@ -216,6 +312,20 @@ plain_array(Datum *elems, int n, Oid elemtype, bool *isnull)
 	return PointerGetDatum(construct_array(elems, n, elemtype, typlen, typbyval, typalign));
 }
 
+/* Where the shadow row of system (a text Datum) goes in st; NULL: nowhere. */
+static SrShadowRow *
+row_of_system(const SrTable *tab, SrRowState *st, Datum system)
+{
+	char	   *sys = TextDatumGetCString(system);
+	int			i;
+
+	if (strcmp(sys, SR_LOCAL) == 0)
+		return &st->local;
+	if ((i = sr_table_system_index(tab, sys)) >= 0)
+		return &st->bases[i];
+	return NULL;				/* a system no longer syncing the table */
+}
+
 /*
  * Read what the shadow holds for one row: the local metadata and the base
  * of every system of the table.  Rows not found stay as sr_shadow_init_row
@@ -225,8 +335,11 @@ plain_array(Datum *elems, int n, Oid elemtype, bool *isnull)
 void
 sr_shadow_load(SrTable *tab, const Datum *keyvals, SrRowState *st)
 {
-	uint64		r;
-	int			n;
+	int			ncols = tab->ncols + SR_SH_NMETA;
+	Datum	   *vals = palloc(sizeof(Datum) * ncols);
+	bool	   *vnulls = palloc(sizeof(bool) * ncols);
+	SrDirectTable *t = shadow_direct(tab);
+	SrDirectRead r;
 	int			i;
 
 	sr_shadow_init_row(tab, &st->local);
@@ -234,22 +347,51 @@ sr_shadow_load(SrTable *tab, const Datum *keyvals, SrRowState *st)
 	for (i = 0; i < tab->nsystems; i++)
 		sr_shadow_init_row(tab, &st->bases[i]);
 
-	n = sr_spi_execute(tab->plan_read_shadow, (Datum *) keyvals, NULL, true, false, 0,
-					   SPI_OK_SELECT);
-	for (r = 0; r < (uint64) n; r++)
+	if (sr_direct_read_begin(&r, t, tab->nkeys, keyvals))
 	{
-		HeapTuple	tup = SPI_tuptable->vals[r];
-		TupleDesc	td = SPI_tuptable->tupdesc;
-		bool		isnull;
-		char	   *sys;
+		TupleTableSlot *slot;
 
-		sys = TextDatumGetCString(SPI_getbinval(tup, td, tab->ncols + SR_SH_SYSTEM + 1, &isnull));
-		if (strcmp(sys, SR_LOCAL) == 0)
-			fill_row(tab, tup, td, &st->local);
-		else if ((i = sr_table_system_index(tab, sys)) >= 0)
-			fill_row(tab, tup, td, &st->bases[i]);
+		while ((slot = sr_direct_read_next(&r)) != NULL)
+		{
+			SrShadowRow *row;
+			bool		isnull;
+
+			slot_getallattrs(slot);
+			for (i = 0; i < ncols; i++)
+			{
+				vals[i] = slot->tts_values[t->attnums[i] - 1];
+				vnulls[i] = slot->tts_isnull[t->attnums[i] - 1];
+			}
+			row = row_of_system(tab, st, vals[tab->ncols + SR_SH_SYSTEM]);
+			if (row == NULL)
+				continue;
+			fill_row(tab, vals, vnulls, row);
+			row->has_tid = true;
+			row->tid = slot->tts_tid;
+			row->xmin = DatumGetTransactionId(slot_getsysattr(slot, MinTransactionIdAttributeNumber,
+															  &isnull));
+		}
+		sr_direct_read_end(&r);
 	}
-	SPI_freetuptable(SPI_tuptable);
+	else
+	{
+		uint64		k;
+		int			n = sr_spi_execute(tab->plan_read_shadow, (Datum *) keyvals, NULL,
+									   true, false, 0, SPI_OK_SELECT);
+
+		for (k = 0; k < (uint64) n; k++)
+		{
+			SrShadowRow *row;
+
+			heap_deform_tuple(SPI_tuptable->vals[k], SPI_tuptable->tupdesc, vals, vnulls);
+			row = row_of_system(tab, st, vals[tab->ncols + SR_SH_SYSTEM]);
+			if (row != NULL)
+				fill_row(tab, vals, vnulls, row);
+		}
+		SPI_freetuptable(SPI_tuptable);
+	}
+	pfree(vals);
+	pfree(vnulls);
 }
 
 /* A per-attnum array of natts elements from a per-column one. */
@@ -394,8 +536,31 @@ row_params(SrTable *tab, const Datum *keyvals, const char *system,
 }
 
 /*
+ * Write one shadow row directly: an update of the version read or written
+ * last, when it still is the row's current one (the tracked row's lock
+ * keeps other writers out), else an upsert as ON CONFLICT DO UPDATE does.
+ */
+static void
+write_direct(SrDirect *d, int nparams, const Datum *values, const char *nulls,
+			 SrShadowRow *row)
+{
+	int			i;
+
+	for (i = 0; i < nparams; i++)
+		sr_direct_set(d, i, values[i], nulls[i] == 'n');
+	if (!row->has_tid || !sr_direct_update_tid(d, &row->tid, row->xmin))
+	{
+		if (sr_direct_insert_or_lock(d) != NULL)
+			sr_direct_update(d);
+	}
+	row->has_tid = true;
+	row->tid = d->slot->tts_tid;
+	row->xmin = GetCurrentTransactionId();
+}
+
+/*
  * Upsert a system's base (when system is not NULL) and the local metadata
- * (when lrow is not NULL): both in one statement.
+ * (when lrow is not NULL).
  */
 void
 sr_shadow_write_rows(SrTable *tab, const Datum *keyvals, const char *system,
@@ -404,32 +569,39 @@ sr_shadow_write_rows(SrTable *tab, const Datum *keyvals, const char *system,
 	int			nparams = tab->ncols + SR_SH_NMETA;
 	Datum	   *values = palloc(sizeof(Datum) * nparams * 2);
 	char	   *nulls = palloc(sizeof(char) * (nparams * 2 + 1));
+	SrShadowRow *rows[2];
+	SrDirect	d;
 	int			n = 0;
+	int			r;
 
 	if (system != NULL)
 	{
 		row_params(tab, keyvals, system, row, false, values, nulls);
-		n++;
+		rows[n++] = row;
 	}
 	if (lrow != NULL)
 	{
 		row_params(tab, keyvals, SR_LOCAL, lrow, true, values + n * nparams, nulls + n * nparams);
-		n++;
+		rows[n++] = lrow;
 	}
 	if (n == 0)
 		return;
-	nulls[n * nparams] = '\0';
-	sr_spi_execute(n == 2 ? tab->plan_write_shadow2 : tab->plan_write_shadow,
-				   values, nulls, true, false, 0, SPI_OK_INSERT);
-	if (system != NULL)
+	if (sr_direct_begin(&d, shadow_direct(tab)))
 	{
-		row->found = true;
-		row->dirty = false;
+		for (r = 0; r < n; r++)
+			write_direct(&d, nparams, values + r * nparams, nulls + r * nparams, rows[r]);
+		sr_direct_end(&d);
 	}
-	if (lrow != NULL)
+	else
 	{
-		lrow->found = true;
-		lrow->dirty = false;
+		nulls[n * nparams] = '\0';
+		sr_spi_execute(n == 2 ? tab->plan_write_shadow2 : tab->plan_write_shadow,
+					   values, nulls, true, false, 0, SPI_OK_INSERT);
+	}
+	for (r = 0; r < n; r++)
+	{
+		rows[r]->found = true;
+		rows[r]->dirty = false;
 	}
 }
 

@@ -30,6 +30,7 @@
 
 #include "postgres.h"
 
+#include "access/genam.h"
 #include "executor/spi.h"
 #include "executor/tuptable.h"
 #include "nodes/execnodes.h"
@@ -276,6 +277,7 @@ typedef struct SrTable
 	SPIPlanPtr	plan_read_shadow;
 	SPIPlanPtr	plan_write_shadow;
 	SPIPlanPtr	plan_write_shadow2;	/* two rows: a base and the local metadata */
+	struct SrDirectTable *shadow_direct;	/* the shadow read and written directly */
 	List	   *update_plans;	/* SrColumnSetPlan * */
 	List	   *insert_plans;	/* SrColumnSetPlan * */
 } SrTable;
@@ -391,6 +393,11 @@ typedef struct SrShadowRow
 	int64	   *own_xids;		/* FullTransactionId values */
 	int			nseen;
 	TimestampTz *seen_at;
+
+	/* the version read or written last, when read or written directly */
+	bool		has_tid;
+	ItemPointerData tid;
+	TransactionId xmin;
 } SrShadowRow;
 
 /*
@@ -416,6 +423,7 @@ typedef enum SrShadowMeta
 } SrShadowMeta;
 
 extern const char *const sr_shadow_meta_names[SR_SH_NMETA];
+extern Oid	sr_shadow_meta_type(SrShadowMeta m, Oid vclock_type);
 
 extern void sr_shadow_init_row(const SrTable *tab, SrShadowRow *row);
 /* Everything the shadow holds for one row. */
@@ -617,13 +625,19 @@ typedef struct SrDirectColumn
 	const char *sr_type;		/* ... the name of a type in SR_SCHEMA */
 } SrDirectColumn;
 
-/* One of the extension's tables, as direct.c writes it (a static of its user). */
+/*
+ * One of the extension's tables, as direct.c writes it: a static of its
+ * user, or (owner_cxt set) part of a cache entry that is dropped whenever
+ * the table changes, as a tracked table's shadow is part of its SrTable.
+ */
 typedef struct SrDirectTable
 {
-	const char *relname;		/* in SR_SCHEMA */
+	const char *relname;		/* in SR_SCHEMA; with owner_cxt, relid instead */
 	int			ncols;
 	const SrDirectColumn *cols; /* the columns its writers name */
 	const char *arbiter;		/* the unique index an upsert merges on, or NULL */
+	bool		arbiter_pkey;	/* ... or its primary key */
+	MemoryContext owner_cxt;	/* see above; NULL: a static */
 	/* learnt on first use, dropped by a relcache callback */
 	bool		registered;
 	bool		valid;
@@ -634,6 +648,8 @@ typedef struct SrDirectTable
 	AttrNumber *attnums;		/* per cols[i] */
 	int		   *colof;			/* per attribute, its index in cols, or -1 */
 	Expr	  **defaults;		/* per attribute, planned, or NULL */
+	int			narbiter;		/* the arbiter's key columns */
+	RegProcedure *arbiter_eq;	/* per key column: its equality function */
 	MemoryContext cxt;
 	struct SrDirectTable *next;
 } SrDirectTable;
@@ -673,7 +689,23 @@ extern Datum sr_direct_get(SrDirect *d, TupleTableSlot *slot, int col, bool *isn
 extern void sr_direct_insert(SrDirect *d);
 extern TupleTableSlot *sr_direct_insert_or_lock(SrDirect *d);
 extern void sr_direct_update(SrDirect *d);
+extern bool sr_direct_update_tid(SrDirect *d, ItemPointer tid, TransactionId xmin);
 extern void sr_direct_end(SrDirect *d);
+
+/* A read of the rows whose arbiter key starts with given values. */
+typedef struct SrDirectRead
+{
+	Relation	rel;
+	Relation	index;
+	IndexScanDesc scan;
+	TupleTableSlot *slot;
+	Snapshot	snapshot;
+} SrDirectRead;
+
+extern bool sr_direct_read_begin(SrDirectRead *r, SrDirectTable *t, int nkeys,
+								 const Datum *keyvals);
+extern TupleTableSlot *sr_direct_read_next(SrDirectRead *r);
+extern void sr_direct_read_end(SrDirectRead *r);
 
 /* ------------------------------------------------------------------------
  * module.c: GUCs and privilege switching

@@ -32,7 +32,10 @@
 #include "postgres.h"
 
 #include "access/htup_details.h"
+#include "access/table.h"
+#include "access/tableam.h"
 #include "access/xact.h"
+#include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
 #include "commands/async.h"
 #include "funcapi.h"
@@ -45,6 +48,7 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/regproc.h"
+#include "utils/rel.h"
 #include "utils/timestamp.h"
 
 #include "sync_resolve.h"
@@ -100,12 +104,65 @@ sr_lock_key(const SrTable *tab, Jsonb *key)
 	(void) LockAcquire(&tag, ExclusiveLock, false, false);
 }
 
-/* Lock the local row; false when there is none. */
+/*
+ * Whether the caller may lock rows of rel found through its primary key
+ * without SQL: a plain table, no row security, no inheritance children
+ * (SQL would search them too), and SELECT and UPDATE on the whole table
+ * (SQL checks column privileges and gives their errors).
+ */
+static bool
+row_lock_direct(Relation rel)
+{
+	AclMode		need = ACL_SELECT | ACL_UPDATE;
+
+	return rel->rd_rel->relkind == RELKIND_RELATION &&
+		!rel->rd_rel->relrowsecurity && !rel->rd_rel->relhassubclass &&
+		pg_class_aclmask(RelationGetRelid(rel), GetUserId(), need, ACLMASK_ALL) == need;
+}
+
+/*
+ * Lock the local row, as SELECT ... FOR NO KEY UPDATE (for_delete: FOR
+ * UPDATE) would; false when there is none.
+ */
 bool
 sr_row_lock(SrTable *tab, const Datum *keyvals, bool for_delete,
 			Datum *values, bool *nulls)
 {
 	int			n;
+
+	if (tab->pkey_eq != NULL)
+	{
+		Relation	rel = table_open(tab->relid, RowShareLock);
+
+		if (row_lock_direct(rel))
+		{
+			Relation	index = index_open(tab->pkey_oid, RowShareLock);
+			TupleTableSlot *slot = table_slot_create(rel, NULL);
+			bool		found;
+			int			i;
+
+			found = sr_direct_lock_row(rel, index, tab->pkey_eq, tab->nkeys, keyvals,
+									   for_delete ? LockTupleExclusive : LockTupleNoKeyExclusive,
+									   slot);
+			if (found && values != NULL)
+			{
+				slot_getallattrs(slot);
+				for (i = 0; i < tab->ncols; i++)
+				{
+					int			a = tab->cols[i].attnum - 1;
+
+					nulls[i] = slot->tts_isnull[a];
+					values[i] = nulls[i] ? (Datum) 0 :
+						datumCopy(slot->tts_values[a], tab->cols[i].typbyval, tab->cols[i].typlen);
+				}
+			}
+			ExecDropSingleTupleTableSlot(slot);
+			index_close(index, NoLock);
+			table_close(rel, NoLock);
+			return found;
+		}
+		table_close(rel, NoLock);
+	}
 
 	n = sr_spi_execute(for_delete ? tab->plan_lock_row_for_delete : tab->plan_lock_row,
 					   (Datum *) keyvals, NULL, false, false, 0, SPI_OK_SELECT);

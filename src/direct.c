@@ -198,33 +198,42 @@ load_layout(SrDirectTable *t, Relation rel)
 }
 
 /*
- * Learn the arbiter's key columns and their equality functions, for reads
- * by key: false if it is not a plain btree index on columns.
+ * The equality functions of a btree index's key columns, in eq[] (room
+ * for all of them): false if it is not a btree index on plain columns.
  */
+bool
+sr_index_eq_procs(Relation index, RegProcedure *eq)
+{
+	int			n = IndexRelationGetNumberOfKeyAttributes(index);
+	int			i;
+
+	if (index->rd_rel->relam != BTREE_AM_OID)
+		return false;
+	for (i = 0; i < n; i++)
+	{
+		Oid			opr = get_opfamily_member(index->rd_opfamily[i], index->rd_opcintype[i],
+											  index->rd_opcintype[i], BTEqualStrategyNumber);
+
+		if (index->rd_index->indkey.values[i] == 0 || !OidIsValid(opr))
+			return false;
+		eq[i] = get_opcode(opr);
+	}
+	return true;
+}
+
+/* Learn the arbiter's key columns and their equality functions, for reads by key. */
 static bool
 load_arbiter(SrDirectTable *t)
 {
 	Relation	index;
-	int			i;
-	bool		ok = true;
+	bool		ok;
 
 	if (!OidIsValid(t->arbiter_oid))
 		return false;
 	index = index_open(t->arbiter_oid, AccessShareLock);
 	t->narbiter = IndexRelationGetNumberOfKeyAttributes(index);
 	t->arbiter_eq = palloc0(sizeof(RegProcedure) * t->narbiter);
-	if (index->rd_rel->relam != BTREE_AM_OID)
-		ok = false;
-	for (i = 0; ok && i < t->narbiter; i++)
-	{
-		Oid			opr = get_opfamily_member(index->rd_opfamily[i], index->rd_opcintype[i],
-											  index->rd_opcintype[i], BTEqualStrategyNumber);
-
-		if (index->rd_index->indkey.values[i] == 0 || !OidIsValid(opr))
-			ok = false;
-		else
-			t->arbiter_eq[i] = get_opcode(opr);
-	}
+	ok = sr_index_eq_procs(index, t->arbiter_eq);
 	index_close(index, AccessShareLock);
 	return ok;
 }
@@ -568,6 +577,60 @@ sr_direct_update_tid(SrDirect *d, ItemPointer tid, TransactionId xmin)
 }
 
 /*
+ * The snapshot a statement starting now would take, as SPI takes it: one
+ * that sees every earlier statement of this transaction.  Registered.
+ */
+static Snapshot
+statement_snapshot(void)
+{
+	Snapshot	snap;
+
+	CommandCounterIncrement();
+	PushCopiedSnapshot(GetTransactionSnapshot());
+	UpdateActiveSnapshotCommandId();
+	snap = RegisterSnapshot(GetActiveSnapshot());
+	PopActiveSnapshot();
+	return snap;
+}
+
+/* A scan of the rows of rel whose index key starts with the nkeys values keyvals. */
+static IndexScanDesc
+begin_key_scan(Relation rel, Relation index, Snapshot snap, const RegProcedure *eq,
+			   int nkeys, const Datum *keyvals)
+{
+	ScanKeyData *keys = palloc(sizeof(ScanKeyData) * (nkeys + 1));
+	IndexScanDesc scan;
+	int			i;
+
+	for (i = 0; i < nkeys; i++)
+		ScanKeyEntryInitialize(&keys[i], 0, i + 1, BTEqualStrategyNumber, InvalidOid,
+							   index->rd_indcollation[i], eq[i], keyvals[i]);
+	scan = index_beginscan(rel, index, snap, nkeys, 0);
+	index_rescan(scan, keys, nkeys, NULL, 0);
+	pfree(keys);
+	return scan;
+}
+
+/* Whether the row in slot has the index key keyvals. */
+static bool
+key_matches(Relation index, const RegProcedure *eq, int nkeys, const Datum *keyvals,
+			TupleTableSlot *slot)
+{
+	int			i;
+
+	for (i = 0; i < nkeys; i++)
+	{
+		bool		isnull;
+		Datum		v = slot_getattr(slot, index->rd_index->indkey.values[i], &isnull);
+
+		if (isnull || !DatumGetBool(OidFunctionCall2Coll(eq[i], index->rd_indcollation[i],
+														 v, keyvals[i])))
+			return false;
+	}
+	return true;
+}
+
+/*
  * Start reading the rows of t whose arbiter index key starts with the
  * nkeys values keyvals, as a statement starting now would see them: false
  * if t must be read through SQL.
@@ -575,9 +638,6 @@ sr_direct_update_tid(SrDirect *d, ItemPointer tid, TransactionId xmin)
 bool
 sr_direct_read_begin(SrDirectRead *r, SrDirectTable *t, int nkeys, const Datum *keyvals)
 {
-	ScanKeyData *keys;
-	int			i;
-
 	memset(r, 0, sizeof(SrDirectRead));
 	r->rel = open_table(t, AccessShareLock);
 	if (r->rel == NULL)
@@ -586,22 +646,9 @@ sr_direct_read_begin(SrDirectRead *r, SrDirectTable *t, int nkeys, const Datum *
 		elog(ERROR, "sync_resolve: %d key columns given for an index of %d on %s",
 			 nkeys, t->narbiter, RelationGetRelationName(r->rel));
 	r->index = index_open(t->arbiter_oid, AccessShareLock);
-
-	/* what SPI would do for a statement: see every earlier one */
-	CommandCounterIncrement();
-	PushCopiedSnapshot(GetTransactionSnapshot());
-	UpdateActiveSnapshotCommandId();
-	r->snapshot = RegisterSnapshot(GetActiveSnapshot());
-	PopActiveSnapshot();
-
-	keys = palloc(sizeof(ScanKeyData) * (nkeys + 1));
-	for (i = 0; i < nkeys; i++)
-		ScanKeyEntryInitialize(&keys[i], 0, i + 1, BTEqualStrategyNumber, InvalidOid,
-							   r->index->rd_indcollation[i], t->arbiter_eq[i], keyvals[i]);
-	r->scan = index_beginscan(r->rel, r->index, r->snapshot, nkeys, 0);
-	index_rescan(r->scan, keys, nkeys, NULL, 0);
+	r->snapshot = statement_snapshot();
+	r->scan = begin_key_scan(r->rel, r->index, r->snapshot, t->arbiter_eq, nkeys, keyvals);
 	r->slot = table_slot_create(r->rel, NULL);
-	pfree(keys);
 	return true;
 }
 
@@ -623,6 +670,64 @@ sr_direct_read_end(SrDirectRead *r)
 	UnregisterSnapshot(r->snapshot);
 	index_close(r->index, NoLock);
 	table_close(r->rel, NoLock);
+}
+
+/*
+ * Find the row of rel whose key in the unique btree index equals keyvals
+ * (eq: the index's equality functions) and lock it as SELECT ... FOR
+ * UPDATE (mode LockTupleExclusive) or FOR NO KEY UPDATE
+ * (LockTupleNoKeyExclusive) would: under READ COMMITTED a row changed
+ * meanwhile is locked in its latest version if that still has the key;
+ * under REPEATABLE READ and SERIALIZABLE it is a serialization failure.
+ * False when there is no such row; else the row is in slot.  No privilege
+ * or row security check: the caller's business.
+ */
+bool
+sr_direct_lock_row(Relation rel, Relation index, const RegProcedure *eq, int nkeys,
+				   const Datum *keyvals, LockTupleMode mode, TupleTableSlot *slot)
+{
+	Snapshot	snap = statement_snapshot();
+	IndexScanDesc scan = begin_key_scan(rel, index, snap, eq, nkeys, keyvals);
+	bool		found = index_getnext_slot(scan, ForwardScanDirection, slot);
+	TM_FailureData tmfd;
+	TM_Result	res;
+
+	index_endscan(scan);
+	if (found)
+	{
+		res = table_tuple_lock(rel, &slot->tts_tid, snap, slot, GetCurrentCommandId(true),
+							   mode, LockWaitBlock,
+							   IsolationUsesXactSnapshot() ? 0 : TUPLE_LOCK_FLAG_FIND_LAST_VERSION,
+							   &tmfd);
+		switch (res)
+		{
+			case TM_Ok:
+				/* READ COMMITTED, the row changed: is its latest version still the one asked for? */
+				if (tmfd.traversed)
+					found = key_matches(index, eq, nkeys, keyvals, slot);
+				break;
+			case TM_SelfModified:
+				/* changed by this very statement, as FOR UPDATE skips it */
+				found = false;
+				break;
+			case TM_Updated:
+			case TM_Deleted:
+				if (IsolationUsesXactSnapshot())
+					ereport(ERROR,
+							(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+							 errmsg("could not serialize access due to concurrent update")));
+				if (res == TM_Updated)
+					elog(ERROR, "sync_resolve: unexpected result %d locking a row of %s",
+						 (int) res, RelationGetRelationName(rel));
+				found = false;	/* deleted meanwhile */
+				break;
+			default:
+				elog(ERROR, "sync_resolve: unexpected result %d locking a row of %s",
+					 (int) res, RelationGetRelationName(rel));
+		}
+	}
+	UnregisterSnapshot(snap);
+	return found;
 }
 
 /* Finish: release what begin took and let later statements see the rows. */

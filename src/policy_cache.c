@@ -1379,6 +1379,15 @@ build_table(Oid relid, bool missing_ok)
 				tab->keys[tab->nkeys++] = tab->col_of_attnum[a];
 				tab->cols[tab->col_of_attnum[a]].is_key = true;
 			}
+			/* a plain table's rows are looked up and locked without SQL */
+			tab->pkey_oid = pkoid;
+			if (rel->rd_rel->relkind == RELKIND_RELATION)
+			{
+				RegProcedure *eq = MemoryContextAlloc(cxt, sizeof(RegProcedure) * nkeys);
+
+				if (sr_index_eq_procs(idx, eq))
+					tab->pkey_eq = eq;
+			}
 			index_close(idx, AccessShareLock);
 		}
 		/* a unique or exclusion index besides the primary key: a write may clash */

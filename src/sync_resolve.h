@@ -278,6 +278,8 @@ typedef struct SrTable
 	SPIPlanPtr	plan_write_shadow;
 	SPIPlanPtr	plan_write_shadow2;	/* two rows: a base and the local metadata */
 	struct SrDirectTable *shadow_direct;	/* the shadow read and written directly */
+	Oid			pkey_oid;
+	RegProcedure *pkey_eq;		/* its equality functions; NULL: rows locked through SQL */
 	List	   *update_plans;	/* SrColumnSetPlan * */
 	List	   *insert_plans;	/* SrColumnSetPlan * */
 } SrTable;
@@ -702,6 +704,10 @@ typedef struct SrDirectRead
 	Snapshot	snapshot;
 } SrDirectRead;
 
+extern bool sr_index_eq_procs(Relation index, RegProcedure *eq);
+extern bool sr_direct_lock_row(Relation rel, Relation index, const RegProcedure *eq,
+							   int nkeys, const Datum *keyvals, LockTupleMode mode,
+							   TupleTableSlot *slot);
 extern bool sr_direct_read_begin(SrDirectRead *r, SrDirectTable *t, int nkeys,
 								 const Datum *keyvals);
 extern TupleTableSlot *sr_direct_read_next(SrDirectRead *r);

@@ -356,6 +356,25 @@ sr_outbox_fan_out_delete(SrTable *tab, Jsonb *key, SrRowState *st, const char *e
 }
 
 /*
+ * Whether an entry waits to be sent (pending or failed) for the row and
+ * target in keyvals (relid, key, target), as a statement now would see
+ * it: a look at outbox_waiting_idx.  True as well when the outbox must be
+ * read through SQL.
+ */
+static bool
+entry_waits(const Datum *keyvals)
+{
+	SrDirectRead r;
+	bool		found;
+
+	if (!sr_direct_read_begin(&r, &outbox_table, 3, keyvals))
+		return true;
+	found = sr_direct_read_next(&r) != NULL;
+	sr_direct_read_end(&r);
+	return found;
+}
+
+/*
  * The source just told us what it holds for these columns: a waiting entry
  * to it must not carry older local values for them over its change (what
  * still differs is queued again with the current value).  An entry left
@@ -374,6 +393,12 @@ sr_outbox_forget(const SrTable *tab, Jsonb *key, const char *target, const bool 
 			names = lappend(names, tab->cols[c].name);
 	if (names == NIL)
 		return;
+	values[0] = ObjectIdGetDatum(tab->relid);
+	values[1] = JsonbPGetDatum(key);
+	values[2] = CStringGetTextDatum(target);
+	/* most often no entry to target waits: a look at the index says so */
+	if (!entry_waits(values))
+		return;
 	if (forget_plan == NULL)
 	{
 		Oid			types[4] = {REGCLASSOID, JSONBOID, TEXTOID, TEXTARRAYOID};
@@ -388,9 +413,6 @@ sr_outbox_forget(const SrTable *tab, Jsonb *key, const char *target, const bool 
 									  " WHERE d.id = f.id AND f.payload = '{}'",
 									  4, types, true);
 	}
-	values[0] = ObjectIdGetDatum(tab->relid);
-	values[1] = JsonbPGetDatum(key);
-	values[2] = CStringGetTextDatum(target);
 	values[3] = sr_text_array(names);
 	sr_spi_execute(forget_plan, values, NULL, true, false, 0, SPI_OK_DELETE);
 }

@@ -15,9 +15,12 @@
  *
  * An upsert (the outbox: at most one entry per row and target waits) is
  * the executor's ON CONFLICT protocol: check the arbiter index, insert
- * speculatively, and on a conflict lock the existing row and update it,
- * retrying after a concurrent change, with the same errors as ON CONFLICT
- * DO UPDATE under REPEATABLE READ and SERIALIZABLE.
+ * speculatively, and on a conflict update the existing row, with the same
+ * errors as ON CONFLICT DO UPDATE under REPEATABLE READ and SERIALIZABLE.
+ * The existing row is not locked first (a lock is a WAL record of its
+ * own): its update fails if it changed since it was read, and the caller
+ * merges into what is there then.  Defaults other than the arbiter's
+ * columns are computed only for a row that is inserted.
  *
  * A tracked table's shadow is read by key through its primary key and
  * written the same way; a row this transaction read and that is still
@@ -42,6 +45,7 @@
 
 #include "access/genam.h"
 #include "access/nbtree.h"
+#include "access/sysattr.h"
 #include "access/table.h"
 #include "access/tableam.h"
 #include "access/xact.h"
@@ -227,6 +231,8 @@ load_arbiter(SrDirectTable *t)
 {
 	Relation	index;
 	bool		ok;
+	Bitmapset  *used = NULL;
+	int			i;
 
 	if (!OidIsValid(t->arbiter_oid))
 		return false;
@@ -234,6 +240,25 @@ load_arbiter(SrDirectTable *t)
 	t->narbiter = IndexRelationGetNumberOfKeyAttributes(index);
 	t->arbiter_eq = palloc0(sizeof(RegProcedure) * t->narbiter);
 	ok = sr_index_eq_procs(index, t->arbiter_eq);
+	/* the attributes a conflict check reads: the key's and the predicate's */
+	t->checkatt = palloc0(sizeof(bool) * t->natts);
+	for (i = 0; i < IndexRelationGetNumberOfAttributes(index); i++)
+	{
+		AttrNumber	a = index->rd_index->indkey.values[i];
+
+		if (a > 0 && a <= t->natts)
+			t->checkatt[a - 1] = true;
+	}
+	pull_varattnos((Node *) RelationGetIndexPredicate(index), 1, &used);
+	pull_varattnos((Node *) RelationGetIndexExpressions(index), 1, &used);
+	i = -1;
+	while ((i = bms_next_member(used, i)) >= 0)
+	{
+		AttrNumber	a = i + FirstLowInvalidHeapAttributeNumber;
+
+		if (a > 0 && a <= t->natts)
+			t->checkatt[a - 1] = true;
+	}
 	index_close(index, AccessShareLock);
 	return ok;
 }
@@ -302,6 +327,7 @@ sr_direct_begin(SrDirect *d, SrDirectTable *t)
 	d->natts = t->natts;
 	d->attnums = t->attnums;
 	d->colof = t->colof;
+	d->checkatt = t->checkatt;
 	exprs = t->defaults;
 	arbiter = t->arbiter_oid;
 	sr_become_owner(&d->sw);
@@ -381,10 +407,12 @@ eval_default(SrDirect *d, TupleTableSlot *slot, int attno)
 /*
  * Form the row to write in d->slot: each attribute its given value, or its
  * default if so asked, else existing's value (an update) or its default
- * (an insert).
+ * (an insert).  for_check: only what the arbiter index needs to find a
+ * conflicting row; no other default is computed (nextval() would spend a
+ * sequence value on a row that may not be inserted).
  */
 static void
-form_row(SrDirect *d, TupleTableSlot *existing)
+form_row(SrDirect *d, TupleTableSlot *existing, bool for_check)
 {
 	TupleTableSlot *slot = d->slot;
 	int			i;
@@ -403,6 +431,11 @@ form_row(SrDirect *d, TupleTableSlot *existing)
 			slot->tts_values[i] = d->values[c];
 			slot->tts_isnull[i] = d->isnull[c];
 		}
+		else if (for_check && !d->checkatt[i])
+		{
+			slot->tts_values[i] = (Datum) 0;
+			slot->tts_isnull[i] = true;
+		}
 		else if (given == GIVEN_DEFAULT || existing == NULL)
 			eval_default(d, slot, i);
 		else
@@ -418,51 +451,30 @@ form_row(SrDirect *d, TupleTableSlot *existing)
 void
 sr_direct_insert(SrDirect *d)
 {
-	form_row(d, NULL);
+	form_row(d, NULL, false);
 	ExecSimpleRelationInsert(d->rri, d->estate, d->slot);
 	sr_direct_clear(d);
 }
 
 /*
- * Lock the row at tid that conflicts with the one to be inserted, as ON
- * CONFLICT DO UPDATE does: true and the row in d->existing, or false if it
- * changed meanwhile (look again).
+ * The row at tid that conflicts with the one to be inserted, in
+ * d->existing: false if it is gone (look again).  Under REPEATABLE READ a
+ * row this transaction cannot see is a serialization failure, as for ON
+ * CONFLICT DO UPDATE.
  */
 static bool
-lock_conflicting(SrDirect *d, ItemPointer tid)
+fetch_conflicting(SrDirect *d, ItemPointer tid)
 {
-	TM_FailureData tmfd;
-	TM_Result	res;
+	bool		isnull;
+	TransactionId xmin;
 
-	res = table_tuple_lock(d->rel, tid, d->estate->es_snapshot, d->existing,
-						   d->estate->es_output_cid, LockTupleNoKeyExclusive,
-						   LockWaitBlock, 0, &tmfd);
-	switch (res)
-	{
-		case TM_Ok:
-			break;
-		case TM_Updated:
-		case TM_Deleted:
-			if (IsolationUsesXactSnapshot())
-				ereport(ERROR,
-						(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
-						 errmsg("could not serialize access due to concurrent %s",
-								res == TM_Updated ? "update" : "delete")));
-			ExecClearTuple(d->existing);
-			return false;
-		default:
-			elog(ERROR, "sync_resolve: unexpected result %d locking a row of %s",
-				 (int) res, RelationGetRelationName(d->rel));
-	}
-	/* under REPEATABLE READ, a row this transaction cannot see is a serialization failure */
+	if (!table_tuple_fetch_row_version(d->rel, tid, SnapshotAny, d->existing))
+		return false;
 	if (IsolationUsesXactSnapshot() &&
 		!table_tuple_satisfies_snapshot(d->rel, d->existing, d->estate->es_snapshot))
 	{
-		bool		isnull;
-		TransactionId xmin;
-		Datum		x = slot_getsysattr(d->existing, MinTransactionIdAttributeNumber, &isnull);
-
-		xmin = DatumGetTransactionId(x);
+		xmin = DatumGetTransactionId(slot_getsysattr(d->existing, MinTransactionIdAttributeNumber,
+													 &isnull));
 		if (!TransactionIdIsCurrentTransactionId(xmin))
 			ereport(ERROR,
 					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
@@ -473,12 +485,13 @@ lock_conflicting(SrDirect *d, ItemPointer tid)
 
 /*
  * Insert a row of the given values, unless the table's arbiter index holds
- * one with the same key: then that row is locked and returned in
- * d->existing (NULL: inserted).  The caller may sr_direct_set() more values
- * and sr_direct_update() it.
+ * one with the same key: then that row is returned in d->existing (NULL:
+ * inserted), not locked.  The caller may sr_direct_set() more values and
+ * sr_direct_update() it; if that finds it changed meanwhile, the caller
+ * starts again.
  */
 TupleTableSlot *
-sr_direct_insert_or_lock(SrDirect *d)
+sr_direct_insert_or_find(SrDirect *d)
 {
 	List	   *arbiters = list_make1_oid(d->arbiter_oid);
 	TransactionId xid = GetCurrentTransactionId();
@@ -490,13 +503,14 @@ sr_direct_insert_or_lock(SrDirect *d)
 		bool		spec_conflict = false;
 		List	   *recheck;
 
-		form_row(d, NULL);
+		form_row(d, NULL, true);
 		if (!ExecCheckIndexConstraints(d->rri, d->slot, d->estate, &conflict, arbiters))
 		{
-			if (lock_conflicting(d, &conflict))
+			if (fetch_conflicting(d, &conflict))
 				return d->existing;
 			continue;
 		}
+		form_row(d, NULL, false);
 		ExecConstraints(d->rri, d->slot, d->estate);
 		token = SpeculativeInsertionLockAcquire(xid);
 		table_tuple_insert_speculative(d->rel, d->slot, d->estate->es_output_cid, 0, NULL, token);
@@ -514,40 +528,20 @@ sr_direct_insert_or_lock(SrDirect *d)
 	}
 }
 
-/* Update d->existing (locked) with the given values. */
-void
-sr_direct_update(SrDirect *d)
-{
-	form_row(d, d->existing);
-	ExecSimpleRelationUpdate(d->rri, d->estate, NULL, d->existing, d->slot);
-	sr_direct_clear(d);
-}
-
 /*
- * Update the row at tid with the given values, without locking it first:
- * for a caller that already holds a lock that serializes every writer of
- * this row (a shadow row's writers all lock the tracked row).  tid and xmin
- * name the version the caller read.  False, nothing written, if that is no
- * longer the row's current version (this transaction or another changed
- * it since): the caller then upserts.  Under REPEATABLE READ or
- * SERIALIZABLE a version changed by another transaction since is a
+ * Write d->slot over the row version at tid, as UPDATE would, waiting for
+ * a transaction that holds it.  False, nothing written, when that version
+ * changed meanwhile; under REPEATABLE READ or SERIALIZABLE that is a
  * serialization failure, as for UPDATE.
  */
-bool
-sr_direct_update_tid(SrDirect *d, ItemPointer tid, TransactionId xmin)
+static bool
+update_at(SrDirect *d, ItemPointer tid)
 {
 	TM_FailureData tmfd;
 	TM_Result	res;
 	LockTupleMode lockmode;
 	bool		update_indexes;
-	bool		isnull;
 
-	if (!table_tuple_fetch_row_version(d->rel, tid, SnapshotSelf, d->existing))
-		return false;
-	if (DatumGetTransactionId(slot_getsysattr(d->existing, MinTransactionIdAttributeNumber,
-											  &isnull)) != xmin)
-		return false;
-	form_row(d, d->existing);
 	CheckCmdReplicaIdentity(d->rel, CMD_UPDATE);
 	if (d->rel->rd_att->constr != NULL)
 		ExecConstraints(d->rri, d->slot, d->estate);
@@ -574,6 +568,41 @@ sr_direct_update_tid(SrDirect *d, ItemPointer tid, TransactionId xmin)
 		list_free(ExecInsertIndexTuples(d->rri, d->slot, d->estate, true, false, NULL, NIL));
 	sr_direct_clear(d);
 	return true;
+}
+
+/*
+ * Update d->existing with the given values: false if it changed since
+ * sr_direct_insert_or_find() returned it (nothing written; start again).
+ */
+bool
+sr_direct_update(SrDirect *d)
+{
+	ItemPointerData tid = d->existing->tts_tid;
+
+	form_row(d, d->existing, false);
+	return update_at(d, &tid);
+}
+
+/*
+ * Update the row at tid with the given values, tid and xmin naming the
+ * version the caller read: false, nothing written, if that is no longer
+ * the row's current version (this transaction or another changed it
+ * since); the caller then upserts.  For a caller whose own lock already
+ * serializes the writers of this row (a shadow row's all lock the tracked
+ * row), so that it seldom finds it changed.
+ */
+bool
+sr_direct_update_tid(SrDirect *d, ItemPointer tid, TransactionId xmin)
+{
+	bool		isnull;
+
+	if (!table_tuple_fetch_row_version(d->rel, tid, SnapshotSelf, d->existing))
+		return false;
+	if (DatumGetTransactionId(slot_getsysattr(d->existing, MinTransactionIdAttributeNumber,
+											  &isnull)) != xmin)
+		return false;
+	form_row(d, d->existing, false);
+	return update_at(d, tid);
 }
 
 /*

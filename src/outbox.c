@@ -239,26 +239,32 @@ queue_entries(const SrTable *tab, Jsonb *key, int n, const char **targets,
 		bool		isnull;
 		Datum		merged;
 
-		sr_direct_set(&d, OB_RELID, ObjectIdGetDatum(tab->relid), false);
-		sr_direct_set(&d, OB_KEY, JsonbPGetDatum(key), false);
-		sr_direct_set(&d, OB_TARGET, CStringGetTextDatum(targets[i]), false);
-		set_change(&d, op, payload ? JsonbPGetDatum(payload) : (Datum) 0, payload == NULL,
-				   version, cause);
-		if (sr_direct_insert_or_lock(&d) == NULL)
+		/* until the entry found waiting, if any, is updated unchanged meanwhile */
+		for (;;)
 		{
-			ids[i] = DatumGetInt64(sr_direct_get(&d, d.slot, OB_ID, &isnull));
-			continue;
+			sr_direct_set(&d, OB_RELID, ObjectIdGetDatum(tab->relid), false);
+			sr_direct_set(&d, OB_KEY, JsonbPGetDatum(key), false);
+			sr_direct_set(&d, OB_TARGET, CStringGetTextDatum(targets[i]), false);
+			set_change(&d, op, payload ? JsonbPGetDatum(payload) : (Datum) 0, payload == NULL,
+					   version, cause);
+			if (sr_direct_insert_or_find(&d) == NULL)
+			{
+				ids[i] = DatumGetInt64(sr_direct_get(&d, d.slot, OB_ID, &isnull));
+				break;
+			}
+			/* an entry waits already: merge into it, touching no indexed column if we can */
+			ids[i] = DatumGetInt64(sr_direct_get(&d, d.existing, OB_ID, &isnull));
+			merged = merged_payload(&d, is_delete, payload, &isnull);
+			sr_direct_clear(&d);
+			set_change(&d, op, merged, isnull, version, cause);
+			/* SR_KEY_AFTER_CHANGE: a new idempotency key only if it was handed out */
+			if (DatumGetInt32(sr_direct_get(&d, d.existing, OB_ATTEMPTS, &isnull)) > 0)
+				sr_direct_set_default(&d, OB_IDEMPOTENCY_KEY);
+			sr_direct_set_default(&d, OB_UPDATED_AT);
+			if (sr_direct_update(&d))
+				break;
+			sr_direct_clear(&d);
 		}
-		/* an entry waits already: merge into it, touching no indexed column if we can */
-		ids[i] = DatumGetInt64(sr_direct_get(&d, d.existing, OB_ID, &isnull));
-		merged = merged_payload(&d, is_delete, payload, &isnull);
-		sr_direct_clear(&d);
-		set_change(&d, op, merged, isnull, version, cause);
-		/* SR_KEY_AFTER_CHANGE: a new idempotency key only if it was handed out */
-		if (DatumGetInt32(sr_direct_get(&d, d.existing, OB_ATTEMPTS, &isnull)) > 0)
-			sr_direct_set_default(&d, OB_IDEMPOTENCY_KEY);
-		sr_direct_set_default(&d, OB_UPDATED_AT);
-		sr_direct_update(&d);
 	}
 	sr_direct_end(&d);
 }

@@ -550,8 +550,9 @@ write_direct(SrDirect *d, int nparams, const Datum *values, const char *nulls,
 		sr_direct_set(d, i, values[i], nulls[i] == 'n');
 	if (!row->has_tid || !sr_direct_update_tid(d, &row->tid, row->xmin))
 	{
-		if (sr_direct_insert_or_lock(d) != NULL)
-			sr_direct_update(d);
+		/* every column is given: an update after a failed one writes the same */
+		while (sr_direct_insert_or_find(d) != NULL && !sr_direct_update(d))
+			;
 	}
 	row->has_tid = true;
 	row->tid = d->slot->tts_tid;

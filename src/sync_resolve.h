@@ -650,6 +650,7 @@ typedef struct SrDirectTable
 	AttrNumber *attnums;		/* per cols[i] */
 	int		   *colof;			/* per attribute, its index in cols, or -1 */
 	Expr	  **defaults;		/* per attribute, planned, or NULL */
+	bool	   *checkatt;		/* per attribute: a conflict check reads it */
 	int			narbiter;		/* the arbiter's key columns */
 	RegProcedure *arbiter_eq;	/* per key column: its equality function */
 	MemoryContext cxt;
@@ -675,6 +676,7 @@ typedef struct SrDirect
 	int			natts;
 	AttrNumber *attnums;
 	int		   *colof;
+	bool	   *checkatt;
 	Oid			arbiter_oid;
 	ExprState **defaults;
 	Datum	   *values;
@@ -689,8 +691,8 @@ extern void sr_direct_clear(SrDirect *d);
 extern void sr_direct_set_default(SrDirect *d, int col);
 extern Datum sr_direct_get(SrDirect *d, TupleTableSlot *slot, int col, bool *isnull);
 extern void sr_direct_insert(SrDirect *d);
-extern TupleTableSlot *sr_direct_insert_or_lock(SrDirect *d);
-extern void sr_direct_update(SrDirect *d);
+extern TupleTableSlot *sr_direct_insert_or_find(SrDirect *d);
+extern bool sr_direct_update(SrDirect *d);
 extern bool sr_direct_update_tid(SrDirect *d, ItemPointer tid, TransactionId xmin);
 extern void sr_direct_end(SrDirect *d);
 

@@ -457,6 +457,22 @@ sr_direct_insert(SrDirect *d)
 }
 
 /*
+ * A row changed (res: TM_Updated or TM_Deleted) by a transaction this
+ * one's snapshot does not see: under REPEATABLE READ or SERIALIZABLE a
+ * serialization failure, as for SQL; under READ COMMITTED the caller goes
+ * on with the row as it is now.
+ */
+static void
+changed_since_snapshot(TM_Result res)
+{
+	if (IsolationUsesXactSnapshot())
+		ereport(ERROR,
+				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+				 errmsg("could not serialize access due to concurrent %s",
+						res == TM_Deleted ? "delete" : "update")));
+}
+
+/*
  * The row at tid that conflicts with the one to be inserted, in
  * d->existing: false if it is gone (look again).  Under REPEATABLE READ a
  * row this transaction cannot see is a serialization failure, as for ON
@@ -476,9 +492,7 @@ fetch_conflicting(SrDirect *d, ItemPointer tid)
 		xmin = DatumGetTransactionId(slot_getsysattr(d->existing, MinTransactionIdAttributeNumber,
 													 &isnull));
 		if (!TransactionIdIsCurrentTransactionId(xmin))
-			ereport(ERROR,
-					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
-					 errmsg("could not serialize access due to concurrent update")));
+			changed_since_snapshot(TM_Updated);
 	}
 	return true;
 }
@@ -554,11 +568,7 @@ update_at(SrDirect *d, ItemPointer tid)
 			break;
 		case TM_Updated:
 		case TM_Deleted:
-			if (IsolationUsesXactSnapshot())
-				ereport(ERROR,
-						(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
-						 errmsg("could not serialize access due to concurrent %s",
-								res == TM_Updated ? "update" : "delete")));
+			changed_since_snapshot(res);
 			return false;
 		default:
 			elog(ERROR, "sync_resolve: unexpected result %d updating a row of %s",
@@ -741,10 +751,7 @@ sr_direct_lock_row(Relation rel, Relation index, const RegProcedure *eq, int nke
 				break;
 			case TM_Updated:
 			case TM_Deleted:
-				if (IsolationUsesXactSnapshot())
-					ereport(ERROR,
-							(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
-							 errmsg("could not serialize access due to concurrent update")));
+				changed_since_snapshot(res);
 				if (res == TM_Updated)
 					elog(ERROR, "sync_resolve: unexpected result %d locking a row of %s",
 						 (int) res, RelationGetRelationName(rel));

@@ -394,9 +394,14 @@ sr_shadow_load(SrTable *tab, const Datum *keyvals, SrRowState *st)
 	pfree(vnulls);
 }
 
-/* A per-attnum array of natts elements from a per-column one. */
-static Datum
-to_attnum_array(const SrTable *tab, Oid elemtype, const Datum *percol, const bool *percol_null)
+/*
+ * Parameter *value (*null) of a per-attnum array of natts elements from a
+ * per-column one; SQL NULL when every element is, which readers take alike
+ * (a shorter row: most bases have sent nothing, most rows hold no column).
+ */
+static void
+set_attnum_array(const SrTable *tab, Oid elemtype, const Datum *percol, const bool *percol_null,
+				 Datum *value, char *null)
 {
 	Datum	   *elems = palloc0(sizeof(Datum) * (tab->natts + 1));
 	bool	   *nulls = palloc(sizeof(bool) * (tab->natts + 1));
@@ -405,6 +410,7 @@ to_attnum_array(const SrTable *tab, Oid elemtype, const Datum *percol, const boo
 	int16		typlen;
 	bool		typbyval;
 	char		typalign;
+	bool		any = false;
 	int			i;
 
 	for (i = 0; i < tab->natts; i++)
@@ -415,11 +421,17 @@ to_attnum_array(const SrTable *tab, Oid elemtype, const Datum *percol, const boo
 
 		elems[a] = percol[i];
 		nulls[a] = percol_null[i];
+		any |= !percol_null[i];
 	}
+	*value = (Datum) 0;
+	*null = 'n';
+	if (!any)
+		return;
 	dims[0] = tab->natts;
 	get_typlenbyvalalign(elemtype, &typlen, &typbyval, &typalign);
-	return PointerGetDatum(construct_md_array(elems, nulls, 1, dims, lbs,
-											  elemtype, typlen, typbyval, typalign));
+	*value = PointerGetDatum(construct_md_array(elems, nulls, 1, dims, lbs,
+												elemtype, typlen, typbyval, typalign));
+	*null = ' ';
 }
 
 /* The parameters of one row of plan_write_shadow: values[] and nulls[]. */
@@ -460,15 +472,13 @@ row_params(SrTable *tab, const Datum *keyvals, const char *system,
 			tmp[i] = BoolGetDatum(row->known[i]);
 			tmpnull[i] = tab->cols[i].is_key;
 		}
-		values[m + SR_SH_KNOWN] = to_attnum_array(tab, BOOLOID, tmp, tmpnull);
-		nulls[m + SR_SH_KNOWN] = ' ';
+		set_attnum_array(tab, BOOLOID, tmp, tmpnull, &values[m + SR_SH_KNOWN], &nulls[m + SR_SH_KNOWN]);
 		for (i = 0; i < tab->ncols; i++)
 		{
 			tmp[i] = BoolGetDatum(row->sent[i]);
 			tmpnull[i] = tab->cols[i].is_key || !row->sent[i];
 		}
-		values[m + SR_SH_SENT] = to_attnum_array(tab, BOOLOID, tmp, tmpnull);
-		nulls[m + SR_SH_SENT] = ' ';
+		set_attnum_array(tab, BOOLOID, tmp, tmpnull, &values[m + SR_SH_SENT], &nulls[m + SR_SH_SENT]);
 	}
 	if (row->has_changed_at)
 	{
@@ -499,22 +509,19 @@ row_params(SrTable *tab, const Datum *keyvals, const char *system,
 			tmp[i] = TimestampTzGetDatum(row->col_changed_at[i]);
 			tmpnull[i] = tab->cols[i].is_key || TIMESTAMP_IS_NOBEGIN(row->col_changed_at[i]);
 		}
-		values[m + SR_SH_COL_CHANGED_AT] = to_attnum_array(tab, TIMESTAMPTZOID, tmp, tmpnull);
-		nulls[m + SR_SH_COL_CHANGED_AT] = ' ';
+		set_attnum_array(tab, TIMESTAMPTZOID, tmp, tmpnull, &values[m + SR_SH_COL_CHANGED_AT], &nulls[m + SR_SH_COL_CHANGED_AT]);
 		for (i = 0; i < tab->ncols; i++)
 		{
 			tmpnull[i] = tab->cols[i].is_key || row->col_writer[i] == NULL;
 			tmp[i] = tmpnull[i] ? (Datum) 0 : CStringGetTextDatum(row->col_writer[i]);
 		}
-		values[m + SR_SH_COL_WRITER] = to_attnum_array(tab, TEXTOID, tmp, tmpnull);
-		nulls[m + SR_SH_COL_WRITER] = ' ';
+		set_attnum_array(tab, TEXTOID, tmp, tmpnull, &values[m + SR_SH_COL_WRITER], &nulls[m + SR_SH_COL_WRITER]);
 		for (i = 0; i < tab->ncols; i++)
 		{
 			tmp[i] = BoolGetDatum(row->held[i]);
 			tmpnull[i] = tab->cols[i].is_key || !row->held[i];
 		}
-		values[m + SR_SH_HELD] = to_attnum_array(tab, BOOLOID, tmp, tmpnull);
-		nulls[m + SR_SH_HELD] = ' ';
+		set_attnum_array(tab, BOOLOID, tmp, tmpnull, &values[m + SR_SH_HELD], &nulls[m + SR_SH_HELD]);
 
 		sr_note_own_write(tab, row);
 		{

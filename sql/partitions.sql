@@ -42,3 +42,14 @@ CREATE TABLE orders_apac PARTITION OF orders FOR VALUES IN ('apac');
 INSERT INTO orders VALUES (3, 'apac', 30, 'c');
 SELECT system, (SELECT jsonb_object_agg(k, v -> 'by') FROM jsonb_each(changes) AS e(k, v)) AS writers
 FROM sync_resolve.shadow('orders', '{"id": 3, "region": "apac"}');
+
+-- a table with inheritance children: apply() finds the row where a query
+-- of the parent does, in a child (the parent's primary key does not cover
+-- it), and updates it there rather than add a second row to the parent
+CREATE TABLE ledger (id int PRIMARY KEY, v text);
+CREATE TABLE ledger_archive () INHERITS (ledger);
+SELECT sync_resolve.track('ledger', ARRAY['crm'], 'latest');
+INSERT INTO ledger_archive VALUES (5, 'archived');
+SELECT outcome FROM sync_resolve.apply('ledger', 'crm', '{"id": 5, "v": "from crm"}', '2030-01-01');
+SELECT tableoid::regclass AS stored_in, * FROM ledger;
+DROP TABLE ledger CASCADE;

@@ -164,6 +164,7 @@ sr_row_lock(SrTable *tab, const Datum *keyvals, bool for_delete,
 		table_close(rel, NoLock);
 	}
 
+	sr_table_plans(tab);
 	n = sr_spi_execute(for_delete ? tab->plan_lock_row_for_delete : tab->plan_lock_row,
 					   (Datum *) keyvals, NULL, false, false, 0, SPI_OK_SELECT);
 	if (n == 0)
@@ -346,6 +347,7 @@ sr_row_insert(SrTable *tab, const Datum *keyvals, Bitmapset *cols,
 void
 sr_row_delete(SrTable *tab, const Datum *keyvals)
 {
+	sr_table_plans(tab);
 	tracked_write(tab, keyvals, tab->plan_delete_row, (Datum *) keyvals, NULL, SPI_OK_DELETE);
 }
 

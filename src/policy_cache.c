@@ -135,23 +135,31 @@ strategy_from_name(const char *name, const char *what)
  * ------------------------------------------------------------------------
  */
 
+/* Free the plans sr_table_plans() made, as far as they were made. */
+static void
+free_table_plans(SrTable *tab)
+{
+	SPIPlanPtr *plans[] = {
+		&tab->plan_lock_row, &tab->plan_lock_row_for_delete, &tab->plan_delete_row,
+		&tab->plan_read_shadow, &tab->plan_write_shadow, &tab->plan_write_shadow2
+	};
+	int			i;
+
+	for (i = 0; i < (int) lengthof(plans); i++)
+	{
+		if (*plans[i] != NULL)
+			SPI_freeplan(*plans[i]);
+		*plans[i] = NULL;
+	}
+	tab->plans_ready = false;
+}
+
 static void
 free_table(SrTable *tab)
 {
 	ListCell   *lc;
 
-	if (tab->plan_lock_row)
-		SPI_freeplan(tab->plan_lock_row);
-	if (tab->plan_lock_row_for_delete)
-		SPI_freeplan(tab->plan_lock_row_for_delete);
-	if (tab->plan_delete_row)
-		SPI_freeplan(tab->plan_delete_row);
-	if (tab->plan_read_shadow)
-		SPI_freeplan(tab->plan_read_shadow);
-	if (tab->plan_write_shadow)
-		SPI_freeplan(tab->plan_write_shadow);
-	if (tab->plan_write_shadow2)
-		SPI_freeplan(tab->plan_write_shadow2);
+	free_table_plans(tab);
 	foreach(lc, tab->update_plans)
 		SPI_freeplan(((SrColumnSetPlan *) lfirst(lc))->plan);
 	foreach(lc, tab->insert_plans)
@@ -815,6 +823,26 @@ prepare_plans(SrTable *tab)
 }
 
 /*
+ * The SQL statements that lock, delete and read rows of the table and
+ * read and write its shadow, prepared at first use: most of them stand in
+ * only when direct.c may not be used (shadow.c, sr_row_lock()).  SPI must
+ * be connected.
+ */
+void
+sr_table_plans(SrTable *tab)
+{
+	MemoryContext old;
+
+	if (tab->plans_ready)
+		return;
+	free_table_plans(tab);		/* what an earlier, failed attempt left */
+	old = MemoryContextSwitchTo(tab->mcxt);
+	prepare_plans(tab);
+	MemoryContextSwitchTo(old);
+	tab->plans_ready = true;
+}
+
+/*
  * The UPDATE of a set of columns of one row, returning the row as it was
  * written (other BEFORE triggers may have changed it).  Parameters: the key
  * columns, then the set's columns in column order.
@@ -1431,10 +1459,6 @@ build_table(Oid relid, bool missing_ok)
 				tab->match_on[tab->nmatch++] = c;
 		}
 		load_maps(tab);
-
-		old = MemoryContextSwitchTo(cxt);
-		prepare_plans(tab);
-		MemoryContextSwitchTo(old);
 		SPI_finish();
 	}
 	PG_CATCH();

@@ -376,8 +376,11 @@ sr_shadow_load(SrTable *tab, const Datum *keyvals, SrRowState *st)
 	else
 	{
 		uint64		k;
-		int			n = sr_spi_execute(tab->plan_read_shadow, (Datum *) keyvals, NULL,
-									   true, false, 0, SPI_OK_SELECT);
+		int			n;
+
+		sr_table_plans(tab);
+		n = sr_spi_execute(tab->plan_read_shadow, (Datum *) keyvals, NULL,
+						   true, false, 0, SPI_OK_SELECT);
 
 		for (k = 0; k < (uint64) n; k++)
 		{
@@ -603,6 +606,7 @@ sr_shadow_write_rows(SrTable *tab, const Datum *keyvals, const char *system,
 	else
 	{
 		nulls[n * nparams] = '\0';
+		sr_table_plans(tab);
 		sr_spi_execute(n == 2 ? tab->plan_write_shadow2 : tab->plan_write_shadow,
 					   values, nulls, true, false, 0, SPI_OK_INSERT);
 	}

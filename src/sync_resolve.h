@@ -270,7 +270,8 @@ typedef struct SrTable
 	bool		other_unique;	/* a unique or exclusion index besides the key */
 	bool		deferrable_unique;	/* a deferrable one (the key's too): no ON CONFLICT */
 
-	/* prepared once, kept */
+	/* prepared at first use (sr_table_plans), kept */
+	bool		plans_ready;
 	SPIPlanPtr	plan_lock_row;	/* FOR NO KEY UPDATE */
 	SPIPlanPtr	plan_lock_row_for_delete;	/* FOR UPDATE */
 	SPIPlanPtr	plan_delete_row;
@@ -295,6 +296,7 @@ extern bool sr_column_writable_by(const SrColumn *col, const char *system);
 extern int	sr_column_by_name(const SrTable *tab, const char *name);
 extern SrColumnSetPlan *sr_plan_update(SrTable *tab, Bitmapset *cols);
 extern SPIPlanPtr sr_plan_insert(SrTable *tab, Bitmapset *cols);
+extern void sr_table_plans(SrTable *tab);
 extern void sr_cache_init(void);
 extern void sr_cache_enter(void);
 extern void sr_cache_leave(void);

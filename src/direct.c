@@ -96,6 +96,9 @@ forget_layout(SrDirectTable *t)
 	t->attnums = NULL;
 	t->colof = NULL;
 	t->defaults = NULL;
+	t->checkatt = NULL;
+	t->arbiter_eq = NULL;
+	t->narbiter = 0;
 }
 
 static void
@@ -677,6 +680,8 @@ key_matches(Relation index, const RegProcedure *eq, int nkeys, const Datum *keyv
 bool
 sr_direct_read_begin(SrDirectRead *r, SrDirectTable *t, int nkeys, const Datum *keyvals)
 {
+	const RegProcedure *eq;
+
 	memset(r, 0, sizeof(SrDirectRead));
 	r->rel = open_table(t, AccessShareLock);
 	if (r->rel == NULL)
@@ -684,9 +689,12 @@ sr_direct_read_begin(SrDirectRead *r, SrDirectTable *t, int nkeys, const Datum *
 	if (nkeys > t->narbiter)
 		elog(ERROR, "sync_resolve: %d key columns given for an index of %d on %s",
 			 nkeys, t->narbiter, RelationGetRelationName(r->rel));
+	/* the layout as it is now, as sr_direct_begin() takes it */
+	r->attnums = t->attnums;
+	eq = t->arbiter_eq;
 	r->index = index_open(t->arbiter_oid, AccessShareLock);
 	r->snapshot = statement_snapshot();
-	r->scan = begin_key_scan(r->rel, r->index, r->snapshot, t->arbiter_eq, nkeys, keyvals);
+	r->scan = begin_key_scan(r->rel, r->index, r->snapshot, eq, nkeys, keyvals);
 	r->slot = table_slot_create(r->rel, NULL);
 	return true;
 }

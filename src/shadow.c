@@ -338,7 +338,6 @@ sr_shadow_load(SrTable *tab, const Datum *keyvals, SrRowState *st)
 	int			ncols = tab->ncols + SR_SH_NMETA;
 	Datum	   *vals = palloc(sizeof(Datum) * ncols);
 	bool	   *vnulls = palloc(sizeof(bool) * ncols);
-	SrDirectTable *t = shadow_direct(tab);
 	SrDirectRead r;
 	int			i;
 
@@ -347,7 +346,7 @@ sr_shadow_load(SrTable *tab, const Datum *keyvals, SrRowState *st)
 	for (i = 0; i < tab->nsystems; i++)
 		sr_shadow_init_row(tab, &st->bases[i]);
 
-	if (sr_direct_read_begin(&r, t, tab->nkeys, keyvals))
+	if (sr_direct_read_begin(&r, shadow_direct(tab), tab->nkeys, keyvals))
 	{
 		TupleTableSlot *slot;
 
@@ -359,8 +358,8 @@ sr_shadow_load(SrTable *tab, const Datum *keyvals, SrRowState *st)
 			slot_getallattrs(slot);
 			for (i = 0; i < ncols; i++)
 			{
-				vals[i] = slot->tts_values[t->attnums[i] - 1];
-				vnulls[i] = slot->tts_isnull[t->attnums[i] - 1];
+				vals[i] = slot->tts_values[r.attnums[i] - 1];
+				vnulls[i] = slot->tts_isnull[r.attnums[i] - 1];
 			}
 			row = row_of_system(tab, st, vals[tab->ncols + SR_SH_SYSTEM]);
 			if (row == NULL)

@@ -706,6 +706,7 @@ typedef struct SrDirectRead
 	IndexScanDesc scan;
 	TupleTableSlot *slot;
 	Snapshot	snapshot;
+	AttrNumber *attnums;		/* per column of the table's cols: where it is */
 } SrDirectRead;
 
 extern bool sr_index_eq_procs(Relation index, RegProcedure *eq);

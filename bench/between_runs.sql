@@ -1,8 +1,8 @@
 -- bench/between_runs.sql: run before every measured run, tracked or plain alike, so
 -- that each starts from the same state: no history, vacuumed and analyzed tables, an
 -- empty outbox, a fresh checkpoint (none falls inside a run).  The PL/pgSQL reference's
--- own history and outbox (bench/reference.sql), where the database has them, are
--- emptied the same way.
+-- own history and outbox (bench/reference.sql) and the floor's (bench/floor.sql), where
+-- the database has them, are emptied the same way.
 --
 -- With -v keep_history=1 (the history benchmark's database, bench/setup_scale.sql) the
 -- history is kept: the runs there start from the history it was filled with, plus what
@@ -14,17 +14,24 @@
 -- the rest of the run, however large it grows, until autovacuum analyzes it again (see
 -- bench/RESULTS.md).  A production outbox is never empty: sent entries stay.
 SET client_min_messages = warning;
-SELECT to_regclass('ref_event') IS NOT NULL AS has_reference \gset
+SELECT to_regclass('ref_event') IS NOT NULL AS has_reference,
+	   to_regclass('floor_event') IS NOT NULL AS has_floor \gset
 \if :{?keep_history}
 \else
 SELECT sync_resolve.prune_events('0 seconds') IS NOT NULL AS pruned;
 \if :has_reference
 TRUNCATE ref_event;
 \endif
+\if :has_floor
+TRUNCATE floor_event;
+\endif
 \endif
 VACUUM (ANALYZE);
 TRUNCATE sync_resolve.outbox;
 \if :has_reference
 TRUNCATE ref_outbox;
+\endif
+\if :has_floor
+TRUNCATE floor_outbox;
 \endif
 CHECKPOINT;

@@ -2,7 +2,8 @@
 -- claims to (no conflict, five conflicts, a source write taken, a batch applied), and
 -- that the PL/pgSQL reference (bench/reference.sql) writes what apply() writes: for the
 -- benchmarked image the same result, row, base, local metadata, history and outbox
--- entry, and for a conflict the same decision.
+-- entry, and for a conflict the same decision; and that the floor's statement
+-- (bench/floor.sql) writes what apply() writes for the benchmarked image.
 -- Everything happens in a transaction that is rolled back: the tables stay as set up.
 \set ON_ERROR_STOP 1
 SET client_min_messages = warning;
@@ -113,6 +114,54 @@ BEGIN
 			FROM ref_event e WHERE e.key = '{"id": 3}' AND e.at >= now() AND e.kind = 'conflict');
 	IF got IS DISTINCT FROM want OR want IS NULL THEN
 		RAISE EXCEPTION 'reference: conflict history % where apply() wrote %', got, want;
+	END IF;
+END;
+$$;
+
+-- the floor (bench/floor.sql): the statement of bench/pgbench/floor_writes.sql itself, for
+-- row 4, writes what apply() writes for the same image
+SELECT (sync_resolve.apply('item_apply', 'crm', '{"id": 4, "qty": 424242}', now())).outcome = 'updated' AS applied \gset
+\if :applied
+\else
+\echo 'floor: apply() of the benchmarked image did not update the row'
+\quit 3
+\endif
+\set floor_statement `grep -v -e '^--' -e '^.set ' bench/pgbench/floor_writes.sql | sed -e 's/:id::int/4/g' -e 's/:qty::int/424242/g'`
+:floor_statement
+DO $$
+DECLARE
+	got jsonb;
+	want jsonb;
+	shadow CONSTANT text := (SELECT t.shadow FROM sync_resolve.tracked t WHERE t.relid = 'item_apply'::regclass);
+BEGIN
+	want := (SELECT to_jsonb(i) FROM item_apply i WHERE i.id = 4);
+	got := (SELECT to_jsonb(i) FROM item_floor i WHERE i.id = 4);
+	IF got IS DISTINCT FROM want OR want IS NULL THEN
+		RAISE EXCEPTION 'floor: row % where apply() wrote %', got, want;
+	END IF;
+	-- every column of the shadow but received_at (the clock when each was written)
+	EXECUTE format('SELECT jsonb_agg(to_jsonb(s) - ''received_at'' ORDER BY s.system) FROM %s s WHERE s.c1 = 4', shadow)
+		INTO want;
+	got := (SELECT jsonb_agg(to_jsonb(s) - 'received_at' ORDER BY s.system) FROM floor_shadow s WHERE s.c1 = 4);
+	IF got IS DISTINCT FROM want OR jsonb_array_length(want) <> 2 THEN
+		RAISE EXCEPTION 'floor: shadow % where apply() wrote %', got, want;
+	END IF;
+	want := (SELECT jsonb_agg(to_jsonb(e) - '{id,at,relid,received_at}'::text[]
+							  || jsonb_build_object('rule', regexp_replace(e.rule, '#[0-9]+', '#N')) ORDER BY e.id)
+			 FROM sync_resolve.event e
+			 WHERE e.relid = 'item_apply'::regclass AND e.key = '{"id": 4}' AND e.at >= now());
+	got := (SELECT jsonb_agg(to_jsonb(e) - '{id,at,relid,received_at}'::text[]
+							 || jsonb_build_object('rule', regexp_replace(e.rule, '#[0-9]+', '#N')) ORDER BY e.id)
+			FROM floor_event e WHERE e.key = '{"id": 4}');
+	IF got IS DISTINCT FROM want OR jsonb_array_length(want) <> 2 THEN
+		RAISE EXCEPTION 'floor: history % where apply() wrote %', got, want;
+	END IF;
+	want := (SELECT jsonb_agg(jsonb_build_array(o.target, o.op, o.payload, o.status, o.attempts, o.cause) ORDER BY o.target)
+			 FROM sync_resolve.outbox o WHERE o.relid = 'item_apply'::regclass AND o.key = '{"id": 4}');
+	got := (SELECT jsonb_agg(jsonb_build_array(o.target, o.op, o.payload, o.status, o.attempts, o.cause) ORDER BY o.target)
+			FROM floor_outbox o WHERE o.key = '{"id": 4}');
+	IF got IS DISTINCT FROM want OR want IS NULL THEN
+		RAISE EXCEPTION 'floor: outbox % where apply() queued %', got, want;
 	END IF;
 END;
 $$;

@@ -9,6 +9,11 @@
 #              same UPDATE of an untracked copy
 #   apply      apply() from crm changing one column of a random row, no conflict, vs a
 #              plain INSERT ... ON CONFLICT DO UPDATE of the same row into an untracked copy
+#   floor      apply()'s writes for the image of "apply" -- the row, crm's base, the local
+#              metadata, two history rows, the change queued for billing -- made by hand in
+#              one SQL statement with no logic, on copies of its tables (bench/floor.sql), vs
+#              the plain upsert of "apply": what the writes DESIGN asks for cost by themselves
+#   logic      apply() as in "apply", vs that statement: what sync_resolve adds to its writes
 #   conflict   apply() from crm where all five columns conflict ('latest' keeps the local
 #              value and crm is told it through the outbox), vs the same plain upsert
 #   source     UPDATE of one random row with SET sync_resolve.source = 'crm' (the before
@@ -46,15 +51,15 @@
 # the test settings and synchronous_commit=off, bench/setup.sql and bench/check.sql
 # (each tracked benchmark takes the path it claims to), bench/setup_scale.sql for each
 # scaling database, then the runs, then the memory.  At the default settings the whole
-# takes about 22 minutes: setting up about 4 (3 of them filling the 1,000,000-row
-# shadow), measuring 10 benchmarks x 3 runs x 2 sides x 15 s, bench/between_runs.sql
+# takes about 25 minutes: setting up about 4 (3 of them filling the 1,000,000-row
+# shadow), measuring 12 benchmarks x 3 runs x 2 sides x 15 s, bench/between_runs.sql
 # before each run.
 #
 # Environment:
 #   SR_BENCH_SECONDS=N    seconds per run (default 15)
 #   SR_BENCH_RUNS=N       runs per side and benchmark (default 3)
-#   SR_BENCH_ONLY="a b"   only these benchmarks (default: local apply conflict source
-#                         batch reference rows100k rows1m plain1m history memory)
+#   SR_BENCH_ONLY="a b"   only these benchmarks (default: local apply floor logic conflict
+#                         source batch reference rows100k rows1m plain1m history memory)
 #   SR_BENCH_SCALE=F      multiplies the sizes of rows100k, rows1m, plain1m and history
 #                         (default 1; 0.1 for a quick run: 10,000 and 100,000 rows,
 #                         100,000 events)
@@ -72,7 +77,7 @@ secs=${SR_BENCH_SECONDS:-15}
 runs=${SR_BENCH_RUNS:-3}
 port=${SR_BENCH_PORT:-55460}
 scale=${SR_BENCH_SCALE:-1}
-read -r -a benches <<<"${SR_BENCH_ONLY:-local apply conflict source batch reference rows100k rows1m plain1m history memory}"
+read -r -a benches <<<"${SR_BENCH_ONLY:-local apply floor logic conflict source batch reference rows100k rows1m plain1m history memory}"
 out=bench/out
 results=bench/RESULTS.md
 db=sr_bench
@@ -104,6 +109,8 @@ commas()
 declare -A title=(
 	[local]="local UPDATE of 1 random row"
 	[apply]="apply(), 1 column of 1 row, no conflict"
+	[floor]="apply()'s six writes for the image of \"apply\", by hand in one SQL statement, untracked (bench/floor.sql)"
+	[logic]="apply(), 1 column of 1 row, no conflict"
 	[conflict]="apply(), 5 columns of 1 row, all conflicting (latest)"
 	[source]="UPDATE of 1 row from a source (SET sync_resolve.source)"
 	[batch]="apply_batch() of 1,000 rows, no conflict"
@@ -116,6 +123,8 @@ declare -A title=(
 declare -A base_title=(
 	[local]="same UPDATE, untracked"
 	[apply]="INSERT ... ON CONFLICT DO UPDATE, untracked"
+	[floor]="INSERT ... ON CONFLICT DO UPDATE, untracked"
+	[logic]="the same six writes by hand in one SQL statement (bench/floor.sql)"
 	[conflict]="INSERT ... ON CONFLICT DO UPDATE of 5 columns, untracked"
 	[source]="same SET + UPDATE, untracked"
 	[batch]="one 1,000-row INSERT ... ON CONFLICT DO UPDATE from the same JSON, untracked"
@@ -151,6 +160,10 @@ for b in local apply conflict source batch; do
 	set_side "$b" measured "${b}_tracked" "$db"
 	set_side "$b" baseline "${b}_plain" "$db"
 done
+set_side floor measured floor_writes "$db"
+set_side floor baseline apply_plain "$db"
+set_side logic measured apply_tracked "$db"
+set_side logic baseline floor_writes "$db"
 set_side reference measured apply_tracked "$db"
 set_side reference baseline reference_plain "$db"
 set_side rows100k measured apply_tracked sr_bench_rows100k "$rows_m"
@@ -222,7 +235,7 @@ for b in "${timed[@]}"; do
 done
 
 setup_started=$(date +%s)
-echo "setting up database $db (5 pairs of tables and the reference's copy, 10,000 rows each)"
+echo "setting up database $db (5 pairs of tables, the reference's and the floor's copies, 10,000 rows each)"
 sr_psql bench -q -c "CREATE DATABASE $db"
 psql_db -f bench/setup.sql >"$out/setup.log"
 psql_db -f bench/check.sql >>"$out/setup.log"
@@ -276,6 +289,9 @@ measure()
 		WHERE id > $mark GROUP BY kind ORDER BY kind" >>"$log"
 	if [ "$script" = bench/pgbench/reference_plain.sql ]; then
 		psql_in "$d" -At -c "SELECT 'ref_event ' || kind || ': ' || count(*) FROM ref_event GROUP BY kind ORDER BY kind" \
+			>>"$log"
+	elif [ "$script" = bench/pgbench/floor_writes.sql ]; then
+		psql_in "$d" -At -c "SELECT 'floor_event ' || kind || ': ' || count(*) FROM floor_event GROUP BY kind ORDER BY kind" \
 			>>"$log"
 	fi
 	echo "$tps" >>"$out/${b}_${side}.tps"
@@ -418,6 +434,18 @@ shared_buffers=$(psql_db -At -c 'SHOW shared_buffers')
 		echo
 		echo "- local, apply, conflict, source, batch: sync_resolve (measured) against plain"
 		echo "  PostgreSQL doing the same write to an untracked copy of the table (baseline)."
+		echo "- floor: for the image of \"apply\" (crm changes qty of one row, no conflict), apply()"
+		echo "  makes six writes: the row, crm's base and the row's local metadata in the shadow, two"
+		echo "  history rows ('applied', 'outbound_queued') and the change queued for billing"
+		echo "  (DESIGN §4, §7, §9).  bench/pgbench/floor_writes.sql makes the same six writes by"
+		echo "  hand in one SQL statement (data-modifying CTEs) with no logic at all, on copies of"
+		echo "  item_apply, its shadow, the history and the outbox with the same columns, defaults,"
+		echo "  indexes and fillfactors (bench/floor.sql); bench/check.sql makes sure it writes what"
+		echo "  apply() writes.  Against the plain upsert it measures what those writes cost"
+		echo "  PostgreSQL by themselves: the floor under \"apply\" for any implementation in SQL."
+		echo "- logic: apply() against that statement: what sync_resolve's own work (finding and"
+		echo "  locking the row, reading the shadow, deciding, building the values and the history)"
+		echo "  adds to its writes.  Above 1, apply() is faster than its writes made by SQL."
 		echo "- reference: apply() against ref_apply(), the same resolution written by hand in"
 		echo "  PL/pgSQL (bench/reference.sql): the same reads, decisions and writes -- the row, the"
 		echo "  source's base and the local metadata in its own shadow, one history row per decision"

@@ -12,7 +12,8 @@
 --
 -- and item_ref, the same 10,000 rows for the PL/pgSQL reference (bench/reference.sql),
 -- untracked, with the reference's own shadow, history and outbox; crm's base there holds
--- every row as it is, as for item_apply.
+-- every row as it is, as for item_apply; and item_floor with copies of item_apply's
+-- shadow, the history and the outbox, for the floor (bench/floor.sql).
 SET client_min_messages = warning;
 CREATE EXTENSION sync_resolve;
 SELECT sync_resolve.add_system('crm', 50);
@@ -64,5 +65,9 @@ UPDATE item_local_plain SET qty = qty + 1;
 \ir reference.sql
 INSERT INTO item_ref SELECT * FROM item_template;
 SELECT count(*) FROM item_template t, LATERAL ref_apply('crm', to_jsonb(t), '2000-01-01') r;
+
+-- the floor: apply()'s writes for the "apply" image made by hand (bench/floor.sql), on
+-- copies of item_apply, its shadow, the history and the outbox
+\ir floor.sql
 
 DROP TABLE item_template;

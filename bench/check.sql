@@ -120,12 +120,16 @@ $$;
 
 -- the floor (bench/floor.sql): the statement of bench/pgbench/floor_writes.sql itself, for
 -- row 4, writes what apply() writes for the same image
-SELECT (sync_resolve.apply('item_apply', 'crm', '{"id": 4, "qty": 424242}', now())).outcome = 'updated' AS applied \gset
-\if :applied
-\else
-\echo 'floor: apply() of the benchmarked image did not update the row'
-\quit 3
-\endif
+DO $$
+DECLARE
+	r sync_resolve.apply_result;
+BEGIN
+	r := sync_resolve.apply('item_apply', 'crm', '{"id": 4, "qty": 424242}', now());
+	IF r.outcome <> 'updated' OR r.applied <> '{qty}' OR r.kept <> '{}' THEN
+		RAISE EXCEPTION 'floor: apply() of the benchmarked image returned %', r;
+	END IF;
+END;
+$$;
 \set floor_statement `grep -v -e '^--' -e '^.set ' bench/pgbench/floor_writes.sql | sed -e 's/:id::int/4/g' -e 's/:qty::int/424242/g'`
 :floor_statement
 DO $$

@@ -36,13 +36,18 @@ $$;
 
 CREATE TABLE floor_event (LIKE sync_resolve.event INCLUDING ALL);
 CREATE TABLE floor_outbox (LIKE sync_resolve.outbox INCLUDING ALL);
-ALTER TABLE floor_outbox SET (fillfactor = 70);
+-- LIKE copies neither: the storage options (the outbox's fillfactor) of each original
 DO $$
+DECLARE
+	c record;
 BEGIN
-	IF (SELECT reloptions FROM pg_class WHERE oid = 'sync_resolve.outbox'::regclass)
-	   IS DISTINCT FROM (SELECT reloptions FROM pg_class WHERE oid = 'floor_outbox'::regclass) THEN
-		RAISE EXCEPTION 'floor_outbox does not have the storage options of sync_resolve.outbox';
-	END IF;
+	FOR c IN SELECT copy, r.reloptions
+			 FROM (VALUES ('floor_event'::regclass, 'sync_resolve.event'::regclass),
+						  ('floor_outbox', 'sync_resolve.outbox')) AS p(copy, original)
+			 JOIN pg_class r ON r.oid = p.original
+			 WHERE r.reloptions IS NOT NULL LOOP
+		EXECUTE format('ALTER TABLE %s SET (%s)', c.copy, array_to_string(c.reloptions, ', '));
+	END LOOP;
 END;
 $$;
 ANALYZE item_floor, floor_shadow, floor_event, floor_outbox;

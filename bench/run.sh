@@ -261,7 +261,7 @@ median()
 # measure BENCH SIDE RUN: one pgbench run; appends its tps to $out/BENCH_SIDE.tps.
 measure()
 {
-	local b=$1 side=$2 r=$3 log tps failed keep=() mark
+	local b=$1 side=$2 r=$3 log tps failed keep=() mark history
 	local d=${side_db[$b.$side]} script=${side_script[$b.$side]} rows=${side_rows[$b.$side]}
 	log=$out/${b}_${side}_$r.log
 	[ "$d" != sr_bench_history ] || keep=(-v keep_history=1)
@@ -287,11 +287,14 @@ measure()
 	# what the run did, from the history it wrote (the events after the mark)
 	psql_in "$d" -At -c "SELECT 'sync_resolve.event ' || kind || ': ' || count(*) FROM sync_resolve.event
 		WHERE id > $mark GROUP BY kind ORDER BY kind" >>"$log"
-	if [ "$script" = bench/pgbench/reference_plain.sql ]; then
-		psql_in "$d" -At -c "SELECT 'ref_event ' || kind || ': ' || count(*) FROM ref_event GROUP BY kind ORDER BY kind" \
-			>>"$log"
-	elif [ "$script" = bench/pgbench/floor_writes.sql ]; then
-		psql_in "$d" -At -c "SELECT 'floor_event ' || kind || ': ' || count(*) FROM floor_event GROUP BY kind ORDER BY kind" \
+	# and from the history of its own the reference or the floor keeps
+	case $script in
+	bench/pgbench/reference_plain.sql) history=ref_event ;;
+	bench/pgbench/floor_writes.sql) history=floor_event ;;
+	*) history= ;;
+	esac
+	if [ -n "$history" ]; then
+		psql_in "$d" -At -c "SELECT '$history ' || kind || ': ' || count(*) FROM $history GROUP BY kind ORDER BY kind" \
 			>>"$log"
 	fi
 	echo "$tps" >>"$out/${b}_${side}.tps"

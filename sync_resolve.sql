@@ -809,6 +809,10 @@ $$;
 --   system 'local': the row's version and per-column change metadata;
 --   an external system: its base (what it is known to hold) with the
 --   columns the base knows, its own last changed_at and version.
+-- Every apply() and local write updates shadow rows: a tenth of each page is
+-- left free for their new versions, so that an update stays on its page (a
+-- HOT update, no index entry written) also where a first full sync wrote
+-- every row's shadow and filled the pages up.
 CREATE FUNCTION sync_resolve._create_shadow(tbl regclass)
 	RETURNS text
 	LANGUAGE plpgsql
@@ -845,7 +849,7 @@ BEGIN
 		'changed_at timestamptz, version sync_resolve.vclock, received_at timestamptz, '
 		'deleted_at timestamptz, deleted_by text, col_changed_at timestamptz[], col_writer text[], held boolean[], '
 		'sent boolean[], own_xids xid8[], seen_at timestamptz[], '
-		'PRIMARY KEY (%s, system))', name, cols, keys);
+		'PRIMARY KEY (%s, system)) WITH (fillfactor = 90)', name, cols, keys);
 	EXECUTE pg_catalog.format('COMMENT ON TABLE sync_resolve.%I IS %L', name,
 							  'sync_resolve shadow of ' OPERATOR(pg_catalog.||) tbl::text);
 	-- a member of the extension: DROP EXTENSION takes it along

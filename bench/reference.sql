@@ -42,7 +42,7 @@ CREATE TABLE ref_shadow (
 	col_changed_at jsonb,			-- local: {column: time}
 	col_writer jsonb,				-- local: {column: system}
 	PRIMARY KEY (id, system)
-);
+) WITH (fillfactor = 90);			-- as sync_resolve._create_shadow makes a shadow
 CREATE TABLE ref_event (LIKE sync_resolve.event INCLUDING ALL);
 -- LIKE copies the indexes and domains, not the fillfactor that makes a merge a HOT update
 CREATE TABLE ref_outbox (LIKE sync_resolve.outbox INCLUDING ALL) WITH (fillfactor = 70);

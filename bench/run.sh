@@ -24,7 +24,7 @@
 #              in PL/pgSQL (bench/reference.sql) with its own shadow, history and outbox,
 #              on its own copy of the rows; bench/check.sql makes sure both write the same
 #   rows100k   apply() as in "apply" on a table of 100,000 rows (its shadow holding crm's
-#              base of every row), vs the same on a table of 10,000 rows
+#              base and the local metadata of every row), vs the same on 10,000 rows
 #   rows1m     the same with 1,000,000 rows
 #   plain1m    the plain upsert of "apply" on 1,000,000 rows vs on 10,000: what the
 #              table's size costs PostgreSQL itself, to read rows100k and rows1m by
@@ -461,15 +461,17 @@ shared_buffers=$(psql_db -At -c 'SHOW shared_buffers')
 		echo "- rows100k, rows1m, history: the apply() of \"apply\" against the same on a table of"
 		echo "  10,000 rows with no history, in the same run, alternating.  Each side runs in a"
 		echo "  database of its own, built alike by bench/setup_scale.sql: item_apply with the same"
-		echo "  columns and rows built the same way, crm's base of every row in the shadow, filled by"
-		echo "  apply_batch() itself; only the number of rows, or the history, differs.  The history"
+		echo "  columns and rows built the same way, crm's base and the local metadata of every row"
+		echo "  in the shadow, filled by apply_batch() itself (crm sends every row as it is, then with"
+		echo "  qty changed); only the number of rows, or the history, differs.  The history"
 		echo "  database holds $(commas "$history") events in sync_resolve.event (its fill's own events,"
 		echo "  copied back in time) and is not emptied between runs: each run starts from that plus"
 		echo "  what earlier runs added (the count heads each log).  Every other database's history is"
-		echo "  emptied before every run.  The first image apply() takes for a row also writes the"
-		echo "  row's local metadata into the shadow (who changed which column, when): at 10,000 rows"
-		echo "  most images of a run find it written by an earlier one and update it, at $(commas "$rows_l")"
-		echo "  most insert it, as any table does while most of its rows have not changed yet."
+		echo "  emptied before every run.  At every size apply() updates the row's shadow rows in"
+		echo "  place; what differs with the size besides the pages read is the outbox: nothing"
+		echo "  claims it during a run, so at 10,000 rows most changes merge into the entry an earlier"
+		echo "  change of the same row left waiting for billing, while at $(commas "$rows_l") rows almost"
+		echo "  every change queues a new one."
 		echo "- plain1m: the plain upsert of \"apply\" at $(commas "$rows_l") rows against 10,000 (the same"
 		echo "  databases): how much of rows1m's cost is PostgreSQL's own, once table and indexes"
 		echo "  outgrow shared_buffers ($shared_buffers here) and the CPU caches."

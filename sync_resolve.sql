@@ -314,7 +314,7 @@ CREATE TABLE sync_resolve.event (
 	decision text,
 	event_id text,
 	review_id bigint,
-	actor name
+	actor text
 );
 CREATE INDEX event_row_idx ON sync_resolve.event (relid, key);
 COMMENT ON TABLE sync_resolve.event IS
@@ -369,7 +369,7 @@ CREATE TABLE sync_resolve.rejected (
 	message text NOT NULL,
 	detail text,
 	hint text,
-	actor name
+	actor text
 );
 COMMENT ON TABLE sync_resolve.rejected IS
 	'Elements of apply_batch(..., on_error => ''reject'') that failed, with the error';

@@ -2623,7 +2623,7 @@ record_rejected(const SrApplyCall *call, int position, Jsonb *elem, ErrorData *e
 	if (rejected_plan == NULL)
 	{
 		Oid			types[9] = {REGCLASSOID, TEXTOID, INT4OID, JSONBOID, TEXTOID, TEXTOID,
-		TEXTOID, TEXTOID, NAMEOID};
+		TEXTOID, TEXTOID, TEXTOID};
 		SPIPlanPtr	plan;
 
 		plan = sr_prepare_kept("INSERT INTO sync_resolve.rejected (relid, source, position, element,"
@@ -2641,7 +2641,7 @@ record_rejected(const SrApplyCall *call, int position, Jsonb *elem, ErrorData *e
 	nulls[6] = edata->detail ? ' ' : 'n';
 	values[7] = edata->hint ? CStringGetTextDatum(edata->hint) : (Datum) 0;
 	nulls[7] = edata->hint ? ' ' : 'n';
-	values[8] = DirectFunctionCall1(namein, CStringGetDatum(GetUserNameFromId(GetUserId(), false)));
+	values[8] = CStringGetTextDatum(GetUserNameFromId(GetUserId(), false));
 	sr_spi_execute(rejected_plan, values, nulls, true, false, 0, SPI_OK_INSERT);
 }
 

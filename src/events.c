@@ -59,7 +59,7 @@ get_event_plan(void)
 {
 	Oid			types[EVENT_NPARAMS] = {
 		REGCLASSOID, JSONBOID, TEXTOID, TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID,
-		TEXTOID, NAMEOID,
+		TEXTOID, TEXTOID,
 		TEXTARRAYOID, TEXTARRAYOID, JSONBARRAYOID, JSONBARRAYOID, JSONBARRAYOID,
 		JSONBARRAYOID, TEXTARRAYOID, TEXTARRAYOID, INT8ARRAYOID
 	};
@@ -118,7 +118,7 @@ static const SrDirectColumn event_columns[] = {
 	{"decision", TEXTOID, NULL},
 	{"event_id", TEXTOID, NULL},
 	{"review_id", INT8OID, NULL},
-	{"actor", NAMEOID, NULL},
+	{"actor", TEXTOID, NULL},
 };
 
 enum
@@ -265,8 +265,7 @@ sr_events_flush(SrEventBatch *batch)
 
 	if (batch->events == NIL)
 		return;
-	actor = DirectFunctionCall1(namein,
-								CStringGetDatum(GetUserNameFromId(GetUserId(), false)));
+	actor = CStringGetTextDatum(GetUserNameFromId(GetUserId(), false));
 	if (!flush_direct(batch, actor))
 		flush_sql(batch, actor);
 	list_free_deep(batch->events);

@@ -51,7 +51,7 @@
 # the test settings and synchronous_commit=off, bench/setup.sql and bench/check.sql
 # (each tracked benchmark takes the path it claims to), bench/setup_scale.sql for each
 # scaling database, then the runs, then the memory.  At the default settings the whole
-# takes about 25 minutes: setting up about 4 (3 of them filling the 1,000,000-row
+# takes about 25 minutes: setting up about 3 (most of it filling the 1,000,000-row
 # shadow), measuring 12 benchmarks x 3 runs x 2 sides x 15 s, bench/between_runs.sql
 # before each run.
 #

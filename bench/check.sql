@@ -18,6 +18,20 @@ BEGIN
 		RAISE EXCEPTION 'apply without conflict: unexpected result %', r;
 	END IF;
 
+	-- tracked for crm alone: the row, the shadow, one 'applied' event, nothing queued
+	r := sync_resolve.apply('item_solo', 'crm', '{"id": 1, "qty": 424242}', now());
+	IF r.outcome <> 'updated' OR r.applied <> '{qty}' OR r.kept <> '{}' THEN
+		RAISE EXCEPTION 'apply for crm alone: unexpected result %', r;
+	END IF;
+	IF (SELECT array_agg(kind ORDER BY id) FROM sync_resolve.event
+		WHERE relid = 'item_solo'::regclass AND key = '{"id": 1}' AND at >= now()) IS DISTINCT FROM '{applied}'
+	   OR EXISTS (SELECT FROM sync_resolve.outbox WHERE relid = 'item_solo'::regclass) THEN
+		RAISE EXCEPTION 'apply for crm alone: events %, % outbox entries',
+			(SELECT array_agg(kind ORDER BY id) FROM sync_resolve.event
+			 WHERE relid = 'item_solo'::regclass AND key = '{"id": 1}' AND at >= now()),
+			(SELECT count(*) FROM sync_resolve.outbox WHERE relid = 'item_solo'::regclass);
+	END IF;
+
 	r := sync_resolve.apply('item_conflict', 'crm',
 		'{"id": 1, "name": "crm 7", "qty": 7, "price": 0.07, "note": "note 7", "tags": ["c7"]}', '2000-01-01');
 	IF r.outcome <> 'unchanged' OR r.kept <> '{name,qty,price,note,tags}' THEN

@@ -5,6 +5,7 @@
 --
 --   item_local      local UPDATEs through the trigger (metadata, outbox for crm and billing)
 --   item_apply      apply() from crm, no conflict: crm's base holds every row as it is
+--   item_solo       the same, tracked for crm alone: nothing to queue for another system
 --   item_conflict   apply() from crm where every column conflicts: crm's base is an
 --                   image of 2000-01-01, every column was then changed locally (now)
 --   item_src        UPDATEs made with SET sync_resolve.source = 'crm' (the before trigger)
@@ -25,14 +26,15 @@ SELECT g, 'item ' || g, g % 100, round((g % 1000) / 10.0, 2), 'note ' || g,
 	   ARRAY['t' || (g % 7), 't' || (g % 11)]
 FROM generate_series(1, 10000) g;
 
-CREATE FUNCTION pg_temp.make_pair(name text, crm_base_at timestamptz) RETURNS void
+CREATE FUNCTION pg_temp.make_pair(name text, crm_base_at timestamptz,
+								   systems text[] DEFAULT ARRAY['crm', 'billing']) RETURNS void
 LANGUAGE plpgsql AS $$
 BEGIN
 	EXECUTE format('CREATE TABLE %I (LIKE item_template INCLUDING ALL)', name);
 	EXECUTE format('INSERT INTO %I SELECT * FROM item_template', name);
 	EXECUTE format('CREATE TABLE %I (LIKE item_template INCLUDING ALL)', name || '_plain');
 	EXECUTE format('INSERT INTO %I SELECT * FROM item_template', name || '_plain');
-	PERFORM sync_resolve.track(name::regclass, ARRAY['crm', 'billing'], 'latest');
+	PERFORM sync_resolve.track(name::regclass, systems, 'latest');
 	IF crm_base_at IS NOT NULL THEN
 		-- crm sends every row as it is: its base holds the row, nothing changes
 		PERFORM count(*) FROM sync_resolve.apply_batch(name::regclass, 'crm',
@@ -44,6 +46,7 @@ $$;
 
 SELECT pg_temp.make_pair('item_local', NULL);
 SELECT pg_temp.make_pair('item_apply', '2000-01-01');
+SELECT pg_temp.make_pair('item_solo', '2000-01-01', ARRAY['crm']);
 SELECT pg_temp.make_pair('item_conflict', '2000-01-01');
 SELECT pg_temp.make_pair('item_src', '2000-01-01');
 SELECT pg_temp.make_pair('item_batch', '2000-01-01');

@@ -12,6 +12,7 @@ DO $$
 DECLARE
 	r sync_resolve.apply_result;
 	n bigint;
+	kinds text[];
 BEGIN
 	r := sync_resolve.apply('item_apply', 'crm', '{"id": 1, "qty": 424242}', now());
 	IF r.outcome <> 'updated' OR r.applied <> '{qty}' OR r.kept <> '{}' THEN
@@ -23,13 +24,11 @@ BEGIN
 	IF r.outcome <> 'updated' OR r.applied <> '{qty}' OR r.kept <> '{}' THEN
 		RAISE EXCEPTION 'apply for crm alone: unexpected result %', r;
 	END IF;
-	IF (SELECT array_agg(kind ORDER BY id) FROM sync_resolve.event
-		WHERE relid = 'item_solo'::regclass AND key = '{"id": 1}' AND at >= now()) IS DISTINCT FROM '{applied}'
-	   OR EXISTS (SELECT FROM sync_resolve.outbox WHERE relid = 'item_solo'::regclass) THEN
-		RAISE EXCEPTION 'apply for crm alone: events %, % outbox entries',
-			(SELECT array_agg(kind ORDER BY id) FROM sync_resolve.event
-			 WHERE relid = 'item_solo'::regclass AND key = '{"id": 1}' AND at >= now()),
-			(SELECT count(*) FROM sync_resolve.outbox WHERE relid = 'item_solo'::regclass);
+	kinds := (SELECT array_agg(kind ORDER BY id) FROM sync_resolve.event
+			  WHERE relid = 'item_solo'::regclass AND key = '{"id": 1}' AND at >= now());
+	SELECT count(*) INTO n FROM sync_resolve.outbox WHERE relid = 'item_solo'::regclass;
+	IF kinds IS DISTINCT FROM '{applied}' OR n <> 0 THEN
+		RAISE EXCEPTION 'apply for crm alone: events %, % outbox entries', kinds, n;
 	END IF;
 
 	r := sync_resolve.apply('item_conflict', 'crm',

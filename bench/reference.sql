@@ -42,10 +42,15 @@ CREATE TABLE ref_shadow (
 	col_changed_at jsonb,			-- local: {column: time}
 	col_writer jsonb,				-- local: {column: system}
 	PRIMARY KEY (id, system)
-) WITH (fillfactor = 90);			-- as sync_resolve._create_shadow makes a shadow
+);
 CREATE TABLE ref_event (LIKE sync_resolve.event INCLUDING ALL);
--- LIKE copies the indexes and domains, not the fillfactor that makes a merge a HOT update
-CREATE TABLE ref_outbox (LIKE sync_resolve.outbox INCLUDING ALL) WITH (fillfactor = 70);
+CREATE TABLE ref_outbox (LIKE sync_resolve.outbox INCLUDING ALL);
+-- the storage options of the tables they stand for (the fillfactors that keep a shadow
+-- update or an outbox merge on its page), which LIKE does not copy (bench/setup.sql)
+SELECT pg_temp.copy_storage('ref_shadow',
+							(SELECT t.shadow FROM sync_resolve.tracked t WHERE t.relid = 'item_apply'::regclass)::regclass),
+	   pg_temp.copy_storage('ref_event', 'sync_resolve.event'),
+	   pg_temp.copy_storage('ref_outbox', 'sync_resolve.outbox');
 -- when item_ref was "tracked": the change time of a local value with no metadata
 CREATE TABLE ref_tracked (tracked_at timestamptz NOT NULL);
 INSERT INTO ref_tracked VALUES (now());

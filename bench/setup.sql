@@ -26,6 +26,20 @@ SELECT g, 'item ' || g, g % 100, round((g % 1000) / 10.0, 2), 'note ' || g,
 	   ARRAY['t' || (g % 7), 't' || (g % 11)]
 FROM generate_series(1, 10000) g;
 
+-- the storage options (the fillfactor) of original, given to copy: CREATE TABLE ... LIKE
+-- does not copy them.  For the copies of sync_resolve's tables the reference and the
+-- floor write to (bench/reference.sql, bench/floor.sql), before they are filled.
+CREATE FUNCTION pg_temp.copy_storage(copy regclass, original regclass) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+	options text[] := (SELECT c.reloptions FROM pg_class c WHERE c.oid = original);
+BEGIN
+	IF options IS NOT NULL THEN
+		EXECUTE format('ALTER TABLE %s SET (%s)', copy, array_to_string(options, ', '));
+	END IF;
+END;
+$$;
+
 CREATE FUNCTION pg_temp.make_pair(name text, crm_base_at timestamptz,
 								   systems text[] DEFAULT ARRAY['crm', 'billing']) RETURNS void
 LANGUAGE plpgsql AS $$

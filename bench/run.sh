@@ -45,8 +45,10 @@
 # runs before every run (outbox truncated, history pruned -- not in the history
 # benchmark's database --, VACUUM ANALYZE, CHECKPOINT), so the outbox and the history do
 # not grow from run to run.  The median tps of each side and their ratios are printed as
-# a markdown table and written, with the peak memory, the machine and the commands, to
-# bench/RESULTS.md.  pgbench logs go to bench/out/.
+# a markdown table and written, with what a transaction of each side wrote to the WAL and
+# how many buffers it touched (counted around every run: the tps of this machine swing by
+# a quarter from run to run, these counts do not), the peak memory, the machine and the
+# commands, to bench/RESULTS.md.  pgbench logs go to bench/out/.
 #
 # Steps: the Debian packages (installed when root), make PG_CFLAGS=-Werror && make
 # install (test/lib.sh), a throwaway cluster on port 55460 (or the next free one) with
@@ -218,7 +220,7 @@ if ! flock -n 9; then
 	echo "error: another make bench is running (it holds $out/.lock)" >&2
 	exit 1
 fi
-rm -f "$out"/*.log "$out"/*.tps
+rm -f "$out"/*.log "$out"/*.tps "$out"/*.work
 
 psql_db()
 {
@@ -266,10 +268,33 @@ median()
 	sort -g | awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
 }
 
-# measure BENCH SIDE RUN: one pgbench run; appends its tps to $out/BENCH_SIDE.tps.
+# counters DB: what the cluster has written to the WAL (records, full-page images,
+# bytes) and how many buffers DB has read or found in shared buffers, so far.
+counters()
+{
+	psql_in "$1" -At -F' ' -c "SELECT w.wal_records, w.wal_fpi, w.wal_bytes, d.blks_hit + d.blks_read
+		FROM pg_stat_wal w, pg_stat_database d WHERE d.datname = current_database()"
+}
+
+# settle DB: wait until pgbench's backend has gone; a backend reports the last of its
+# statistics on its way out, before it leaves pg_stat_activity.
+settle()
+{
+	local i
+	for ((i = 0; i < 100; i++)); do
+		[ "$(psql_in "$1" -At -c "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()
+			AND backend_type = 'client backend' AND pid <> pg_backend_pid()")" = 0 ] && return 0
+		sleep 0.1
+	done
+	echo "error: pgbench's backend in $1 did not go away" >&2
+	return 1
+}
+
+# measure BENCH SIDE RUN: one pgbench run; appends its tps to $out/BENCH_SIDE.tps and
+# what it cost to $out/BENCH_SIDE.work: transactions, then the counters before and after.
 measure()
 {
-	local b=$1 side=$2 r=$3 log tps failed keep=() mark history
+	local b=$1 side=$2 r=$3 log tps failed keep=() mark history before after txns
 	local d=${side_db[$b.$side]} script=${side_script[$b.$side]} rows=${side_rows[$b.$side]}
 	log=$out/${b}_${side}_$r.log
 	[ "$d" != sr_bench_history ] || keep=(-v keep_history=1)
@@ -279,13 +304,17 @@ measure()
 		echo "# database $d; $(psql_in "$d" -At -c "SELECT count(*) FROM sync_resolve.event") events in the history"
 		echo "pgbench -n -c 1 -M prepared -T $secs -D rows=$rows -f $script $d"
 	} >"$log"
+	before=$(counters "$d")
 	sr_with_cluster bench "$SR_PG_BINDIR/pgbench" -n -c 1 -M prepared -T "$secs" -D rows="$rows" \
 		-f "$script" "$d" >>"$log" 2>&1 || {
 		cat "$log" >&2
 		echo "error: pgbench failed for $b ($side), run $r" >&2
 		return 1
 	}
+	settle "$d"
+	after=$(counters "$d")
 	tps=$(awk '/^tps = / { print $3; exit }' "$log")
+	txns=$(awk -F': ' '/^number of transactions actually processed/ { print $2 + 0; exit }' "$log")
 	failed=$(awk -F': ' '/^number of failed transactions/ { split($2, a, " "); print a[1]; exit }' "$log")
 	if [ -z "$tps" ] || [ "${failed:-0}" != 0 ]; then
 		cat "$log" >&2
@@ -306,6 +335,7 @@ measure()
 			>>"$log"
 	fi
 	echo "$tps" >>"$out/${b}_${side}.tps"
+	echo "${txns:-0} $before $after" >>"$out/${b}_${side}.work"
 	printf '  %-9s %-8s run %d: %10.1f tps\n' "$b" "$side" "$r" "$tps"
 }
 
@@ -385,6 +415,26 @@ runs_table=$(
 		for side in measured baseline; do
 			echo "| $b | $side | $(awk -v b="$b" '{ printf "%s" (b == "batch" ? "%.2f" : "%.1f"), (NR > 1 ? ", " : ""), $1 }' "$out/${b}_${side}.tps") |"
 		done
+	done
+)
+# work BENCH SIDE: per transaction, over all its runs: WAL records, full-page images,
+# WAL bytes, buffers read or hit (the counters of $out/BENCH_SIDE.work)
+work()
+{
+	awk '{ n += $1; rec += $6 - $2; fpi += $7 - $3; bytes += $8 - $4; buf += $9 - $5 }
+		END { if (n > 0) printf "%.2f %.3f %.0f %.1f\n", rec / n, fpi / n, bytes / n, buf / n }' \
+		"$out/${1}_$2.work"
+}
+work_table=$(
+	echo "| benchmark | WAL records per transaction, measured / baseline | full-page images per transaction | WAL bytes per transaction | buffers read or hit per transaction | WAL bytes measured/baseline | buffers measured/baseline |"
+	echo "|---|---:|---:|---:|---:|---:|---:|"
+	for b in "${timed[@]}"; do
+		read -r mr mf mb mu <<<"$(work "$b" measured)"
+		read -r br bf bb bu <<<"$(work "$b" baseline)"
+		awk -v b="$b" -v mr="$mr" -v mf="$mf" -v mb="$mb" -v mu="$mu" \
+			-v br="$br" -v bf="$bf" -v bb="$bb" -v bu="$bu" 'BEGIN {
+			printf "| %s | %s / %s | %s / %s | %s / %s | %s / %s | %.2fx | %.2fx |\n",
+				b, mr, br, mf, bf, mb, bb, mu, bu, (bb > 0 ? mb / bb : 0), (bu > 0 ? mu / bu : 0) }'
 	done
 )
 memory_table=
@@ -498,6 +548,21 @@ shared_buffers=$(psql_db -At -c 'SHOW shared_buffers')
 		echo "the shadow holding every row's metadata (the steady state), not while it fills up."
 		echo
 		echo "$runs_table"
+		echo
+		echo "## What one transaction costs, counted"
+		echo
+		echo "$work_table"
+		echo
+		echo "Counted, not timed, over all runs of a side: the cluster's WAL (pg_stat_wal: records,"
+		echo "full-page images, bytes) and the buffers the benchmark's database read or found in"
+		echo "shared buffers (pg_stat_database: blks_read + blks_hit), from just before pgbench"
+		echo "starts to just after its backend has gone, over the transactions pgbench ran.  These"
+		echo "do not depend on how busy the machine is: where the tps ratios above swing from run"
+		echo "to run, this says what each side does.  Every run starts right after a CHECKPOINT"
+		echo "(bench/between_runs.sql), so the first change of each page in a run writes a"
+		echo "full-page image: a run over a large table, whose changes are spread over many pages,"
+		echo "writes far more of them than a run over a small one.  For the batch, a transaction"
+		echo "is 1,000 rows."
 		echo
 	fi
 	if [ "$memory" = 1 ]; then

@@ -426,7 +426,7 @@ work()
 		"$out/${1}_$2.work"
 }
 work_table=$(
-	echo "| benchmark | WAL records per transaction, measured / baseline | full-page images per transaction | WAL bytes per transaction | buffers read or hit per transaction | WAL bytes measured/baseline | buffers measured/baseline |"
+	echo "| benchmark (each cell: measured / baseline) | WAL records per transaction | full-page images per transaction | WAL bytes per transaction | buffers read or hit per transaction | WAL bytes measured/baseline | buffers measured/baseline |"
 	echo "|---|---:|---:|---:|---:|---:|---:|"
 	for b in "${timed[@]}"; do
 		read -r mr mf mb mu <<<"$(work "$b" measured)"

@@ -607,15 +607,26 @@ sr_direct_update(SrDirect *d)
 bool
 sr_direct_update_tid(SrDirect *d, ItemPointer tid, TransactionId xmin)
 {
+	if (!sr_direct_fetch_tid(d, tid, xmin))
+		return false;
+	return sr_direct_update(d);
+}
+
+/*
+ * The row version at tid into d->existing, tid and xmin naming the version
+ * the caller read (sr_direct_read_next()): false if that is no longer the
+ * row's current version.  The caller may then sr_direct_set() values and
+ * sr_direct_update() it, as after sr_direct_insert_or_find().
+ */
+bool
+sr_direct_fetch_tid(SrDirect *d, ItemPointer tid, TransactionId xmin)
+{
 	bool		isnull;
 
 	if (!table_tuple_fetch_row_version(d->rel, tid, SnapshotSelf, d->existing))
 		return false;
-	if (DatumGetTransactionId(slot_getsysattr(d->existing, MinTransactionIdAttributeNumber,
-											  &isnull)) != xmin)
-		return false;
-	form_row(d, d->existing, false);
-	return update_at(d, tid);
+	return DatumGetTransactionId(slot_getsysattr(d->existing, MinTransactionIdAttributeNumber,
+												 &isnull)) == xmin;
 }
 
 /*

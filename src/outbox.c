@@ -213,6 +213,77 @@ set_change(SrDirect *d, Datum op, Datum payload, bool payload_null, SrVclock *ve
 }
 
 /*
+ * Merge a change into the waiting entry in d->existing, touching no indexed
+ * column if we can: false if the entry changed since it was read (nothing
+ * written; look again).
+ */
+static bool
+merge_into(SrDirect *d, Datum op, bool is_delete, Jsonb *payload, SrVclock *version,
+		   const char *cause)
+{
+	bool		isnull;
+	Datum		merged = merged_payload(d, is_delete, payload, &isnull);
+
+	sr_direct_clear(d);
+	set_change(d, op, merged, isnull, version, cause);
+	/* SR_KEY_AFTER_CHANGE: a new idempotency key only if it was handed out */
+	if (DatumGetInt32(sr_direct_get(d, d->existing, OB_ATTEMPTS, &isnull)) > 0)
+		sr_direct_set_default(d, OB_IDEMPOTENCY_KEY);
+	sr_direct_set_default(d, OB_UPDATED_AT);
+	if (sr_direct_update(d))
+		return true;
+	sr_direct_clear(d);
+	return false;
+}
+
+/*
+ * For a change queued to several targets: the entries already waiting for
+ * the row, read in one index scan (relid, key) instead of one probe per
+ * target.  found[i], tids[i] and xmins[i] name the one for targets[i].
+ * Only a hint: the caller merges into such an entry only while it is still
+ * current, and else goes the ON CONFLICT way, which sees uncommitted
+ * entries too.
+ */
+static void
+find_waiting(const SrTable *tab, Jsonb *key, int n, const char **targets,
+			 bool *found, ItemPointerData *tids, TransactionId *xmins)
+{
+	SrDirectRead r;
+	Datum		keyvals[2];
+	TupleTableSlot *slot;
+
+	memset(found, 0, sizeof(bool) * n);
+	keyvals[0] = ObjectIdGetDatum(tab->relid);
+	keyvals[1] = JsonbPGetDatum(key);
+	if (!sr_direct_read_begin(&r, &outbox_table, 2, keyvals))
+		return;
+	while ((slot = sr_direct_read_next(&r)) != NULL)
+	{
+		bool		isnull;
+		Datum		target = slot_getattr(slot, r.attnums[OB_TARGET], &isnull);
+		char	   *name;
+		int			i;
+
+		if (isnull)
+			continue;
+		name = TextDatumGetCString(target);
+		for (i = 0; i < n; i++)
+		{
+			if (!found[i] && strcmp(name, targets[i]) == 0)
+			{
+				found[i] = true;
+				tids[i] = slot->tts_tid;
+				xmins[i] = DatumGetTransactionId(slot_getsysattr(slot, MinTransactionIdAttributeNumber,
+																 &isnull));
+				break;
+			}
+		}
+		pfree(name);
+	}
+	sr_direct_read_end(&r);
+}
+
+/*
  * Queue (or merge into the waiting entry) what each of n targets must learn
  * of a row: an upsert of payloads[i]'s columns, or a delete (payloads
  * unused).  The entries' ids go to ids[i].  Written straight into the
@@ -226,8 +297,14 @@ queue_entries(const SrTable *tab, Jsonb *key, int n, const char **targets,
 {
 	SrDirect	d;
 	Datum		op = CStringGetTextDatum(is_delete ? "delete" : "upsert");
+	bool	   *found = palloc0(sizeof(bool) * n);
+	ItemPointerData *tids = palloc(sizeof(ItemPointerData) * n);
+	TransactionId *xmins = palloc(sizeof(TransactionId) * n);
 	int			i;
 
+	/* one probe per target is as cheap as the scan for a single one */
+	if (n > 1)
+		find_waiting(tab, key, n, targets, found, tids, xmins);
 	if (!sr_direct_begin(&d, &outbox_table))
 	{
 		queue_sql(tab, key, n, targets, is_delete, payloads, version, cause, ids);
@@ -237,8 +314,14 @@ queue_entries(const SrTable *tab, Jsonb *key, int n, const char **targets,
 	{
 		Jsonb	   *payload = is_delete ? NULL : payloads[i];
 		bool		isnull;
-		Datum		merged;
 
+		/* the entry the scan found, if it is still the current version */
+		if (found[i] && sr_direct_fetch_tid(&d, &tids[i], xmins[i]))
+		{
+			ids[i] = DatumGetInt64(sr_direct_get(&d, d.existing, OB_ID, &isnull));
+			if (merge_into(&d, op, is_delete, payload, version, cause))
+				continue;
+		}
 		/* until the entry found waiting, if any, is updated unchanged meanwhile */
 		for (;;)
 		{
@@ -252,18 +335,9 @@ queue_entries(const SrTable *tab, Jsonb *key, int n, const char **targets,
 				ids[i] = DatumGetInt64(sr_direct_get(&d, d.slot, OB_ID, &isnull));
 				break;
 			}
-			/* an entry waits already: merge into it, touching no indexed column if we can */
 			ids[i] = DatumGetInt64(sr_direct_get(&d, d.existing, OB_ID, &isnull));
-			merged = merged_payload(&d, is_delete, payload, &isnull);
-			sr_direct_clear(&d);
-			set_change(&d, op, merged, isnull, version, cause);
-			/* SR_KEY_AFTER_CHANGE: a new idempotency key only if it was handed out */
-			if (DatumGetInt32(sr_direct_get(&d, d.existing, OB_ATTEMPTS, &isnull)) > 0)
-				sr_direct_set_default(&d, OB_IDEMPOTENCY_KEY);
-			sr_direct_set_default(&d, OB_UPDATED_AT);
-			if (sr_direct_update(&d))
+			if (merge_into(&d, op, is_delete, payload, version, cause))
 				break;
-			sr_direct_clear(&d);
 		}
 	}
 	sr_direct_end(&d);

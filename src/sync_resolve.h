@@ -696,6 +696,7 @@ extern void sr_direct_insert(SrDirect *d);
 extern TupleTableSlot *sr_direct_insert_or_find(SrDirect *d);
 extern bool sr_direct_update(SrDirect *d);
 extern bool sr_direct_update_tid(SrDirect *d, ItemPointer tid, TransactionId xmin);
+extern bool sr_direct_fetch_tid(SrDirect *d, ItemPointer tid, TransactionId xmin);
 extern void sr_direct_end(SrDirect *d);
 
 /* A read of the rows whose arbiter key starts with given values. */

@@ -269,10 +269,10 @@ median()
 }
 
 # counters DB: what the cluster has written to the WAL (records, full-page images,
-# bytes) and how many buffers DB has read or found in shared buffers, so far.
+# bytes) and how many buffers DB has found in shared buffers and read, so far.
 counters()
 {
-	psql_in "$1" -At -F' ' -c "SELECT w.wal_records, w.wal_fpi, w.wal_bytes, d.blks_hit + d.blks_read
+	psql_in "$1" -At -F' ' -c "SELECT w.wal_records, w.wal_fpi, w.wal_bytes, d.blks_hit, d.blks_read
 		FROM pg_stat_wal w, pg_stat_database d WHERE d.datname = current_database()"
 }
 
@@ -290,11 +290,35 @@ settle()
 	return 1
 }
 
+# backend_cpu DB: the CPU time (user + system, in clock ticks) of pgbench's backend in DB
+# from when it is first seen until it has gone, read from /proc/PID/stat every 0.2 s; empty
+# when it cannot be read.  The time up to its first reading and after its last one is
+# missed: at most 0.2 s of each side's runs alike.
+backend_cpu()
+{
+	local i pid= stat first= last=
+	for ((i = 0; i < 100; i++)); do
+		pid=$(psql_in "$1" -At -c "SELECT pid FROM pg_stat_activity WHERE datname = current_database()
+			AND backend_type = 'client backend' AND pid <> pg_backend_pid() LIMIT 1")
+		[ -z "$pid" ] || break
+		sleep 0.05
+	done
+	[ -n "$pid" ] || return 0
+	# fields 14 and 15 of /proc/PID/stat: utime and stime (a backend's name has no spaces)
+	while read -r -a stat 2>/dev/null <"/proc/$pid/stat"; do
+		last=$((stat[13] + stat[14]))
+		first=${first:-$last}
+		sleep 0.2
+	done
+	[ -z "$first" ] || echo $((last - first))
+}
+
 # measure BENCH SIDE RUN: one pgbench run; appends its tps to $out/BENCH_SIDE.tps and
-# what it cost to $out/BENCH_SIDE.work: transactions, then the counters before and after.
+# what it cost to $out/BENCH_SIDE.work: transactions, the counters before and after, and
+# the CPU time of pgbench's backend (clock ticks).
 measure()
 {
-	local b=$1 side=$2 r=$3 log tps failed keep=() mark history before after txns
+	local b=$1 side=$2 r=$3 log tps failed keep=() mark history before after txns cpu cpu_pid
 	local d=${side_db[$b.$side]} script=${side_script[$b.$side]} rows=${side_rows[$b.$side]}
 	log=$out/${b}_${side}_$r.log
 	[ "$d" != sr_bench_history ] || keep=(-v keep_history=1)
@@ -305,6 +329,8 @@ measure()
 		echo "pgbench -n -c 1 -M prepared -T $secs -D rows=$rows -f $script $d"
 	} >"$log"
 	before=$(counters "$d")
+	backend_cpu "$d" >"$out/cpu.tmp" &
+	cpu_pid=$!
 	sr_with_cluster bench "$SR_PG_BINDIR/pgbench" -n -c 1 -M prepared -T "$secs" -D rows="$rows" \
 		-f "$script" "$d" >>"$log" 2>&1 || {
 		cat "$log" >&2
@@ -313,6 +339,9 @@ measure()
 	}
 	settle "$d"
 	after=$(counters "$d")
+	wait "$cpu_pid" || true
+	cpu=$(cat "$out/cpu.tmp")
+	rm -f "$out/cpu.tmp"
 	tps=$(awk '/^tps = / { print $3; exit }' "$log")
 	txns=$(awk -F': ' '/^number of transactions actually processed/ { print $2 + 0; exit }' "$log")
 	failed=$(awk -F': ' '/^number of failed transactions/ { split($2, a, " "); print a[1]; exit }' "$log")
@@ -335,7 +364,7 @@ measure()
 			>>"$log"
 	fi
 	echo "$tps" >>"$out/${b}_${side}.tps"
-	echo "${txns:-0} $before $after" >>"$out/${b}_${side}.work"
+	echo "${txns:-0} $before $after $cpu" >>"$out/${b}_${side}.work"
 	printf '  %-9s %-8s run %d: %10.1f tps\n' "$b" "$side" "$r" "$tps"
 }
 
@@ -418,23 +447,30 @@ runs_table=$(
 	done
 )
 # work BENCH SIDE: per transaction, over all its runs: WAL records, full-page images,
-# WAL bytes, buffers read or hit (the counters of $out/BENCH_SIDE.work)
+# WAL bytes, buffers found in shared buffers, buffers read, and microseconds of CPU of
+# pgbench's backend ("-" when /proc could not tell) -- from $out/BENCH_SIDE.work:
+# transactions, the counters before (2-6) and after (7-11), CPU clock ticks (12).
+clock_ticks=$(getconf CLK_TCK 2>/dev/null || echo 100)
 work()
 {
-	awk '{ n += $1; rec += $6 - $2; fpi += $7 - $3; bytes += $8 - $4; buf += $9 - $5 }
-		END { if (n > 0) printf "%.2f %.3f %.0f %.1f\n", rec / n, fpi / n, bytes / n, buf / n }' \
+	awk -v hz="$clock_ticks" '{ n += $1; rec += $7 - $2; fpi += $8 - $3; bytes += $9 - $4
+			hit += $10 - $5; rd += $11 - $6; if (NF >= 12) { cn += $1; cpu += $12 } }
+		END { if (n > 0) printf "%.2f %.3f %.0f %.1f %.2f %s\n", rec / n, fpi / n, bytes / n, hit / n, rd / n,
+			(cn > 0 ? sprintf("%.0f", cpu * 1000000 / hz / cn) : "-") }' \
 		"$out/${1}_$2.work"
 }
 work_table=$(
-	echo "| benchmark (each cell: measured / baseline) | WAL records per transaction | full-page images per transaction | WAL bytes per transaction | buffers read or hit per transaction | WAL bytes measured/baseline | buffers measured/baseline |"
-	echo "|---|---:|---:|---:|---:|---:|---:|"
+	echo "| benchmark (each cell: measured / baseline) | WAL records per transaction | full-page images per transaction | WAL bytes per transaction | buffers found in shared buffers per transaction | buffers read per transaction | CPU of the backend, µs per transaction | WAL bytes measured/baseline | buffers measured/baseline | CPU measured/baseline |"
+	echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 	for b in "${timed[@]}"; do
-		read -r mr mf mb mu <<<"$(work "$b" measured)"
-		read -r br bf bb bu <<<"$(work "$b" baseline)"
-		awk -v b="$b" -v mr="$mr" -v mf="$mf" -v mb="$mb" -v mu="$mu" \
-			-v br="$br" -v bf="$bf" -v bb="$bb" -v bu="$bu" 'BEGIN {
-			printf "| %s | %s / %s | %s / %s | %s / %s | %s / %s | %.2fx | %.2fx |\n",
-				b, mr, br, mf, bf, mb, bb, mu, bu, (bb > 0 ? mb / bb : 0), (bu > 0 ? mu / bu : 0) }'
+		read -r mr mf mb mh md mc <<<"$(work "$b" measured)"
+		read -r br bf bb bh bd bc <<<"$(work "$b" baseline)"
+		awk -v b="$b" -v mr="$mr" -v mf="$mf" -v mb="$mb" -v mh="$mh" -v md="$md" -v mc="$mc" \
+			-v br="$br" -v bf="$bf" -v bb="$bb" -v bh="$bh" -v bd="$bd" -v bc="$bc" 'BEGIN {
+			printf "| %s | %s / %s | %s / %s | %s / %s | %s / %s | %s / %s | %s / %s | %.2fx | %.2fx | %s |\n",
+				b, mr, br, mf, bf, mb, bb, mh, bh, md, bd, mc, bc, (bb > 0 ? mb / bb : 0),
+				(bh + bd > 0 ? (mh + md) / (bh + bd) : 0),
+				(mc != "-" && bc != "-" && bc > 0 ? sprintf("%.2fx", mc / bc) : "-") }'
 	done
 )
 memory_table=
@@ -555,10 +591,14 @@ shared_buffers=$(psql_db -At -c 'SHOW shared_buffers')
 		echo
 		echo "Counted, not timed, over all runs of a side: the cluster's WAL (pg_stat_wal: records,"
 		echo "full-page images, bytes) and the buffers the benchmark's database read or found in"
-		echo "shared buffers (pg_stat_database: blks_read + blks_hit), from just before pgbench"
-		echo "starts to just after its backend has gone, over the transactions pgbench ran.  These"
-		echo "do not depend on how busy the machine is: where the tps ratios above swing from run"
-		echo "to run, this says what each side does.  Every run starts right after a CHECKPOINT"
+		echo "shared buffers or read into them (pg_stat_database: blks_hit, blks_read), from just"
+		echo "before pgbench starts to just after its backend has gone, over the transactions"
+		echo "pgbench ran.  These do not depend on how busy the machine is: where the tps ratios"
+		echo "above swing from run to run, this says what each side does.  The CPU column is timed,"
+		echo "but only the server's side of it: the user and system time of pgbench's backend"
+		echo "(/proc/PID/stat, read every 0.2 s while it runs), without pgbench's own time and the"
+		echo "round trips, which each transaction pays alike on both sides and which make the tps"
+		echo "ratios above look closer to 1 than the server's cost is.  Every run starts right after a CHECKPOINT"
 		echo "(bench/between_runs.sql), so the first change of each page in a run writes a"
 		echo "full-page image: a run over a large table, whose changes are spread over many pages,"
 		echo "writes far more of them than a run over a small one.  For the batch, a transaction"

@@ -34,6 +34,7 @@
 #include "postgres.h"
 
 #include "access/htup_details.h"
+#include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "funcapi.h"
 #include "miscadmin.h"
@@ -302,8 +303,13 @@ queue_entries(const SrTable *tab, Jsonb *key, int n, const char **targets,
 	TransactionId *xmins = palloc(sizeof(TransactionId) * n);
 	int			i;
 
-	/* one probe per target is as cheap as the scan for a single one */
-	if (n > 1)
+	/*
+	 * One probe per target is as cheap as the scan for a single one.  Under
+	 * REPEATABLE READ an entry changed after the scan read it would be a
+	 * serialization failure where ON CONFLICT, not finding it waiting any
+	 * more, inserts a new one: there each target is probed.
+	 */
+	if (n > 1 && !IsolationUsesXactSnapshot())
 		find_waiting(tab, key, n, targets, found, tids, xmins);
 	if (!sr_direct_begin(&d, &outbox_table))
 	{

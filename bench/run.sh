@@ -46,9 +46,9 @@
 # benchmark's database --, VACUUM ANALYZE, CHECKPOINT), so the outbox and the history do
 # not grow from run to run.  The median tps of each side and their ratios are printed as
 # a markdown table and written, with what a transaction of each side wrote to the WAL and
-# how many buffers it touched (counted around every run: the tps of this machine swing by
-# a quarter from run to run, these counts do not), the peak memory, the machine and the
-# commands, to bench/RESULTS.md.  pgbench logs go to bench/out/.
+# how many buffers it found or read (counted around every run: the tps of this machine
+# swing by a quarter from run to run, these counts do not), the CPU time of its backend,
+# the peak memory, the machine and the commands, to bench/RESULTS.md.  pgbench logs go to bench/out/.
 #
 # Steps: the Debian packages (installed when root), make PG_CFLAGS=-Werror && make
 # install (test/lib.sh), a throwaway cluster on port 55460 (or the next free one) with
@@ -276,14 +276,21 @@ counters()
 		FROM pg_stat_wal w, pg_stat_database d WHERE d.datname = current_database()"
 }
 
+# pgbench_backend DB: the pid of pgbench's backend in DB (any client but this query's
+# own), or nothing when there is none.
+pgbench_backend()
+{
+	psql_in "$1" -At -c "SELECT pid FROM pg_stat_activity WHERE datname = current_database()
+		AND backend_type = 'client backend' AND pid <> pg_backend_pid() LIMIT 1"
+}
+
 # settle DB: wait until pgbench's backend has gone; a backend reports the last of its
 # statistics on its way out, before it leaves pg_stat_activity.
 settle()
 {
 	local i
 	for ((i = 0; i < 100; i++)); do
-		[ "$(psql_in "$1" -At -c "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()
-			AND backend_type = 'client backend' AND pid <> pg_backend_pid()")" = 0 ] && return 0
+		[ -n "$(pgbench_backend "$1")" ] || return 0
 		sleep 0.1
 	done
 	echo "error: pgbench's backend in $1 did not go away" >&2
@@ -298,8 +305,7 @@ backend_cpu()
 {
 	local i pid= stat first= last=
 	for ((i = 0; i < 100; i++)); do
-		pid=$(psql_in "$1" -At -c "SELECT pid FROM pg_stat_activity WHERE datname = current_database()
-			AND backend_type = 'client backend' AND pid <> pg_backend_pid() LIMIT 1")
+		pid=$(pgbench_backend "$1")
 		[ -z "$pid" ] || break
 		sleep 0.05
 	done
@@ -590,8 +596,8 @@ shared_buffers=$(psql_db -At -c 'SHOW shared_buffers')
 		echo "$work_table"
 		echo
 		echo "Counted, not timed, over all runs of a side: the cluster's WAL (pg_stat_wal: records,"
-		echo "full-page images, bytes) and the buffers the benchmark's database read or found in"
-		echo "shared buffers or read into them (pg_stat_database: blks_hit, blks_read), from just"
+		echo "full-page images, bytes) and the buffers the benchmark's database found in shared"
+		echo "buffers or read into them (pg_stat_database: blks_hit, blks_read), from just"
 		echo "before pgbench starts to just after its backend has gone, over the transactions"
 		echo "pgbench ran.  These do not depend on how busy the machine is: where the tps ratios"
 		echo "above swing from run to run, this says what each side does.  The CPU column is timed,"

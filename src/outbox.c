@@ -240,7 +240,8 @@ merge_into(SrDirect *d, Datum op, bool is_delete, Jsonb *payload, SrVclock *vers
 /*
  * For a change queued to several targets: the entries already waiting for
  * the row, read in one index scan (relid, key) instead of one probe per
- * target.  found[i], tids[i] and xmins[i] name the one for targets[i].
+ * target.  found[i] (false on entry), tids[i] and xmins[i] name the one for
+ * targets[i].
  * Only a hint: the caller merges into such an entry only while it is still
  * current, and else goes the ON CONFLICT way, which sees uncommitted
  * entries too.
@@ -253,7 +254,6 @@ find_waiting(const SrTable *tab, Jsonb *key, int n, const char **targets,
 	Datum		keyvals[2];
 	TupleTableSlot *slot;
 
-	memset(found, 0, sizeof(bool) * n);
 	keyvals[0] = ObjectIdGetDatum(tab->relid);
 	keyvals[1] = JsonbPGetDatum(key);
 	if (!sr_direct_read_begin(&r, &outbox_table, 2, keyvals))

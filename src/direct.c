@@ -313,7 +313,6 @@ sr_direct_begin(SrDirect *d, SrDirectTable *t)
 	MemoryContext old;
 	Expr	  **exprs;
 	Oid			arbiter;
-	int			i;
 
 	rel = open_table(t, RowExclusiveLock);
 	if (rel == NULL)
@@ -345,16 +344,15 @@ sr_direct_begin(SrDirect *d, SrDirectTable *t)
 	ExecInitRangeTable(d->estate, list_make1(rte));
 	d->rri = makeNode(ResultRelInfo);
 	InitResultRelInfo(d->rri, rel, 1, NULL, 0);
-	ExecOpenIndices(d->rri, OidIsValid(arbiter));
+	/* the indexes are opened by the first write that needs them */
 	d->estate->es_output_cid = GetCurrentCommandId(true);
 	d->estate->es_snapshot = ActiveSnapshotSet() ? GetActiveSnapshot() : InvalidSnapshot;
 	d->slot = ExecInitExtraTupleSlot(d->estate, RelationGetDescr(rel), &TTSOpsVirtual);
 	d->existing = table_slot_create(rel, &d->estate->es_tupleTable);
 	d->arbiter_oid = arbiter;
+	/* a default is made ready to run by the first row that needs it */
+	d->default_exprs = exprs;
 	d->defaults = palloc0(sizeof(ExprState *) * d->natts);
-	for (i = 0; i < d->natts; i++)
-		if (exprs[i] != NULL)
-			d->defaults[i] = ExecInitExpr(exprs[i], NULL);
 	d->values = palloc0(sizeof(Datum) * t->ncols);
 	d->isnull = palloc0(sizeof(bool) * t->ncols);
 	d->given = palloc0(sizeof(char) * t->ncols);
@@ -392,16 +390,44 @@ sr_direct_get(SrDirect *d, TupleTableSlot *slot, int col, bool *isnull)
 	return slot_getattr(slot, d->attnums[col], isnull);
 }
 
+/*
+ * Open the table's indexes, the first time a write needs them: an update
+ * that stays on its page (HOT) writes no index entry, and most updates of
+ * the outbox and the shadows do stay, so that opening and locking every
+ * index for them would be wasted.  The table's own lock, held since
+ * sr_direct_begin(), is what keeps its set of indexes from changing under
+ * the write (no index is dropped or made ready while it is held).
+ */
+static void
+open_indices(SrDirect *d)
+{
+	MemoryContext old;
+
+	if (d->indices_open)
+		return;
+	old = MemoryContextSwitchTo(d->estate->es_query_cxt);
+	ExecOpenIndices(d->rri, OidIsValid(d->arbiter_oid));
+	MemoryContextSwitchTo(old);
+	d->indices_open = true;
+}
+
 static void
 eval_default(SrDirect *d, TupleTableSlot *slot, int attno)
 {
 	ExprContext *econtext = GetPerTupleExprContext(d->estate);
 
-	if (d->defaults[attno] == NULL)
+	if (d->default_exprs[attno] == NULL)
 	{
 		slot->tts_values[attno] = (Datum) 0;
 		slot->tts_isnull[attno] = true;
 		return;
+	}
+	if (d->defaults[attno] == NULL)
+	{
+		MemoryContext old = MemoryContextSwitchTo(d->estate->es_query_cxt);
+
+		d->defaults[attno] = ExecInitExpr(d->default_exprs[attno], NULL);
+		MemoryContextSwitchTo(old);
 	}
 	slot->tts_values[attno] = ExecEvalExprSwitchContext(d->defaults[attno], econtext,
 														&slot->tts_isnull[attno]);
@@ -455,6 +481,7 @@ void
 sr_direct_insert(SrDirect *d)
 {
 	form_row(d, NULL, false);
+	open_indices(d);
 	ExecSimpleRelationInsert(d->rri, d->estate, d->slot);
 	sr_direct_clear(d);
 }
@@ -513,6 +540,7 @@ sr_direct_insert_or_find(SrDirect *d)
 	List	   *arbiters = list_make1_oid(d->arbiter_oid);
 	TransactionId xid = GetCurrentTransactionId();
 
+	open_indices(d);
 	for (;;)
 	{
 		ItemPointerData conflict;
@@ -577,6 +605,8 @@ update_at(SrDirect *d, ItemPointer tid)
 			elog(ERROR, "sync_resolve: unexpected result %d updating a row of %s",
 				 (int) res, RelationGetRelationName(d->rel));
 	}
+	if (update_indexes)
+		open_indices(d);
 	if (d->rri->ri_NumIndices > 0 && update_indexes)
 		list_free(ExecInsertIndexTuples(d->rri, d->slot, d->estate, true, false, NULL, NIL));
 	sr_direct_clear(d);
@@ -789,7 +819,8 @@ sr_direct_lock_row(Relation rel, Relation index, const RegProcedure *eq, int nke
 void
 sr_direct_end(SrDirect *d)
 {
-	ExecCloseIndices(d->rri);
+	if (d->indices_open)
+		ExecCloseIndices(d->rri);
 	ExecResetTupleTable(d->estate->es_tupleTable, false);
 	FreeExecutorState(d->estate);
 	table_close(d->rel, NoLock);

@@ -672,6 +672,7 @@ typedef struct SrDirect
 	Relation	rel;
 	EState	   *estate;
 	ResultRelInfo *rri;
+	bool		indices_open;	/* rri's indexes: opened by the first write needing them */
 	TupleTableSlot *slot;		/* the row written last */
 	TupleTableSlot *existing;	/* the row sr_direct_insert_or_lock() found */
 	/* the table's layout when the write began */
@@ -680,7 +681,8 @@ typedef struct SrDirect
 	int		   *colof;
 	bool	   *checkatt;
 	Oid			arbiter_oid;
-	ExprState **defaults;
+	Expr	  **default_exprs;	/* per attribute, planned, or NULL */
+	ExprState **defaults;		/* ... ready to run, once one was needed */
 	Datum	   *values;
 	bool	   *isnull;
 	char	   *given;

@@ -997,6 +997,7 @@ apply_to_row(SrApplyCall *call, SrImage *img, Datum *L, bool *Lnull,
 	Bitmapset  *changed = NULL;
 	bool		dominated = false;
 	SrSide		incoming;
+	SrOutboxWaiting waiting;
 	int			c;
 	int			g;
 	TimestampTz tin = incoming_time(call);
@@ -1448,14 +1449,15 @@ apply_to_row(SrApplyCall *call, SrImage *img, Datum *L, bool *Lnull,
 	 * or merged), the source hears the row's value.  Held columns wait for
 	 * their review.
 	 */
+	sr_outbox_waiting_init(&waiting, tab, img->key);
 	sr_outbox_fan_out(tab, img->key, st, call->source, newvals, newnulls, changed_cols,
-					  lrow->version, call->source, batch);
+					  lrow->version, call->source, batch, &waiting);
 	if (!sr_system_is_peer(call->source))
 	{
 		bool	   *differs = palloc0(sizeof(bool) * ncols);
 		bool		any = false;
 
-		sr_outbox_forget(tab, img->key, call->source, img->present);
+		sr_outbox_forget(tab, img->key, call->source, img->present, &waiting);
 
 		for (c = 0; c < ncols; c++)
 		{
@@ -1701,7 +1703,7 @@ apply_to_absent_row(SrApplyCall *call, SrImage *img, SrRowState *st,
 	res->outcome = "inserted";
 	/* the other systems learn of the new row */
 	sr_outbox_fan_out(tab, img->key, st, call->source, img->values, img->nulls, inserted,
-					  lrow->version, call->source, batch);
+					  lrow->version, call->source, batch, NULL);
 	return true;
 }
 

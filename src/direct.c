@@ -533,12 +533,19 @@ fetch_conflicting(SrDirect *d, ItemPointer tid)
  * inserted), not locked.  The caller may sr_direct_set() more values and
  * sr_direct_update() it; if that finds it changed meanwhile, the caller
  * starts again.
+ *
+ * likely_absent: the caller just read the index and found no such row, so
+ * the first try goes straight to the speculative insertion, whose own
+ * index insertion finds a conflicting row as well (then the row is taken
+ * back and the usual check done), instead of first searching the index
+ * for one.
  */
 TupleTableSlot *
-sr_direct_insert_or_find(SrDirect *d)
+sr_direct_insert_or_find(SrDirect *d, bool likely_absent)
 {
 	List	   *arbiters = list_make1_oid(d->arbiter_oid);
 	TransactionId xid = GetCurrentTransactionId();
+	bool		check = !likely_absent;
 
 	open_indices(d);
 	for (;;)
@@ -548,13 +555,17 @@ sr_direct_insert_or_find(SrDirect *d)
 		bool		spec_conflict = false;
 		List	   *recheck;
 
-		form_row(d, NULL, true);
-		if (!ExecCheckIndexConstraints(d->rri, d->slot, d->estate, &conflict, arbiters))
+		if (check)
 		{
-			if (fetch_conflicting(d, &conflict))
-				return d->existing;
-			continue;
+			form_row(d, NULL, true);
+			if (!ExecCheckIndexConstraints(d->rri, d->slot, d->estate, &conflict, arbiters))
+			{
+				if (fetch_conflicting(d, &conflict))
+					return d->existing;
+				continue;
+			}
 		}
+		check = true;
 		form_row(d, NULL, false);
 		ExecConstraints(d->rri, d->slot, d->estate);
 		token = SpeculativeInsertionLockAcquire(xid);

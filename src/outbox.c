@@ -238,50 +238,116 @@ merge_into(SrDirect *d, Datum op, bool is_delete, Jsonb *payload, SrVclock *vers
 }
 
 /*
- * For a change queued to several targets: the entries already waiting for
- * the row, read in one index scan (relid, key) instead of one probe per
- * target.  found[i] (false on entry), tids[i] and xmins[i] name the one for
- * targets[i].
- * Only a hint: the caller merges into such an entry only while it is still
- * current, and else goes the ON CONFLICT way, which sees uncommitted
- * entries too.
+ * The entries waiting (pending or failed) for w's row, all targets at
+ * once, read in one index scan (relid, key) on first use: a change queued
+ * to several systems, or an apply() that also asks whether one waits for
+ * its source, looks once instead of probing per target.
+ * Only a hint for writing: the caller merges into such an entry only while
+ * it is still current, and else goes the ON CONFLICT way, which sees
+ * uncommitted entries too.
  */
 static void
-find_waiting(const SrTable *tab, Jsonb *key, int n, const char **targets,
-			 bool *found, ItemPointerData *tids, TransactionId *xmins)
+waiting_add(SrOutboxWaiting *w, char *target, ItemPointer tid, TransactionId xmin)
+{
+	if (w->n == w->room)
+	{
+		w->room = w->room == 0 ? 4 : w->room * 2;
+		w->targets = w->targets ? repalloc(w->targets, sizeof(char *) * w->room)
+			: palloc(sizeof(char *) * w->room);
+		w->tids = w->tids ? repalloc(w->tids, sizeof(ItemPointerData) * w->room)
+			: palloc(sizeof(ItemPointerData) * w->room);
+		w->xmins = w->xmins ? repalloc(w->xmins, sizeof(TransactionId) * w->room)
+			: palloc(sizeof(TransactionId) * w->room);
+	}
+	w->targets[w->n] = target;
+	if (tid != NULL)
+		w->tids[w->n] = *tid;
+	else
+		ItemPointerSetInvalid(&w->tids[w->n]);
+	w->xmins[w->n] = xmin;
+	w->n++;
+}
+
+static void
+read_waiting(SrOutboxWaiting *w)
 {
 	SrDirectRead r;
 	Datum		keyvals[2];
 	TupleTableSlot *slot;
 
-	keyvals[0] = ObjectIdGetDatum(tab->relid);
-	keyvals[1] = JsonbPGetDatum(key);
+	if (w->read)
+		return;
+	w->read = true;
+	keyvals[0] = ObjectIdGetDatum(w->tab->relid);
+	keyvals[1] = JsonbPGetDatum(w->key);
 	if (!sr_direct_read_begin(&r, &outbox_table, 2, keyvals))
 		return;
+	w->direct = true;
 	while ((slot = sr_direct_read_next(&r)) != NULL)
 	{
 		bool		isnull;
 		Datum		target = slot_getattr(slot, r.attnums[OB_TARGET], &isnull);
-		char	   *name;
-		int			i;
 
-		if (isnull)
-			continue;
-		name = TextDatumGetCString(target);
-		for (i = 0; i < n; i++)
-		{
-			if (!found[i] && strcmp(name, targets[i]) == 0)
-			{
-				found[i] = true;
-				tids[i] = slot->tts_tid;
-				xmins[i] = DatumGetTransactionId(slot_getsysattr(slot, MinTransactionIdAttributeNumber,
-																 &isnull));
-				break;
-			}
-		}
-		pfree(name);
+		if (!isnull)
+			waiting_add(w, TextDatumGetCString(target), &slot->tts_tid,
+						DatumGetTransactionId(slot_getsysattr(slot, MinTransactionIdAttributeNumber,
+															  &isnull)));
 	}
 	sr_direct_read_end(&r);
+}
+
+/* Start w for the row key of tab: nothing is read until it is needed. */
+void
+sr_outbox_waiting_init(SrOutboxWaiting *w, const SrTable *tab, Jsonb *key)
+{
+	memset(w, 0, sizeof(SrOutboxWaiting));
+	w->tab = tab;
+	w->key = key;
+}
+
+/* The index in w of the entry waiting for target, or -1. */
+static int
+waiting_for(SrOutboxWaiting *w, const char *target)
+{
+	int			i;
+
+	read_waiting(w);
+	for (i = 0; i < w->n; i++)
+		if (strcmp(w->targets[i], target) == 0)
+			return i;
+	return -1;
+}
+
+/*
+ * This transaction just queued a change to target (merged into its
+ * waiting entry or inserted one): an entry waits for it now, at a place
+ * the scan did not see (its tid no longer names the current version).
+ */
+static void
+waiting_queued(SrOutboxWaiting *w, const char *target)
+{
+	int			i = waiting_for(w, target);
+
+	if (i >= 0)
+	{
+		ItemPointerSetInvalid(&w->tids[i]);
+		w->xmins[i] = InvalidTransactionId;
+	}
+	else if (w->direct)
+		waiting_add(w, pstrdup(target), NULL, InvalidTransactionId);
+}
+
+/*
+ * Whether an entry waits to be sent (pending or failed) for w's row and
+ * target: as the scan saw it, with what this transaction queued since
+ * (true as well when the outbox must be read through SQL).  The caller's
+ * lock on the row keeps other writers of its entries out meanwhile; a
+ * claim that takes one away is harmless, the caller's SQL not finding it.
+ */
+bool
+sr_outbox_waits(SrOutboxWaiting *w, const char *target)
+{
+	return waiting_for(w, target) >= 0 || !w->direct;
 }
 
 /*
@@ -294,23 +360,26 @@ find_waiting(const SrTable *tab, Jsonb *key, int n, const char **targets,
 static void
 queue_entries(const SrTable *tab, Jsonb *key, int n, const char **targets,
 			  bool is_delete, Jsonb **payloads, SrVclock *version, const char *cause,
-			  int64 *ids)
+			  int64 *ids, SrOutboxWaiting *waiting)
 {
 	SrDirect	d;
 	Datum		op = CStringGetTextDatum(is_delete ? "delete" : "upsert");
-	bool	   *found = palloc0(sizeof(bool) * n);
-	ItemPointerData *tids = palloc(sizeof(ItemPointerData) * n);
-	TransactionId *xmins = palloc(sizeof(TransactionId) * n);
+	SrOutboxWaiting own;
+	bool		RR = IsolationUsesXactSnapshot();
 	int			i;
 
 	/*
-	 * One probe per target is as cheap as the scan for a single one.  Under
-	 * REPEATABLE READ an entry changed after the scan read it would be a
-	 * serialization failure where ON CONFLICT, not finding it waiting any
-	 * more, inserts a new one: there each target is probed.
+	 * One probe per target is as cheap as the scan for a single one, unless
+	 * the caller reads the scan anyway.  Under REPEATABLE READ an entry
+	 * changed after the scan read it would be a serialization failure where
+	 * ON CONFLICT, not finding it waiting any more, inserts a new one: there
+	 * each target is probed.
 	 */
-	if (n > 1 && !IsolationUsesXactSnapshot())
-		find_waiting(tab, key, n, targets, found, tids, xmins);
+	if (waiting == NULL && n > 1)
+	{
+		sr_outbox_waiting_init(&own, tab, key);
+		waiting = &own;
+	}
 	if (!sr_direct_begin(&d, &outbox_table))
 	{
 		queue_sql(tab, key, n, targets, is_delete, payloads, version, cause, ids);
@@ -320,15 +389,22 @@ queue_entries(const SrTable *tab, Jsonb *key, int n, const char **targets,
 	{
 		Jsonb	   *payload = is_delete ? NULL : payloads[i];
 		bool		isnull;
+		bool		absent;
+		int			w = waiting && !RR ? waiting_for(waiting, targets[i]) : -1;
 
 		/* the entry the scan found, if it is still the current version */
-		if (found[i] && sr_direct_fetch_tid(&d, &tids[i], xmins[i]))
+		if (w >= 0 && ItemPointerIsValid(&waiting->tids[w]) &&
+			sr_direct_fetch_tid(&d, &waiting->tids[w], waiting->xmins[w]))
 		{
 			ids[i] = DatumGetInt64(sr_direct_get(&d, d.existing, OB_ID, &isnull));
 			if (merge_into(&d, op, is_delete, payload, version, cause))
+			{
+				waiting_queued(waiting, targets[i]);
 				continue;
+			}
 		}
 		/* until the entry found waiting, if any, is updated unchanged meanwhile */
+		absent = w < 0 && waiting != NULL && waiting->read && waiting->direct;
 		for (;;)
 		{
 			sr_direct_set(&d, OB_RELID, ObjectIdGetDatum(tab->relid), false);
@@ -336,7 +412,7 @@ queue_entries(const SrTable *tab, Jsonb *key, int n, const char **targets,
 			sr_direct_set(&d, OB_TARGET, CStringGetTextDatum(targets[i]), false);
 			set_change(&d, op, payload ? JsonbPGetDatum(payload) : (Datum) 0, payload == NULL,
 					   version, cause);
-			if (sr_direct_insert_or_find(&d) == NULL)
+			if (sr_direct_insert_or_find(&d, absent) == NULL)
 			{
 				ids[i] = DatumGetInt64(sr_direct_get(&d, d.slot, OB_ID, &isnull));
 				break;
@@ -344,7 +420,10 @@ queue_entries(const SrTable *tab, Jsonb *key, int n, const char **targets,
 			ids[i] = DatumGetInt64(sr_direct_get(&d, d.existing, OB_ID, &isnull));
 			if (merge_into(&d, op, is_delete, payload, version, cause))
 				break;
+			absent = false;
 		}
+		if (waiting != NULL && waiting->read)
+			waiting_queued(waiting, targets[i]);
 	}
 	sr_direct_end(&d);
 }
@@ -359,7 +438,7 @@ sr_outbox_queue(const SrTable *tab, Jsonb *key, const char *target, bool is_dele
 {
 	int64		id = 0;
 
-	queue_entries(tab, key, 1, &target, is_delete, &payload, version, cause, &id);
+	queue_entries(tab, key, 1, &target, is_delete, &payload, version, cause, &id, NULL);
 	return id;
 }
 
@@ -367,11 +446,14 @@ sr_outbox_queue(const SrTable *tab, Jsonb *key, const char *target, bool is_dele
  * Queue to every system of the table but except (and but the ones
  * PostgreSQL replicates) the columns among cols whose value its base does
  * not hold, all in one statement.  batch, when given, logs each entry.
+ * waiting, when given, is the row's waiting entries as the caller reads
+ * them too (sr_outbox_waiting_init(); NULL: looked up here as needed).
  */
 void
 sr_outbox_fan_out(SrTable *tab, Jsonb *key, SrRowState *st, const char *except,
 				  const Datum *values, const bool *nulls, const bool *cols,
-				  SrVclock *version, const char *cause, SrEventBatch *batch)
+				  SrVclock *version, const char *cause, SrEventBatch *batch,
+				  SrOutboxWaiting *waiting)
 {
 	bool	   *which = palloc(sizeof(bool) * (tab->ncols + 1));
 	const char **targets = palloc(sizeof(char *) * (tab->nsystems + 1));
@@ -404,7 +486,7 @@ sr_outbox_fan_out(SrTable *tab, Jsonb *key, SrRowState *st, const char *except,
 	}
 	if (n == 0)
 		return;
-	queue_entries(tab, key, n, targets, false, payloads, version, cause, ids);
+	queue_entries(tab, key, n, targets, false, payloads, version, cause, ids, waiting);
 	if (batch)
 		for (i = 0; i < n; i++)
 			sr_event_add(batch, "outbound_queued", NULL, NULL, NULL, NULL, payloads[i],
@@ -433,7 +515,7 @@ sr_outbox_fan_out_delete(SrTable *tab, Jsonb *key, SrRowState *st, const char *e
 	}
 	if (n == 0)
 		return;
-	queue_entries(tab, key, n, targets, true, NULL, version, cause, ids);
+	queue_entries(tab, key, n, targets, true, NULL, version, cause, ids, NULL);
 	if (batch)
 		for (i = 0; i < n; i++)
 			sr_event_add(batch, "outbound_queued", NULL, NULL, NULL, NULL, NULL,
@@ -442,32 +524,15 @@ sr_outbox_fan_out_delete(SrTable *tab, Jsonb *key, SrRowState *st, const char *e
 }
 
 /*
- * Whether an entry waits to be sent (pending or failed) for the row and
- * target in keyvals (relid, key, target), as a statement now would see
- * it: a look at outbox_waiting_idx.  True as well when the outbox must be
- * read through SQL.
- */
-static bool
-entry_waits(const Datum *keyvals)
-{
-	SrDirectRead r;
-	bool		found;
-
-	if (!sr_direct_read_begin(&r, &outbox_table, 3, keyvals))
-		return true;
-	found = sr_direct_read_next(&r) != NULL;
-	sr_direct_read_end(&r);
-	return found;
-}
-
-/*
  * The source just told us what it holds for these columns: a waiting entry
  * to it must not carry older local values for them over its change (what
  * still differs is queued again with the current value).  An entry left
- * with nothing to carry goes.
+ * with nothing to carry goes.  waiting: the row's waiting entries, as
+ * sr_outbox_fan_out() read them.
  */
 void
-sr_outbox_forget(const SrTable *tab, Jsonb *key, const char *target, const bool *cols)
+sr_outbox_forget(const SrTable *tab, Jsonb *key, const char *target, const bool *cols,
+				 SrOutboxWaiting *waiting)
 {
 	static SPIPlanPtr forget_plan = NULL;
 	List	   *names = NIL;
@@ -483,7 +548,7 @@ sr_outbox_forget(const SrTable *tab, Jsonb *key, const char *target, const bool 
 	values[1] = JsonbPGetDatum(key);
 	values[2] = CStringGetTextDatum(target);
 	/* most often no entry to target waits: a look at the index says so */
-	if (!entry_waits(values))
+	if (!sr_outbox_waits(waiting, target))
 		return;
 	if (forget_plan == NULL)
 	{

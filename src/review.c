@@ -478,7 +478,7 @@ resolve_review(PG_FUNCTION_ARGS)
 				for (c = 0; c < tab->ncols; c++)
 					inserted[c] = bms_is_member(c, cols);
 				sr_outbox_fan_out(tab, item.key, &st, take ? item.source : NULL, vals, nulls,
-								  inserted, lrow->version, cause, &batch);
+								  inserted, lrow->version, cause, &batch, NULL);
 			}
 		}
 		else
@@ -559,7 +559,7 @@ resolve_review(PG_FUNCTION_ARGS)
 		/* every system that does not hold the decided value hears it */
 		if (found)
 			sr_outbox_fan_out(tab, item.key, &st, NULL, newvals, newnulls, which,
-							  lrow->version, cause, &batch);
+							  lrow->version, cause, &batch, NULL);
 	}
 
 	if (note != NULL)

@@ -560,7 +560,7 @@ write_direct(SrDirect *d, int nparams, const Datum *values, const char *nulls,
 	if (!row->has_tid || !sr_direct_update_tid(d, &row->tid, row->xmin))
 	{
 		/* every column is given: an update after a failed one writes the same */
-		while (sr_direct_insert_or_find(d) != NULL && !sr_direct_update(d))
+		while (sr_direct_insert_or_find(d, false) != NULL && !sr_direct_update(d))
 			;
 	}
 	row->has_tid = true;

@@ -601,6 +601,23 @@ extern int	sr_retry_base_ms;
 extern int	sr_retry_max_ms;
 
 extern bool sr_system_is_peer(const char *system);
+
+/* The outbox entries waiting for one row, read once, when first needed. */
+typedef struct SrOutboxWaiting
+{
+	const SrTable *tab;
+	Jsonb	   *key;
+	bool		read;			/* read yet */
+	bool		direct;			/* read by an index scan (else: not known) */
+	int			n;
+	int			room;
+	char	  **targets;		/* per entry: its target, */
+	ItemPointerData *tids;		/* where it was read (invalid: written since), */
+	TransactionId *xmins;		/* and its xmin there */
+} SrOutboxWaiting;
+
+extern void sr_outbox_waiting_init(SrOutboxWaiting *w, const SrTable *tab, Jsonb *key);
+extern bool sr_outbox_waits(SrOutboxWaiting *w, const char *target);
 extern int64 sr_outbox_queue(const SrTable *tab, Jsonb *key, const char *target,
 							 bool is_delete, Jsonb *payload, SrVclock *version,
 							 const char *cause);
@@ -608,7 +625,7 @@ extern void sr_outbox_fan_out(SrTable *tab, Jsonb *key, SrRowState *st,
 							  const char *except, const Datum *values,
 							  const bool *nulls, const bool *cols,
 							  SrVclock *version, const char *cause,
-							  SrEventBatch *batch);
+							  SrEventBatch *batch, SrOutboxWaiting *waiting);
 extern void sr_outbox_fan_out_delete(SrTable *tab, Jsonb *key, SrRowState *st,
 									 const char *except, SrVclock *version,
 									 const char *cause, SrEventBatch *batch);
@@ -616,7 +633,7 @@ extern int64 sr_outbox_find_echo(const SrTable *tab, Jsonb *key, const char *tar
 								 const char *event_id, Jsonb *image);
 extern void sr_outbox_confirm_echo(int64 id);
 extern void sr_outbox_forget(const SrTable *tab, Jsonb *key, const char *target,
-							 const bool *cols);
+							 const bool *cols, SrOutboxWaiting *waiting);
 
 /* ------------------------------------------------------------------------
  * direct.c: writes to the extension's own tables without SQL
@@ -695,7 +712,7 @@ extern void sr_direct_clear(SrDirect *d);
 extern void sr_direct_set_default(SrDirect *d, int col);
 extern Datum sr_direct_get(SrDirect *d, TupleTableSlot *slot, int col, bool *isnull);
 extern void sr_direct_insert(SrDirect *d);
-extern TupleTableSlot *sr_direct_insert_or_find(SrDirect *d);
+extern TupleTableSlot *sr_direct_insert_or_find(SrDirect *d, bool likely_absent);
 extern bool sr_direct_update(SrDirect *d);
 extern bool sr_direct_update_tid(SrDirect *d, ItemPointer tid, TransactionId xmin);
 extern bool sr_direct_fetch_tid(SrDirect *d, ItemPointer tid, TransactionId xmin);

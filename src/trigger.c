@@ -318,7 +318,7 @@ record_write(SrTable *tab, HeapTuple tup, HeapTuple old, TupleDesc td,
 	st.local.received_at = now;
 	sr_shadow_local_write(tab, keyvals, &st.local);
 	sr_outbox_fan_out(tab, sr_build_key(tab, keyvals, NULL), &st, NULL, values, nulls,
-					  changed, st.local.version, SR_LOCAL, NULL);
+					  changed, st.local.version, SR_LOCAL, NULL, NULL);
 }
 
 /* Leave a local tombstone for a deleted row, and tell the systems. */

@@ -1,0 +1,83 @@
+-- sync_resolve writes its own tables (the outbox, the shadows, the history)
+-- with the executor's tuple routines, and opens a table's indexes only when
+-- a write needs them: an update that stays on its page (HOT) writes no index
+-- entry, and most do.  One that does not stay, its page being full, must
+-- index the new row version in every index of the table, partial ones by
+-- their predicates.  Here the outbox entries and the shadow rows of a table
+-- outgrow their pages, until their updates move; then every index is
+-- checked against its table (amcheck, heapallindexed: each row version the
+-- table holds has its entry) and the entries are read back through them.
+\set ECHO none
+\i sql/include/setup.psql
+\set ECHO all
+SET client_min_messages = warning;
+CREATE EXTENSION IF NOT EXISTS amcheck;
+RESET client_min_messages;
+
+CREATE TABLE crate (id int PRIMARY KEY, label text, qty int);
+INSERT INTO crate SELECT g, 'crate ' || g, 0 FROM generate_series(1, 40) g;
+SELECT sync_resolve.track('crate', ARRAY['crm', 'billing'], 'latest');
+
+-- twenty rounds of local changes to every row, in one transaction (nothing
+-- can be pruned), each label longer than the last: the entries waiting for
+-- crm and billing merge each change and grow with it, the local metadata in
+-- the shadow is rewritten each time, and their new versions soon no longer
+-- fit on their pages
+BEGIN;
+SELECT coalesce(sum(s.n_tup_upd - s.n_tup_hot_upd) FILTER (WHERE s.relid = 'sync_resolve.outbox'::regclass), 0) AS outbox0,
+	   coalesce(sum(s.n_tup_upd - s.n_tup_hot_upd) FILTER (WHERE s.relid <> 'sync_resolve.outbox'::regclass), 0) AS shadow0
+FROM pg_stat_xact_all_tables s
+WHERE s.relid IN ('sync_resolve.outbox'::regclass,
+				  (SELECT t.shadow::regclass FROM sync_resolve.tracked t WHERE t.relid = 'crate'::regclass)) \gset
+DO $$
+BEGIN
+	FOR r IN 1..20 LOOP
+		UPDATE crate SET label = repeat('x', r * 40), qty = r;
+	END LOOP;
+END
+$$;
+-- updates that left their page: outbox entries and shadow rows indexed anew
+SELECT coalesce(sum(s.n_tup_upd - s.n_tup_hot_upd) FILTER (WHERE s.relid = 'sync_resolve.outbox'::regclass), 0) - :outbox0 > 0 AS outbox_moved,
+	   coalesce(sum(s.n_tup_upd - s.n_tup_hot_upd) FILTER (WHERE s.relid <> 'sync_resolve.outbox'::regclass), 0) - :shadow0 > 0 AS shadow_moved
+FROM pg_stat_xact_all_tables s
+WHERE s.relid IN ('sync_resolve.outbox'::regclass,
+				  (SELECT t.shadow::regclass FROM sync_resolve.tracked t WHERE t.relid = 'crate'::regclass));
+COMMIT;
+
+-- every index of the outbox, the shadow and the history holds an entry for
+-- each row version its table holds
+SELECT regexp_replace(c.relname, '[0-9]+', 'N') AS index_checked
+FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid,
+	 LATERAL bt_index_check(c.oid, true)
+WHERE i.indrelid IN ('sync_resolve.outbox'::regclass, 'sync_resolve.event'::regclass,
+					 (SELECT t.shadow::regclass FROM sync_resolve.tracked t WHERE t.relid = 'crate'::regclass))
+ORDER BY 1;
+
+-- and the entries are found through the indexes: for each row one entry
+-- waiting for each system, carrying the last label
+SET enable_seqscan = off;
+SET enable_bitmapscan = off;
+SELECT count(*) AS rows,
+	   count(*) FILTER (WHERE (SELECT count(*) FROM sync_resolve.outbox o
+							   WHERE o.relid = 'crate'::regclass AND o.key = jsonb_build_object('id', c.id)
+							   AND o.target = 'crm' AND o.status IN ('pending', 'failed')
+							   AND length(o.payload ->> 'label') = 800) = 1) AS waiting_for_crm,
+	   count(*) FILTER (WHERE (SELECT count(*) FROM sync_resolve.outbox o
+							   WHERE o.relid = 'crate'::regclass AND o.key = jsonb_build_object('id', c.id)
+							   AND o.target = 'billing' AND o.status IN ('pending', 'failed')
+							   AND length(o.payload ->> 'label') = 800) = 1) AS waiting_for_billing
+FROM crate c;
+RESET enable_bitmapscan;
+RESET enable_seqscan;
+-- the claim goes through outbox_claim_idx, a partial index
+SELECT count(*) AS claimed, count(DISTINCT key) AS rows, min(length(payload ->> 'label')) AS label_length
+FROM sync_resolve.claim_outbound('crm', 100);
+-- and each row's local metadata, through the shadow's primary key
+SELECT t.shadow AS shadow FROM sync_resolve.tracked t WHERE t.relid = 'crate'::regclass \gset
+SET enable_seqscan = off;
+SET enable_bitmapscan = off;
+SELECT count(*) AS rows_with_metadata
+FROM crate c
+WHERE EXISTS (SELECT 1 FROM :shadow s WHERE s.c1 = c.id AND s.system = 'local' AND s.col_writer[2] = 'local');
+RESET enable_bitmapscan;
+RESET enable_seqscan;

@@ -395,8 +395,10 @@ sr_direct_get(SrDirect *d, TupleTableSlot *slot, int col, bool *isnull)
  * that stays on its page (HOT) writes no index entry, and most updates of
  * the outbox and the shadows do stay, so that opening and locking every
  * index for them would be wasted.  The table's own lock, held since
- * sr_direct_begin(), is what keeps its set of indexes from changing under
- * the write (no index is dropped or made ready while it is held).
+ * sr_direct_begin(), keeps its indexes from being dropped under the write;
+ * whether an update is HOT is decided from the table's whole index list,
+ * and an index CREATE INDEX CONCURRENTLY made ready meanwhile is seen by
+ * the write that opens them, as by any later statement.
  */
 static void
 open_indices(SrDirect *d)

@@ -380,6 +380,9 @@ queue_entries(const SrTable *tab, Jsonb *key, int n, const char **targets,
 		sr_outbox_waiting_init(&own, tab, key);
 		waiting = &own;
 	}
+	/* read before the write begins: its snapshot sees every earlier command */
+	if (waiting != NULL && !RR)
+		read_waiting(waiting);
 	if (!sr_direct_begin(&d, &outbox_table))
 	{
 		queue_sql(tab, key, n, targets, is_delete, payloads, version, cause, ids);

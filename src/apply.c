@@ -35,9 +35,11 @@
 #include "access/table.h"
 #include "access/tableam.h"
 #include "access/xact.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
 #include "commands/async.h"
+#include "executor/tuptable.h"
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "storage/lock.h"
@@ -176,6 +178,118 @@ sr_row_lock(SrTable *tab, const Datum *keyvals, bool for_delete,
 }
 
 /*
+ * Whether a trigger is one of sync_resolve's own on a tracked table: they
+ * let sync_resolve's own writes pass (see own_write() in trigger.c).
+ */
+static bool
+own_trigger(const Trigger *trig)
+{
+	char	   *name = get_func_name(trig->tgfoid);
+
+	return name != NULL &&
+		get_func_namespace(trig->tgfoid) == get_namespace_oid(SR_SCHEMA, false) &&
+		(strcmp(name, "_local_write") == 0 || strcmp(name, "_source_write") == 0 ||
+		 strcmp(name, "_truncate") == 0);
+}
+
+/*
+ * Whether apply()'s UPDATE of a row of tab can be made without SQL, with
+ * the same effect: a plain table without row level security, rules,
+ * inheritance children or stored generated columns, whose only triggers
+ * are sync_resolve's own, and whose columns need nothing of an UPDATE's
+ * assignment but the value (no typmod to coerce to, no domain to check, no
+ * identity GENERATED ALWAYS to refuse).  Known once per SrTable, which any
+ * change to the table drops.
+ */
+static bool
+update_direct_ok(SrTable *tab, Relation rel)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+	bool		ok;
+	int			i;
+
+	if (tab->update_direct != 0)
+		return tab->update_direct == 'y';
+	ok = tab->pkey_eq != NULL && rel->rd_rel->relkind == RELKIND_RELATION &&
+		!rel->rd_rel->relrowsecurity && rel->rd_rules == NULL &&
+		!rel->rd_rel->relhassubclass &&
+		!(desc->constr != NULL && desc->constr->has_generated_stored);
+	if (ok && rel->trigdesc != NULL)
+		for (i = 0; i < rel->trigdesc->numtriggers; i++)
+			ok = ok && own_trigger(&rel->trigdesc->triggers[i]);
+	for (i = 0; ok && i < tab->ncols; i++)
+	{
+		const SrColumn *col = &tab->cols[i];
+
+		ok = col->attnum > 0 && col->attnum <= desc->natts &&
+			col->typmod < 0 && col->typid == col->basetypid &&
+			TupleDescAttr(desc, col->attnum - 1)->attidentity != ATTRIBUTE_IDENTITY_ALWAYS;
+	}
+	tab->update_direct = ok ? 'y' : 'n';
+	return ok;
+}
+
+/*
+ * The UPDATE of sr_row_update() without SQL, where update_direct_ok() and
+ * the caller's privileges allow it: true if made (*found: the row was
+ * there), false if it must go through SQL.
+ */
+static bool
+row_update_direct(SrTable *tab, const Datum *keyvals, Bitmapset *cols,
+				  const Datum *values, const bool *nulls,
+				  Datum *out_values, bool *out_nulls, bool *found)
+{
+	AclMode		need = ACL_SELECT | ACL_UPDATE;
+	Relation	rel = table_open(tab->relid, RowExclusiveLock);
+	Relation	index;
+	TupleTableSlot *slot;
+	int			natts = RelationGetDescr(rel)->natts;
+	Datum	   *v;
+	bool	   *n;
+	bool	   *set;
+	int			i;
+
+	if (!update_direct_ok(tab, rel) ||
+		pg_class_aclmask(tab->relid, GetUserId(), need, ACLMASK_ALL) != need)
+	{
+		table_close(rel, NoLock);
+		return false;
+	}
+	v = palloc0(sizeof(Datum) * natts);
+	n = palloc0(sizeof(bool) * natts);
+	set = palloc0(sizeof(bool) * natts);
+	i = -1;
+	while ((i = bms_next_member(cols, i)) >= 0)
+	{
+		int			a = tab->cols[i].attnum - 1;
+
+		set[a] = true;
+		v[a] = values[i];
+		n[a] = nulls[i];
+	}
+	index = index_open(tab->pkey_oid, RowExclusiveLock);
+	slot = MakeSingleTupleTableSlot(RelationGetDescr(rel), &TTSOpsVirtual);
+	*found = sr_direct_update_row(rel, index, tab->pkey_eq, tab->nkeys, keyvals,
+								  set, v, n, slot);
+	if (*found && out_values != NULL)
+	{
+		slot_getallattrs(slot);
+		for (i = 0; i < tab->ncols; i++)
+		{
+			int			a = tab->cols[i].attnum - 1;
+
+			out_nulls[i] = slot->tts_isnull[a];
+			out_values[i] = out_nulls[i] ? (Datum) 0 :
+				datumCopy(slot->tts_values[a], tab->cols[i].typbyval, tab->cols[i].typlen);
+		}
+	}
+	ExecDropSingleTupleTableSlot(slot);
+	index_close(index, NoLock);
+	table_close(rel, NoLock);
+	return true;
+}
+
+/*
  * Run a write on the tracked table with our own triggers told that it is
  * not a local write.  The flag is reset on the way out, errors included, so
  * that a caller catching the error does not leave local writes unrecorded.
@@ -273,14 +387,21 @@ sr_row_update(SrTable *tab, const Datum *keyvals, Bitmapset *cols,
 			  const Datum *values, const bool *nulls,
 			  Datum *out_values, bool *out_nulls)
 {
-	SrColumnSetPlan *slot = sr_plan_update(tab, cols);
-	int			nparams = tab->nkeys + bms_num_members(slot->cols);
-	Datum	   *args = palloc(sizeof(Datum) * (nparams + 1));
-	char	   *argnulls = palloc(nparams + 1);
+	SrColumnSetPlan *slot;
+	int			nparams;
+	Datum	   *args;
+	char	   *argnulls;
 	int			p = 0;
 	int			i;
 	int			n;
+	bool		found;
 
+	if (row_update_direct(tab, keyvals, cols, values, nulls, out_values, out_nulls, &found))
+		return found;
+	slot = sr_plan_update(tab, cols);
+	nparams = tab->nkeys + bms_num_members(slot->cols);
+	args = palloc(sizeof(Datum) * (nparams + 1));
+	argnulls = palloc(nparams + 1);
 	for (i = 0; i < tab->nkeys; i++)
 	{
 		args[p] = keyvals[i];

@@ -22,6 +22,10 @@
  * merges into what is there then.  Defaults other than the arbiter's
  * columns are computed only for a row that is inserted.
  *
+ * apply()'s UPDATE of a tracked row can go the same way
+ * (sr_direct_update_row()), where the caller made sure that nothing else an
+ * UPDATE statement would do applies to the table.
+ *
  * A tracked table's shadow is read by key through its primary key and
  * written the same way; a row this transaction read and that is still
  * current is updated in place (sr_direct_update_tid), for callers whose own
@@ -35,9 +39,9 @@
  * by a relcache callback on the table; a shadow's is part of its table's
  * SrTable, which any change to the shadow drops.
  *
- * Writes run as the extension owner, as the SQL they replace did, and end
- * with CommandCounterIncrement() so that the statements after them see
- * them.
+ * Writes run as the extension owner, as the SQL they replace did (a
+ * tracked row's update as the caller, as its UPDATE did), and end with
+ * CommandCounterIncrement() so that the statements after them see them.
  *
  *-------------------------------------------------------------------------
  */
@@ -824,6 +828,92 @@ sr_direct_lock_row(Relation rel, Relation index, const RegProcedure *eq, int nke
 					 (int) res, RelationGetRelationName(rel));
 		}
 	}
+	UnregisterSnapshot(snap);
+	return found;
+}
+
+/*
+ * Update the row of rel whose key in the unique btree index equals keyvals
+ * (eq: the index's equality functions), as UPDATE ... WHERE key = ... would
+ * for the attributes set[] (by attribute number - 1) with values[] and
+ * isnull[]: its constraints checked, its indexes written when the new
+ * version leaves the page.  The caller holds the row's lock (taken by
+ * sr_direct_lock_row()) and has made sure that nothing else an UPDATE
+ * statement does applies to rel: no triggers to fire, no row security or
+ * rules, no typmod coercion or domain check of the values, and the
+ * privileges.  Runs as the current user.  The row as written goes to slot
+ * (virtual, of rel's descriptor); false, nothing written, if there is no
+ * such row.
+ */
+bool
+sr_direct_update_row(Relation rel, Relation index, const RegProcedure *eq, int nkeys,
+					 const Datum *keyvals, const bool *set, const Datum *values,
+					 const bool *isnull, TupleTableSlot *slot)
+{
+	Snapshot	snap = statement_snapshot();
+	IndexScanDesc scan = begin_key_scan(rel, index, snap, eq, nkeys, keyvals);
+	TupleTableSlot *old = table_slot_create(rel, NULL);
+	bool		found = index_getnext_slot(scan, ForwardScanDirection, old);
+
+	index_endscan(scan);
+	if (found)
+	{
+		EState	   *estate = CreateExecutorState();
+		MemoryContext oldcxt = MemoryContextSwitchTo(estate->es_query_cxt);
+		RangeTblEntry *rte = makeNode(RangeTblEntry);
+		ResultRelInfo *rri = makeNode(ResultRelInfo);
+		int			natts = RelationGetDescr(rel)->natts;
+		TM_FailureData tmfd;
+		TM_Result	res;
+		LockTupleMode lockmode;
+		bool		update_indexes;
+		int			i;
+
+		rte->rtekind = RTE_RELATION;
+		rte->relid = RelationGetRelid(rel);
+		rte->relkind = rel->rd_rel->relkind;
+		rte->rellockmode = RowExclusiveLock;
+		ExecInitRangeTable(estate, list_make1(rte));
+		InitResultRelInfo(rri, rel, 1, NULL, 0);
+		estate->es_output_cid = GetCurrentCommandId(true);
+		estate->es_snapshot = snap;
+		MemoryContextSwitchTo(oldcxt);
+
+		slot_getallattrs(old);
+		ExecClearTuple(slot);
+		for (i = 0; i < natts; i++)
+		{
+			slot->tts_values[i] = set[i] ? values[i] : old->tts_values[i];
+			slot->tts_isnull[i] = set[i] ? isnull[i] : old->tts_isnull[i];
+		}
+		ExecStoreVirtualTuple(slot);
+		/* its own copy of every value: old's point into a buffer */
+		ExecMaterializeSlot(slot);
+
+		CheckCmdReplicaIdentity(rel, CMD_UPDATE);
+		if (rel->rd_att->constr != NULL)
+			ExecConstraints(rri, slot, estate);
+		res = table_tuple_update(rel, &old->tts_tid, slot, estate->es_output_cid, snap,
+								 InvalidSnapshot, true, &tmfd, &lockmode, &update_indexes);
+		if (res != TM_Ok)
+		{
+			/* the caller's lock keeps every other writer out */
+			changed_since_snapshot(res);
+			elog(ERROR, "sync_resolve: unexpected result %d updating a row of %s",
+				 (int) res, RelationGetRelationName(rel));
+		}
+		if (update_indexes)
+		{
+			oldcxt = MemoryContextSwitchTo(estate->es_query_cxt);
+			ExecOpenIndices(rri, false);
+			MemoryContextSwitchTo(oldcxt);
+			list_free(ExecInsertIndexTuples(rri, slot, estate, true, false, NULL, NIL));
+			ExecCloseIndices(rri);
+		}
+		FreeExecutorState(estate);
+		CommandCounterIncrement();
+	}
+	ExecDropSingleTupleTableSlot(old);
 	UnregisterSnapshot(snap);
 	return found;
 }

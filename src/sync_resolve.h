@@ -281,6 +281,7 @@ typedef struct SrTable
 	struct SrDirectTable *shadow_direct;	/* the shadow read and written directly */
 	Oid			pkey_oid;
 	RegProcedure *pkey_eq;		/* its equality functions; NULL: rows locked through SQL */
+	char		update_direct;	/* apply()'s UPDATE without SQL: 'y', 'n', 0 not known yet */
 	List	   *update_plans;	/* SrColumnSetPlan * */
 	List	   *insert_plans;	/* SrColumnSetPlan * */
 } SrTable;
@@ -733,6 +734,10 @@ extern bool sr_index_eq_procs(Relation index, RegProcedure *eq);
 extern bool sr_direct_lock_row(Relation rel, Relation index, const RegProcedure *eq,
 							   int nkeys, const Datum *keyvals, LockTupleMode mode,
 							   TupleTableSlot *slot);
+extern bool sr_direct_update_row(Relation rel, Relation index, const RegProcedure *eq,
+								 int nkeys, const Datum *keyvals, const bool *set,
+								 const Datum *values, const bool *isnull,
+								 TupleTableSlot *slot);
 extern bool sr_direct_read_begin(SrDirectRead *r, SrDirectTable *t, int nkeys,
 								 const Datum *keyvals);
 extern TupleTableSlot *sr_direct_read_next(SrDirectRead *r);

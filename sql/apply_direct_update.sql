@@ -1,0 +1,90 @@
+-- apply() writes the tracked row itself, without an UPDATE statement, where
+-- nothing such a statement does besides storing the values applies: the
+-- table's only triggers are sync_resolve's own, it has no row security,
+-- rules, inheritance children or generated columns, no column has a typmod
+-- to coerce to or a domain to check, and the caller may update and read the
+-- whole table.  What the table enforces holds on that path too (NOT NULL,
+-- CHECK and unique constraints refuse the write with the UPDATE's errors),
+-- values go from NULL and back and are TOASTed, and a row whose new version
+-- leaves its page is indexed anew.  Where a condition fails, the UPDATE
+-- statement runs: a trigger of the table fires.
+\set ECHO none
+\i sql/include/setup.psql
+\set ECHO all
+SET client_min_messages = warning;
+CREATE EXTENSION IF NOT EXISTS amcheck;
+RESET client_min_messages;
+
+CREATE TABLE gadget (id int PRIMARY KEY, name text NOT NULL, qty int CHECK (qty >= 0),
+					 sku text UNIQUE, note text);
+INSERT INTO gadget SELECT g, 'gadget ' || g, g, 'S-' || g, NULL FROM generate_series(1, 20) g;
+SELECT sync_resolve.track('gadget', ARRAY['crm', 'billing'], 'latest');
+
+-- a change, and a column from a value to NULL and back
+SELECT (sync_resolve.apply('gadget', 'crm', '{"id": 1, "qty": 7, "note": "seven"}', '2030-01-01')).outcome;
+SELECT (sync_resolve.apply('gadget', 'crm', '{"id": 1, "note": null}', '2030-01-02')).outcome;
+SELECT id, name, qty, sku, note FROM gadget WHERE id = 1;
+SELECT (sync_resolve.apply('gadget', 'crm', '{"id": 1, "note": "back"}', '2030-01-03')).outcome;
+SELECT id, name, qty, sku, note FROM gadget WHERE id = 1;
+
+-- a large value: stored out of line, read back whole
+SELECT (sync_resolve.apply('gadget', 'crm', jsonb_build_object('id', 2, 'note', repeat('toast ', 20000)),
+						   '2030-01-01')).outcome;
+SELECT length(note) AS length, note = repeat('toast ', 20000) AS same,
+	   pg_column_size(note) < length(note) AS compressed
+FROM gadget WHERE id = 2;
+
+-- the table's constraints refuse a change of an existing row with the
+-- errors of the UPDATE statement, and nothing of the apply() stays: not the
+-- row, not its history
+-- must fail: CHECK (written directly, the error has no UPDATE statement as
+-- its context, as it has where the statement runs)
+SELECT (sync_resolve.apply('gadget', 'crm', '{"id": 3, "qty": -1}', '2030-01-01')).outcome;
+\set VERBOSITY terse
+-- must fail: NOT NULL
+SELECT (sync_resolve.apply('gadget', 'crm', '{"id": 4, "name": null}', '2030-01-01')).outcome;
+-- must fail: another row holds the sku
+SELECT (sync_resolve.apply('gadget', 'crm', '{"id": 5, "sku": "S-6"}', '2030-01-01')).outcome;
+\set VERBOSITY default
+SELECT id, name, qty, sku FROM gadget WHERE id IN (3, 4, 5) ORDER BY id;
+SELECT count(*) AS events FROM sync_resolve.event
+WHERE relid = 'gadget'::regclass AND key IN ('{"id": 3}', '{"id": 4}', '{"id": 5}');
+
+-- a new sku is a new index entry: found through the index, and the index
+-- holds an entry for every row version the table holds
+SELECT (sync_resolve.apply('gadget', 'crm', '{"id": 6, "sku": "S-600"}', '2030-01-01')).outcome;
+SET enable_seqscan = off;
+SET enable_bitmapscan = off;
+SELECT id FROM gadget WHERE sku = 'S-600';
+SELECT count(*) AS old_sku FROM gadget WHERE sku = 'S-6';
+RESET enable_bitmapscan;
+RESET enable_seqscan;
+SELECT c.relname AS index_checked
+FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid,
+	 LATERAL bt_index_check(c.oid, true)
+WHERE i.indrelid = 'gadget'::regclass
+ORDER BY 1;
+
+-- a trigger of the table's own: apply() goes through the UPDATE statement,
+-- and the trigger fires
+CREATE FUNCTION gadget_stamp() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	NEW.note := 'stamped';
+	RETURN NEW;
+END
+$$;
+CREATE TRIGGER gadget_stamp BEFORE UPDATE ON gadget FOR EACH ROW EXECUTE FUNCTION gadget_stamp();
+SELECT (sync_resolve.apply('gadget', 'crm', '{"id": 7, "qty": 70}', '2030-01-01')).outcome;
+SELECT id, qty, note FROM gadget WHERE id = 7;
+-- dropped: written directly again
+DROP TRIGGER gadget_stamp ON gadget;
+SELECT (sync_resolve.apply('gadget', 'crm', '{"id": 8, "qty": 80}', '2030-01-01')).outcome;
+SELECT id, qty, note FROM gadget WHERE id = 8;
+
+-- a column with a typmod (written through the UPDATE statement, whose
+-- assignment would coerce a value): 2.005 is rounded as numeric(6,2) reads it
+CREATE TABLE priced (id int PRIMARY KEY, price numeric(6,2));
+INSERT INTO priced VALUES (1, 1.00);
+SELECT sync_resolve.track('priced', ARRAY['crm', 'billing'], 'latest');
+SELECT (sync_resolve.apply('priced', 'crm', '{"id": 1, "price": 2.005}', '2030-01-01')).outcome;
+SELECT price FROM priced;

@@ -88,3 +88,35 @@ INSERT INTO priced VALUES (1, 1.00);
 SELECT sync_resolve.track('priced', ARRAY['crm', 'billing'], 'latest');
 SELECT (sync_resolve.apply('priced', 'crm', '{"id": 1, "price": 2.005}', '2030-01-01')).outcome;
 SELECT price FROM priced;
+
+-- a column dropped from the table: the row's other columns still change
+ALTER TABLE gadget DROP COLUMN note;
+SELECT (sync_resolve.apply('gadget', 'crm', '{"id": 9, "qty": 90}', '2030-01-01')).outcome;
+SELECT * FROM gadget WHERE id = 9;
+
+-- a tracked partition: the UPDATE statement checks its partition constraint
+CREATE TABLE sale (id int, region text, qty int) PARTITION BY LIST (region);
+CREATE TABLE sale_eu PARTITION OF sale (PRIMARY KEY (id)) FOR VALUES IN ('eu');
+INSERT INTO sale VALUES (1, 'eu', 1);
+SELECT sync_resolve.track('sale_eu', ARRAY['crm', 'billing'], 'latest');
+\set VERBOSITY terse
+-- must fail: the row would belong to another partition
+SELECT (sync_resolve.apply('sale_eu', 'crm', '{"id": 1, "region": "us"}', '2030-01-01')).outcome;
+\set VERBOSITY default
+SELECT (sync_resolve.apply('sale_eu', 'crm', '{"id": 1, "qty": 2}', '2030-01-01')).outcome;
+SELECT * FROM sale;
+
+-- a read-only transaction: sync_resolve writes nothing in one
+BEGIN READ ONLY;
+\set VERBOSITY terse
+-- must fail
+SELECT (sync_resolve.apply('gadget', 'crm', '{"id": 10, "qty": 100}', '2030-01-01')).outcome;
+\set VERBOSITY default
+ROLLBACK;
+BEGIN READ ONLY;
+\set VERBOSITY terse
+-- must fail
+SELECT count(*) FROM sync_resolve.claim_outbound('crm', 10);
+\set VERBOSITY default
+ROLLBACK;
+SELECT qty FROM gadget WHERE id = 10;

@@ -43,6 +43,7 @@
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "storage/lock.h"
+#include "tcop/utility.h"
 #include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
@@ -194,8 +195,9 @@ own_trigger(const Trigger *trig)
 
 /*
  * Whether apply()'s UPDATE of a row of tab can be made without SQL, with
- * the same effect: a plain table without row level security, rules,
- * inheritance children or stored generated columns, whose only triggers
+ * the same effect: a plain table, not a partition (whose constraint the
+ * statement checks), without row level security, rules, inheritance
+ * children or stored generated columns, whose only triggers
  * are sync_resolve's own, and whose columns need nothing of an UPDATE's
  * assignment but the value (no typmod to coerce to, no domain to check, no
  * identity GENERATED ALWAYS to refuse).  Known once per SrTable, which any
@@ -211,6 +213,7 @@ update_direct_ok(SrTable *tab, Relation rel)
 	if (tab->update_direct != 0)
 		return tab->update_direct == 'y';
 	ok = tab->pkey_eq != NULL && rel->rd_rel->relkind == RELKIND_RELATION &&
+		!rel->rd_rel->relispartition &&
 		!rel->rd_rel->relrowsecurity && rel->rd_rules == NULL &&
 		!rel->rd_rel->relhassubclass &&
 		!(desc->constr != NULL && desc->constr->has_generated_stored);
@@ -2545,6 +2548,7 @@ single_call(FunctionCallInfo fcinfo, bool is_delete)
 	HeapTuple	tup;
 	char	   *source;
 
+	PreventCommandIfReadOnly(is_delete ? "sync_resolve.apply_delete()" : "sync_resolve.apply()");
 	require_args(fcinfo, 3, is_delete ? delete_names : names);
 	if (get_call_result_type(fcinfo, NULL, &td) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "sync_resolve: apply must return a composite type");
@@ -2788,6 +2792,7 @@ apply_batch(PG_FUNCTION_ARGS)
 	ErrorContextCallback errcb;
 	TupleDesc	td;
 
+	PreventCommandIfReadOnly("sync_resolve.apply_batch()");
 	require_args(fcinfo, 3, names);
 	on_error = PG_ARGISNULL(3) ? "raise" : text_to_cstring(PG_GETARG_TEXT_PP(3));
 	if (strcmp(on_error, "raise") == 0)

@@ -883,8 +883,11 @@ sr_direct_update_row(Relation rel, Relation index, const RegProcedure *eq, int n
 		ExecClearTuple(slot);
 		for (i = 0; i < natts; i++)
 		{
+			/* a dropped column is NULL in the new version, as UPDATE makes it */
+			bool		dropped = TupleDescAttr(RelationGetDescr(rel), i)->attisdropped;
+
 			slot->tts_values[i] = set[i] ? values[i] : old->tts_values[i];
-			slot->tts_isnull[i] = set[i] ? isnull[i] : old->tts_isnull[i];
+			slot->tts_isnull[i] = dropped || (set[i] ? isnull[i] : old->tts_isnull[i]);
 		}
 		ExecStoreVirtualTuple(slot);
 		/* its own copy of every value: old's point into a buffer */

@@ -38,6 +38,7 @@
 #include "catalog/pg_type.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "tcop/utility.h"
 #include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
@@ -766,6 +767,7 @@ claim_outbound(PG_FUNCTION_ARGS)
 	int			rc;
 	uint64		i;
 
+	PreventCommandIfReadOnly("sync_resolve.claim_outbound()");
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
@@ -948,6 +950,7 @@ ack_outbound(PG_FUNCTION_ARGS)
 	TupleDesc	td;
 	Datum		result;
 
+	PreventCommandIfReadOnly("sync_resolve.ack_outbound()");
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
@@ -1100,6 +1103,7 @@ fail_outbound(PG_FUNCTION_ARGS)
 	Datum		result;
 	SrEventBatch batch;
 
+	PreventCommandIfReadOnly("sync_resolve.fail_outbound()");
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),

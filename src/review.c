@@ -23,6 +23,7 @@
 #include "commands/async.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "tcop/utility.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
@@ -289,6 +290,7 @@ resolve_review(PG_FUNCTION_ARGS)
 	Datum		result;
 	int			c;
 
+	PreventCommandIfReadOnly("sync_resolve.resolve()");
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),

@@ -123,6 +123,23 @@ row_lock_direct(Relation rel)
 		pg_class_aclmask(RelationGetRelid(rel), GetUserId(), need, ACLMASK_ALL) == need;
 }
 
+/* The table's columns of the row in slot, copied into values and nulls. */
+static void
+copy_slot_row(const SrTable *tab, TupleTableSlot *slot, Datum *values, bool *nulls)
+{
+	int			i;
+
+	slot_getallattrs(slot);
+	for (i = 0; i < tab->ncols; i++)
+	{
+		int			a = tab->cols[i].attnum - 1;
+
+		nulls[i] = slot->tts_isnull[a];
+		values[i] = nulls[i] ? (Datum) 0 :
+			datumCopy(slot->tts_values[a], tab->cols[i].typbyval, tab->cols[i].typlen);
+	}
+}
+
 /*
  * Lock the local row, as SELECT ... FOR NO KEY UPDATE (for_delete: FOR
  * UPDATE) would; false when there is none.
@@ -142,23 +159,12 @@ sr_row_lock(SrTable *tab, const Datum *keyvals, bool for_delete,
 			Relation	index = index_open(tab->pkey_oid, RowShareLock);
 			TupleTableSlot *slot = table_slot_create(rel, NULL);
 			bool		found;
-			int			i;
 
 			found = sr_direct_lock_row(rel, index, tab->pkey_eq, tab->nkeys, keyvals,
 									   for_delete ? LockTupleExclusive : LockTupleNoKeyExclusive,
 									   slot);
 			if (found && values != NULL)
-			{
-				slot_getallattrs(slot);
-				for (i = 0; i < tab->ncols; i++)
-				{
-					int			a = tab->cols[i].attnum - 1;
-
-					nulls[i] = slot->tts_isnull[a];
-					values[i] = nulls[i] ? (Datum) 0 :
-						datumCopy(slot->tts_values[a], tab->cols[i].typbyval, tab->cols[i].typlen);
-				}
-			}
+				copy_slot_row(tab, slot, values, nulls);
 			ExecDropSingleTupleTableSlot(slot);
 			index_close(index, NoLock);
 			table_close(rel, NoLock);
@@ -275,17 +281,7 @@ row_update_direct(SrTable *tab, const Datum *keyvals, Bitmapset *cols,
 	*found = sr_direct_update_row(rel, index, tab->pkey_eq, tab->nkeys, keyvals,
 								  set, v, n, slot);
 	if (*found && out_values != NULL)
-	{
-		slot_getallattrs(slot);
-		for (i = 0; i < tab->ncols; i++)
-		{
-			int			a = tab->cols[i].attnum - 1;
-
-			out_nulls[i] = slot->tts_isnull[a];
-			out_values[i] = out_nulls[i] ? (Datum) 0 :
-				datumCopy(slot->tts_values[a], tab->cols[i].typbyval, tab->cols[i].typlen);
-		}
-	}
+		copy_slot_row(tab, slot, out_values, out_nulls);
 	ExecDropSingleTupleTableSlot(slot);
 	index_close(index, NoLock);
 	table_close(rel, NoLock);

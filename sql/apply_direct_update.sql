@@ -11,9 +11,6 @@
 \set ECHO none
 \i sql/include/setup.psql
 \set ECHO all
-SET client_min_messages = warning;
-CREATE EXTENSION IF NOT EXISTS amcheck;
-RESET client_min_messages;
 
 CREATE TABLE gadget (id int PRIMARY KEY, name text NOT NULL, qty int CHECK (qty >= 0),
 					 sku text UNIQUE, note text);

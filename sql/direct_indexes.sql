@@ -10,9 +10,6 @@
 \set ECHO none
 \i sql/include/setup.psql
 \set ECHO all
-SET client_min_messages = warning;
-CREATE EXTENSION IF NOT EXISTS amcheck;
-RESET client_min_messages;
 
 CREATE TABLE crate (id int PRIMARY KEY, label text, qty int);
 INSERT INTO crate SELECT g, 'crate ' || g, 0 FROM generate_series(1, 40) g;

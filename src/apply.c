@@ -201,13 +201,12 @@ own_trigger(const Trigger *trig)
 
 /*
  * Whether apply()'s UPDATE of a row of tab can be made without SQL, with
- * the same effect: a plain table, not a partition (whose constraint the
- * statement checks), without row level security, rules, inheritance
- * children or stored generated columns, whose only triggers
- * are sync_resolve's own, and whose columns need nothing of an UPDATE's
- * assignment but the value (no typmod to coerce to, no domain to check, no
- * identity GENERATED ALWAYS to refuse).  Known once per SrTable, which any
- * change to the table drops.
+ * the same effect, beyond what row_lock_direct() asks of the table and the
+ * caller: not a partition (whose constraint the statement checks), no
+ * rules or stored generated columns, only sync_resolve's own triggers, and
+ * columns that need nothing of an UPDATE's assignment but the value (no
+ * typmod to coerce to, no domain to check, no identity GENERATED ALWAYS to
+ * refuse).  Known once per SrTable, which any change to the table drops.
  */
 static bool
 update_direct_ok(SrTable *tab, Relation rel)
@@ -218,10 +217,7 @@ update_direct_ok(SrTable *tab, Relation rel)
 
 	if (tab->update_direct != 0)
 		return tab->update_direct == 'y';
-	ok = tab->pkey_eq != NULL && rel->rd_rel->relkind == RELKIND_RELATION &&
-		!rel->rd_rel->relispartition &&
-		!rel->rd_rel->relrowsecurity && rel->rd_rules == NULL &&
-		!rel->rd_rel->relhassubclass &&
+	ok = tab->pkey_eq != NULL && !rel->rd_rel->relispartition && rel->rd_rules == NULL &&
 		!(desc->constr != NULL && desc->constr->has_generated_stored);
 	if (ok && rel->trigdesc != NULL)
 		for (i = 0; i < rel->trigdesc->numtriggers; i++)
@@ -239,16 +235,15 @@ update_direct_ok(SrTable *tab, Relation rel)
 }
 
 /*
- * The UPDATE of sr_row_update() without SQL, where update_direct_ok() and
- * the caller's privileges allow it: true if made (*found: the row was
- * there), false if it must go through SQL.
+ * The UPDATE of sr_row_update() without SQL, where row_lock_direct() and
+ * update_direct_ok() allow it: true if made (*found: the row was there),
+ * false if it must go through SQL.
  */
 static bool
 row_update_direct(SrTable *tab, const Datum *keyvals, Bitmapset *cols,
 				  const Datum *values, const bool *nulls,
 				  Datum *out_values, bool *out_nulls, bool *found)
 {
-	AclMode		need = ACL_SELECT | ACL_UPDATE;
 	Relation	rel = table_open(tab->relid, RowExclusiveLock);
 	Relation	index;
 	TupleTableSlot *slot;
@@ -258,8 +253,7 @@ row_update_direct(SrTable *tab, const Datum *keyvals, Bitmapset *cols,
 	bool	   *set;
 	int			i;
 
-	if (!update_direct_ok(tab, rel) ||
-		pg_class_aclmask(tab->relid, GetUserId(), need, ACLMASK_ALL) != need)
+	if (!row_lock_direct(rel) || !update_direct_ok(tab, rel))
 	{
 		table_close(rel, NoLock);
 		return false;

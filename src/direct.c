@@ -306,6 +306,39 @@ open_table(SrDirectTable *t, LOCKMODE lockmode)
 }
 
 /*
+ * An executor state for writing rel, as its only result relation (*rri;
+ * its indexes not opened), with the current command id.
+ */
+static EState *
+write_state(Relation rel, ResultRelInfo **rri)
+{
+	EState	   *estate = CreateExecutorState();
+	MemoryContext old = MemoryContextSwitchTo(estate->es_query_cxt);
+	RangeTblEntry *rte = makeNode(RangeTblEntry);
+
+	rte->rtekind = RTE_RELATION;
+	rte->relid = RelationGetRelid(rel);
+	rte->relkind = rel->rd_rel->relkind;
+	rte->rellockmode = RowExclusiveLock;
+	ExecInitRangeTable(estate, list_make1(rte));
+	*rri = makeNode(ResultRelInfo);
+	InitResultRelInfo(*rri, rel, 1, NULL, 0);
+	estate->es_output_cid = GetCurrentCommandId(true);
+	MemoryContextSwitchTo(old);
+	return estate;
+}
+
+/* Open rri's indexes, in estate's memory (speculative: for ON CONFLICT). */
+static void
+open_result_indices(EState *estate, ResultRelInfo *rri, bool speculative)
+{
+	MemoryContext old = MemoryContextSwitchTo(estate->es_query_cxt);
+
+	ExecOpenIndices(rri, speculative);
+	MemoryContextSwitchTo(old);
+}
+
+/*
  * Start writing to t: false if its rows must be written through SQL.
  * Runs as the extension owner until sr_direct_end().
  */
@@ -313,7 +346,6 @@ bool
 sr_direct_begin(SrDirect *d, SrDirectTable *t)
 {
 	Relation	rel;
-	RangeTblEntry *rte;
 	MemoryContext old;
 	Expr	  **exprs;
 	Oid			arbiter;
@@ -337,19 +369,10 @@ sr_direct_begin(SrDirect *d, SrDirectTable *t)
 	exprs = t->defaults;
 	arbiter = t->arbiter_oid;
 	sr_become_owner(&d->sw);
-	d->estate = CreateExecutorState();
+	/* the indexes are opened by the first write that needs them */
+	d->estate = write_state(rel, &d->rri);
 	/* what follows goes with the executor state */
 	old = MemoryContextSwitchTo(d->estate->es_query_cxt);
-	rte = makeNode(RangeTblEntry);
-	rte->rtekind = RTE_RELATION;
-	rte->relid = t->relid;
-	rte->relkind = rel->rd_rel->relkind;
-	rte->rellockmode = RowExclusiveLock;
-	ExecInitRangeTable(d->estate, list_make1(rte));
-	d->rri = makeNode(ResultRelInfo);
-	InitResultRelInfo(d->rri, rel, 1, NULL, 0);
-	/* the indexes are opened by the first write that needs them */
-	d->estate->es_output_cid = GetCurrentCommandId(true);
 	d->estate->es_snapshot = ActiveSnapshotSet() ? GetActiveSnapshot() : InvalidSnapshot;
 	d->slot = ExecInitExtraTupleSlot(d->estate, RelationGetDescr(rel), &TTSOpsVirtual);
 	d->existing = table_slot_create(rel, &d->estate->es_tupleTable);
@@ -407,13 +430,9 @@ sr_direct_get(SrDirect *d, TupleTableSlot *slot, int col, bool *isnull)
 static void
 open_indices(SrDirect *d)
 {
-	MemoryContext old;
-
 	if (d->indices_open)
 		return;
-	old = MemoryContextSwitchTo(d->estate->es_query_cxt);
-	ExecOpenIndices(d->rri, OidIsValid(d->arbiter_oid));
-	MemoryContextSwitchTo(old);
+	open_result_indices(d->estate, d->rri, OidIsValid(d->arbiter_oid));
 	d->indices_open = true;
 }
 
@@ -858,10 +877,8 @@ sr_direct_update_row(Relation rel, Relation index, const RegProcedure *eq, int n
 	index_endscan(scan);
 	if (found)
 	{
-		EState	   *estate = CreateExecutorState();
-		MemoryContext oldcxt = MemoryContextSwitchTo(estate->es_query_cxt);
-		RangeTblEntry *rte = makeNode(RangeTblEntry);
-		ResultRelInfo *rri = makeNode(ResultRelInfo);
+		ResultRelInfo *rri;
+		EState	   *estate = write_state(rel, &rri);
 		int			natts = RelationGetDescr(rel)->natts;
 		TM_FailureData tmfd;
 		TM_Result	res;
@@ -869,15 +886,7 @@ sr_direct_update_row(Relation rel, Relation index, const RegProcedure *eq, int n
 		bool		update_indexes;
 		int			i;
 
-		rte->rtekind = RTE_RELATION;
-		rte->relid = RelationGetRelid(rel);
-		rte->relkind = rel->rd_rel->relkind;
-		rte->rellockmode = RowExclusiveLock;
-		ExecInitRangeTable(estate, list_make1(rte));
-		InitResultRelInfo(rri, rel, 1, NULL, 0);
-		estate->es_output_cid = GetCurrentCommandId(true);
 		estate->es_snapshot = snap;
-		MemoryContextSwitchTo(oldcxt);
 
 		slot_getallattrs(old);
 		ExecClearTuple(slot);
@@ -907,9 +916,7 @@ sr_direct_update_row(Relation rel, Relation index, const RegProcedure *eq, int n
 		}
 		if (update_indexes)
 		{
-			oldcxt = MemoryContextSwitchTo(estate->es_query_cxt);
-			ExecOpenIndices(rri, false);
-			MemoryContextSwitchTo(oldcxt);
+			open_result_indices(estate, rri, false);
 			list_free(ExecInsertIndexTuples(rri, slot, estate, true, false, NULL, NIL));
 			ExecCloseIndices(rri);
 		}

@@ -238,15 +238,7 @@ merge_into(SrDirect *d, Datum op, bool is_delete, Jsonb *payload, SrVclock *vers
 	return false;
 }
 
-/*
- * The entries waiting (pending or failed) for w's row, all targets at
- * once, read in one index scan (relid, key) on first use: a change queued
- * to several systems, or an apply() that also asks whether one waits for
- * its source, looks once instead of probing per target.
- * Only a hint for writing: the caller merges into such an entry only while
- * it is still current, and else goes the ON CONFLICT way, which sees
- * uncommitted entries too.
- */
+/* Note in w an entry waiting for target, at tid (NULL: not known) with xmin. */
 static void
 waiting_add(SrOutboxWaiting *w, char *target, ItemPointer tid, TransactionId xmin)
 {
@@ -269,6 +261,15 @@ waiting_add(SrOutboxWaiting *w, char *target, ItemPointer tid, TransactionId xmi
 	w->n++;
 }
 
+/*
+ * The entries waiting (pending or failed) for w's row, all targets at
+ * once, read in one index scan (relid, key) on first use: a change queued
+ * to several systems, or an apply() that also asks whether one waits for
+ * its source, looks once instead of probing per target.
+ * Only a hint for writing: the caller merges into such an entry only while
+ * it is still current, and else goes the ON CONFLICT way, which sees
+ * uncommitted entries too.
+ */
 static void
 read_waiting(SrOutboxWaiting *w)
 {

@@ -231,9 +231,17 @@ wal_lsns()
 }
 
 # wal_records NODE FROM TO: the WAL records of NODE between two positions, one line each
-# (resource manager, record type, description), as pg_walinspect shows them.
+# (resource manager, record type, description), as pg_walinspect shows them.  It reads
+# only WAL flushed to disk, and TO (an insert position) may not be flushed yet: with
+# synchronous_commit off, a record waits for the WAL writer (wal_writer_delay), so it
+# waits up to 5 s for that first.
 wal_records()
 {
+	local i
+	for i in $(seq 50); do
+		[ "$(q "$1" "SELECT pg_current_wal_flush_lsn() >= '$3'::pg_lsn")" = t ] && break
+		sleep 0.1
+	done
 	q "$1" "SELECT resource_manager || ' ' || record_type || ' ' || coalesce(description, '')
 		FROM pg_get_wal_records_info('$2', least('$3'::pg_lsn, pg_current_wal_flush_lsn()))
 		ORDER BY start_lsn" 2>&1

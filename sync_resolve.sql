@@ -316,7 +316,11 @@ CREATE TABLE sync_resolve.event (
 	review_id bigint,
 	actor text
 );
-CREATE INDEX event_row_idx ON sync_resolve.event (relid, key);
+-- a row's history, found by its key's hash: each entry is small, and the
+-- index is searched by comparing integers, not jsonb values -- every apply()
+-- inserts one or two entries.  A lookup adds key = ... for equal hashes.
+CREATE INDEX event_row_idx ON sync_resolve.event
+	(relid, (pg_catalog.jsonb_hash_extended(key, 0)));
 COMMENT ON TABLE sync_resolve.event IS
 	'Append-only history: every decision sync_resolve made, with the rule behind it';
 
@@ -1572,8 +1576,10 @@ AS $$
 			ELSE
 				pg_catalog.format('%s: %s', e.kind, coalesce(e.rule, ''))
 		END
-	FROM sync_resolve.event e
-	WHERE e.relid = $1 AND e.key OPERATOR(pg_catalog.=) sync_resolve.canonical_key($1, $2)
+	FROM (SELECT sync_resolve.canonical_key($1, $2) AS key) k, sync_resolve.event e
+	WHERE e.relid = $1
+	  AND pg_catalog.jsonb_hash_extended(e.key, 0) OPERATOR(pg_catalog.=) pg_catalog.jsonb_hash_extended(k.key, 0)
+	  AND e.key OPERATOR(pg_catalog.=) k.key
 	ORDER BY e.id
 $$;
 COMMENT ON FUNCTION sync_resolve.explain(regclass, jsonb) IS

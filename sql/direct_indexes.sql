@@ -40,6 +40,13 @@ FROM pg_stat_xact_all_tables s
 WHERE s.relid IN ('sync_resolve.outbox'::regclass,
 				  (SELECT t.shadow::regclass FROM sync_resolve.tracked t WHERE t.relid = 'crate'::regclass));
 COMMIT;
+-- and three rounds of changes from crm: history entries, each indexed by its
+-- key's hash (an expression index, written by the same routines)
+SELECT count(*) AS applied
+FROM generate_series(1, 40) g, generate_series(1, 3) r,
+	 LATERAL sync_resolve.apply('crate', 'crm', jsonb_build_object('id', g, 'qty', 100 * r + g),
+								now() + r * interval '1 second') a
+WHERE a.outcome = 'updated';
 
 -- every index of the outbox, the shadow and the history holds an entry for
 -- each row version its table holds
@@ -76,5 +83,26 @@ SET enable_bitmapscan = off;
 SELECT count(*) AS rows_with_metadata
 FROM crate c
 WHERE EXISTS (SELECT 1 FROM :shadow s WHERE s.c1 = c.id AND s.system = 'local' AND s.col_writer[2] = 'local');
+RESET enable_bitmapscan;
+RESET enable_seqscan;
+
+-- A row's history is found through event_row_idx, which indexes the key's
+-- hash, not the key: explain() asks it for the hash and checks the key of
+-- each entry it returns.  The index hands back only this row's entries --
+-- as many as the row has events -- not every entry of the table's.
+SELECT count(*) AS crate_7_events FROM sync_resolve.event
+WHERE relid = 'crate'::regclass AND key = '{"id": 7}' \gset
+SELECT count(*) AS crate_events FROM sync_resolve.event WHERE relid = 'crate'::regclass \gset
+SELECT :crate_7_events > 0 AS has_history, :crate_events > :crate_7_events AS others_have_too;
+SET enable_seqscan = off;
+SET enable_bitmapscan = off;
+BEGIN;
+SELECT pg_stat_get_xact_numscans('sync_resolve.event_row_idx'::regclass) AS scans0,
+	   pg_stat_get_xact_tuples_returned('sync_resolve.event_row_idx'::regclass) AS returned0 \gset
+SELECT count(*) = :crate_7_events AS the_whole_story FROM sync_resolve.explain('crate', '{"id": 7}');
+SELECT pg_stat_get_xact_numscans('sync_resolve.event_row_idx'::regclass) - :scans0 AS index_scans,
+	   pg_stat_get_xact_tuples_returned('sync_resolve.event_row_idx'::regclass) - :returned0
+		 = :crate_7_events AS only_this_rows_entries;
+COMMIT;
 RESET enable_bitmapscan;
 RESET enable_seqscan;

@@ -409,7 +409,9 @@ CREATE TABLE sync_resolve.outbox (
 -- Queueing writes three indexes; the other two only list entries handed
 -- out, which a pending one (never handed out) is not.
 -- at most one entry per (row, target) waits to be sent; later changes merge into it
-CREATE UNIQUE INDEX outbox_waiting_idx ON sync_resolve.outbox (relid, key, target)
+-- (the key's hash first: see event_row_idx; the key makes it unique)
+CREATE UNIQUE INDEX outbox_waiting_idx ON sync_resolve.outbox
+	(relid, (pg_catalog.jsonb_hash_extended(key, 0)), key, target)
 	WHERE status IN ('pending', 'failed');
 CREATE INDEX outbox_claim_idx ON sync_resolve.outbox (target, next_attempt_at)
 	WHERE status IN ('pending', 'failed', 'in_flight');

@@ -210,7 +210,8 @@ load_layout(SrDirectTable *t, Relation rel)
 
 /*
  * The equality functions of a btree index's key columns, in eq[] (room
- * for all of them): false if it is not a btree index on plain columns.
+ * for all of them), a column or an expression: false if it is not a btree
+ * index.
  */
 bool
 sr_index_eq_procs(Relation index, RegProcedure *eq)
@@ -225,7 +226,7 @@ sr_index_eq_procs(Relation index, RegProcedure *eq)
 		Oid			opr = get_opfamily_member(index->rd_opfamily[i], index->rd_opcintype[i],
 											  index->rd_opcintype[i], BTEqualStrategyNumber);
 
-		if (index->rd_index->indkey.values[i] == 0 || !OidIsValid(opr))
+		if (!OidIsValid(opr))
 			return false;
 		eq[i] = get_opcode(opr);
 	}
@@ -730,7 +731,7 @@ begin_key_scan(Relation rel, Relation index, Snapshot snap, const RegProcedure *
 	return scan;
 }
 
-/* Whether the row in slot has the index key keyvals. */
+/* Whether the row in slot has the index key keyvals (columns, not expressions). */
 static bool
 key_matches(Relation index, const RegProcedure *eq, int nkeys, const Datum *keyvals,
 			TupleTableSlot *slot)
@@ -739,8 +740,14 @@ key_matches(Relation index, const RegProcedure *eq, int nkeys, const Datum *keyv
 
 	for (i = 0; i < nkeys; i++)
 	{
+		AttrNumber	a = index->rd_index->indkey.values[i];
 		bool		isnull;
-		Datum		v = slot_getattr(slot, index->rd_index->indkey.values[i], &isnull);
+		Datum		v;
+
+		if (a <= 0)
+			elog(ERROR, "sync_resolve: index %s keys an expression, not a column",
+				 RelationGetRelationName(index));
+		v = slot_getattr(slot, a, &isnull);
 
 		if (isnull || !DatumGetBool(OidFunctionCall2Coll(eq[i], index->rd_indcollation[i],
 														 v, keyvals[i])))

@@ -102,8 +102,8 @@ queue_sql(const SrTable *tab, Jsonb *key, int n, const char **targets,
 									 " $6::sync_resolve.vclock, $7"
 									 " FROM ROWS FROM (pg_catalog.unnest($3), pg_catalog.unnest($5))"
 									 " AS t(target, payload)"
-									 " ON CONFLICT (relid, key, target)"
-									 " WHERE status IN ('pending', 'failed')"
+									 " ON CONFLICT (relid, (pg_catalog.jsonb_hash_extended(key, 0)),"
+									 " key, target) WHERE status IN ('pending', 'failed')"
 									 " DO UPDATE SET op = excluded.op,"
 									 " payload = CASE WHEN excluded.op = 'delete' THEN NULL"
 									 " WHEN o.op = 'delete' THEN excluded.payload"
@@ -262,10 +262,21 @@ waiting_add(SrOutboxWaiting *w, char *target, ItemPointer tid, TransactionId xmi
 }
 
 /*
+ * A row key's hash as outbox_waiting_idx keys it, ahead of the key itself:
+ * the index is searched by comparing integers, the jsonb keys compared
+ * only where their hashes are equal.
+ */
+static Datum
+outbox_key_hash(Jsonb *key)
+{
+	return DirectFunctionCall2(jsonb_hash_extended, JsonbPGetDatum(key), Int64GetDatum(0));
+}
+
+/*
  * The entries waiting (pending or failed) for w's row, all targets at
- * once, read in one index scan (relid, key) on first use: a change queued
- * to several systems, or an apply() that also asks whether one waits for
- * its source, looks once instead of probing per target.
+ * once, read in one index scan (relid, key hash, key) on first use: a
+ * change queued to several systems, or an apply() that also asks whether
+ * one waits for its source, looks once instead of probing per target.
  * Only a hint for writing: the caller merges into such an entry only while
  * it is still current, and else goes the ON CONFLICT way, which sees
  * uncommitted entries too.
@@ -274,15 +285,16 @@ static void
 read_waiting(SrOutboxWaiting *w)
 {
 	SrDirectRead r;
-	Datum		keyvals[2];
+	Datum		keyvals[3];
 	TupleTableSlot *slot;
 
 	if (w->read)
 		return;
 	w->read = true;
 	keyvals[0] = ObjectIdGetDatum(w->tab->relid);
-	keyvals[1] = JsonbPGetDatum(w->key);
-	if (!sr_direct_read_begin(&r, &outbox_table, 2, keyvals))
+	keyvals[1] = outbox_key_hash(w->key);
+	keyvals[2] = JsonbPGetDatum(w->key);
+	if (!sr_direct_read_begin(&r, &outbox_table, 3, keyvals))
 		return;
 	w->direct = true;
 	while ((slot = sr_direct_read_next(&r)) != NULL)
@@ -563,6 +575,8 @@ sr_outbox_forget(const SrTable *tab, Jsonb *key, const char *target, const bool 
 									  "  idempotency_key = " SR_KEY_AFTER_CHANGE ","
 									  "  updated_at = now()"
 									  "  WHERE relid = $1 AND key = $2 AND target = $3"
+									  "  AND pg_catalog.jsonb_hash_extended(key, 0)"
+									  "  = pg_catalog.jsonb_hash_extended($2, 0)"
 									  "  AND status IN ('pending', 'failed') AND op = 'upsert'"
 									  "  AND o.payload ?| $4 RETURNING o.id, o.payload)"
 									  " DELETE FROM sync_resolve.outbox d USING f"
@@ -1073,6 +1087,8 @@ merge_into_waiting(int64 id)
 							   " updated_at = now()"
 							   " FROM sync_resolve.outbox e"
 							   " WHERE e.id = $1 AND o.relid = e.relid AND o.key = e.key"
+							   " AND pg_catalog.jsonb_hash_extended(o.key, 0)"
+							   " = pg_catalog.jsonb_hash_extended(e.key, 0)"
 							   " AND o.target = e.target AND o.status IN ('pending', 'failed')"
 							   " AND o.id <> e.id RETURNING o.id",
 							   1, types, true);

@@ -7,7 +7,9 @@
 -- CHECK and unique constraints refuse the write with the UPDATE's errors),
 -- values go from NULL and back and are TOASTed, and a row whose new version
 -- leaves its page is indexed anew.  Where a condition fails, the UPDATE
--- statement runs: a trigger of the table fires.
+-- statement runs: a trigger of the table fires, what it changes besides is
+-- recorded as the table's own doing, and where it skips the write the row
+-- stays as it was and the history says so.
 \set ECHO none
 \i sql/include/setup.psql
 \set ECHO all
@@ -73,6 +75,25 @@ $$;
 CREATE TRIGGER gadget_stamp BEFORE UPDATE ON gadget FOR EACH ROW EXECUTE FUNCTION gadget_stamp();
 SELECT (sync_resolve.apply('gadget', 'crm', '{"id": 7, "qty": 70}', '2030-01-01')).outcome;
 SELECT id, qty, note FROM gadget WHERE id = 7;
+-- what the trigger wrote besides is recorded with crm's change, as the
+-- table's own doing
+SELECT old_value, new_value FROM sync_resolve.event
+WHERE relid = 'gadget'::regclass AND key = '{"id": 7}' AND kind = 'applied';
+SELECT system, changes -> 'note' ->> 'by' AS note_by, changes -> 'qty' ->> 'by' AS qty_by
+FROM sync_resolve.shadow('gadget', '{"id": 7}') WHERE system = 'local';
+-- a trigger that skips the write: nothing changes, and the history says why
+CREATE FUNCTION gadget_refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	RETURN NULL;
+END
+$$;
+CREATE TRIGGER gadget_refuse BEFORE UPDATE ON gadget FOR EACH ROW EXECUTE FUNCTION gadget_refuse();
+SELECT (sync_resolve.apply('gadget', 'crm', '{"id": 10, "qty": 100}', '2030-01-01')).outcome;
+SELECT id, qty FROM gadget WHERE id = 10;
+SELECT kind, old_value, new_value, CASE WHEN kind = 'received' THEN rule END AS why
+FROM sync_resolve.event
+WHERE relid = 'gadget'::regclass AND key = '{"id": 10}' ORDER BY id;
+DROP TRIGGER gadget_refuse ON gadget;
 -- dropped: written directly again
 DROP TRIGGER gadget_stamp ON gadget;
 SELECT (sync_resolve.apply('gadget', 'crm', '{"id": 8, "qty": 80}', '2030-01-01')).outcome;

@@ -1480,7 +1480,6 @@ apply_to_row(SrApplyCall *call, SrImage *img, Datum *L, bool *Lnull,
 	/* 6. write the row */
 	if (changed != NULL)
 	{
-		Jsonb	   *oldobj = sr_row_object(tab, L, Lnull, changed_cols);
 		Datum	   *written = palloc(sizeof(Datum) * ncols);
 		bool	   *written_null = palloc(sizeof(bool) * ncols);
 		bool		ok;
@@ -1523,6 +1522,8 @@ apply_to_row(SrApplyCall *call, SrImage *img, Datum *L, bool *Lnull,
 		else
 		{
 			/* a BEFORE trigger of the table skipped the write: nothing changed */
+			Jsonb	   *oldobj = sr_row_object(tab, L, Lnull, changed_cols);
+
 			memcpy(lrow->col_writer, saved_writer, sizeof(char *) * ncols);
 			memcpy(lrow->col_changed_at, saved_changed_at, sizeof(TimestampTz) * ncols);
 			memset(changed_cols, false, sizeof(bool) * ncols);

@@ -232,7 +232,7 @@ BEGIN
 			CONTINUE WHEN out_j = '{}';
 			INSERT INTO ref_outbox AS o (relid, key, target, op, payload, cause)
 			VALUES (rel, rowkey, t, 'upsert', out_j, source)
-			ON CONFLICT (relid, key, target) WHERE status IN ('pending', 'failed')
+			ON CONFLICT (relid, jsonb_hash_extended(key, 0), key, target) WHERE status IN ('pending', 'failed')
 			DO UPDATE SET payload = coalesce(o.payload, '{}') || excluded.payload, cause = excluded.cause,
 				idempotency_key = CASE WHEN o.attempts > 0 THEN gen_random_uuid()::text ELSE o.idempotency_key END,
 				updated_at = now()
@@ -249,6 +249,7 @@ BEGIN
 				idempotency_key = CASE WHEN o.attempts > 0 THEN gen_random_uuid()::text ELSE o.idempotency_key END,
 				updated_at = now()
 			WHERE o.relid = rel AND o.key = rowkey AND o.target = source
+			  AND jsonb_hash_extended(o.key, 0) = jsonb_hash_extended(rowkey, 0)
 			  AND o.status IN ('pending', 'failed') AND o.op = 'upsert'
 			  AND o.payload ?| array(SELECT jsonb_object_keys(sent))
 			RETURNING o.id, o.payload)
@@ -258,7 +259,7 @@ BEGIN
 			SELECT jsonb_object_agg(c2, lj -> c2) INTO out_j FROM unnest(res.kept) c2;
 			INSERT INTO ref_outbox AS o (relid, key, target, op, payload, cause)
 			VALUES (rel, rowkey, source, 'upsert', out_j, source)
-			ON CONFLICT (relid, key, target) WHERE status IN ('pending', 'failed')
+			ON CONFLICT (relid, jsonb_hash_extended(key, 0), key, target) WHERE status IN ('pending', 'failed')
 			DO UPDATE SET payload = coalesce(o.payload, '{}') || excluded.payload, cause = excluded.cause,
 				idempotency_key = CASE WHEN o.attempts > 0 THEN gen_random_uuid()::text ELSE o.idempotency_key END,
 				updated_at = now()

@@ -21,7 +21,7 @@ WITH old AS (
 	INSERT INTO floor_outbox AS o (relid, key, target, op, payload, cause)
 	VALUES ('item_floor'::regclass, jsonb_build_object('id', :id::int), 'billing', 'upsert',
 			jsonb_build_object('qty', :qty::int), 'crm')
-	ON CONFLICT (relid, key, target) WHERE status IN ('pending', 'failed') DO UPDATE
+	ON CONFLICT (relid, jsonb_hash_extended(key, 0), key, target) WHERE status IN ('pending', 'failed') DO UPDATE
 	SET payload = coalesce(o.payload, '{}') || excluded.payload, cause = excluded.cause, updated_at = now()
 	RETURNING o.id
 )

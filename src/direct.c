@@ -248,6 +248,17 @@ load_arbiter(SrDirectTable *t)
 	t->narbiter = IndexRelationGetNumberOfKeyAttributes(index);
 	t->arbiter_eq = palloc0(sizeof(RegProcedure) * t->narbiter);
 	ok = sr_index_eq_procs(index, t->arbiter_eq);
+	/*
+	 * A read passes its key values by the layout its caller knows: an index
+	 * of another layout (an install older than this library) would compare
+	 * them as values of other types.  SQL then says what does not match.
+	 */
+	if (t->arbiter_types != NULL)
+	{
+		ok &= t->narbiter == t->narbiter_types;
+		for (i = 0; ok && i < t->narbiter; i++)
+			ok = index->rd_opcintype[i] == t->arbiter_types[i];
+	}
 	/* the attributes a conflict check reads: the key's and the predicate's */
 	t->checkatt = palloc0(sizeof(bool) * t->natts);
 	for (i = 0; i < IndexRelationGetNumberOfAttributes(index); i++)

@@ -175,8 +175,16 @@ enum
 	OB_SENT_AT, OB_LAST_ERROR, OB_VERSION, OB_CAUSE
 };
 
+/* outbox_waiting_idx: (relid, the key's hash, key, target), read by read_waiting() */
+static const Oid outbox_waiting_types[] = {OIDOID, INT8OID, JSONBOID, TEXTOID};
+
 static SrDirectTable outbox_table = {
-	"outbox", lengthof(outbox_columns), outbox_columns, "outbox_waiting_idx"
+	.relname = "outbox",
+	.ncols = lengthof(outbox_columns),
+	.cols = outbox_columns,
+	.arbiter = "outbox_waiting_idx",
+	.arbiter_types = outbox_waiting_types,
+	.narbiter_types = lengthof(outbox_waiting_types)
 };
 
 /*

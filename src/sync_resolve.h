@@ -660,6 +660,8 @@ typedef struct SrDirectTable
 	const char *arbiter;		/* the unique index an upsert merges on, or NULL */
 	bool		arbiter_pkey;	/* ... or its primary key */
 	MemoryContext owner_cxt;	/* see above; NULL: a static */
+	const Oid  *arbiter_types;	/* the arbiter's key types, as reads pass them, */
+	int			narbiter_types; /* ... all of them; NULL: not checked */
 	/* learnt on first use, dropped by a relcache callback */
 	bool		registered;
 	bool		valid;

@@ -1578,10 +1578,12 @@ AS $$
 			ELSE
 				pg_catalog.format('%s: %s', e.kind, coalesce(e.rule, ''))
 		END
-	FROM (SELECT sync_resolve.canonical_key($1, $2) AS key) k, sync_resolve.event e
+	FROM sync_resolve.event e
+	-- event_row_idx keys the hash; each sub-select is evaluated once, not per event
 	WHERE e.relid = $1
-	  AND pg_catalog.jsonb_hash_extended(e.key, 0) OPERATOR(pg_catalog.=) pg_catalog.jsonb_hash_extended(k.key, 0)
-	  AND e.key OPERATOR(pg_catalog.=) k.key
+	  AND pg_catalog.jsonb_hash_extended(e.key, 0) OPERATOR(pg_catalog.=)
+		  (SELECT pg_catalog.jsonb_hash_extended(sync_resolve.canonical_key($1, $2), 0))
+	  AND e.key OPERATOR(pg_catalog.=) (SELECT sync_resolve.canonical_key($1, $2))
 	ORDER BY e.id
 $$;
 COMMENT ON FUNCTION sync_resolve.explain(regclass, jsonb) IS

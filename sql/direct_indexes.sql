@@ -96,6 +96,7 @@ SELECT count(*) AS crate_events FROM sync_resolve.event WHERE relid = 'crate'::r
 SELECT :crate_7_events > 0 AS has_history, :crate_events > :crate_7_events AS others_have_too;
 SET enable_seqscan = off;
 SET enable_bitmapscan = off;
+SET track_functions = 'all';
 BEGIN;
 SELECT pg_stat_get_xact_numscans('sync_resolve.event_row_idx'::regclass) AS scans0,
 	   pg_stat_get_xact_tuples_returned('sync_resolve.event_row_idx'::regclass) AS returned0 \gset
@@ -103,6 +104,31 @@ SELECT count(*) = :crate_7_events AS the_whole_story FROM sync_resolve.explain('
 SELECT pg_stat_get_xact_numscans('sync_resolve.event_row_idx'::regclass) - :scans0 AS index_scans,
 	   pg_stat_get_xact_tuples_returned('sync_resolve.event_row_idx'::regclass) - :returned0
 		 = :crate_7_events AS only_this_rows_entries;
+-- and the key it looks for is made canonical twice (once for its hash),
+-- not once per event
+SELECT calls AS canonical_key_calls FROM pg_stat_xact_user_functions
+WHERE schemaname = 'sync_resolve' AND funcname = 'canonical_key';
 COMMIT;
+RESET track_functions;
 RESET enable_bitmapscan;
 RESET enable_seqscan;
+
+-- The C library reads outbox_waiting_idx by the layout it knows (relid, key
+-- hash, key, target).  An index of another layout -- an install older than
+-- the library -- is not read with values of the wrong types: sync_resolve
+-- writes the outbox through SQL, which says that the index does not match.
+BEGIN;
+DROP INDEX sync_resolve.outbox_waiting_idx;
+CREATE UNIQUE INDEX outbox_waiting_idx ON sync_resolve.outbox (relid, key, target)
+	WHERE status IN ('pending', 'failed');
+SAVEPOINT s;
+\set VERBOSITY terse
+-- must fail: no index matches the outbox upsert
+UPDATE crate SET qty = 99 WHERE id = 1;
+\set VERBOSITY default
+ROLLBACK TO s;
+ROLLBACK;
+-- and with the index as the extension made it, as before
+UPDATE crate SET qty = 99 WHERE id = 1;
+SELECT count(*) AS waiting_with_qty_99 FROM sync_resolve.outbox
+WHERE relid = 'crate'::regclass AND key = '{"id": 1}' AND payload ->> 'qty' = '99';

@@ -636,6 +636,8 @@ sr_outbox_find_echo(const SrTable *tab, Jsonb *key, const char *target,
 
 			by_values_plan = sr_prepare_kept("SELECT id FROM sync_resolve.outbox"
 											 " WHERE relid = $1 AND key = $2 AND target = $3"
+											 " AND pg_catalog.jsonb_hash_extended(key, 0)"
+											 " = pg_catalog.jsonb_hash_extended($2, 0)"
 											 " AND status IN ('in_flight', 'failed') AND attempts > 0"
 											 " AND op = 'upsert' AND $4 @> payload"
 											 " ORDER BY id DESC LIMIT 1",

@@ -132,3 +132,34 @@ ROLLBACK;
 UPDATE crate SET qty = 99 WHERE id = 1;
 SELECT count(*) AS waiting_with_qty_99 FROM sync_resolve.outbox
 WHERE relid = 'crate'::regclass AND key = '{"id": 1}' AND payload ->> 'qty' = '99';
+
+-- What the first write to open the outbox's indexes learnt of them serves
+-- later writes, until the table's index list changes: an index created
+-- since (also concurrently, and a partial one) gets the entries of every
+-- write after it, and one dropped is no longer opened.
+CREATE INDEX outbox_by_cause ON sync_resolve.outbox (cause, id);
+CREATE INDEX CONCURRENTLY outbox_failing ON sync_resolve.outbox (attempts) WHERE attempts > 0;
+TRUNCATE sync_resolve.outbox;
+UPDATE crate SET qty = qty + 1 WHERE id <= 10;
+UPDATE crate SET label = 'relabelled ' || id WHERE id <= 10;
+SELECT count(*) AS entries, count(*) FILTER (WHERE payload ? 'label' AND payload ? 'qty') AS merged
+FROM sync_resolve.outbox;
+SELECT regexp_replace(c.relname, '[0-9]+', 'N') AS index_checked
+FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid,
+	 LATERAL bt_index_check(c.oid, true)
+WHERE i.indrelid = 'sync_resolve.outbox'::regclass
+ORDER BY 1;
+SET enable_seqscan = off;
+SET enable_bitmapscan = off;
+SELECT count(*) AS found_by_cause FROM sync_resolve.outbox WHERE cause = 'local' AND id > 0;
+RESET enable_bitmapscan;
+RESET enable_seqscan;
+DROP INDEX sync_resolve.outbox_by_cause;
+DROP INDEX sync_resolve.outbox_failing;
+UPDATE crate SET qty = qty + 1 WHERE id BETWEEN 11 AND 20;
+SELECT count(*) AS entries FROM sync_resolve.outbox;
+SELECT regexp_replace(c.relname, '[0-9]+', 'N') AS index_checked
+FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid,
+	 LATERAL bt_index_check(c.oid, true)
+WHERE i.indrelid = 'sync_resolve.outbox'::regclass
+ORDER BY 1;

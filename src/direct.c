@@ -53,6 +53,7 @@
 #include "access/table.h"
 #include "access/tableam.h"
 #include "access/xact.h"
+#include "catalog/index.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_am.h"
 #include "catalog/pg_type.h"
@@ -103,6 +104,9 @@ forget_layout(SrDirectTable *t)
 	t->checkatt = NULL;
 	t->arbiter_eq = NULL;
 	t->narbiter = 0;
+	t->nindexes = 0;
+	t->index_oids = NULL;
+	t->index_infos = NULL;
 }
 
 static void
@@ -430,6 +434,103 @@ sr_direct_get(SrDirect *d, TupleTableSlot *slot, int col, bool *isnull)
 }
 
 /*
+ * Learn what BuildIndexInfo() says of each of t's indexes (oids, in
+ * RelationGetIndexList()'s order), with what an ON CONFLICT check needs
+ * of its unique ones when t has an arbiter, into t's layout memory.
+ */
+static void
+learn_indices(SrDirectTable *t, List *oids)
+{
+	MemoryContext old = MemoryContextSwitchTo(t->cxt);
+	ListCell   *lc;
+	int			i = 0;
+
+	t->index_oids = palloc(sizeof(Oid) * (list_length(oids) + 1));
+	t->index_infos = palloc(sizeof(IndexInfo *) * (list_length(oids) + 1));
+	foreach(lc, oids)
+	{
+		Relation	index = index_open(lfirst_oid(lc), RowExclusiveLock);
+		IndexInfo  *ii = BuildIndexInfo(index);
+
+		if (OidIsValid(t->arbiter_oid) && ii->ii_Unique)
+			BuildSpeculativeIndexInfo(index, ii);
+		/* planned as ExecPrepareExpr() and ExecPrepareQual() plan them */
+		ii->ii_Expressions = (List *) expression_planner((Expr *) ii->ii_Expressions);
+		ii->ii_Predicate = (List *) expression_planner((Expr *) ii->ii_Predicate);
+		t->index_oids[i] = lfirst_oid(lc);
+		t->index_infos[i++] = ii;
+		index_close(index, NoLock);
+	}
+	t->nindexes = i;
+	MemoryContextSwitchTo(old);
+}
+
+/*
+ * Open the indexes of d's table as ExecOpenIndices() does, from what the
+ * first write to open them learnt: BuildIndexInfo() reads the catalogs and
+ * copies each index's expressions and predicate, and the executor plans
+ * them again for each statement, before it compiles them.  Each write gets
+ * its own copy of an index's IndexInfo, with its own expression and
+ * predicate states compiled from the planned forms (as the relcache keeps
+ * an index's expressions already simplified, a function they call is not
+ * looked at again) and its own access method cache, in the write's memory.
+ * Only whether an index is ready for
+ * inserts can change while it stays in the table's index list without a
+ * relcache invalidation of the table (CREATE INDEX CONCURRENTLY marks it
+ * ready), and that is read from the index each time.  False when the
+ * table's layout was dropped meanwhile: the executor's way then.
+ */
+static bool
+open_known_indices(SrDirect *d)
+{
+	SrDirectTable *t = d->tab;
+	ResultRelInfo *rri = d->rri;
+	List	   *oids;
+	ListCell   *lc;
+	MemoryContext old;
+	bool		known;
+	int			i = 0;
+
+	if (!t->valid || t->cxt == NULL || t->relid != RelationGetRelid(d->rel) ||
+		t->arbiter_oid != d->arbiter_oid)
+		return false;
+	oids = RelationGetIndexList(d->rel);
+	known = t->index_oids != NULL && t->nindexes == list_length(oids);
+	if (known)
+		foreach(lc, oids)
+			known &= t->index_oids[i++] == lfirst_oid(lc);
+	if (!known)
+		learn_indices(t, oids);
+	old = MemoryContextSwitchTo(d->estate->es_query_cxt);
+	rri->ri_NumIndices = t->nindexes;
+	rri->ri_IndexRelationDescs = palloc(sizeof(Relation) * (t->nindexes + 1));
+	rri->ri_IndexRelationInfo = palloc(sizeof(IndexInfo *) * (t->nindexes + 1));
+	for (i = 0; i < t->nindexes; i++)
+	{
+		Relation	index = index_open(t->index_oids[i], RowExclusiveLock);
+		IndexInfo  *ii = palloc(sizeof(IndexInfo));
+
+		ListCell   *e;
+
+		memcpy(ii, t->index_infos[i], sizeof(IndexInfo));
+		ii->ii_ReadyForInserts = index->rd_index->indisready;
+		/* what the executor would make of them, from their planned forms */
+		ii->ii_ExpressionsState = NIL;
+		foreach(e, ii->ii_Expressions)
+			ii->ii_ExpressionsState = lappend(ii->ii_ExpressionsState,
+											  ExecInitExpr((Expr *) lfirst(e), NULL));
+		ii->ii_PredicateState = ii->ii_Predicate != NIL ? ExecInitQual(ii->ii_Predicate, NULL) : NULL;
+		ii->ii_AmCache = NULL;
+		ii->ii_Context = CurrentMemoryContext;
+		rri->ri_IndexRelationDescs[i] = index;
+		rri->ri_IndexRelationInfo[i] = ii;
+	}
+	MemoryContextSwitchTo(old);
+	list_free(oids);
+	return true;
+}
+
+/*
  * Open the table's indexes, the first time a write needs them: an update
  * that stays on its page (HOT) writes no index entry, and most updates of
  * the outbox and the shadows do stay, so that opening and locking every
@@ -444,7 +545,8 @@ open_indices(SrDirect *d)
 {
 	if (d->indices_open)
 		return;
-	open_result_indices(d->estate, d->rri, OidIsValid(d->arbiter_oid));
+	if (!open_known_indices(d))
+		open_result_indices(d->estate, d->rri, OidIsValid(d->arbiter_oid));
 	d->indices_open = true;
 }
 

@@ -675,6 +675,9 @@ typedef struct SrDirectTable
 	bool	   *checkatt;		/* per attribute: a conflict check reads it */
 	int			narbiter;		/* the arbiter's key columns */
 	RegProcedure *arbiter_eq;	/* per key column: its equality function */
+	int			nindexes;		/* its indexes, learnt by the first write */
+	Oid		   *index_oids;		/* ... that opens them (NULL: not yet), */
+	IndexInfo **index_infos;	/* ... as BuildIndexInfo() describes them */
 	MemoryContext cxt;
 	struct SrDirectTable *next;
 } SrDirectTable;

@@ -436,20 +436,25 @@ sr_direct_get(SrDirect *d, TupleTableSlot *slot, int col, bool *isnull)
 /*
  * Learn what BuildIndexInfo() says of each of t's indexes (oids, in
  * RelationGetIndexList()'s order), with what an ON CONFLICT check needs
- * of its unique ones when t has an arbiter, into t's layout memory.
+ * of its unique ones when t has an arbiter, into t's layout memory: in
+ * *ixoids and *infos (*n of them), and in t for later writes.  Opening an
+ * index or reading a catalog may take an invalidation that drops t's
+ * layout meanwhile: its memory stays to the transaction's end, so that
+ * this write can still use what it learnt, but t keeps none of it.
  */
 static void
-learn_indices(SrDirectTable *t, List *oids)
+learn_indices(SrDirectTable *t, List *oids, int *n, Oid **ixoids, IndexInfo ***infos)
 {
-	MemoryContext old = MemoryContextSwitchTo(t->cxt);
+	MemoryContext cxt = t->cxt;
 	ListCell   *lc;
 	int			i = 0;
 
-	t->index_oids = palloc(sizeof(Oid) * (list_length(oids) + 1));
-	t->index_infos = palloc(sizeof(IndexInfo *) * (list_length(oids) + 1));
+	*ixoids = MemoryContextAlloc(cxt, sizeof(Oid) * (list_length(oids) + 1));
+	*infos = MemoryContextAlloc(cxt, sizeof(IndexInfo *) * (list_length(oids) + 1));
 	foreach(lc, oids)
 	{
 		Relation	index = index_open(lfirst_oid(lc), RowExclusiveLock);
+		MemoryContext old = MemoryContextSwitchTo(cxt);
 		IndexInfo  *ii = BuildIndexInfo(index);
 
 		if (OidIsValid(t->arbiter_oid) && ii->ii_Unique)
@@ -457,28 +462,34 @@ learn_indices(SrDirectTable *t, List *oids)
 		/* planned as ExecPrepareExpr() and ExecPrepareQual() plan them */
 		ii->ii_Expressions = (List *) expression_planner((Expr *) ii->ii_Expressions);
 		ii->ii_Predicate = (List *) expression_planner((Expr *) ii->ii_Predicate);
-		t->index_oids[i] = lfirst_oid(lc);
-		t->index_infos[i++] = ii;
+		MemoryContextSwitchTo(old);
+		(*ixoids)[i] = lfirst_oid(lc);
+		(*infos)[i++] = ii;
 		index_close(index, NoLock);
 	}
-	t->nindexes = i;
-	MemoryContextSwitchTo(old);
+	*n = i;
+	if (t->cxt == cxt)
+	{
+		t->index_oids = *ixoids;
+		t->index_infos = *infos;
+		t->nindexes = i;
+	}
 }
 
 /*
  * Open the indexes of d's table as ExecOpenIndices() does, from what the
  * first write to open them learnt: BuildIndexInfo() reads the catalogs and
  * copies each index's expressions and predicate, and the executor plans
- * them again for each statement, before it compiles them.  Each write gets
- * its own copy of an index's IndexInfo, with its own expression and
- * predicate states compiled from the planned forms (as the relcache keeps
- * an index's expressions already simplified, a function they call is not
- * looked at again) and its own access method cache, in the write's memory.
- * Only whether an index is ready for
- * inserts can change while it stays in the table's index list without a
- * relcache invalidation of the table (CREATE INDEX CONCURRENTLY marks it
- * ready), and that is read from the index each time.  False when the
- * table's layout was dropped meanwhile: the executor's way then.
+ * them again for each statement before it compiles them.  Each write gets
+ * its own copy of an index's IndexInfo, with expression and predicate
+ * states of its own compiled from the planned forms, and an access method
+ * cache of its own, in the write's memory.  (The relcache, too, keeps an
+ * index's expressions simplified once: a function they call is not looked
+ * up again.)  Only whether an index is ready for inserts can change while
+ * it stays in the table's index list without a relcache invalidation of
+ * the table (CREATE INDEX CONCURRENTLY marks it ready), and that is read
+ * from the index each time.  False when the table's layout was dropped
+ * since the write began: the executor's way then.
  */
 static bool
 open_known_indices(SrDirect *d)
@@ -489,30 +500,41 @@ open_known_indices(SrDirect *d)
 	ListCell   *lc;
 	MemoryContext old;
 	bool		known;
+	int			n;
+	Oid		   *ixoids;
+	IndexInfo **infos;
 	int			i = 0;
 
+	/* first: building the index list reads a catalog, and may drop t's layout */
+	oids = RelationGetIndexList(d->rel);
 	if (!t->valid || t->cxt == NULL || t->relid != RelationGetRelid(d->rel) ||
 		t->arbiter_oid != d->arbiter_oid)
+	{
+		list_free(oids);
 		return false;
-	oids = RelationGetIndexList(d->rel);
+	}
 	known = t->index_oids != NULL && t->nindexes == list_length(oids);
 	if (known)
 		foreach(lc, oids)
 			known &= t->index_oids[i++] == lfirst_oid(lc);
+	/* taken before opening an index can drop them from t */
+	n = t->nindexes;
+	ixoids = t->index_oids;
+	infos = t->index_infos;
 	if (!known)
-		learn_indices(t, oids);
+		learn_indices(t, oids, &n, &ixoids, &infos);
+	list_free(oids);
 	old = MemoryContextSwitchTo(d->estate->es_query_cxt);
-	rri->ri_NumIndices = t->nindexes;
-	rri->ri_IndexRelationDescs = palloc(sizeof(Relation) * (t->nindexes + 1));
-	rri->ri_IndexRelationInfo = palloc(sizeof(IndexInfo *) * (t->nindexes + 1));
-	for (i = 0; i < t->nindexes; i++)
+	rri->ri_NumIndices = n;
+	rri->ri_IndexRelationDescs = palloc(sizeof(Relation) * (n + 1));
+	rri->ri_IndexRelationInfo = palloc(sizeof(IndexInfo *) * (n + 1));
+	for (i = 0; i < n; i++)
 	{
-		Relation	index = index_open(t->index_oids[i], RowExclusiveLock);
+		Relation	index = index_open(ixoids[i], RowExclusiveLock);
 		IndexInfo  *ii = palloc(sizeof(IndexInfo));
-
 		ListCell   *e;
 
-		memcpy(ii, t->index_infos[i], sizeof(IndexInfo));
+		memcpy(ii, infos[i], sizeof(IndexInfo));
 		ii->ii_ReadyForInserts = index->rd_index->indisready;
 		/* what the executor would make of them, from their planned forms */
 		ii->ii_ExpressionsState = NIL;
@@ -526,7 +548,6 @@ open_known_indices(SrDirect *d)
 		rri->ri_IndexRelationInfo[i] = ii;
 	}
 	MemoryContextSwitchTo(old);
-	list_free(oids);
 	return true;
 }
 

@@ -418,6 +418,7 @@ CREATE INDEX outbox_claim_idx ON sync_resolve.outbox (target, next_attempt_at)
 -- an echo names an entry handed out by its idempotency key, or repeats its values
 CREATE INDEX outbox_idempotency_idx ON sync_resolve.outbox (idempotency_key)
 	WHERE status <> 'pending';
+-- (the key's hash alone: the lookup checks the key of what it finds)
 CREATE INDEX outbox_handed_out_idx ON sync_resolve.outbox
 	(relid, (pg_catalog.jsonb_hash_extended(key, 0)), target)
 	WHERE status IN ('in_flight', 'failed');

@@ -66,6 +66,13 @@ static SPIPlanPtr identity_plan = NULL;
 #define SR_KEY_AFTER_CHANGE \
 	"CASE WHEN o.attempts > 0 THEN gen_random_uuid()::text ELSE o.idempotency_key END"
 
+/*
+ * A row key's hash as outbox_waiting_idx and outbox_handed_out_idx key it
+ * (see outbox_key_hash()): in SQL, a lookup by key asks for it too, so
+ * that the index is searched by it.
+ */
+#define SR_KEY_HASH(key) "pg_catalog.jsonb_hash_extended(" key ", 0)"
+
 /* Is this system kept in step by PostgreSQL's own replication? */
 bool
 sr_system_is_peer(const char *system)
@@ -102,7 +109,7 @@ queue_sql(const SrTable *tab, Jsonb *key, int n, const char **targets,
 									 " $6::sync_resolve.vclock, $7"
 									 " FROM ROWS FROM (pg_catalog.unnest($3), pg_catalog.unnest($5))"
 									 " AS t(target, payload)"
-									 " ON CONFLICT (relid, (pg_catalog.jsonb_hash_extended(key, 0)),"
+									 " ON CONFLICT (relid, (" SR_KEY_HASH("key") "),"
 									 " key, target) WHERE status IN ('pending', 'failed')"
 									 " DO UPDATE SET op = excluded.op,"
 									 " payload = CASE WHEN excluded.op = 'delete' THEN NULL"
@@ -270,9 +277,9 @@ waiting_add(SrOutboxWaiting *w, char *target, ItemPointer tid, TransactionId xmi
 }
 
 /*
- * A row key's hash as outbox_waiting_idx keys it, ahead of the key itself:
- * the index is searched by comparing integers, the jsonb keys compared
- * only where their hashes are equal.
+ * A row key's hash as outbox_waiting_idx keys it, ahead of the key itself
+ * (SR_KEY_HASH in SQL): the index is searched by comparing integers, the
+ * jsonb keys compared only where their hashes are equal.
  */
 static Datum
 outbox_key_hash(Jsonb *key)
@@ -583,8 +590,7 @@ sr_outbox_forget(const SrTable *tab, Jsonb *key, const char *target, const bool 
 									  "  idempotency_key = " SR_KEY_AFTER_CHANGE ","
 									  "  updated_at = now()"
 									  "  WHERE relid = $1 AND key = $2 AND target = $3"
-									  "  AND pg_catalog.jsonb_hash_extended(key, 0)"
-									  "  = pg_catalog.jsonb_hash_extended($2, 0)"
+									  "  AND " SR_KEY_HASH("key") " = " SR_KEY_HASH("$2")
 									  "  AND status IN ('pending', 'failed') AND op = 'upsert'"
 									  "  AND o.payload ?| $4 RETURNING o.id, o.payload)"
 									  " DELETE FROM sync_resolve.outbox d USING f"
@@ -636,8 +642,7 @@ sr_outbox_find_echo(const SrTable *tab, Jsonb *key, const char *target,
 
 			by_values_plan = sr_prepare_kept("SELECT id FROM sync_resolve.outbox"
 											 " WHERE relid = $1 AND key = $2 AND target = $3"
-											 " AND pg_catalog.jsonb_hash_extended(key, 0)"
-											 " = pg_catalog.jsonb_hash_extended($2, 0)"
+											 " AND " SR_KEY_HASH("key") " = " SR_KEY_HASH("$2")
 											 " AND status IN ('in_flight', 'failed') AND attempts > 0"
 											 " AND op = 'upsert' AND $4 @> payload"
 											 " ORDER BY id DESC LIMIT 1",
@@ -1097,8 +1102,7 @@ merge_into_waiting(int64 id)
 							   " updated_at = now()"
 							   " FROM sync_resolve.outbox e"
 							   " WHERE e.id = $1 AND o.relid = e.relid AND o.key = e.key"
-							   " AND pg_catalog.jsonb_hash_extended(o.key, 0)"
-							   " = pg_catalog.jsonb_hash_extended(e.key, 0)"
+							   " AND " SR_KEY_HASH("o.key") " = " SR_KEY_HASH("e.key")
 							   " AND o.target = e.target AND o.status IN ('pending', 'failed')"
 							   " AND o.id <> e.id RETURNING o.id",
 							   1, types, true);

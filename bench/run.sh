@@ -52,7 +52,8 @@
 #
 # Steps: the Debian packages (installed when root), make PG_CFLAGS=-Werror && make
 # install (test/lib.sh), a throwaway cluster on port 55460 (or the next free one) with
-# the test settings and synchronous_commit=off, bench/setup.sql and bench/check.sql
+# the test settings, synchronous_commit=off and room for a run's WAL between two
+# checkpoints, bench/setup.sql and bench/check.sql
 # (each tracked benchmark takes the path it claims to), bench/setup_scale.sql for each
 # scaling database, then the runs, then the memory.  At the default settings the whole
 # takes about 25 minutes: setting up about 3 (most of it filling the 1,000,000-row
@@ -204,7 +205,13 @@ if [ "${SR_BENCH_SKIP_BUILD:-0}" = 1 ]; then
 else
 	sr_build_install
 fi
-sr_cluster_start bench "$port" "${SR_TEST_SETTINGS[@]}" synchronous_commit=off
+# No checkpoint may fall inside a measured run (bench/between_runs.sql takes one just
+# before each): at the default max_wal_size (1GB) the WAL of a run over 1,000,000 rows --
+# most of its changes the first of their page since that checkpoint, so full-page images
+# -- asked for one every 15 s or so, and each asked for more full-page images; a run
+# that had one measured the checkpoint, not the work.  measure() counts them.
+sr_cluster_start bench "$port" "${SR_TEST_SETTINGS[@]}" synchronous_commit=off \
+	max_wal_size=4GB checkpoint_timeout=30min
 # the build measured: a make install during the run would mix two builds
 so_file=$("$PG_CONFIG" --pkglibdir)/sync_resolve.so
 so_sum()
@@ -220,7 +227,7 @@ if ! flock -n 9; then
 	echo "error: another make bench is running (it holds $out/.lock)" >&2
 	exit 1
 fi
-rm -f "$out"/*.log "$out"/*.tps "$out"/*.work
+rm -f "$out"/*.log "$out"/*.tps "$out"/*.work "$out"/checkpoints
 
 psql_db()
 {
@@ -276,6 +283,12 @@ counters()
 		FROM pg_stat_wal w, pg_stat_database d WHERE d.datname = current_database()"
 }
 
+# checkpoints DB: how many checkpoints the cluster has started so far, timed or asked for.
+checkpoints()
+{
+	psql_in "$1" -At -c "SELECT checkpoints_timed + checkpoints_req FROM pg_stat_bgwriter"
+}
+
 # pgbench_backend DB: the pid of pgbench's backend in DB (any client but this query's
 # own), or nothing when there is none.
 pgbench_backend()
@@ -324,7 +337,7 @@ backend_cpu()
 # the CPU time of pgbench's backend (clock ticks).
 measure()
 {
-	local b=$1 side=$2 r=$3 log tps failed keep=() mark history before after txns cpu cpu_pid
+	local b=$1 side=$2 r=$3 log tps failed keep=() mark history before after txns cpu cpu_pid ckpts
 	local d=${side_db[$b.$side]} script=${side_script[$b.$side]} rows=${side_rows[$b.$side]}
 	log=$out/${b}_${side}_$r.log
 	[ "$d" != sr_bench_history ] || keep=(-v keep_history=1)
@@ -335,6 +348,7 @@ measure()
 		echo "pgbench -n -c 1 -M prepared -T $secs -D rows=$rows -f $script $d"
 	} >"$log"
 	before=$(counters "$d")
+	ckpts=$(checkpoints "$d")
 	backend_cpu "$d" >"$out/cpu.tmp" &
 	cpu_pid=$!
 	sr_with_cluster bench "$SR_PG_BINDIR/pgbench" -n -c 1 -M prepared -T "$secs" -D rows="$rows" \
@@ -368,6 +382,11 @@ measure()
 	if [ -n "$history" ]; then
 		psql_in "$d" -At -c "SELECT '$history ' || kind || ': ' || count(*) FROM $history GROUP BY kind ORDER BY kind" \
 			>>"$log"
+	fi
+	ckpts=$(($(checkpoints "$d") - ckpts))
+	if ((ckpts > 0)); then
+		echo "$b $side run $r: $ckpts" >>"$out/checkpoints"
+		echo "warning: $ckpts checkpoint(s) fell inside run $r of $b ($side)" >&2
 	fi
 	echo "$tps" >>"$out/${b}_${side}.tps"
 	echo "${txns:-0} $before $after $cpu" >>"$out/${b}_${side}.work"
@@ -504,6 +523,11 @@ if [ "$memory" = 1 ]; then
 	)
 fi
 
+if [ -s "$out/checkpoints" ]; then
+	ckpt_note="WARNING, checkpoints fell inside these runs, which measured them too: $(paste -sd ';' "$out/checkpoints" | sed 's/;/; /g')"
+else
+	ckpt_note="none fell inside any"
+fi
 pg_version=$(psql_db -At -c 'SELECT version()')
 cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/null || true)
 mem=$(awk '/^MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo 2>/dev/null || true)
@@ -520,7 +544,7 @@ shared_buffers=$(psql_db -At -c 'SHOW shared_buffers')
 	echo "- memory: ${mem:-unknown}"
 	echo "- kernel: \`uname -r\` = $(uname -r)"
 	echo "- PostgreSQL: $pg_version"
-	echo "- cluster: throwaway (test/lib.sh), settings: ${SR_TEST_SETTINGS[*]} synchronous_commit=off fsync=off, the rest default (shared_buffers = $shared_buffers)"
+	echo "- cluster: throwaway (test/lib.sh), settings: ${SR_TEST_SETTINGS[*]} synchronous_commit=off fsync=off max_wal_size=4GB checkpoint_timeout=30min, the rest default (shared_buffers = $shared_buffers)"
 	echo "- build: $so_note"
 	echo "- load average (1, 5, 15 min) before measuring: $load_at_start; after: $load_at_end"
 	echo "  (pgbench and its backend keep up to two CPUs busy: anything else running skews the numbers)"
@@ -607,7 +631,9 @@ shared_buffers=$(psql_db -At -c 'SHOW shared_buffers')
 		echo "ratios above look closer to 1 than the server's cost is.  Every run starts right after a CHECKPOINT"
 		echo "(bench/between_runs.sql), so the first change of each page in a run writes a"
 		echo "full-page image: a run over a large table, whose changes are spread over many pages,"
-		echo "writes far more of them than a run over a small one.  For the batch, a transaction"
+		echo "writes far more of them than a run over a small one.  No other checkpoint may fall"
+		echo "inside a run (max_wal_size and checkpoint_timeout are set for that); counted from"
+		echo "pg_stat_bgwriter around every run: $ckpt_note.  For the batch, a transaction"
 		echo "is 1,000 rows."
 		echo
 	fi

@@ -413,7 +413,10 @@ CREATE TABLE sync_resolve.outbox (
 CREATE UNIQUE INDEX outbox_waiting_idx ON sync_resolve.outbox
 	(relid, (pg_catalog.jsonb_hash_extended(key, 0)), key, target)
 	WHERE status IN ('pending', 'failed');
-CREATE INDEX outbox_claim_idx ON sync_resolve.outbox (target, next_attempt_at)
+-- what a claim may take, in the order it takes it: the target's entries not
+-- sent or dead yet, by id -- sent entries stay in the outbox, and a claim that
+-- walked the primary key would step over every one of them first
+CREATE INDEX outbox_claim_idx ON sync_resolve.outbox (target, id)
 	WHERE status IN ('pending', 'failed', 'in_flight');
 -- an echo names an entry handed out by its idempotency key, or repeats its values
 CREATE INDEX outbox_idempotency_idx ON sync_resolve.outbox (idempotency_key)

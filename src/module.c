@@ -164,13 +164,14 @@ sr_restore_user(const SrUserSwitch *sw)
 }
 
 /*
- * Prepare a statement and keep its plan for the life of the backend.  The
- * caller's memory context stays current (SPI would leave its own).  Plans
- * of statements on sync_resolve's own tables are prepared as_owner, and
- * must be executed as_owner too (sr_spi_execute).
+ * Prepare a statement and keep it for the life of the backend, planned
+ * with cursor_options (0: as PostgreSQL chooses).  The caller's memory
+ * context stays current (SPI would leave its own).  Statements on
+ * sync_resolve's own tables are prepared as_owner, and must be executed
+ * as_owner too (sr_spi_execute).
  */
-SPIPlanPtr
-sr_prepare_kept(const char *sql, int nargs, Oid *argtypes, bool as_owner)
+static SPIPlanPtr
+prepare_kept(const char *sql, int nargs, Oid *argtypes, bool as_owner, int cursor_options)
 {
 	MemoryContext cxt = CurrentMemoryContext;
 	SrUserSwitch sw;
@@ -179,7 +180,7 @@ sr_prepare_kept(const char *sql, int nargs, Oid *argtypes, bool as_owner)
 	/* a plan run as the owner is made under the owner's search_path */
 	if (as_owner)
 		sr_become_owner(&sw);
-	plan = SPI_prepare(sql, nargs, argtypes);
+	plan = SPI_prepare_cursor(sql, nargs, argtypes, cursor_options);
 	if (as_owner)
 		sr_restore_user(&sw);
 
@@ -190,6 +191,25 @@ sr_prepare_kept(const char *sql, int nargs, Oid *argtypes, bool as_owner)
 		elog(ERROR, "sync_resolve: SPI_keepplan failed");
 	MemoryContextSwitchTo(cxt);
 	return plan;
+}
+
+/* A statement parsed once and kept, its plan as PostgreSQL chooses. */
+SPIPlanPtr
+sr_prepare_kept(const char *sql, int nargs, Oid *argtypes, bool as_owner)
+{
+	return prepare_kept(sql, nargs, argtypes, as_owner, 0);
+}
+
+/*
+ * A statement parsed and planned once and kept, its plan made for any
+ * values: for one whose plans for the values seen first would look
+ * cheaper than the one for all, so that PostgreSQL would plan it again on
+ * every execution, where its one plan serves every value well.
+ */
+SPIPlanPtr
+sr_prepare_kept_generic(const char *sql, int nargs, Oid *argtypes, bool as_owner)
+{
+	return prepare_kept(sql, nargs, argtypes, as_owner, CURSOR_OPT_GENERIC_PLAN);
 }
 
 /*

@@ -791,10 +791,10 @@ claim_outbound(PG_FUNCTION_ARGS)
 	char	   *target;
 	int32		max;
 	Interval   *lease;
+	static SPIPlanPtr claim_plan = NULL;
 	Oid			types[4] = {TEXTOID, INT4OID, INTERVALOID, INT4OID};
 	Datum		values[4];
-	SrUserSwitch sw;
-	int			rc;
+	int32		claimed = 0;
 	uint64		i;
 
 	PreventCommandIfReadOnly("sync_resolve.claim_outbound()");
@@ -821,37 +821,79 @@ claim_outbound(PG_FUNCTION_ARGS)
 		elog(ERROR, "sync_resolve: SPI_connect failed");
 	check_target(target);
 
+	/*
+	 * One pass takes, in the order of ids, up to max entries due: waiting
+	 * and due for an attempt, or handed out and their lease run out.  Of
+	 * the latter, one whose last allowed attempt it was is dead instead
+	 * ("lease expired") and not handed out; it took a place, so another
+	 * pass takes what it left.
+	 *
+	 * Sent entries stay in the outbox, most of it in time, and the oldest
+	 * ids are theirs: a plan reading the primary key in the order of ids
+	 * would step over every one of them to find the first entry due, and
+	 * the planner, which takes the entries it looks for to be spread evenly
+	 * over the ids, likes that plan for a small max.  Matched as
+	 * ANY (ARRAY[target]), the target is not a constant that makes ORDER BY
+	 * target, id the order of ids: only outbox_claim_idx, the target's
+	 * entries not sent or dead by id, gives that order, and without it the
+	 * plan sorts what that index finds.  That makes one plan right for any
+	 * max: planned once (a plan for a max of 1 would look so much cheaper
+	 * than the one for any max that PostgreSQL would plan it anew each call).
+	 */
+	if (claim_plan == NULL)
+	{
+		const char *expired = "o.status = 'in_flight' AND o.attempts >= $2";
+		char	   *sql;
+
+		sql = psprintf("UPDATE sync_resolve.outbox o SET"
+					   " status = CASE WHEN %s THEN 'dead' ELSE 'in_flight' END,"
+					   " attempts = CASE WHEN %s THEN o.attempts ELSE o.attempts + 1 END,"
+					   " lease_until = CASE WHEN %s THEN o.lease_until ELSE now() + $3 END,"
+					   " last_error = CASE WHEN %s"
+					   "   THEN coalesce(o.last_error || '; ', '') || 'lease expired'"
+					   "   ELSE o.last_error END,"
+					   " updated_at = now()"
+					   " FROM (SELECT id FROM sync_resolve.outbox"
+					   "       WHERE target = ANY (ARRAY[$1]) AND status IN ('pending', 'failed', 'in_flight')"
+					   "         AND ((status IN ('pending', 'failed') AND next_attempt_at <= now())"
+					   "              OR (status = 'in_flight' AND lease_until < now()))"
+					   "       ORDER BY target, id LIMIT $4 FOR UPDATE SKIP LOCKED) c"
+					   " WHERE o.id = c.id RETURNING o.*",
+					   expired, expired, expired, expired);
+		claim_plan = sr_prepare_kept_generic(sql, 4, types, true);
+	}
 	values[0] = CStringGetTextDatum(target);
 	values[1] = Int32GetDatum(sr_max_attempts);
 	values[2] = IntervalPGetDatum(lease);
-	values[3] = Int32GetDatum(max);
-	sr_become_owner(&sw);
-	/* entries whose lease ran out after their last allowed attempt are dead */
-	rc = SPI_execute_with_args("UPDATE sync_resolve.outbox SET status = 'dead', updated_at = now(),"
-							   " last_error = coalesce(last_error || '; ', '') || 'lease expired'"
-							   " WHERE target = $1 AND status = 'in_flight' AND lease_until < now()"
-							   " AND attempts >= $2",
-							   2, types, values, NULL, false, 0);
-	if (rc != SPI_OK_UPDATE)
-		elog(ERROR, "sync_resolve: retiring expired outbox entries failed: %s", SPI_result_code_string(rc));
-	rc = SPI_execute_with_args("UPDATE sync_resolve.outbox o SET status = 'in_flight',"
-							   " attempts = o.attempts + 1, lease_until = now() + $3, updated_at = now()"
-							   " FROM (SELECT id FROM sync_resolve.outbox"
-							   "       WHERE target = $1"
-							   "         AND ((status IN ('pending', 'failed') AND next_attempt_at <= now())"
-							   "              OR (status = 'in_flight' AND lease_until < now()))"
-							   "       ORDER BY id LIMIT $4 FOR UPDATE SKIP LOCKED) c"
-							   " WHERE o.id = c.id RETURNING o.*",
-							   4, types, values, NULL, false, 0);
-	sr_restore_user(&sw);
-	if (rc != SPI_OK_UPDATE_RETURNING)
-		elog(ERROR, "sync_resolve: claiming outbox entries failed: %s", SPI_result_code_string(rc));
+	for (;;)
 	{
-		SPITupleTable *claimed = SPI_tuptable;
-		uint64		n = SPI_processed;
+		SPITupleTable *passed;
+		uint64		n;
+		int			status_att;
+		bool		retired = false;
 
+		values[3] = Int32GetDatum(max - claimed);
+		n = sr_spi_execute(claim_plan, values, NULL, true, false, 0, SPI_OK_UPDATE_RETURNING);
+		passed = SPI_tuptable;
+		status_att = SPI_fnumber(passed->tupdesc, "status");
+		if (status_att <= 0)
+			elog(ERROR, "sync_resolve: sync_resolve.outbox lacks a column it needs");
 		for (i = 0; i < n; i++)
-			tuplestore_puttuple(rsinfo->setResult, in_target_words(claimed, i, target));
+		{
+			bool		isnull;
+			Datum		status = SPI_getbinval(passed->vals[i], passed->tupdesc, status_att, &isnull);
+
+			if (!isnull && strcmp(TextDatumGetCString(status), "dead") == 0)
+			{
+				retired = true;
+				continue;
+			}
+			tuplestore_puttuple(rsinfo->setResult, in_target_words(passed, i, target));
+			claimed++;
+		}
+		SPI_freetuptable(passed);
+		if (!retired || claimed >= max)
+			break;
 	}
 	SPI_finish();
 	return (Datum) 0;
@@ -1122,11 +1164,8 @@ fail_outbound(PG_FUNCTION_ARGS)
 	char	   *error;
 	Interval   *retry_in = NULL;
 	SrOutboxEntry e;
+	static SPIPlanPtr plan = NULL;
 	Datum		values[4];
-	char		nulls[5] = "    ";
-	Oid			types[4] = {INT8OID, TEXTOID, INTERVALOID, BOOLOID};
-	SrUserSwitch sw;
-	int			rc;
 	bool		dead;
 	int			attempts;
 	int64		superseded;
@@ -1180,15 +1219,18 @@ fail_outbound(PG_FUNCTION_ARGS)
 		values[2] = IntervalPGetDatum(backoff);
 	}
 	values[3] = BoolGetDatum(dead);
-	sr_become_owner(&sw);
-	rc = SPI_execute_with_args("UPDATE sync_resolve.outbox SET"
+	if (plan == NULL)
+	{
+		Oid			types[4] = {INT8OID, TEXTOID, INTERVALOID, BOOLOID};
+
+		plan = sr_prepare_kept("UPDATE sync_resolve.outbox SET"
 							   " status = CASE WHEN $4 THEN 'dead' ELSE 'failed' END,"
 							   " attempts = greatest(attempts, 1), last_error = $2, lease_until = NULL,"
 							   " next_attempt_at = now() + $3, updated_at = now()"
 							   " WHERE id = $1 RETURNING *",
-							   4, types, values, nulls, false, 0);
-	sr_restore_user(&sw);
-	if (rc != SPI_OK_UPDATE_RETURNING || SPI_processed != 1)
+							   4, types, true);
+	}
+	if (sr_spi_execute(plan, values, NULL, true, false, 0, SPI_OK_UPDATE_RETURNING) != 1)
 		no_entry(id);
 	result = PointerGetDatum(SPI_returntuple(SPI_tuptable->vals[0], SPI_tuptable->tupdesc));
 

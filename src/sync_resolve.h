@@ -759,6 +759,8 @@ extern void sr_become_owner(SrUserSwitch *sw);
 extern void sr_restore_user(const SrUserSwitch *sw);
 extern SPIPlanPtr sr_prepare_kept(const char *sql, int nargs, Oid *argtypes,
 								  bool as_owner);
+extern SPIPlanPtr sr_prepare_kept_generic(const char *sql, int nargs, Oid *argtypes,
+										  bool as_owner);
 extern int	sr_spi_execute(SPIPlanPtr plan, Datum *values, const char *nulls,
 						   bool as_owner, bool read_only, long count,
 						   int expected);

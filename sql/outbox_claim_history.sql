@@ -1,0 +1,65 @@
+-- Sent entries stay in the outbox, and the oldest ids are theirs.  A claim
+-- reads what may be taken -- the target's entries not sent or dead yet, in
+-- the order of ids, through outbox_claim_idx -- not the history before
+-- them: taking one entry reads a handful of index entries however many
+-- were sent.  It takes the oldest due entries first, steps over those in
+-- flight, and an entry whose lease ran out after its last allowed attempt
+-- is retired ('dead', "lease expired") on the way, without costing the
+-- caller one of the entries it asked for.
+\set ECHO none
+\i sql/include/setup.psql
+\set ECHO all
+
+CREATE TABLE parcel (id int PRIMARY KEY, weight int);
+INSERT INTO parcel SELECT g, 0 FROM generate_series(1, 200) g;
+SELECT sync_resolve.track('parcel', ARRAY['crm', 'billing'], 'latest');
+
+-- four rounds of local changes to every row, each round's entries claimed
+-- and acknowledged by crm: 800 sent entries for crm, at the oldest ids
+-- (billing's entries wait, merging each change)
+DO $$
+BEGIN
+	FOR r IN 1..4 LOOP
+		UPDATE parcel SET weight = weight + 1;
+		PERFORM sync_resolve.ack_outbound(c.id) FROM sync_resolve.claim_outbound('crm', 1000) c;
+	END LOOP;
+END
+$$;
+-- then five rows change once more: five entries wait for crm.  The outbox
+-- is vacuumed, as autovacuum keeps it: the row versions each sent entry left
+-- behind on its way (pending, in flight) are gone, and their index entries
+VACUUM ANALYZE sync_resolve.outbox;
+UPDATE parcel SET weight = weight + 1 WHERE id <= 5;
+SELECT target, status, count(*) FROM sync_resolve.outbox GROUP BY 1, 2 ORDER BY 1, 2;
+
+-- one entry taken: the oldest waiting, found with a few index entries read
+-- (the primary key read in the order of ids would pass the 800 sent ones;
+-- the claimed entry is then read by its id)
+SELECT min(id) AS oldest FROM sync_resolve.outbox WHERE target = 'crm' AND status = 'pending' \gset
+BEGIN;
+SELECT pg_stat_get_xact_tuples_returned('sync_resolve.outbox_pkey'::regclass) AS pkey0,
+	   pg_stat_get_xact_tuples_returned('sync_resolve.outbox_claim_idx'::regclass) AS claim0 \gset
+SELECT key, status, attempts, id = :oldest AS oldest FROM sync_resolve.claim_outbound('crm', 1);
+SELECT pg_stat_get_xact_tuples_returned('sync_resolve.outbox_pkey'::regclass) - :pkey0 <= 5 AS few_from_pkey,
+	   pg_stat_get_xact_tuples_returned('sync_resolve.outbox_claim_idx'::regclass) - :claim0 <= 5 AS few_from_claim_idx;
+COMMIT;
+
+-- the next two: in the order of ids, past the one in flight
+SELECT key, status, attempts FROM sync_resolve.claim_outbound('crm', 2) ORDER BY id;
+
+-- the one in flight first had only its attempt, and its lease runs out:
+-- with one attempt allowed, the next claim retires it, and still takes the
+-- two entries it asks for
+SET sync_resolve.max_attempts = 1;
+UPDATE sync_resolve.outbox SET lease_until = now() - interval '1 second'
+WHERE target = 'crm' AND status = 'in_flight' AND key = '{"id": 1}';
+SELECT key, status, attempts FROM sync_resolve.claim_outbound('crm', 2) ORDER BY id;
+SELECT key, status, attempts, last_error FROM sync_resolve.outbox
+WHERE target = 'crm' AND status <> 'sent' ORDER BY id;
+RESET sync_resolve.max_attempts;
+
+-- nothing left to take, and the history stays as it was
+SELECT count(*) AS taken FROM sync_resolve.claim_outbound('crm', 10);
+SELECT count(*) FILTER (WHERE status = 'sent') AS sent FROM sync_resolve.outbox WHERE target = 'crm';
+
+DROP TABLE parcel;

@@ -14,8 +14,20 @@ CREATE TABLE parcel (id int PRIMARY KEY, weight int);
 INSERT INTO parcel SELECT g, 0 FROM generate_series(1, 200) g;
 SELECT sync_resolve.track('parcel', ARRAY['crm', 'billing'], 'latest');
 
+-- This session's first claim, while the outbox is empty and analyzed so:
+-- its plan is made now and kept.  It must still take no more than it is
+-- asked for once the outbox fills (a plan made now joins the whole outbox
+-- to the entries chosen, and must not choose them again for each).
+ANALYZE sync_resolve.outbox;
+SELECT count(*) AS taken FROM sync_resolve.claim_outbound('crm', 1);
+UPDATE parcel SET weight = weight + 1;
+SELECT count(*) AS taken FROM sync_resolve.claim_outbound('crm', 1);
+SELECT count(*) AS taken FROM sync_resolve.claim_outbound('crm', 3);
+SELECT status, count(*) FROM sync_resolve.outbox WHERE target = 'crm' GROUP BY 1 ORDER BY 1;
+SELECT count(sync_resolve.ack_outbound(id)) AS acked FROM sync_resolve.outbox WHERE status = 'in_flight';
+
 -- four rounds of local changes to every row, each round's entries claimed
--- and acknowledged by crm: 800 sent entries for crm, at the oldest ids
+-- and acknowledged by crm: 800 sent entries for crm more, at the oldest ids
 -- (billing's entries wait, merging each change)
 DO $$
 BEGIN
@@ -33,7 +45,7 @@ UPDATE parcel SET weight = weight + 1 WHERE id <= 5;
 SELECT target, status, count(*) FROM sync_resolve.outbox GROUP BY 1, 2 ORDER BY 1, 2;
 
 -- one entry taken: the oldest waiting, found with a few index entries read
--- (the primary key read in the order of ids would pass the 800 sent ones;
+-- (the primary key read in the order of ids would pass the 804 sent ones;
 -- the claimed entry is then read by its id)
 SELECT min(id) AS oldest FROM sync_resolve.outbox WHERE target = 'crm' AND status = 'pending' \gset
 BEGIN;

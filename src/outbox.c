@@ -839,13 +839,22 @@ claim_outbound(PG_FUNCTION_ARGS)
 	 * plan sorts what that index finds.  That makes one plan right for any
 	 * max: planned once (a plan for a max of 1 would look so much cheaper
 	 * than the one for any max that PostgreSQL would plan it anew each call).
+	 * The entries are chosen once, in a CTE of their own: as a subquery
+	 * joined to the outbox, a plan could run it again for every entry of
+	 * the outbox, each run taking max more (a plan made while the outbox
+	 * was empty did).
 	 */
 	if (claim_plan == NULL)
 	{
 		const char *expired = "o.status = 'in_flight' AND o.attempts >= $2";
 		char	   *sql;
 
-		sql = psprintf("UPDATE sync_resolve.outbox o SET"
+		sql = psprintf("WITH c AS MATERIALIZED (SELECT id FROM sync_resolve.outbox"
+					   "       WHERE target = ANY (ARRAY[$1]) AND status IN ('pending', 'failed', 'in_flight')"
+					   "         AND ((status IN ('pending', 'failed') AND next_attempt_at <= now())"
+					   "              OR (status = 'in_flight' AND lease_until < now()))"
+					   "       ORDER BY target, id LIMIT $4 FOR UPDATE SKIP LOCKED)"
+					   " UPDATE sync_resolve.outbox o SET"
 					   " status = CASE WHEN %s THEN 'dead' ELSE 'in_flight' END,"
 					   " attempts = CASE WHEN %s THEN o.attempts ELSE o.attempts + 1 END,"
 					   " lease_until = CASE WHEN %s THEN o.lease_until ELSE now() + $3 END,"
@@ -853,12 +862,7 @@ claim_outbound(PG_FUNCTION_ARGS)
 					   "   THEN coalesce(o.last_error || '; ', '') || 'lease expired'"
 					   "   ELSE o.last_error END,"
 					   " updated_at = now()"
-					   " FROM (SELECT id FROM sync_resolve.outbox"
-					   "       WHERE target = ANY (ARRAY[$1]) AND status IN ('pending', 'failed', 'in_flight')"
-					   "         AND ((status IN ('pending', 'failed') AND next_attempt_at <= now())"
-					   "              OR (status = 'in_flight' AND lease_until < now()))"
-					   "       ORDER BY target, id LIMIT $4 FOR UPDATE SKIP LOCKED) c"
-					   " WHERE o.id = c.id RETURNING o.*",
+					   " FROM c WHERE o.id = c.id RETURNING o.*",
 					   expired, expired, expired, expired);
 		claim_plan = sr_prepare_kept_generic(sql, 4, types, true);
 	}

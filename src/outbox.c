@@ -838,7 +838,8 @@ claim_outbound(PG_FUNCTION_ARGS)
 	 * entries not sent or dead by id, gives that order, and without it the
 	 * plan sorts what that index finds.  That makes one plan right for any
 	 * max: planned once (a plan for a max of 1 would look so much cheaper
-	 * than the one for any max that PostgreSQL would plan it anew each call).
+	 * than the one for any max that PostgreSQL would plan it anew each call;
+	 * plan_cache_mode = force_custom_plan still does, to the same effect).
 	 * The entries are chosen once, in a CTE of their own: as a subquery
 	 * joined to the outbox, a plan could run it again for every entry of
 	 * the outbox, each run taking max more (a plan made while the outbox

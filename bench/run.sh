@@ -210,8 +210,9 @@ fi
 # most of its changes the first of their page since that checkpoint, so full-page images
 # -- asked for one every 15 s or so, and each asked for more full-page images; a run
 # that had one measured the checkpoint, not the work.  measure() counts them.
-sr_cluster_start bench "$port" "${SR_TEST_SETTINGS[@]}" synchronous_commit=off \
-	max_wal_size=4GB checkpoint_timeout=30min
+# (RESULTS.md lists these settings; sr_cluster_start adds fsync=off.)
+bench_settings=(synchronous_commit=off max_wal_size=4GB checkpoint_timeout=30min)
+sr_cluster_start bench "$port" "${SR_TEST_SETTINGS[@]}" "${bench_settings[@]}"
 # the build measured: a make install during the run would mix two builds
 so_file=$("$PG_CONFIG" --pkglibdir)/sync_resolve.so
 so_sum()
@@ -544,7 +545,7 @@ shared_buffers=$(psql_db -At -c 'SHOW shared_buffers')
 	echo "- memory: ${mem:-unknown}"
 	echo "- kernel: \`uname -r\` = $(uname -r)"
 	echo "- PostgreSQL: $pg_version"
-	echo "- cluster: throwaway (test/lib.sh), settings: ${SR_TEST_SETTINGS[*]} synchronous_commit=off fsync=off max_wal_size=4GB checkpoint_timeout=30min, the rest default (shared_buffers = $shared_buffers)"
+	echo "- cluster: throwaway (test/lib.sh), settings: ${SR_TEST_SETTINGS[*]} ${bench_settings[*]} fsync=off, the rest default (shared_buffers = $shared_buffers)"
 	echo "- build: $so_note"
 	echo "- load average (1, 5, 15 min) before measuring: $load_at_start; after: $load_at_end"
 	echo "  (pgbench and its backend keep up to two CPUs busy: anything else running skews the numbers)"

@@ -221,7 +221,7 @@ CREATE TABLE sync_resolve.tracked (
 	match_on name[],
 	on_delete_conflict text NOT NULL DEFAULT 'review',
 	shadow text,
-	alert_per_hour integer,
+	alert_per_hour integer CHECK (alert_per_hour >= 0),
 	tracked_at timestamptz NOT NULL DEFAULT now()
 );
 COMMENT ON TABLE sync_resolve.tracked IS
@@ -314,8 +314,11 @@ CREATE TABLE sync_resolve.event (
 	decision text,
 	event_id text,
 	review_id bigint,
-	actor text
+	actor text,
+	strategy text
 );
+COMMENT ON COLUMN sync_resolve.event.strategy IS
+	'A conflict''s: what decided it -- the column''s strategy, on_delete_conflict, or constraint';
 -- a row's history, found by its key's hash: each entry is small, and the
 -- index is searched by comparing integers, not jsonb values -- every apply()
 -- inserts one or two entries.  A lookup adds key = ... for equal hashes.
@@ -323,6 +326,10 @@ CREATE INDEX event_row_idx ON sync_resolve.event
 	(relid, (pg_catalog.jsonb_hash_extended(key, 0)));
 COMMENT ON TABLE sync_resolve.event IS
 	'Append-only history: every decision sync_resolve made, with the rule behind it';
+-- conflicts and refusals by table and time, for health, conflict_stats and
+-- the alert (DESIGN 12); the events of a write without either skip it
+CREATE INDEX event_conflict_idx ON sync_resolve.event (relid, kind, at)
+	WHERE kind IN ('conflict', 'unauthorized', 'invalid');
 
 CREATE TABLE sync_resolve.delivery (
 	system text NOT NULL,
@@ -375,6 +382,7 @@ CREATE TABLE sync_resolve.rejected (
 	hint text,
 	actor text
 );
+CREATE INDEX rejected_at_idx ON sync_resolve.rejected (relid, at);
 COMMENT ON TABLE sync_resolve.rejected IS
 	'Elements of apply_batch(..., on_error => ''reject'') that failed, with the error';
 
@@ -425,6 +433,8 @@ CREATE INDEX outbox_idempotency_idx ON sync_resolve.outbox (idempotency_key)
 CREATE INDEX outbox_handed_out_idx ON sync_resolve.outbox
 	(relid, (pg_catalog.jsonb_hash_extended(key, 0)), target)
 	WHERE status IN ('in_flight', 'failed');
+-- entries given up on, for sync_resolve.health (few, and never written again)
+CREATE INDEX outbox_dead_idx ON sync_resolve.outbox (relid) WHERE status = 'dead';
 COMMENT ON TABLE sync_resolve.outbox IS
 	'Local changes waiting to be carried to each external system';
 
@@ -1657,6 +1667,87 @@ $$;
 COMMENT ON FUNCTION sync_resolve.shadow(regclass, jsonb) IS
 	'What sync_resolve knows of one row: each system''s base, and the local per-column change metadata';
 
+-- ==== observability (DESIGN 12) ====
+
+-- when each table last sent NOTIFY sync_resolve_alert (events.c), and for
+-- how many conflicts in the hour before
+CREATE TABLE sync_resolve.alert (
+	relid regclass PRIMARY KEY REFERENCES sync_resolve.tracked ON DELETE CASCADE,
+	alerted_at timestamptz NOT NULL,
+	conflicts bigint NOT NULL
+);
+COMMENT ON TABLE sync_resolve.alert IS
+	'The last NOTIFY sync_resolve_alert of each table: sent at most once an hour';
+
+-- Each count reads an index of its own: the outbox's history of sent
+-- entries and the history of events are never scanned whole.
+CREATE VIEW sync_resolve.health AS
+SELECT t.relid,
+	   t.systems,
+	   r.open_reviews,
+	   r.oldest_open_review,
+	   w.pending AS outbox_pending,
+	   f.in_flight AS outbox_in_flight,
+	   w.failed AS outbox_failed,
+	   d.dead AS outbox_dead,
+	   w.oldest_pending AS oldest_pending_at,
+	   e.conflicts AS conflicts_last_hour,
+	   e.refused OPERATOR(pg_catalog.+) j.rejected AS rejections_last_hour,
+	   t.alert_per_hour,
+	   a.alerted_at AS last_alert_at
+FROM sync_resolve.tracked t
+CROSS JOIN LATERAL (
+	SELECT pg_catalog.count(*) AS open_reviews, pg_catalog.min(v.created_at) AS oldest_open_review
+	FROM sync_resolve.review v
+	WHERE v.relid OPERATOR(pg_catalog.=) t.relid AND v.status OPERATOR(pg_catalog.=) 'open') r
+CROSS JOIN LATERAL (
+	SELECT pg_catalog.count(*) FILTER (WHERE o.status OPERATOR(pg_catalog.=) 'pending') AS pending,
+		   pg_catalog.count(*) FILTER (WHERE o.status OPERATOR(pg_catalog.=) 'failed') AS failed,
+		   pg_catalog.min(o.created_at) FILTER (WHERE o.status OPERATOR(pg_catalog.=) 'pending') AS oldest_pending
+	FROM sync_resolve.outbox o
+	WHERE o.relid OPERATOR(pg_catalog.=) t.relid AND o.status IN ('pending', 'failed')) w
+CROSS JOIN LATERAL (
+	SELECT pg_catalog.count(*) AS in_flight
+	FROM sync_resolve.outbox o
+	WHERE o.relid OPERATOR(pg_catalog.=) t.relid AND o.status OPERATOR(pg_catalog.=) 'in_flight') f
+CROSS JOIN LATERAL (
+	SELECT pg_catalog.count(*) AS dead
+	FROM sync_resolve.outbox o
+	WHERE o.relid OPERATOR(pg_catalog.=) t.relid AND o.status OPERATOR(pg_catalog.=) 'dead') d
+CROSS JOIN LATERAL (
+	SELECT pg_catalog.count(*) FILTER (WHERE v.kind OPERATOR(pg_catalog.=) 'conflict') AS conflicts,
+		   pg_catalog.count(*) FILTER (WHERE v.kind OPERATOR(pg_catalog.<>) 'conflict') AS refused
+	FROM sync_resolve.event v
+	WHERE v.relid OPERATOR(pg_catalog.=) t.relid AND v.kind IN ('conflict', 'unauthorized', 'invalid')
+	  AND v.at OPERATOR(pg_catalog.>) (pg_catalog.now() OPERATOR(pg_catalog.-) interval '1 hour')) e
+CROSS JOIN LATERAL (
+	SELECT pg_catalog.count(*) AS rejected
+	FROM sync_resolve.rejected x
+	WHERE x.relid OPERATOR(pg_catalog.=) t.relid
+	  AND x.at OPERATOR(pg_catalog.>) (pg_catalog.now() OPERATOR(pg_catalog.-) interval '1 hour')) j
+LEFT JOIN sync_resolve.alert a ON a.relid OPERATOR(pg_catalog.=) t.relid;
+COMMENT ON VIEW sync_resolve.health IS
+	'Per tracked table: open reviews, the outbox by status, conflicts and rejections in the last hour';
+
+CREATE VIEW sync_resolve.conflict_stats AS
+SELECT e.relid,
+	   e.column_name,
+	   e.source,
+	   e.strategy AS rule,
+	   e.decision AS outcome,
+	   pg_catalog.count(*) AS conflicts,
+	   pg_catalog.count(*) FILTER (WHERE e.at OPERATOR(pg_catalog.>)
+								   (pg_catalog.now() OPERATOR(pg_catalog.-) interval '1 hour')) AS last_hour,
+	   pg_catalog.count(*) FILTER (WHERE e.at OPERATOR(pg_catalog.>)
+								   (pg_catalog.now() OPERATOR(pg_catalog.-) interval '1 day')) AS last_day,
+	   pg_catalog.min(e.at) AS first_at,
+	   pg_catalog.max(e.at) AS last_at
+FROM sync_resolve.event e
+WHERE e.kind OPERATOR(pg_catalog.=) 'conflict'
+GROUP BY e.relid, e.column_name, e.source, e.strategy, e.decision;
+COMMENT ON VIEW sync_resolve.conflict_stats IS
+	'Conflicts in the history, per table, column (NULL: the whole row), source, rule that decided and outcome';
+
 -- ==== privileges and dumps (DESIGN 13) ====
 
 INSERT INTO sync_resolve.system (name, priority) VALUES ('local', 100);
@@ -1664,6 +1755,9 @@ INSERT INTO sync_resolve.system (name, priority) VALUES ('local', 100);
 REVOKE ALL ON ALL TABLES IN SCHEMA sync_resolve FROM PUBLIC;
 GRANT USAGE ON SCHEMA sync_resolve TO PUBLIC;
 GRANT SELECT ON sync_resolve.event TO PUBLIC;
+-- counts of the public history; health counts reviews and the outbox too,
+-- and is granted by the DBA (to a monitoring role, say)
+GRANT SELECT ON sync_resolve.conflict_stats TO PUBLIC;
 REVOKE EXECUTE ON FUNCTION sync_resolve.add_system(text, integer, regrole, text, boolean) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION sync_resolve.track(regclass, text[], text, name[], text) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION sync_resolve.untrack(regclass) FROM PUBLIC;

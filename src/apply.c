@@ -1004,6 +1004,18 @@ open_review(const SrApplyCall *call, SrEventBatch *batch, SrShadowRow *lrow,
 	return id;
 }
 
+/*
+ * A delete and a change that crossed: the conflict on the whole row, which
+ * tracked.on_delete_conflict decides.
+ */
+static void
+delete_conflict_event(SrEventBatch *batch, Jsonb *old_value, Jsonb *incoming_value,
+					  Jsonb *new_value, const char *rule, const char *decision)
+{
+	sr_event_add(batch, "conflict", NULL, old_value, incoming_value, NULL, new_value, rule,
+				 decision, 0)->strategy = "on_delete_conflict";
+}
+
 static const char *
 decision_words(SrAction action, const char *source)
 {
@@ -1321,7 +1333,8 @@ apply_to_row(SrApplyCall *call, SrImage *img, Datum *L, bool *Lnull,
 			sr_event_add(batch, "conflict", grp->name, lobj, iobj, bobj,
 						 gdec.action == SR_ACT_TAKE ? iobj :
 						 gdec.action == SR_ACT_MERGE ? sr_row_object(tab, M, Mnull, members) : lobj,
-						 gdec.rule, decision_words(gdec.action, call->source), 0);
+						 gdec.rule, decision_words(gdec.action, call->source), 0)->strategy =
+				sr_strategy_name(first->strategy);
 	}
 
 	/* 3. values the strategies compute */
@@ -1436,10 +1449,15 @@ apply_to_row(SrApplyCall *call, SrImage *img, Datum *L, bool *Lnull,
 
 		/* an update of a held column is logged by open_review() */
 		if (strcmp(kind, "review_updated") != 0)
-			sr_event_add(batch, kind, col->name, jl, ji, jb,
-						 d->action == SR_ACT_TAKE ? ji :
-						 d->action == SR_ACT_MERGE ? sr_datum_to_jsonb(col, M[c], Mnull[c]) : jl,
-						 d->rule, decision_words(d->action, call->source), 0);
+		{
+			SrEvent    *ev = sr_event_add(batch, kind, col->name, jl, ji, jb,
+										  d->action == SR_ACT_TAKE ? ji :
+										  d->action == SR_ACT_MERGE ? sr_datum_to_jsonb(col, M[c], Mnull[c]) : jl,
+										  d->rule, decision_words(d->action, call->source), 0);
+
+			if (strcmp(kind, "conflict") == 0)
+				ev->strategy = sr_strategy_name(col->strategy);
+		}
 		if (d->action == SR_ACT_REVIEW)
 		{
 			const char *label = col->name;
@@ -1666,8 +1684,8 @@ apply_to_absent_row(SrApplyCall *call, SrImage *img, SrRowState *st,
 			case SR_DELCONF_DELETE:
 				rule = psprintf("%s changed a row that %s deleted at %s; on_delete_conflict = delete keeps it deleted",
 								call->source, deleter, sr_time_text(lrow->deleted_at));
-				sr_event_add(batch, "conflict", NULL, NULL, sr_row_object(tab, img->values, img->nulls, img->present),
-							 NULL, NULL, rule, "kept deleted", 0);
+				delete_conflict_event(batch, NULL, sr_row_object(tab, img->values, img->nulls, img->present),
+									  NULL, rule, "kept deleted");
 				res->outcome = "unchanged";
 				return true;
 			case SR_DELCONF_REVIEW:
@@ -1676,6 +1694,8 @@ apply_to_absent_row(SrApplyCall *call, SrImage *img, SrRowState *st,
 
 					rule = psprintf("%s changed a row that %s deleted at %s: a person decides",
 									call->source, deleter, sr_time_text(lrow->deleted_at));
+					delete_conflict_event(batch, NULL, sr_row_object(tab, img->values, img->nulls, img->present),
+										  NULL, rule, "held for review");
 					for (c = 0; c < tab->ncols; c++)
 						if (!tab->cols[c].is_key && img->present[c])
 						{
@@ -1691,11 +1711,11 @@ apply_to_absent_row(SrApplyCall *call, SrImage *img, SrRowState *st,
 					return true;
 				}
 			case SR_DELCONF_KEEP:
-				sr_event_add(batch, "conflict", NULL, NULL, sr_row_object(tab, img->values, img->nulls, img->present),
-							 NULL, NULL,
-							 psprintf("%s changed a row that %s deleted at %s; on_delete_conflict = keep brings it back",
-									  call->source, deleter, sr_time_text(lrow->deleted_at)),
-							 "re-inserted", 0);
+				delete_conflict_event(batch, NULL, sr_row_object(tab, img->values, img->nulls, img->present),
+									  NULL,
+									  psprintf("%s changed a row that %s deleted at %s; on_delete_conflict = keep brings it back",
+											   call->source, deleter, sr_time_text(lrow->deleted_at)),
+									  "re-inserted");
 				break;
 		}
 	}
@@ -1865,6 +1885,9 @@ init_batch(const SrApplyCall *call, Jsonb *key, SrEventBatch *batch)
 	batch->changed_at = call->changed_at;
 	batch->received_at = call->received_at;
 	batch->event_id = call->event_id;
+	batch->alert = call->tab->alert_per_hour >= 0;
+	batch->alert_per_hour = call->tab->alert_per_hour;
+	batch->relname = call->tab->relname;
 }
 
 /*
@@ -2217,7 +2240,7 @@ sr_apply_refused(SrApplyCall *call, SrImage *img, const char *why,
 					 found ? sr_row_object(tab, L, Lnull, which) : NULL,
 					 sr_row_object(tab, img->values, img->nulls, which),
 					 any_base ? sr_row_object(tab, srow->values, srow->nulls, known) : NULL,
-					 NULL, rule, "held for review", 0);
+					 NULL, rule, "held for review", 0)->strategy = "constraint";
 		add_review_id(reviews,
 					  open_review(call, &batch, &st.local, img->key, NULL, cols, "refused",
 								  found ? sr_row_object(tab, L, Lnull, which) : NULL,
@@ -2341,11 +2364,11 @@ sr_apply_delete_image(SrApplyCall *call, SrApplyResult *res, SrReviewIds *review
 			{
 				case SR_DELCONF_DELETE:
 					rule = psprintf("%s; on_delete_conflict = delete", rule);
-					sr_event_add(&batch, "conflict", NULL, rowobj, NULL, NULL, NULL, rule, "deleted", 0);
+					delete_conflict_event(&batch, rowobj, NULL, NULL, rule, "deleted");
 					break;
 				case SR_DELCONF_KEEP:
 					rule = psprintf("%s; on_delete_conflict = keep", rule);
-					sr_event_add(&batch, "conflict", NULL, rowobj, NULL, NULL, rowobj, rule, "kept the row", 0);
+					delete_conflict_event(&batch, rowobj, NULL, rowobj, rule, "kept the row");
 					delete_row = false;
 					res->outcome = "unchanged";
 					for (c = 0; c < tab->ncols; c++)
@@ -2357,6 +2380,7 @@ sr_apply_delete_image(SrApplyCall *call, SrApplyResult *res, SrReviewIds *review
 						List	   *held = NIL;
 
 						rule = psprintf("%s; a person decides", rule);
+						delete_conflict_event(&batch, rowobj, NULL, NULL, rule, "held for review");
 						for (c = 0; c < tab->ncols; c++)
 							if (!tab->cols[c].is_key)
 							{

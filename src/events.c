@@ -29,12 +29,14 @@
 
 #include "sync_resolve.h"
 
-#define EVENT_NPARAMS 17
+#define EVENT_NPARAMS 18
 
 static SPIPlanPtr event_plan = NULL;
+static SPIPlanPtr alert_plan = NULL;
 static bool pruning = false;
 
-void
+/* Add an event to the batch; the caller may set its strategy. */
+SrEvent *
 sr_event_add(SrEventBatch *batch, const char *kind, const char *column_name,
 			 Jsonb *old_value, Jsonb *incoming_value, Jsonb *base_value,
 			 Jsonb *new_value, const char *rule, const char *decision,
@@ -50,8 +52,10 @@ sr_event_add(SrEventBatch *batch, const char *kind, const char *column_name,
 	ev->new_value = new_value;
 	ev->rule = rule;
 	ev->decision = decision;
+	ev->strategy = NULL;
 	ev->review_id = review_id;
 	batch->events = lappend(batch->events, ev);
+	return ev;
 }
 
 static SPIPlanPtr
@@ -61,7 +65,7 @@ get_event_plan(void)
 		REGCLASSOID, JSONBOID, TEXTOID, TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID,
 		TEXTOID, TEXTOID,
 		TEXTARRAYOID, TEXTARRAYOID, JSONBARRAYOID, JSONBARRAYOID, JSONBARRAYOID,
-		JSONBARRAYOID, TEXTARRAYOID, TEXTARRAYOID, INT8ARRAYOID
+		JSONBARRAYOID, TEXTARRAYOID, TEXTARRAYOID, INT8ARRAYOID, TEXTARRAYOID
 	};
 	SPIPlanPtr	plan;
 
@@ -69,12 +73,13 @@ get_event_plan(void)
 		return event_plan;
 	plan = sr_prepare_kept("INSERT INTO sync_resolve.event (relid, key, source, version,"
 					   " source_changed_at, received_at, event_id, actor, kind, column_name,"
-					   " old_value, incoming_value, base_value, new_value, rule, decision, review_id)"
+					   " old_value, incoming_value, base_value, new_value, rule, decision, review_id,"
+					   " strategy)"
 					   " SELECT $1, $2, $3, $4::sync_resolve.vclock, $5, $6, $7, $8, u.*"
 					   " FROM ROWS FROM (pg_catalog.unnest($9), pg_catalog.unnest($10),"
 					   " pg_catalog.unnest($11), pg_catalog.unnest($12), pg_catalog.unnest($13),"
 					   " pg_catalog.unnest($14), pg_catalog.unnest($15), pg_catalog.unnest($16),"
-					   " pg_catalog.unnest($17)) AS u",
+					   " pg_catalog.unnest($17), pg_catalog.unnest($18)) AS u",
 					   EVENT_NPARAMS, types, true);
 	event_plan = plan;
 	return plan;
@@ -119,13 +124,14 @@ static const SrDirectColumn event_columns[] = {
 	{"event_id", TEXTOID, NULL},
 	{"review_id", INT8OID, NULL},
 	{"actor", TEXTOID, NULL},
+	{"strategy", TEXTOID, NULL},
 };
 
 enum
 {
 	EV_ID, EV_AT, EV_RELID, EV_KEY, EV_KIND, EV_COLUMN, EV_SOURCE, EV_OLD, EV_INCOMING,
 	EV_BASE, EV_NEW, EV_VERSION, EV_CHANGED_AT, EV_RECEIVED_AT, EV_RULE, EV_DECISION,
-	EV_EVENT_ID, EV_REVIEW_ID, EV_ACTOR
+	EV_EVENT_ID, EV_REVIEW_ID, EV_ACTOR, EV_STRATEGY
 };
 
 static SrDirectTable event_table = {
@@ -168,6 +174,7 @@ flush_direct(SrEventBatch *batch, Datum actor)
 		JSONB_OR_NULL(&d, EV_NEW, ev->new_value);
 		TEXT_OR_NULL(&d, EV_RULE, ev->rule);
 		TEXT_OR_NULL(&d, EV_DECISION, ev->decision);
+		TEXT_OR_NULL(&d, EV_STRATEGY, ev->strategy);
 		sr_direct_set(&d, EV_REVIEW_ID, Int64GetDatum(ev->review_id), ev->review_id == 0);
 		sr_direct_insert(&d);
 	}
@@ -186,6 +193,7 @@ flush_sql(SrEventBatch *batch, Datum actor)
 			   *columns,
 			   *rules,
 			   *decisions,
+			   *strategies,
 			   *olds,
 			   *incomings,
 			   *bases,
@@ -201,6 +209,7 @@ flush_sql(SrEventBatch *batch, Datum actor)
 	columns = palloc(sizeof(Datum) * n);
 	rules = palloc(sizeof(Datum) * n);
 	decisions = palloc(sizeof(Datum) * n);
+	strategies = palloc(sizeof(Datum) * n);
 	olds = palloc(sizeof(Datum) * n);
 	incomings = palloc(sizeof(Datum) * n);
 	bases = palloc(sizeof(Datum) * n);
@@ -215,6 +224,7 @@ flush_sql(SrEventBatch *batch, Datum actor)
 		columns[i] = TEXT_OR_ZERO(ev->column_name);
 		rules[i] = TEXT_OR_ZERO(ev->rule);
 		decisions[i] = TEXT_OR_ZERO(ev->decision);
+		strategies[i] = TEXT_OR_ZERO(ev->strategy);
 		olds[i] = JSONB_OR_ZERO(ev->old_value);
 		incomings[i] = JSONB_OR_ZERO(ev->incoming_value);
 		bases[i] = JSONB_OR_ZERO(ev->base_value);
@@ -250,8 +260,66 @@ flush_sql(SrEventBatch *batch, Datum actor)
 	values[16] = PointerGetDatum(construct_md_array(review_ids, review_nulls, 1, dims, lbs,
 													INT8OID, 8, FLOAT8PASSBYVAL,
 													TYPALIGN_DOUBLE));
+	values[17] = nullable_array(n, strategies, TEXTOID);
 
 	sr_spi_execute(get_event_plan(), values, nulls, true, false, 0, SPI_OK_INSERT);
+}
+
+/*
+ * DESIGN 12: a table whose conflicts in the last hour outnumber its
+ * tracked.alert_per_hour sends NOTIFY sync_resolve_alert, at most once an
+ * hour.  sync_resolve.alert holds when each table last did.  It is read
+ * first, without a lock, so that the conflicts after an alert neither
+ * count the hour's history again nor queue on its row; only a due alert
+ * upserts the row, and of two sessions racing to send it, the second finds
+ * it fresh once the first commits (ON CONFLICT ... WHERE) and stays
+ * silent.  The notification goes out when the transaction commits, and not
+ * at all if it rolls back, with the row.  SPI is connected.
+ */
+static void
+alert_if_due(SrEventBatch *batch)
+{
+	Datum		values[3];
+	ListCell   *lc;
+	bool		conflict = false;
+
+	foreach(lc, batch->events)
+	{
+		SrEvent    *ev = (SrEvent *) lfirst(lc);
+
+		if (ev->kind != NULL && strcmp(ev->kind, "conflict") == 0)
+			conflict = true;
+	}
+	if (!conflict)
+		return;
+	if (alert_plan == NULL)
+	{
+		Oid			types[3] = {REGCLASSOID, INT4OID, TEXTOID};
+
+		alert_plan = sr_prepare_kept(
+			"WITH due AS ("
+			" SELECT c.n FROM (SELECT pg_catalog.count(*) AS n FROM sync_resolve.event e"
+			"  WHERE e.relid OPERATOR(pg_catalog.=) $1 AND e.kind OPERATOR(pg_catalog.=) 'conflict'"
+			"  AND e.at OPERATOR(pg_catalog.>) (pg_catalog.now() OPERATOR(pg_catalog.-) interval '1 hour')) c"
+			" WHERE c.n OPERATOR(pg_catalog.>) $2"
+			" AND NOT EXISTS (SELECT FROM sync_resolve.alert a WHERE a.relid OPERATOR(pg_catalog.=) $1"
+			"  AND a.alerted_at OPERATOR(pg_catalog.>) (pg_catalog.now() OPERATOR(pg_catalog.-) interval '1 hour'))),"
+			" sent AS ("
+			" INSERT INTO sync_resolve.alert AS a (relid, alerted_at, conflicts)"
+			" SELECT $1, pg_catalog.now(), due.n FROM due"
+			" ON CONFLICT (relid) DO UPDATE SET alerted_at = excluded.alerted_at, conflicts = excluded.conflicts"
+			" WHERE a.alerted_at OPERATOR(pg_catalog.<=)"
+			"  (excluded.alerted_at OPERATOR(pg_catalog.-) interval '1 hour')"
+			" RETURNING a.conflicts)"
+			" SELECT pg_catalog.pg_notify('sync_resolve_alert', pg_catalog.jsonb_build_object("
+			"  'table', $3, 'conflicts_last_hour', sent.conflicts, 'alert_per_hour', $2)::text)"
+			" FROM sent",
+			3, types, true);
+	}
+	values[0] = ObjectIdGetDatum(batch->relid);
+	values[1] = Int32GetDatum(batch->alert_per_hour);
+	values[2] = CStringGetTextDatum(batch->relname);
+	sr_spi_execute(alert_plan, values, NULL, true, false, 0, SPI_OK_SELECT);
 }
 
 /*
@@ -268,6 +336,8 @@ sr_events_flush(SrEventBatch *batch)
 	actor = CStringGetTextDatum(GetUserNameFromId(GetUserId(), false));
 	if (!flush_direct(batch, actor))
 		flush_sql(batch, actor);
+	if (batch->alert)
+		alert_if_due(batch);
 	list_free_deep(batch->events);
 	batch->events = NIL;
 }

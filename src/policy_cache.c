@@ -1263,6 +1263,12 @@ load_maps(SrTable *tab)
 	}
 }
 
+/* A table's row of sync_resolve.tracked, as build_table() reads it */
+#define TRACKED_QUERY \
+	"SELECT systems, default_strategy, on_delete_conflict, pg_catalog.to_regclass(shadow)::oid," \
+	" tracked_at, match_on::text[], alert_per_hour" \
+	" FROM sync_resolve.tracked WHERE relid OPERATOR(pg_catalog.=) $1"
+
 static SrTable *
 build_table(Oid relid, bool missing_ok)
 {
@@ -1283,9 +1289,7 @@ build_table(Oid relid, bool missing_ok)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "sync_resolve: SPI_connect failed");
 	args[0] = ObjectIdGetDatum(relid);
-	owner_query("SELECT systems, default_strategy, on_delete_conflict, pg_catalog.to_regclass(shadow)::oid, tracked_at,"
-				" match_on::text[] FROM sync_resolve.tracked WHERE relid OPERATOR(pg_catalog.=) $1",
-				1, argtypes, args);
+	owner_query(TRACKED_QUERY, 1, argtypes, args);
 	if (SPI_processed == 1)
 	{
 		bool		isnull;
@@ -1295,10 +1299,7 @@ build_table(Oid relid, bool missing_ok)
 		{
 			/* restored from a dump: the shadow is made at first use */
 			owner_query("SELECT sync_resolve._ensure_shadow($1)", 1, argtypes, args);
-			owner_query("SELECT systems, default_strategy, on_delete_conflict,"
-						" pg_catalog.to_regclass(shadow)::oid, tracked_at, match_on::text[]"
-						" FROM sync_resolve.tracked WHERE relid OPERATOR(pg_catalog.=) $1",
-						1, argtypes, args);
+			owner_query(TRACKED_QUERY, 1, argtypes, args);
 		}
 	}
 	if (SPI_processed != 1)
@@ -1351,6 +1352,9 @@ build_table(Oid relid, bool missing_ok)
 		if (isnull)
 			elog(ERROR, "sync_resolve: tracked table %u has no shadow", relid);
 		tab->tracked_at = DatumGetTimestampTz(SPI_getbinval(tup, SPI_tuptable->tupdesc, 5, &isnull));
+		tab->alert_per_hour = DatumGetInt32(SPI_getbinval(tup, SPI_tuptable->tupdesc, 7, &isnull));
+		if (isnull)
+			tab->alert_per_hour = -1;
 
 		/* the table's shape, from the relcache */
 		rel = table_open(relid, AccessShareLock);

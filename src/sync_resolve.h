@@ -259,6 +259,7 @@ typedef struct SrTable
 	char	  **systems;		/* external systems syncing this table */
 	SrStrategy	default_strategy;
 	SrDeleteConflict on_delete_conflict;
+	int			alert_per_hour; /* tracked.alert_per_hour; -1: not set */
 	SrSystemMaps *maps;			/* [nsystems] */
 	int			nmatch;
 	int		   *match_on;		/* indexes into cols: the natural key */
@@ -548,6 +549,7 @@ typedef struct SrEvent
 	Jsonb	   *new_value;
 	const char *rule;
 	const char *decision;
+	const char *strategy;		/* a conflict's: what decided it (NULL: none) */
 	int64		review_id;		/* 0: none */
 } SrEvent;
 
@@ -562,10 +564,13 @@ typedef struct SrEventBatch
 	TimestampTz changed_at;
 	TimestampTz received_at;
 	const char *event_id;
+	bool		alert;			/* its table has tracked.alert_per_hour set: */
+	int			alert_per_hour; /* conflicts in an hour above this notify */
+	const char *relname;		/* the table, quoted, schema-qualified */
 	List	   *events;			/* SrEvent * */
 } SrEventBatch;
 
-extern void sr_event_add(SrEventBatch *batch, const char *kind,
+extern SrEvent *sr_event_add(SrEventBatch *batch, const char *kind,
 						 const char *column_name, Jsonb *old_value,
 						 Jsonb *incoming_value, Jsonb *base_value,
 						 Jsonb *new_value, const char *rule,

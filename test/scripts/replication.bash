@@ -234,7 +234,10 @@ wal_lsns()
 # (resource manager, record type, description), as pg_walinspect shows them.  It reads
 # only WAL flushed to disk, and TO (an insert position) may not be flushed yet: with
 # synchronous_commit off, a record waits for the WAL writer (wal_writer_delay), so it
-# waits up to 5 s for that first.
+# waits up to 5 s for that first.  pg_walinspect cannot always read a range that starts
+# where a WAL page starts ("could not find a valid record after ..."): that error is
+# caught, so that the server does not log an ERROR of its own, and comes back as the
+# one line "unreadable: ...", which wal_quiet takes as a window to try again.
 wal_records()
 {
 	local i
@@ -242,9 +245,16 @@ wal_records()
 		[ "$(q "$1" "SELECT pg_current_wal_flush_lsn() >= '$3'::pg_lsn")" = t ] && break
 		sleep 0.1
 	done
-	q "$1" "SELECT resource_manager || ' ' || record_type || ' ' || coalesce(description, '')
-		FROM pg_get_wal_records_info('$2', least('$3'::pg_lsn, pg_current_wal_flush_lsn()))
-		ORDER BY start_lsn" 2>&1
+	q "$1" "CREATE FUNCTION pg_temp.wal_records(a pg_lsn, b pg_lsn) RETURNS SETOF text
+		LANGUAGE plpgsql AS \$f\$
+		BEGIN
+			RETURN QUERY SELECT resource_manager || ' ' || record_type || ' ' || coalesce(description, '')
+				FROM pg_get_wal_records_info(a, least(b, pg_current_wal_flush_lsn()))
+				ORDER BY start_lsn;
+		EXCEPTION WHEN others THEN
+			RETURN NEXT 'unreadable: ' || SQLERRM;
+		END \$f\$;
+		SELECT * FROM pg_temp.wal_records('$2', '$3')" 2>&1
 }
 
 # wal_quiet SECONDS: true when, over SECONDS, no node's WAL moved, or it moved only by
@@ -264,6 +274,8 @@ wal_quiet()
 		[ "${before[$i]}" != "${after[$i]}" ] || continue
 		REP_WAL_MOVED=1
 		recs=$(wal_records "$node" "${before[$i]}" "${after[$i]}")
+		# not known: like a window of bookkeeping only, tried again
+		grep -q '^unreadable: ' <<<"$recs" && continue
 		if grep -qvE '^(Standby RUNNING_XACTS|XLOG CHECKPOINT_ONLINE|XLOG SWITCH) ' <<<"$recs"; then
 			noisy=1
 			REP_WAL_NOISE+="    $node: ${before[$i]} -> ${after[$i]}:"$'\n'

@@ -537,6 +537,22 @@ COMMENT ON FUNCTION sync_resolve.prune_events(interval) IS
 
 -- prune_tombstones is defined with the setup API below (it reads tracked).
 
+-- DESIGN 11: a tracked table against a source's own records (reconcile.c)
+CREATE FUNCTION sync_resolve.reconcile_summary(tbl regclass, source text, snapshot regclass)
+	RETURNS TABLE (local_rows bigint, external_rows bigint, local_hash text,
+				   external_hash text, matches boolean)
+	AS 'MODULE_PATHNAME', 'reconcile_summary' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION sync_resolve.reconcile_summary(regclass, text, regclass) IS
+	'Row counts and checksums of a tracked table and of a source''s records of it, over the columns the records hold';
+CREATE FUNCTION sync_resolve.reconcile(tbl regclass, source text, snapshot regclass,
+		captured_at timestamptz DEFAULT now(), settle interval DEFAULT '5 minutes',
+		repair boolean DEFAULT false)
+	RETURNS TABLE (key jsonb, column_name text, local_value jsonb, external_value jsonb,
+				   owner text, action text, reason text)
+	AS 'MODULE_PATHNAME', 'reconcile' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION sync_resolve.reconcile(regclass, text, regclass, timestamptz, interval, boolean) IS
+	'Each difference between a tracked table and a source''s records of it, and what sync does with it; repair => true does it';
+
 CREATE FUNCTION sync_resolve.canonical_key(tbl regclass, key jsonb)
 	RETURNS jsonb
 	AS 'MODULE_PATHNAME', 'canonical_key' LANGUAGE C STABLE STRICT;
@@ -1590,6 +1606,10 @@ AS $$
 					 ELSE ': ' OPERATOR(pg_catalog.||) sync_resolve._show_changes(NULL, e.new_value) END
 			WHEN 'outbound_sent' THEN e.rule
 			WHEN 'outbound_failed' THEN e.rule
+			WHEN 'reconciled' THEN
+				pg_catalog.format('reconciled with the records of %s: %s here %s vs %s %s — %s (%s)',
+					e.source, coalesce(e.column_name, 'the row'), sync_resolve._show(e.old_value), e.source,
+					sync_resolve._show(e.incoming_value), e.rule, e.decision)
 			ELSE
 				pg_catalog.format('%s: %s', e.kind, coalesce(e.rule, ''))
 		END

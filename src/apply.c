@@ -184,6 +184,21 @@ sr_row_lock(SrTable *tab, const Datum *keyvals, bool for_delete,
 	return true;
 }
 
+/* Read the local row, locking nothing; false when there is none. */
+bool
+sr_row_read(SrTable *tab, const Datum *keyvals, Datum *values, bool *nulls)
+{
+	int			n;
+
+	sr_table_plans(tab);
+	n = sr_spi_execute(sr_plan_read_rows(tab, true), (Datum *) keyvals, NULL, false, false,
+					   0, SPI_OK_SELECT);
+	if (n > 0 && values != NULL)
+		copy_row(tab, SPI_tuptable->vals[0], SPI_tuptable->tupdesc, values, nulls);
+	SPI_freetuptable(SPI_tuptable);
+	return n > 0;
+}
+
 /*
  * Whether a trigger is one of sync_resolve's own on a tracked table: they
  * let sync_resolve's own writes pass (see own_write() in trigger.c).
@@ -483,7 +498,7 @@ add_review_id(SrReviewIds *ids, int64 id)
 }
 
 /* timestamptz_to_str() returns a static buffer: copy it */
-static char *
+char *
 sr_time_text(TimestampTz t)
 {
 	return pstrdup(timestamptz_to_str(t));
@@ -621,7 +636,8 @@ find_row(const SrApplyCall *call, SrImage *img)
 
 		vals[0] = sr_jsonb_string(img->external_id);
 		vals[1] = sr_jsonb_string(call->source);
-		sr_lock_key(tab, sr_jsonb_object(2, keys, vals));
+		if (!call->peek)
+			sr_lock_key(tab, sr_jsonb_object(2, keys, vals));
 		key = sr_identity_key(tab, call->source, img->external_id);
 	}
 	if (key != NULL)
@@ -780,8 +796,8 @@ parse_field(const SrApplyCall *call, SrImage *img, const char *field, JsonbValue
 	img->present[c] = true;
 }
 
-static void
-parse_image(const SrApplyCall *call, SrImage *img)
+void
+sr_parse_image(const SrApplyCall *call, SrImage *img)
 {
 	const SrTable *tab = call->tab;
 	JsonbIterator *it;
@@ -959,6 +975,37 @@ local_side(const SrTable *tab, const SrShadowRow *lrow, int c)
 	s.since_tracking = TIMESTAMP_IS_NOBEGIN(lrow->col_changed_at[c]);
 	s.changed_at = s.since_tracking ? tab->tracked_at : lrow->col_changed_at[c];
 	return s;
+}
+
+/*
+ * What the decision on column c needs to know: the incoming value I
+ * against the local L and the source's base srow, with the row's local
+ * metadata lrow; the caller sets present and dominated.
+ */
+void
+sr_column_input(const SrApplyCall *call, int c, Datum I, bool Inull, Datum L, bool Lnull,
+				const SrShadowRow *srow, const SrShadowRow *lrow, const SrSide *incoming,
+				SrColumnInput *in)
+{
+	const SrColumn *col = &call->tab->cols[c];
+
+	in->delta_remote = !srow->known[c] ||
+		!sr_datum_equal(col, I, Inull, srow->values[c], srow->nulls[c]);
+	in->incoming_equals_local = sr_datum_equal(col, I, Inull, L, Lnull);
+	/*
+	 * Without a base for the column, the local value counts as changed
+	 * unless it came from this same source (a column it left to its default
+	 * when it created the row, say).
+	 */
+	if (srow->known[c])
+		in->delta_local = !sr_datum_equal(col, L, Lnull, srow->values[c], srow->nulls[c]);
+	else
+		in->delta_local = !in->incoming_equals_local &&
+			!(lrow->col_writer[c] != NULL && strcmp(lrow->col_writer[c], call->source) == 0);
+	in->held = lrow->held[c];
+	in->authorized = sr_column_writable_by(col, call->source);
+	in->local = local_side(call->tab, lrow, c);
+	in->incoming = *incoming;
 }
 
 /* Open a review item (or update the open one) and hold its columns. */
@@ -1152,26 +1199,9 @@ apply_to_row(SrApplyCall *call, SrImage *img, Datum *L, bool *Lnull,
 		in[c].present = img->present[c];
 		if (!img->present[c])
 			continue;
-		in[c].delta_remote = !srow->known[c] ||
-			!sr_datum_equal(col, I[c], Inull[c], srow->values[c], srow->nulls[c]);
-		in[c].incoming_equals_local = sr_datum_equal(col, I[c], Inull[c], L[c], Lnull[c]);
-		/*
-		 * Without a base for the column, the local value counts as changed
-		 * unless it came from this same source (a column it left to its
-		 * default when it created the row, say).
-		 */
-		if (srow->known[c])
-			in[c].delta_local = !sr_datum_equal(col, L[c], Lnull[c],
-												srow->values[c], srow->nulls[c]);
-		else
-			in[c].delta_local = !in[c].incoming_equals_local &&
-				!(lrow->col_writer[c] != NULL &&
-				  strcmp(lrow->col_writer[c], call->source) == 0);
-		in[c].held = lrow->held[c];
-		in[c].authorized = sr_column_writable_by(col, call->source);
+		sr_column_input(call, c, I[c], Inull[c], L[c], Lnull[c], srow, lrow, &incoming,
+						&in[c]);
 		in[c].dominated = dominated;
-		in[c].local = local_side(tab, lrow, c);
-		in[c].incoming = incoming;
 		sr_decide(col, &in[c], &dec[c]);
 	}
 
@@ -2086,7 +2116,7 @@ apply_json(SrApplyCall *call, SrApplyResult *res, SrReviewIds *reviews)
 {
 	SrImage		img;
 
-	parse_image(call, &img);
+	sr_parse_image(call, &img);
 	sr_apply_image(call, &img, res, reviews);
 }
 

@@ -30,6 +30,8 @@
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/typcache.h"
+#include "common/hashfn.h"
 
 #include "sync_resolve.h"
 
@@ -280,6 +282,44 @@ sr_datum_equal(const SrColumn *col, Datum a, bool anull, Datum b, bool bnull)
 		return DatumGetBool(FunctionCall2Coll((FmgrInfo *) &col->eq_finfo,
 											  col->collation, a, b));
 	return datum_image_eq(a, b, col->typbyval, col->typlen);
+}
+
+/*
+ * A hash of a value that agrees with sr_datum_equal(): values it calls
+ * equal hash alike (the type's own hash where it has one).  For
+ * reconcile_summary()'s checksums.
+ */
+uint64
+sr_datum_hash(const SrColumn *col, Datum v, bool isnull)
+{
+	TypeCacheEntry *tc;
+	Oid			typoutput;
+	bool		varlena;
+	char	   *s;
+
+	if (isnull)
+		return UINT64CONST(0x9e3779b97f4a7c15);
+	if (col->norm_trim || col->norm_case)
+	{
+		s = normalized(col, v);
+		return hash_bytes_extended((const unsigned char *) s, strlen(s), 0);
+	}
+	if (col->is_json)
+		return DatumGetUInt64(DirectFunctionCall2(jsonb_hash_extended,
+												  JsonbPGetDatum(json_as_jsonb(v)),
+												  Int64GetDatum(0)));
+	if (col->has_eq)
+	{
+		tc = lookup_type_cache(col->basetypid, TYPECACHE_HASH_EXTENDED_PROC_FINFO);
+		if (OidIsValid(tc->hash_extended_proc))
+			return DatumGetUInt64(FunctionCall2Coll(&tc->hash_extended_proc_finfo,
+													col->collation, v, Int64GetDatum(0)));
+		/* an equality without a hash: equal values are taken to print alike */
+		getTypeOutputInfo(col->basetypid, &typoutput, &varlena);
+		s = OidOutputFunctionCall(typoutput, v);
+		return hash_bytes_extended((const unsigned char *) s, strlen(s), 0);
+	}
+	return (uint64) datum_image_hash(v, col->typbyval, col->typlen);
 }
 
 /* A JSON string */

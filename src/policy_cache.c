@@ -141,7 +141,8 @@ free_table_plans(SrTable *tab)
 {
 	SPIPlanPtr *plans[] = {
 		&tab->plan_lock_row, &tab->plan_lock_row_for_delete, &tab->plan_delete_row,
-		&tab->plan_read_shadow, &tab->plan_write_shadow, &tab->plan_write_shadow2
+		&tab->plan_read_shadow, &tab->plan_write_shadow, &tab->plan_write_shadow2,
+		&tab->plan_read_row, &tab->plan_scan_rows
 	};
 	int			i;
 
@@ -713,6 +714,49 @@ key_argtypes(const SrTable *tab, int extra)
 	return types;
 }
 
+/*
+ * SELECT of the table's columns in column order, of the row with the key
+ * given as parameters ($1...) or of every row, with lock (a locking clause)
+ * or none ("").
+ */
+static SPIPlanPtr
+prepare_row_select(SrTable *tab, StringInfo buf, bool by_key, const char *lock)
+{
+	resetStringInfo(buf);
+	appendStringInfoString(buf, "SELECT ");
+	append_column_list(buf, tab, false);
+	appendStringInfo(buf, " FROM %s", tab->relname);
+	if (by_key)
+	{
+		appendStringInfoString(buf, " WHERE ");
+		append_key_match(buf, tab, false, 1);
+	}
+	appendStringInfoString(buf, lock);
+	return sr_prepare_kept(buf->data, by_key ? tab->nkeys : 0,
+						   by_key ? key_argtypes(tab, 0) : NULL, false);
+}
+
+/*
+ * The plans that only read the table, without a lock: its row with a key
+ * (by_key), or all its rows for a cursor.  Prepared at first use (by
+ * reconcile()), kept with the table's other plans.
+ */
+SPIPlanPtr
+sr_plan_read_rows(SrTable *tab, bool by_key)
+{
+	SPIPlanPtr *plan = by_key ? &tab->plan_read_row : &tab->plan_scan_rows;
+
+	if (*plan == NULL)
+	{
+		StringInfoData buf;
+
+		initStringInfo(&buf);
+		*plan = prepare_row_select(tab, &buf, by_key, "");
+		pfree(buf.data);
+	}
+	return *plan;
+}
+
 static void
 prepare_plans(SrTable *tab)
 {
@@ -733,19 +777,8 @@ prepare_plans(SrTable *tab)
 
 	/* lock and read the local row */
 	types = key_argtypes(tab, 0);
-	appendStringInfoString(&buf, "SELECT ");
-	append_column_list(&buf, tab, false);
-	appendStringInfo(&buf, " FROM %s WHERE ", tab->relname);
-	append_key_match(&buf, tab, false, 1);
-	appendStringInfoString(&buf, " FOR NO KEY UPDATE");
-	tab->plan_lock_row = sr_prepare_kept(buf.data, tab->nkeys, types, false);
-	resetStringInfo(&buf);
-	appendStringInfoString(&buf, "SELECT ");
-	append_column_list(&buf, tab, false);
-	appendStringInfo(&buf, " FROM %s WHERE ", tab->relname);
-	append_key_match(&buf, tab, false, 1);
-	appendStringInfoString(&buf, " FOR UPDATE");
-	tab->plan_lock_row_for_delete = sr_prepare_kept(buf.data, tab->nkeys, types, false);
+	tab->plan_lock_row = prepare_row_select(tab, &buf, true, " FOR NO KEY UPDATE");
+	tab->plan_lock_row_for_delete = prepare_row_select(tab, &buf, true, " FOR UPDATE");
 
 	resetStringInfo(&buf);
 	appendStringInfo(&buf, "DELETE FROM %s WHERE ", tab->relname);

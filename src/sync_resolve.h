@@ -275,6 +275,8 @@ typedef struct SrTable
 	bool		plans_ready;
 	SPIPlanPtr	plan_lock_row;	/* FOR NO KEY UPDATE */
 	SPIPlanPtr	plan_lock_row_for_delete;	/* FOR UPDATE */
+	SPIPlanPtr	plan_read_row;	/* no lock (sr_plan_read_rows) */
+	SPIPlanPtr	plan_scan_rows;	/* every row, no lock (sr_plan_read_rows) */
 	SPIPlanPtr	plan_delete_row;
 	SPIPlanPtr	plan_read_shadow;
 	SPIPlanPtr	plan_write_shadow;
@@ -299,6 +301,7 @@ extern int	sr_column_by_name(const SrTable *tab, const char *name);
 extern SrColumnSetPlan *sr_plan_update(SrTable *tab, Bitmapset *cols);
 extern SPIPlanPtr sr_plan_insert(SrTable *tab, Bitmapset *cols);
 extern void sr_table_plans(SrTable *tab);
+extern SPIPlanPtr sr_plan_read_rows(SrTable *tab, bool by_key);
 extern void sr_cache_init(void);
 extern void sr_cache_enter(void);
 extern void sr_cache_leave(void);
@@ -320,6 +323,7 @@ typedef struct SrErrorTarget
 extern Datum sr_jsonb_value_to_datum(const SrColumn *col, JsonbValue *v,
 									 bool *isnull, const SrErrorTarget *where);
 extern Jsonb *sr_datum_to_jsonb(const SrColumn *col, Datum value, bool isnull);
+extern uint64 sr_datum_hash(const SrColumn *col, Datum v, bool isnull);
 extern bool sr_datum_equal(const SrColumn *col, Datum a, bool anull,
 						   Datum b, bool bnull);
 extern Jsonb *sr_build_key(const SrTable *tab, const Datum *keyvals,
@@ -792,6 +796,7 @@ extern SrApplying sr_applying;
 extern const SrSystem *sr_check_source(const SrTable *tab, const char *source);
 extern bool sr_row_lock(SrTable *tab, const Datum *keyvals, bool for_delete,
 						Datum *values, bool *nulls);
+extern bool sr_row_read(SrTable *tab, const Datum *keyvals, Datum *values, bool *nulls);
 extern bool sr_row_update(SrTable *tab, const Datum *keyvals, Bitmapset *cols,
 						  const Datum *values, const bool *nulls,
 						  Datum *out_values, bool *out_nulls);
@@ -822,6 +827,9 @@ typedef struct SrApplyCall
 	 * change relayed from a third node, stamped with that node's time.
 	 */
 	bool		in_order;
+
+	/* Only reading (reconcile): a record id is looked up without a lock. */
+	bool		peek;
 
 	/*
 	 * In a BEFORE trigger, for the statement's own row: the row as it is
@@ -894,6 +902,12 @@ extern void sr_apply_refused(SrApplyCall *call, SrImage *img, const char *why,
 extern void sr_apply_delete_image(SrApplyCall *call, SrApplyResult *res,
 								  SrReviewIds *reviews);
 extern void sr_init_image(const SrTable *tab, SrImage *img);
+extern void sr_parse_image(const SrApplyCall *call, SrImage *img);
+extern char *sr_time_text(TimestampTz t);
+extern void sr_column_input(const SrApplyCall *call, int c, Datum I, bool Inull,
+							Datum L, bool Lnull, const SrShadowRow *srow,
+							const SrShadowRow *lrow, const SrSide *incoming,
+							SrColumnInput *in);
 /* replication.c: an apply worker's writes, decided at commit */
 extern void sr_hold_image(const SrTable *tab, const char *source, const SrImage *img);
 extern void sr_hold_retime(const SrTable *tab, const char *source, Jsonb *key,

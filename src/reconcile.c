@@ -1,0 +1,853 @@
+/*-------------------------------------------------------------------------
+ *
+ * reconcile.c
+ *		A tracked table against a source's own copy of it (DESIGN 11):
+ *		reconcile_summary() and reconcile().
+ *
+ * A snapshot is a table holding the source's records as the source held
+ * them at one time (captured_at): the fields apply() would take, in the
+ * source's own names and values.  Each record is read as apply() reads a
+ * payload (field and value maps, record ids, match_on, the column types),
+ * locking nothing, and compared with the local row column by column with
+ * the type's own equality.
+ *
+ * reconcile_summary() counts and checksums both sides over the columns the
+ * snapshot holds: a checksum is the sum of each row's hash, so that it does
+ * not depend on the order rows are read in, and the hashes agree with the
+ * equality the comparison uses (sr_datum_hash).
+ *
+ * reconcile() says for each difference what normal sync does with it: the
+ * column's decision (sr_decide) on the local value, the snapshot's (dated
+ * captured_at) and the source's base, as if the snapshot's value had come
+ * through apply().  Taken: update_local; the local value stays (kept, or
+ * the source may not write it, or only this side changed since the base):
+ * update_external; a person decides: manual_review.  A row only the source
+ * has is insert_local (or, deleted here, update_external: the source is to
+ * delete it); a row only this side has is insert_external, or manual_review
+ * when the source held it before (deleted there, or not captured).  A
+ * difference whose row or column changed since captured_at - settle, or
+ * whose row has an outbox entry for the source waiting or in flight, is
+ * settling: sync may still be carrying it.  Equal values are not listed.
+ *
+ * With repair, the source's side goes through the apply engine (the
+ * columns to take, dated captured_at: the engine decides them by the same
+ * rules again, column groups as one, and opens review items), the local
+ * side through the outbox; each difference carried out, or left to a
+ * person, leaves a 'reconciled' event.  Without repair nothing is written.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "common/hashfn.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/datum.h"
+#include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+#include "utils/tuplestore.h"
+
+#include "sync_resolve.h"
+
+#define FETCH_ROWS 200
+
+/* A key of the snapshot, in the set of keys seen */
+typedef struct SeenKey
+{
+	uint64		hash;			/* of the key's text; the entry's key */
+	List	   *keys;			/* char *: the texts with that hash */
+} SeenKey;
+
+typedef struct Reconcile
+{
+	SrApplyCall call;
+	SrTable    *tab;
+	TimestampTz captured_at;
+	TimestampTz settle_from;	/* captured_at - settle */
+	bool		repair;
+	Tuplestorestate *out;
+	TupleDesc	td;
+	HTAB	   *seen;
+	MemoryContext seencxt;
+	MemoryContext rowcxt;		/* emptied for each row */
+	SrSide		incoming;		/* the snapshot's side, for the decisions */
+} Reconcile;
+
+/* What reconcile() says of one difference */
+typedef struct Difference
+{
+	int			col;			/* -1: the whole row */
+	Jsonb	   *local_value;
+	Jsonb	   *external_value;
+	const char *action;
+	char	   *reason;
+} Difference;
+
+static SPIPlanPtr live_entry_plan = NULL;
+
+/* The snapshot, its name quoted, and a cursor over its records as jsonb. */
+static Portal
+open_snapshot(Oid snapshot, const SrTable *tab)
+{
+	char	   *name = get_rel_name(snapshot);
+	char	   *nsp;
+	Portal		portal;
+
+	if (name == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("snapshot table with OID %u does not exist", snapshot),
+				 errhint("Pass the table holding the source's records of %s.", tab->display_name)));
+	nsp = get_namespace_name(get_rel_namespace(snapshot));
+	portal = SPI_cursor_open_with_args(NULL,
+									   psprintf("SELECT pg_catalog.to_jsonb(s) FROM %s s",
+												quote_qualified_identifier(nsp, name)),
+									   0, NULL, NULL, NULL, true, 0);
+	if (portal == NULL)
+		elog(ERROR, "sync_resolve: could not read snapshot %s", name);
+	return portal;
+}
+
+/* The hash of a row over its key and the columns in which[] */
+static uint64
+row_hash(const SrTable *tab, const Datum *values, const bool *nulls, const bool *which,
+		 const bool *present)
+{
+	uint64		h = 0;
+	int			c;
+
+	for (c = 0; c < tab->ncols; c++)
+	{
+		if (!tab->cols[c].is_key && !which[c])
+			continue;
+		if (present != NULL && !present[c])
+			h = hash_combine64(h, UINT64CONST(0x6a09e667f3bcc908));
+		else
+			h = hash_combine64(h, sr_datum_hash(&tab->cols[c], values[c], nulls[c]));
+	}
+	return h;
+}
+
+static char *
+hash_text(uint64 h)
+{
+	return psprintf("%016llx", (unsigned long long) h);
+}
+
+/* Common setup: the table, the source, the memory of each row. */
+static void
+begin_reconcile(Reconcile *rc, Oid relid, const char *source)
+{
+	SrTable    *tab = sr_table_get(relid, false, AccessShareLock);
+
+	if (pg_class_aclcheck(relid, GetUserId(), ACL_SELECT) != ACLCHECK_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied for table %s", tab->display_name),
+				 errhint("Reconciling reads the table as the calling role, which needs SELECT on it.")));
+	memset(rc, 0, sizeof(*rc));
+	sr_init_call(&rc->call, tab, source);
+	rc->call.peek = true;
+	rc->tab = tab;
+	rc->rowcxt = AllocSetContextCreate(CurrentMemoryContext, "sync_resolve reconcile row",
+									   ALLOCSET_DEFAULT_SIZES);
+	sr_table_plans(tab);
+}
+
+/*
+ * Run fn on each row the portal reads, in rc->rowcxt, emptied for each
+ * row; then close the portal.  fn may run SPI itself: the rows fetched are
+ * kept aside from SPI_tuptable.
+ */
+static void
+each_row(Reconcile *rc, Portal portal,
+		 void (*fn) (Reconcile *rc, HeapTuple tup, TupleDesc td, void *arg), void *arg)
+{
+	for (;;)
+	{
+		SPITupleTable *tt;
+		uint64		i;
+
+		SPI_cursor_fetch(portal, true, FETCH_ROWS);
+		tt = SPI_tuptable;
+		if (tt == NULL || tt->numvals == 0)
+		{
+			SPI_freetuptable(tt);
+			break;
+		}
+		for (i = 0; i < tt->numvals; i++)
+		{
+			MemoryContext old;
+
+			MemoryContextReset(rc->rowcxt);
+			old = MemoryContextSwitchTo(rc->rowcxt);
+			fn(rc, tt->vals[i], tt->tupdesc, arg);
+			MemoryContextSwitchTo(old);
+		}
+		SPI_freetuptable(tt);
+	}
+	SPI_cursor_close(portal);
+}
+
+/* Each of the table's rows, locking nothing */
+static Portal
+open_rows(Reconcile *rc)
+{
+	return SPI_cursor_open(NULL, sr_plan_read_rows(rc->tab, false), NULL, NULL, true);
+}
+
+/* Read one snapshot record into img; the record is rc->call.payload. */
+static void
+read_record(Reconcile *rc, HeapTuple tup, TupleDesc td, SrImage *img)
+{
+	bool		isnull;
+	Datum		d = SPI_getbinval(tup, td, 1, &isnull);
+
+	if (isnull)
+		elog(ERROR, "sync_resolve: a snapshot record read as NULL");
+	rc->call.payload = DatumGetJsonbPCopy(d);
+	sr_parse_image(&rc->call, img);
+}
+
+/* Read one of the table's rows (open_rows()) into L, Lnull. */
+static void
+read_row(const SrTable *tab, HeapTuple tup, TupleDesc td, Datum **L, bool **Lnull)
+{
+	int			c;
+
+	*L = palloc(sizeof(Datum) * (tab->ncols + 1));
+	*Lnull = palloc(sizeof(bool) * (tab->ncols + 1));
+	for (c = 0; c < tab->ncols; c++)
+	{
+		Datum		v = SPI_getbinval(tup, td, c + 1, &(*Lnull)[c]);
+
+		(*L)[c] = (*Lnull)[c] ? (Datum) 0 :
+			datumCopy(v, tab->cols[c].typbyval, tab->cols[c].typlen);
+	}
+}
+
+/* reconcile_summary()'s sums */
+typedef struct Summary
+{
+	bool	   *which;			/* the columns compared: the first record's */
+	uint64		local_hash;
+	uint64		external_hash;
+	int64		local_rows;
+	int64		external_rows;
+	MemoryContext cxt;			/* for which */
+} Summary;
+
+static void
+summary_record(Reconcile *rc, HeapTuple tup, TupleDesc td, void *arg)
+{
+	Summary    *sum = (Summary *) arg;
+	SrImage		img;
+	int			c;
+
+	read_record(rc, tup, td, &img);
+	if (sum->which == NULL)
+	{
+		sum->which = MemoryContextAllocZero(sum->cxt, sizeof(bool) * (rc->tab->ncols + 1));
+		for (c = 0; c < rc->tab->ncols; c++)
+			sum->which[c] = img.present[c] && !rc->tab->cols[c].is_key;
+	}
+	sum->external_hash += row_hash(rc->tab, img.values, img.nulls, sum->which, img.present);
+	sum->external_rows++;
+}
+
+static void
+summary_row(Reconcile *rc, HeapTuple tup, TupleDesc td, void *arg)
+{
+	Summary    *sum = (Summary *) arg;
+	Datum	   *L;
+	bool	   *Lnull;
+
+	read_row(rc->tab, tup, td, &L, &Lnull);
+	sum->local_hash += row_hash(rc->tab, L, Lnull, sum->which, NULL);
+	sum->local_rows++;
+}
+
+PG_FUNCTION_INFO_V1(reconcile_summary);
+Datum
+reconcile_summary(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	MemoryContext callercxt = CurrentMemoryContext;
+	Reconcile	rc;
+	Summary		sum;
+	Datum		values[5];
+	bool		nulls[5] = {false, false, false, false, false};
+	char	   *source;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("tbl, source and snapshot must not be null"),
+				 errhint("Pass the tracked table, the source system and the table holding its records.")));
+	source = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	InitMaterializedSRF(fcinfo, 0);
+
+	sr_cache_enter();
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "sync_resolve: SPI_connect failed");
+	begin_reconcile(&rc, PG_GETARG_OID(0), source);
+	memset(&sum, 0, sizeof(sum));
+	sum.cxt = CurrentMemoryContext;
+
+	/* the source's records, then this table's rows over the same columns */
+	each_row(&rc, open_snapshot(PG_GETARG_OID(2), rc.tab), summary_record, &sum);
+	if (sum.which == NULL)
+		sum.which = palloc0(sizeof(bool) * (rc.tab->ncols + 1));
+	each_row(&rc, open_rows(&rc), summary_row, &sum);
+
+	MemoryContextSwitchTo(callercxt);
+	values[0] = Int64GetDatum(sum.local_rows);
+	values[1] = Int64GetDatum(sum.external_rows);
+	values[2] = CStringGetTextDatum(hash_text(sum.local_hash));
+	values[3] = CStringGetTextDatum(hash_text(sum.external_hash));
+	values[4] = BoolGetDatum(sum.local_rows == sum.external_rows &&
+							 sum.local_hash == sum.external_hash);
+	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	SPI_finish();
+	sr_cache_leave();
+	return (Datum) 0;
+}
+
+/* ------------------------------------------------------------------------
+ * reconcile()
+ * ------------------------------------------------------------------------
+ */
+
+/* Note a snapshot's key as seen. */
+static void
+note_seen(Reconcile *rc, Jsonb *key)
+{
+	char	   *text = JsonbToCString(NULL, &key->root, VARSIZE(key));
+	uint64		h = hash_bytes_extended((const unsigned char *) text, strlen(text), 0);
+	bool		found;
+	SeenKey    *e = hash_search(rc->seen, &h, HASH_ENTER, &found);
+	MemoryContext old = MemoryContextSwitchTo(rc->seencxt);
+
+	if (!found)
+		e->keys = NIL;
+	e->keys = lappend(e->keys, pstrdup(text));
+	MemoryContextSwitchTo(old);
+}
+
+static bool
+was_seen(Reconcile *rc, Jsonb *key)
+{
+	char	   *text = JsonbToCString(NULL, &key->root, VARSIZE(key));
+	uint64		h = hash_bytes_extended((const unsigned char *) text, strlen(text), 0);
+	SeenKey    *e = hash_search(rc->seen, &h, HASH_FIND, NULL);
+	ListCell   *lc;
+
+	if (e == NULL)
+		return false;
+	foreach(lc, e->keys)
+		if (strcmp((char *) lfirst(lc), text) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * Whether an outbox entry carries the row to the source now: waiting
+ * (pending, failed) or handed out (in flight), each found through its own
+ * index.
+ */
+static bool
+live_entry(Reconcile *rc, Jsonb *key)
+{
+	Datum		values[3];
+	bool		isnull;
+	bool		live;
+
+	if (live_entry_plan == NULL)
+	{
+		Oid			types[3] = {REGCLASSOID, JSONBOID, TEXTOID};
+
+		live_entry_plan = sr_prepare_kept(
+			"SELECT EXISTS (SELECT FROM sync_resolve.outbox o"
+			" WHERE o.relid OPERATOR(pg_catalog.=) $1"
+			" AND pg_catalog.jsonb_hash_extended(o.key, 0) OPERATOR(pg_catalog.=) pg_catalog.jsonb_hash_extended($2, 0)"
+			" AND o.key OPERATOR(pg_catalog.=) $2 AND o.target OPERATOR(pg_catalog.=) $3"
+			" AND o.status IN ('pending', 'failed'))"
+			" OR EXISTS (SELECT FROM sync_resolve.outbox o"
+			" WHERE o.relid OPERATOR(pg_catalog.=) $1"
+			" AND pg_catalog.jsonb_hash_extended(o.key, 0) OPERATOR(pg_catalog.=) pg_catalog.jsonb_hash_extended($2, 0)"
+			" AND o.target OPERATOR(pg_catalog.=) $3 AND o.key OPERATOR(pg_catalog.=) $2"
+			" AND o.status IN ('in_flight', 'failed'))",
+			3, types, true);
+	}
+	values[0] = ObjectIdGetDatum(rc->tab->relid);
+	values[1] = JsonbPGetDatum(key);
+	values[2] = CStringGetTextDatum(rc->call.source);
+	sr_spi_execute(live_entry_plan, values, NULL, true, true, 0, SPI_OK_SELECT);
+	live = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	SPI_freetuptable(SPI_tuptable);
+	return live;
+}
+
+/* Why a difference may still be settling, or NULL. */
+static char *
+settling(Reconcile *rc, const SrShadowRow *srow, const SrShadowRow *lrow, int c, bool live)
+{
+	const char *src = rc->call.source;
+	int			k;
+
+	if (live)
+		return psprintf("an outbox entry carrying the row to %s is waiting or in flight", src);
+	if (srow->found && srow->has_changed_at && srow->changed_at > rc->captured_at)
+		return psprintf("%s's last change known here, at %s by its clock, is later than the snapshot",
+						src, sr_time_text(srow->changed_at));
+	if (srow->found && srow->received_at >= rc->settle_from)
+		return psprintf("%s sent a change of the row at %s, after the snapshot's settle time",
+						src, sr_time_text(srow->received_at));
+	if (!lrow->found)
+		return NULL;
+	for (k = 0; k < rc->tab->ncols; k++)
+		if ((c < 0 || k == c) && !TIMESTAMP_IS_NOBEGIN(lrow->col_changed_at[k]) &&
+			lrow->col_changed_at[k] >= rc->settle_from)
+			return psprintf("%s changed here at %s, after the snapshot's settle time",
+							rc->tab->cols[k].name, sr_time_text(lrow->col_changed_at[k]));
+	if (lrow->deleted && lrow->deleted_at >= rc->settle_from)
+		return psprintf("deleted here at %s, after the snapshot's settle time",
+						sr_time_text(lrow->deleted_at));
+	return NULL;
+}
+
+/* One row of reconcile()'s result */
+static void
+emit(Reconcile *rc, Jsonb *key, const Difference *d)
+{
+	Datum		values[7];
+	bool		nulls[7] = {false, false, false, false, false, false, false};
+	const SrColumn *col = d->col >= 0 ? &rc->tab->cols[d->col] : NULL;
+
+	values[0] = JsonbPGetDatum(key);
+	nulls[1] = col == NULL;
+	values[1] = col ? CStringGetTextDatum(col->name) : (Datum) 0;
+	nulls[2] = d->local_value == NULL;
+	values[2] = d->local_value ? JsonbPGetDatum(d->local_value) : (Datum) 0;
+	nulls[3] = d->external_value == NULL;
+	values[3] = d->external_value ? JsonbPGetDatum(d->external_value) : (Datum) 0;
+	nulls[4] = col == NULL || col->owner == NULL;
+	values[4] = nulls[4] ? (Datum) 0 : CStringGetTextDatum(col->owner);
+	values[5] = CStringGetTextDatum(d->action);
+	values[6] = CStringGetTextDatum(d->reason);
+	tuplestore_putvalues(rc->out, rc->td, values, nulls);
+}
+
+/*
+ * What normal sync does with column c, where the snapshot's value E and
+ * the local L differ: the column's decision, as apply() would make it.
+ */
+static void
+decide_column(Reconcile *rc, int c, Datum E, bool Enull, Datum L, bool Lnull,
+			  const SrShadowRow *srow, const SrShadowRow *lrow, Difference *d)
+{
+	const SrColumn *col = &rc->tab->cols[c];
+	const char *src = rc->call.source;
+	SrColumnInput in;
+	SrColumnDecision dec;
+	char	   *why;
+
+	memset(&in, 0, sizeof(in));
+	in.present = true;
+	sr_column_input(&rc->call, c, E, Enull, L, Lnull, srow, lrow, &rc->incoming, &in);
+	if (in.held)
+	{
+		d->action = "manual_review";
+		d->reason = psprintf("%s is held by an open review", col->name);
+		return;
+	}
+	sr_decide(col, &in, &dec);
+	switch (dec.delta)
+	{
+		case SR_DELTA_NONE:
+			/* the source still holds its base: only this side changed it */
+			d->action = "update_external";
+			d->reason = psprintf("%s still holds the value it last sent or received; it changed here since",
+								 src);
+			return;
+		case SR_DELTA_ONE_SIDED:
+			why = psprintf("only %s changed it since its base", src);
+			break;
+		default:
+			why = srow->known[c]
+				? psprintf("both changed it since %s's base", src)
+				: psprintf("no base from %s: both count as changed", src);
+			break;
+	}
+	switch (dec.action)
+	{
+		case SR_ACT_TAKE:
+		case SR_ACT_MERGE:
+			d->action = "update_local";
+			break;
+		case SR_ACT_REVIEW:
+			d->action = "manual_review";
+			break;
+		case SR_ACT_KEEP:
+		case SR_ACT_REJECT:
+		case SR_ACT_NOTHING:
+			d->action = "update_external";
+			break;
+	}
+	if (dec.rule != NULL)
+		d->reason = psprintf("%s; %s", why, dec.rule);
+	else if (dec.action == SR_ACT_MERGE)
+		d->reason = psprintf("%s; %s merges both sides' values", why, sr_strategy_name(col->strategy));
+	else
+		d->reason = psprintf("%s: taken", why);
+}
+
+/* Log what reconcile() did, or left to a person. */
+static void
+log_difference(Reconcile *rc, SrEventBatch *batch, const Difference *d)
+{
+	sr_event_add(batch, "reconciled", d->col >= 0 ? rc->tab->cols[d->col].name : NULL,
+				 d->local_value, d->external_value, NULL, NULL, d->reason, d->action, 0);
+}
+
+static void
+init_batch(Reconcile *rc, Jsonb *key, SrEventBatch *batch)
+{
+	memset(batch, 0, sizeof(*batch));
+	batch->relid = rc->tab->relid;
+	batch->key = key;
+	batch->source = rc->call.source;
+	batch->has_changed_at = true;
+	batch->changed_at = rc->captured_at;
+	batch->received_at = rc->call.received_at;
+}
+
+/*
+ * Repair one row: the columns to take (take[]) through the apply engine,
+ * the columns the source is to learn (send[], or the whole row: send_row,
+ * or its delete) through the outbox, and the events.
+ */
+static void
+repair_row(Reconcile *rc, SrImage *img, const bool *take, const Datum *L, const bool *Lnull,
+		   const bool *send, bool send_row, bool send_delete, SrShadowRow *lrow,
+		   List *diffs)
+{
+	SrTable    *tab = rc->tab;
+	MemoryContext cxt = CurrentMemoryContext;
+	SrEventBatch batch;
+	ListCell   *lc;
+	bool		any_take = false;
+	bool		any_send = send_row || send_delete;
+	int			c;
+
+	for (c = 0; c < tab->ncols; c++)
+	{
+		any_take |= take[c];
+		any_send |= send[c];
+	}
+	if (any_take)
+	{
+		SrImage    *part = sr_copy_image(tab, img);
+		SrApplyResult res;
+		SrReviewIds reviews = {0, 0, NULL};
+
+		part->npresent = 0;
+		for (c = 0; c < tab->ncols; c++)
+			if (!tab->cols[c].is_key)
+			{
+				part->present[c] = take[c];
+				part->npresent += take[c];
+			}
+		part->screened = NIL;
+		memset(&res, 0, sizeof(res));
+		rc->call.peek = false;
+		sr_apply_image(&rc->call, part, &res, &reviews);
+		rc->call.peek = true;
+		MemoryContextSwitchTo(cxt);
+	}
+	if (any_send)
+		sr_outbox_queue(tab, img->key, rc->call.source, send_delete,
+						send_delete ? NULL : sr_row_object(tab, L, Lnull, send_row ? NULL : send),
+						lrow->found ? lrow->version : NULL, "reconcile");
+	init_batch(rc, img->key, &batch);
+	foreach(lc, diffs)
+		log_difference(rc, &batch, (Difference *) lfirst(lc));
+	sr_events_flush(&batch);
+}
+
+/* One snapshot record against the local row. */
+static void
+reconcile_record(Reconcile *rc, SrImage *img)
+{
+	SrTable    *tab = rc->tab;
+	int			ncols = tab->ncols;
+	Datum	   *L = palloc0(sizeof(Datum) * (ncols + 1));
+	bool	   *Lnull = palloc0(sizeof(bool) * (ncols + 1));
+	bool	   *take = palloc0(sizeof(bool) * (ncols + 1));
+	bool	   *send = palloc0(sizeof(bool) * (ncols + 1));
+	bool		send_delete = false;
+	SrRowState	st;
+	SrShadowRow *srow;
+	List	   *diffs = NIL;
+	List	   *acted = NIL;
+	ListCell   *lc;
+	bool		found;
+	bool		live;
+	int			c;
+
+	found = sr_row_read(tab, img->keyvals, L, Lnull);
+	sr_shadow_load(tab, img->keyvals, &st);
+	srow = &st.bases[rc->call.sidx];
+	live = live_entry(rc, img->key);
+
+	if (!found)
+	{
+		Difference *d = palloc0(sizeof(Difference));
+
+		d->col = -1;
+		d->external_value = sr_row_object(tab, img->values, img->nulls, img->present);
+		if (st.local.found && st.local.deleted)
+		{
+			d->action = "update_external";
+			d->reason = psprintf("deleted here at %s%s; %s still has the record",
+								 sr_time_text(st.local.deleted_at),
+								 st.local.deleted_by ? psprintf(" by %s", st.local.deleted_by) : "",
+								 rc->call.source);
+			send_delete = true;
+		}
+		else
+		{
+			d->action = "insert_local";
+			d->reason = psprintf("%s has the record; this table has no row for it", rc->call.source);
+			for (c = 0; c < ncols; c++)
+				take[c] = img->present[c] && !tab->cols[c].is_key;
+		}
+		diffs = lappend(diffs, d);
+	}
+	else
+	{
+		for (c = 0; c < ncols; c++)
+		{
+			const SrColumn *col = &tab->cols[c];
+			Difference *d;
+
+			if (col->is_key || !img->present[c] ||
+				sr_datum_equal(col, img->values[c], img->nulls[c], L[c], Lnull[c]))
+				continue;
+			d = palloc0(sizeof(Difference));
+			d->col = c;
+			d->local_value = sr_datum_to_jsonb(col, L[c], Lnull[c]);
+			d->external_value = sr_datum_to_jsonb(col, img->values[c], img->nulls[c]);
+			decide_column(rc, c, img->values[c], img->nulls[c], L[c], Lnull[c], srow,
+						  &st.local, d);
+			diffs = lappend(diffs, d);
+		}
+		/* values set aside as apply() would: unmapped, or failing a check */
+		foreach(lc, img->screened)
+		{
+			SrScreened *s = (SrScreened *) lfirst(lc);
+			Difference *d = palloc0(sizeof(Difference));
+
+			d->col = s->col;
+			d->local_value = sr_datum_to_jsonb(&tab->cols[s->col], L[s->col], Lnull[s->col]);
+			d->external_value = s->value;
+			d->action = s->review ? "manual_review" : "update_external";
+			d->reason = s->rule;
+			diffs = lappend(diffs, d);
+		}
+	}
+
+	foreach(lc, diffs)
+	{
+		Difference *d = (Difference *) lfirst(lc);
+		char	   *why = settling(rc, srow, &st.local, d->col, live);
+
+		if (why != NULL)
+		{
+			d->action = "settling";
+			d->reason = why;
+			if (d->col < 0)
+			{
+				memset(take, 0, sizeof(bool) * ncols);
+				send_delete = false;
+			}
+		}
+		else if (d->col >= 0)
+		{
+			bool		screened_review = strcmp(d->action, "manual_review") == 0;
+
+			/* the engine decides again what to take and what to hold */
+			if (strcmp(d->action, "update_local") == 0 || screened_review)
+				take[d->col] = true;
+			else if (strcmp(d->action, "update_external") == 0)
+				send[d->col] = true;
+		}
+		if (strcmp(d->action, "settling") != 0)
+			acted = lappend(acted, d);
+		emit(rc, img->key, d);
+	}
+	if (rc->repair && acted != NIL)
+	{
+		/* a screened value goes through again as it came: the engine screens it */
+		foreach(lc, img->screened)
+		{
+			SrScreened *s = (SrScreened *) lfirst(lc);
+
+			if (!s->review)
+				take[s->col] = false;
+		}
+		repair_row(rc, img, take, L, Lnull, send, false, send_delete, &st.local, acted);
+	}
+}
+
+/* A row of this table the snapshot has no record of. */
+static void
+reconcile_missing(Reconcile *rc, Datum *L, bool *Lnull)
+{
+	SrTable    *tab = rc->tab;
+	Datum	   *keyvals = palloc(sizeof(Datum) * (tab->nkeys + 1));
+	bool	   *none = palloc0(sizeof(bool) * (tab->ncols + 1));
+	SrRowState	st;
+	SrShadowRow *srow;
+	Difference	d;
+	SrImage		img;
+	char	   *why;
+	int			i;
+
+	for (i = 0; i < tab->nkeys; i++)
+		keyvals[i] = L[tab->keys[i]];
+	sr_init_image(tab, &img);
+	memcpy(img.keyvals, keyvals, sizeof(Datum) * tab->nkeys);
+	img.key = sr_build_key(tab, keyvals, NULL);
+	if (was_seen(rc, img.key))
+		return;
+	sr_shadow_load(tab, keyvals, &st);
+	srow = &st.bases[rc->call.sidx];
+
+	memset(&d, 0, sizeof(d));
+	d.col = -1;
+	d.local_value = sr_row_object(tab, L, Lnull, NULL);
+	if (srow->found && !srow->deleted)
+	{
+		d.action = "manual_review";
+		d.reason = psprintf("%s held the row (its base, received at %s) but its snapshot has no record of it: deleted there, or not captured",
+							rc->call.source, sr_time_text(srow->received_at));
+	}
+	else
+	{
+		d.action = "insert_external";
+		d.reason = srow->found
+			? psprintf("%s deleted the record at %s; this table kept the row",
+					   rc->call.source, sr_time_text(srow->deleted_at))
+			: psprintf("%s has no record of the row", rc->call.source);
+	}
+	why = settling(rc, srow, &st.local, -1, live_entry(rc, img.key));
+	if (why != NULL)
+	{
+		d.action = "settling";
+		d.reason = why;
+	}
+	emit(rc, img.key, &d);
+	if (rc->repair && strcmp(d.action, "settling") != 0)
+		repair_row(rc, &img, none, L, Lnull, none, strcmp(d.action, "insert_external") == 0,
+				   false, &st.local, list_make1(&d));
+}
+
+static void
+reconcile_record_row(Reconcile *rc, HeapTuple tup, TupleDesc td, void *arg)
+{
+	SrImage		img;
+
+	read_record(rc, tup, td, &img);
+	note_seen(rc, img.key);
+	reconcile_record(rc, &img);
+}
+
+static void
+reconcile_missing_row(Reconcile *rc, HeapTuple tup, TupleDesc td, void *arg)
+{
+	Datum	   *L;
+	bool	   *Lnull;
+
+	read_row(rc->tab, tup, td, &L, &Lnull);
+	reconcile_missing(rc, L, Lnull);
+}
+
+PG_FUNCTION_INFO_V1(reconcile);
+Datum
+reconcile(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	Reconcile	rc;
+	HASHCTL		hctl;
+	Interval   *settle;
+	TimestampTz captured_at;
+	bool		repair;
+	char	   *source;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2) || PG_ARGISNULL(3) ||
+		PG_ARGISNULL(4) || PG_ARGISNULL(5))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("the arguments of reconcile() must not be null"),
+				 errhint("Pass the tracked table, the source system, the table holding its records, when they were captured, the settle time and whether to repair.")));
+	source = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	captured_at = PG_GETARG_TIMESTAMPTZ(3);
+	settle = PG_GETARG_INTERVAL_P(4);
+	repair = PG_GETARG_BOOL(5);
+	if (TIMESTAMP_NOT_FINITE(captured_at))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
+				 errmsg("captured_at of the snapshot of system \"%s\" is not a finite time", source),
+				 errhint("Pass the time the source's records were read.")));
+	if (repair)
+		PreventCommandIfReadOnly("sync_resolve.reconcile(repair => true)");
+	InitMaterializedSRF(fcinfo, 0);
+
+	sr_cache_enter();
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "sync_resolve: SPI_connect failed");
+	begin_reconcile(&rc, PG_GETARG_OID(0), source);
+	if (repair && pg_class_aclmask(rc.tab->relid, GetUserId(), ACL_INSERT | ACL_UPDATE,
+								   ACLMASK_ALL) != (ACL_INSERT | ACL_UPDATE))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied for table %s", rc.tab->display_name),
+				 errhint("Repairing writes the table as the calling role, which needs INSERT and UPDATE on it.")));
+	rc.out = rsinfo->setResult;
+	rc.td = rsinfo->setDesc;
+	rc.repair = repair;
+	rc.captured_at = captured_at;
+	rc.settle_from = DatumGetTimestampTz(DirectFunctionCall2(timestamptz_mi_interval,
+															 TimestampTzGetDatum(captured_at),
+															 IntervalPGetDatum(settle)));
+	rc.call.has_changed_at = true;
+	rc.call.changed_at = captured_at;
+	rc.incoming.system = rc.call.source;
+	rc.incoming.priority = rc.call.sys->priority;
+	rc.incoming.changed_at = captured_at;
+	rc.incoming.since_tracking = false;
+
+	rc.seencxt = AllocSetContextCreate(CurrentMemoryContext, "sync_resolve reconcile keys",
+									   ALLOCSET_DEFAULT_SIZES);
+	memset(&hctl, 0, sizeof(hctl));
+	hctl.keysize = sizeof(uint64);
+	hctl.entrysize = sizeof(SeenKey);
+	hctl.hcxt = rc.seencxt;
+	rc.seen = hash_create("sync_resolve reconcile keys", 1024, &hctl,
+						  HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	/* the source's records, each against its row; then rows it has no record of */
+	each_row(&rc, open_snapshot(PG_GETARG_OID(2), rc.tab), reconcile_record_row, NULL);
+	each_row(&rc, open_rows(&rc), reconcile_missing_row, NULL);
+
+	MemoryContextDelete(rc.rowcxt);
+	MemoryContextDelete(rc.seencxt);
+	SPI_finish();
+	sr_cache_leave();
+	return (Datum) 0;
+}

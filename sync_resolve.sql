@@ -329,7 +329,7 @@ COMMENT ON TABLE sync_resolve.event IS
 -- conflicts and refusals by table and time, for health, conflict_stats and
 -- the alert (DESIGN 12); the events of a write without either skip it
 CREATE INDEX event_conflict_idx ON sync_resolve.event (relid, kind, at)
-	WHERE kind IN ('conflict', 'unauthorized', 'invalid');
+	WHERE kind IN ('conflict', 'unauthorized', 'invalid', 'unmapped');
 
 CREATE TABLE sync_resolve.delivery (
 	system text NOT NULL,
@@ -1736,9 +1736,11 @@ CROSS JOIN LATERAL (
 	WHERE o.relid OPERATOR(pg_catalog.=) t.relid AND o.status OPERATOR(pg_catalog.=) 'dead') d
 CROSS JOIN LATERAL (
 	SELECT pg_catalog.count(*) FILTER (WHERE v.kind OPERATOR(pg_catalog.=) 'conflict') AS conflicts,
-		   pg_catalog.count(*) FILTER (WHERE v.kind OPERATOR(pg_catalog.<>) 'conflict') AS refused
+		   pg_catalog.count(*) FILTER (WHERE v.kind OPERATOR(pg_catalog.<>) 'conflict'
+									   AND v.decision OPERATOR(pg_catalog.=) 'refused') AS refused
 	FROM sync_resolve.event v
-	WHERE v.relid OPERATOR(pg_catalog.=) t.relid AND v.kind IN ('conflict', 'unauthorized', 'invalid')
+	WHERE v.relid OPERATOR(pg_catalog.=) t.relid
+	  AND v.kind IN ('conflict', 'unauthorized', 'invalid', 'unmapped')
 	  AND v.at OPERATOR(pg_catalog.>) (pg_catalog.now() OPERATOR(pg_catalog.-) interval '1 hour')) e
 CROSS JOIN LATERAL (
 	SELECT pg_catalog.count(*) AS rejected

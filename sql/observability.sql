@@ -13,7 +13,7 @@
 \i sql/include/setup.psql
 \set ECHO all
 
-CREATE TABLE acct (id int PRIMARY KEY, name text, plan text, credit int, state text);
+CREATE TABLE acct (id int PRIMARY KEY, name text, plan text, credit int, state text, tier text);
 CREATE TABLE quiet (id int PRIMARY KEY, v text);
 SELECT sync_resolve.track('acct', ARRAY['crm', 'billing'], 'latest');
 SELECT sync_resolve.track('quiet', ARRAY['crm']);
@@ -21,6 +21,9 @@ SELECT sync_resolve.set_policy('acct', 'name', 'latest', check_expr => 'length(n
 SELECT sync_resolve.set_policy('acct', 'plan', 'priority');
 SELECT sync_resolve.set_policy('acct', 'credit', 'review');
 SELECT sync_resolve.set_policy('acct', 'state', 'latest', writers => ARRAY['billing']);
+-- crm may not write tier either, but its changes are taken all the same
+SELECT sync_resolve.set_policy('acct', 'tier', 'latest', writers => ARRAY['billing'],
+							   on_unauthorized => 'accept');
 UPDATE sync_resolve.tracked SET on_delete_conflict = 'keep' WHERE relid = 'acct'::regclass;
 
 CREATE VIEW h AS
@@ -51,8 +54,10 @@ SELECT relid, column_name, source, rule, outcome, conflicts, last_hour, last_day
 FROM sync_resolve.conflict_stats ORDER BY column_name, outcome;
 
 -- rejections: crm may not write state (unauthorized), a name failing its
--- check (invalid), and a batch element set aside (sync_resolve.rejected)
+-- check (invalid), and a batch element set aside (sync_resolve.rejected);
+-- not crm's tier, which is accepted
 SELECT outcome, rejected FROM sync_resolve.apply('acct', 'crm', '{"id": 1, "state": "paid"}', '2000-01-03');
+SELECT outcome, applied FROM sync_resolve.apply('acct', 'crm', '{"id": 1, "tier": "gold"}', '2000-01-03');
 SELECT outcome, rejected FROM sync_resolve.apply('acct', 'crm',
 	'{"id": 1, "name": "a name far too long for its check"}', '2000-01-03');
 SELECT outcome FROM sync_resolve.apply_batch('acct', 'crm',

@@ -128,6 +128,84 @@ UPDATE crm_fields SET title = 'other' WHERE id = '8';
 SELECT key, column_name, local_value, external_value, owner, action
 FROM sync_resolve.reconcile('article', 'crm', 'crm_fields', settle => '0 seconds');
 
+-- Records found by match_on, a serial key, values apply() sets aside and a
+-- merge strategy: rc_gadget is keyed by a sequence, crm's records carry no key
+-- and are found by sku; status has a value map whose unknown values go to
+-- review, qty takes the larger value, name has a check.
+CREATE TABLE rc_gadget (id serial PRIMARY KEY, sku text UNIQUE, status text, qty int, name text);
+SELECT sync_resolve.track('rc_gadget', ARRAY['crm'], 'latest', match_on => ARRAY['sku']);
+SELECT sync_resolve.set_policy('rc_gadget', 'status', 'latest', unmapped => 'review');
+SELECT sync_resolve.set_policy('rc_gadget', 'qty', 'max');
+SELECT sync_resolve.set_policy('rc_gadget', 'name', 'latest', check_expr => 'length(name) < 10');
+INSERT INTO sync_resolve.value_map (relid, column_name, system, external_value, local_value)
+VALUES ('rc_gadget', 'status', 'crm', 'A', 'active');
+SELECT count(*) FROM sync_resolve.apply_batch('rc_gadget', 'crm',
+	(SELECT jsonb_agg(jsonb_build_object('changed_at', '2000-01-01', 'data',
+		jsonb_build_object('sku', 'g' || g, 'status', 'A', 'qty', 5, 'name', 'gadget ' || g)))
+	 FROM generate_series(1, 2) g));
+-- qty of g1 rises to 10 here; crm never hears of it
+UPDATE rc_gadget SET qty = 10 WHERE sku = 'g1';
+SET sync_resolve.max_attempts = 1;
+SELECT count(sync_resolve.fail_outbound(id, 'lost')) FROM sync_resolve.claim_outbound('crm');
+RESET sync_resolve.max_attempts;
+-- crm's records: g1 with qty 7 (both changed it: max keeps 10), a status
+-- it has no mapping for and a name failing the check; g3 new
+CREATE TABLE rc_gadget_snap (sku text, status text, qty int, name text);
+INSERT INTO rc_gadget_snap VALUES
+	('g1', 'ZZZ', 7, 'a name far too long'),
+	('g2', 'A', 5, 'gadget 2'),
+	('g3', 'A', 1, 'gadget 3');
+SELECT last_value AS seq_before FROM rc_gadget_id_seq \gset
+-- reading takes no key from the sequence (a new record has none yet) and
+-- locks no row: it runs in a read-only transaction
+BEGIN READ ONLY;
+SELECT key, column_name, local_value, external_value, action, reason
+FROM sync_resolve.reconcile('rc_gadget', 'crm', 'rc_gadget_snap', settle => '0 seconds')
+ORDER BY key->>'id' NULLS LAST, column_name;
+COMMIT;
+SELECT last_value = :seq_before AS sequence_untouched FROM rc_gadget_id_seq;
+-- repaired: g1 keeps qty 10 and its name, and crm hears both; ZZZ waits
+-- for a person (status stays as it is); g3 comes in as a new row
+SELECT key, column_name, action
+FROM sync_resolve.reconcile('rc_gadget', 'crm', 'rc_gadget_snap', settle => '0 seconds', repair => true)
+ORDER BY key->>'id' NULLS LAST, column_name;
+SELECT sku, status, qty, name FROM rc_gadget ORDER BY sku;
+SELECT key->>'id' AS id, column_name, kind, incoming_value FROM sync_resolve.review
+WHERE relid = 'rc_gadget'::regclass AND status = 'open' ORDER BY id;
+SELECT key->>'id' AS id, payload FROM sync_resolve.outbox
+WHERE relid = 'rc_gadget'::regclass AND status = 'pending' ORDER BY id;
+
+SELECT count(sync_resolve.ack_outbound(id)) AS crm_has_it FROM sync_resolve.claim_outbound('crm');
+
+-- Rows deleted here that crm still has, as apply() decides them: m1 crm
+-- never changed since (crm is to delete it); m2 crm changed since
+-- (on_delete_conflict decides: review, then keep); m3 crm deleted itself
+-- and has again (a new record, taken)
+CREATE TABLE rc_memo (id int PRIMARY KEY, body text);
+SELECT sync_resolve.track('rc_memo', ARRAY['crm'], 'latest');
+SELECT count(*) FROM sync_resolve.apply_batch('rc_memo', 'crm',
+	'[{"data": {"id": 1, "body": "one"}, "changed_at": "2000-01-01"},
+	  {"data": {"id": 2, "body": "two"}, "changed_at": "2000-01-01"},
+	  {"data": {"id": 3, "body": "three"}, "changed_at": "2000-01-01"}]');
+DELETE FROM rc_memo WHERE id IN (1, 2);
+SET sync_resolve.max_attempts = 1;
+SELECT count(sync_resolve.fail_outbound(id, 'lost')) FROM sync_resolve.claim_outbound('crm');
+RESET sync_resolve.max_attempts;
+SELECT outcome FROM sync_resolve.apply_delete('rc_memo', 'crm', '{"id": 3}', '2000-01-02');
+CREATE TABLE rc_memo_snap (id int, body text);
+INSERT INTO rc_memo_snap VALUES (1, 'one'), (2, 'two, edited'), (3, 'three again');
+SELECT key, action, untimed(reason) AS reason
+FROM sync_resolve.reconcile('rc_memo', 'crm', 'rc_memo_snap', settle => '0 seconds') ORDER BY key->>'id';
+UPDATE sync_resolve.tracked SET on_delete_conflict = 'keep' WHERE relid = 'rc_memo'::regclass;
+SELECT key, action FROM sync_resolve.reconcile('rc_memo', 'crm', 'rc_memo_snap', settle => '0 seconds')
+WHERE key->>'id' = '2';
+UPDATE sync_resolve.tracked SET on_delete_conflict = 'review' WHERE relid = 'rc_memo'::regclass;
+SELECT key, action FROM sync_resolve.reconcile('rc_memo', 'crm', 'rc_memo_snap', settle => '0 seconds',
+											   repair => true) ORDER BY key->>'id';
+SELECT * FROM rc_memo ORDER BY id;
+SELECT key, kind, status FROM sync_resolve.review WHERE relid = 'rc_memo'::regclass;
+SELECT key, op FROM sync_resolve.outbox WHERE relid = 'rc_memo'::regclass AND status = 'pending';
+
 -- bad arguments
 \set VERBOSITY terse
 -- must fail: a system the table does not sync with
@@ -157,5 +235,6 @@ RESET ROLE;
 REVOKE ALL ON article, crm_snap FROM sr_reader;
 DROP ROLE sr_reader;
 
-DROP TABLE article, crm_snap, same_snap, qty_snap, crm_after, crm_fields, odd_snap;
+DROP TABLE article, crm_snap, same_snap, qty_snap, crm_after, crm_fields, odd_snap,
+	rc_gadget, rc_gadget_snap, rc_memo, rc_memo_snap;
 DROP FUNCTION untimed(text);

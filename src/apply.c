@@ -562,6 +562,7 @@ sr_init_image(const SrTable *tab, SrImage *img)
 	img->external_id = NULL;
 	img->identity_known = false;
 	img->linked = NULL;
+	img->unkeyed = false;
 	img->screened = NIL;
 	for (i = 0; i <= tab->ncols; i++)
 		img->nulls[i] = true;
@@ -647,7 +648,7 @@ find_row(const SrApplyCall *call, SrImage *img)
 	}
 	else
 	{
-		int			n = sr_match_row(tab, img, img->keyvals);
+		int			n = sr_match_row(tab, img, img->keyvals, call->peek);
 		StringInfoData cols;
 
 		initStringInfo(&cols);
@@ -670,6 +671,12 @@ find_row(const SrApplyCall *call, SrImage *img)
 		if (n == 1)
 			img->linked = psprintf("new record %s of %s has the same %s as this row: linked to it",
 								   img->external_id ? img->external_id : "(no id)", call->source, cols.data);
+		else if (call->peek)
+		{
+			/* a new row's key would come from its defaults: not taken to look */
+			img->unkeyed = true;
+			return;
+		}
 		else
 		{
 			for (i = 0; i < tab->nkeys; i++)
@@ -865,7 +872,8 @@ sr_parse_image(const SrApplyCall *call, SrImage *img)
 					 errhint("Every primary-key column must be sent: %s.", sr_key_column_list(tab))));
 		find_row(call, img);
 	}
-	img->key = sr_build_key(tab, img->keyvals, NULL);
+	if (!img->unkeyed)
+		img->key = sr_build_key(tab, img->keyvals, NULL);
 }
 
 /* Record the delivery id; false when it was already there. */
@@ -1006,6 +1014,46 @@ sr_column_input(const SrApplyCall *call, int c, Datum I, bool Inull, Datum L, bo
 	in->authorized = sr_column_writable_by(col, call->source);
 	in->local = local_side(call->tab, lrow, c);
 	in->incoming = *incoming;
+}
+
+/*
+ * A value-computing strategy's decision on column c (dec->needs_value):
+ * the value it computes in M, Mnull, and what that comes to -- the local
+ * value kept, the incoming taken, a value of both merged, or review when
+ * the strategy cannot merge them.
+ */
+void
+sr_merge_column(const SrApplyCall *call, Jsonb *key, int c, Datum I, bool Inull,
+				Datum L, bool Lnull, const SrShadowRow *srow, const SrColumnInput *in,
+				SrColumnDecision *dec, Datum *M, bool *Mnull)
+{
+	const SrColumn *col = &call->tab->cols[c];
+	SrMergeInput mi;
+	char	   *why = NULL;
+
+	memset(&mi, 0, sizeof(mi));
+	mi.tab = call->tab;
+	mi.col = col;
+	mi.key = key;
+	mi.source = call->source;
+	mi.local = L;
+	mi.local_null = Lnull;
+	mi.incoming = I;
+	mi.incoming_null = Inull;
+	mi.base = srow->values[c];
+	mi.base_null = srow->nulls[c];
+	mi.base_known = srow->known[c];
+	mi.local_side = in->local;
+	mi.incoming_side = in->incoming;
+	if (!sr_merge_value(col->strategy, &mi, M, Mnull, &why))
+		dec->action = SR_ACT_REVIEW;
+	else if (sr_datum_equal(col, *M, *Mnull, L, Lnull))
+		dec->action = SR_ACT_KEEP;	/* max/min, custom: one side won */
+	else if (sr_datum_equal(col, *M, *Mnull, I, Inull))
+		dec->action = SR_ACT_TAKE;
+	else
+		dec->action = SR_ACT_MERGE;
+	dec->rule = why;
 }
 
 /* Open a review item (or update the open one) and hold its columns. */
@@ -1369,36 +1417,9 @@ apply_to_row(SrApplyCall *call, SrImage *img, Datum *L, bool *Lnull,
 
 	/* 3. values the strategies compute */
 	for (c = 0; c < ncols; c++)
-	{
-		SrMergeInput mi;
-		char	   *why = NULL;
-
-		if (tab->cols[c].is_key || in_group_decision[c] || !dec[c].needs_value)
-			continue;
-		memset(&mi, 0, sizeof(mi));
-		mi.tab = tab;
-		mi.col = &tab->cols[c];
-		mi.key = img->key;
-		mi.source = call->source;
-		mi.local = L[c];
-		mi.local_null = Lnull[c];
-		mi.incoming = I[c];
-		mi.incoming_null = Inull[c];
-		mi.base = srow->values[c];
-		mi.base_null = srow->nulls[c];
-		mi.base_known = srow->known[c];
-		mi.local_side = in[c].local;
-		mi.incoming_side = in[c].incoming;
-		if (!sr_merge_value(tab->cols[c].strategy, &mi, &M[c], &Mnull[c], &why))
-			dec[c].action = SR_ACT_REVIEW;
-		else if (sr_datum_equal(&tab->cols[c], M[c], Mnull[c], L[c], Lnull[c]))
-			dec[c].action = SR_ACT_KEEP;	/* max/min, custom: one side won */
-		else if (sr_datum_equal(&tab->cols[c], M[c], Mnull[c], I[c], Inull[c]))
-			dec[c].action = SR_ACT_TAKE;
-		else
-			dec[c].action = SR_ACT_MERGE;
-		dec[c].rule = why;
-	}
+		if (!tab->cols[c].is_key && !in_group_decision[c] && dec[c].needs_value)
+			sr_merge_column(call, img->key, c, I[c], Inull[c], L[c], Lnull[c], srow, &in[c],
+							&dec[c], &M[c], &Mnull[c]);
 
 	/* 4. the new row, the lists, the per-column events and reviews */
 	memcpy(saved_writer, lrow->col_writer, sizeof(char *) * ncols);
@@ -2044,9 +2065,9 @@ is_peer_echo(SrApplyCall *call, SrImage *img, SrRowState *st, SrEventBatch *batc
  * change and is not judged.  Done before the decision, so that the latest
  * change taken is the latest valid one.
  */
-static void
-screen_invalid(SrApplyCall *call, SrImage *img, const Datum *L, const bool *Lnull,
-			   bool found, const SrShadowRow *srow)
+void
+sr_screen_invalid(SrApplyCall *call, SrImage *img, const Datum *L, const bool *Lnull,
+				  bool found, const SrShadowRow *srow)
 {
 	SrTable    *tab = call->tab;
 	int			c;
@@ -2161,7 +2182,7 @@ sr_apply_image(SrApplyCall *call, SrImage *img, SrApplyResult *res, SrReviewIds 
 			return;
 		if (is_stale(call, &st.bases[call->sidx], &st.local, found, call->payload, &batch, res))
 			return;
-		screen_invalid(call, img, L, Lnull, found, &st.bases[call->sidx]);
+		sr_screen_invalid(call, img, L, Lnull, found, &st.bases[call->sidx]);
 		if (found)
 		{
 			apply_to_row(call, img, L, Lnull, &st, &batch, res, reviews);

@@ -21,7 +21,10 @@
 
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
+#include "access/xact.h"
 #include "miscadmin.h"
+#include "storage/lock.h"
+#include "utils/resowner.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
@@ -32,7 +35,8 @@
 #define EVENT_NPARAMS 18
 
 static SPIPlanPtr event_plan = NULL;
-static SPIPlanPtr alert_plan = NULL;
+static SPIPlanPtr alert_due_plan = NULL;
+static SPIPlanPtr alert_send_plan = NULL;
 static bool pruning = false;
 
 /* Add an event to the batch; the caller may set its strategy. */
@@ -268,20 +272,33 @@ flush_sql(SrEventBatch *batch, Datum actor)
 /*
  * DESIGN 12: a table whose conflicts in the last hour outnumber its
  * tracked.alert_per_hour sends NOTIFY sync_resolve_alert, at most once an
- * hour.  sync_resolve.alert holds when each table last did.  It is read
- * first, without a lock, so that the conflicts after an alert neither
- * count the hour's history again nor queue on its row; only a due alert
- * upserts the row, and of two sessions racing to send it, the second finds
- * it fresh once the first commits (ON CONFLICT ... WHERE) and stays
- * silent.  The notification goes out when the transaction commits, and not
- * at all if it rolls back, with the row.  SPI is connected.
+ * hour.  sync_resolve.alert holds when each table last did.
+ *
+ * Whether one is due is read first, without a lock, so that the conflicts
+ * after an alert neither count the hour's history again nor queue on the
+ * row.  A due alert is sent by one session at a time: the others skip it
+ * (an advisory lock of the table, tried, never waited for, so that two
+ * sessions alerting two tables cannot deadlock).  The row is written in a
+ * subtransaction, and where the row changed since this transaction's
+ * snapshot (REPEATABLE READ and SERIALIZABLE fail that write) another
+ * session has just alerted: the caller's write goes on without.  The
+ * notification goes out when the transaction commits, and not at all if it
+ * rolls back, with the row.  The hour is counted back from the statement's
+ * start, not the transaction's (an index can search by it, as it cannot by
+ * the clock); the alert's time is the clock's, as the events' are, so that
+ * a long transaction does not date it back.  SPI is connected.
  */
 static void
 alert_if_due(SrEventBatch *batch)
 {
-	Datum		values[3];
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	Datum		values[4];
 	ListCell   *lc;
+	LOCKTAG		tag;
 	bool		conflict = false;
+	bool		isnull;
+	int64		conflicts;
 
 	foreach(lc, batch->events)
 	{
@@ -292,34 +309,81 @@ alert_if_due(SrEventBatch *batch)
 	}
 	if (!conflict)
 		return;
-	if (alert_plan == NULL)
+	if (alert_due_plan == NULL)
 	{
-		Oid			types[3] = {REGCLASSOID, INT4OID, TEXTOID};
+		Oid			types[2] = {REGCLASSOID, INT4OID};
 
-		alert_plan = sr_prepare_kept(
-			"WITH due AS ("
-			" SELECT c.n FROM (SELECT pg_catalog.count(*) AS n FROM sync_resolve.event e"
-			"  WHERE e.relid OPERATOR(pg_catalog.=) $1 AND e.kind OPERATOR(pg_catalog.=) 'conflict'"
-			"  AND e.at OPERATOR(pg_catalog.>) (pg_catalog.now() OPERATOR(pg_catalog.-) interval '1 hour')) c"
+		alert_due_plan = sr_prepare_kept(
+			"SELECT c.n FROM (SELECT pg_catalog.count(*) AS n FROM sync_resolve.event e"
+			" WHERE e.relid OPERATOR(pg_catalog.=) $1 AND e.kind OPERATOR(pg_catalog.=) 'conflict'"
+			" AND e.at OPERATOR(pg_catalog.>)"
+			" (pg_catalog.statement_timestamp() OPERATOR(pg_catalog.-) interval '1 hour')) c"
 			" WHERE c.n OPERATOR(pg_catalog.>) $2"
 			" AND NOT EXISTS (SELECT FROM sync_resolve.alert a WHERE a.relid OPERATOR(pg_catalog.=) $1"
-			"  AND a.alerted_at OPERATOR(pg_catalog.>) (pg_catalog.now() OPERATOR(pg_catalog.-) interval '1 hour'))),"
-			" sent AS ("
+			" AND a.alerted_at OPERATOR(pg_catalog.>)"
+			" (pg_catalog.statement_timestamp() OPERATOR(pg_catalog.-) interval '1 hour'))",
+			2, types, true);
+	}
+	if (alert_send_plan == NULL)
+	{
+		Oid			types[4] = {REGCLASSOID, INT8OID, TEXTOID, INT4OID};
+
+		alert_send_plan = sr_prepare_kept(
+			"WITH sent AS ("
 			" INSERT INTO sync_resolve.alert AS a (relid, alerted_at, conflicts)"
-			" SELECT $1, pg_catalog.now(), due.n FROM due"
-			" ON CONFLICT (relid) DO UPDATE SET alerted_at = excluded.alerted_at, conflicts = excluded.conflicts"
+			" VALUES ($1, pg_catalog.clock_timestamp(), $2)"
+			" ON CONFLICT (relid) DO UPDATE SET alerted_at = excluded.alerted_at,"
+			" conflicts = excluded.conflicts"
 			" WHERE a.alerted_at OPERATOR(pg_catalog.<=)"
-			"  (excluded.alerted_at OPERATOR(pg_catalog.-) interval '1 hour')"
+			" (excluded.alerted_at OPERATOR(pg_catalog.-) interval '1 hour')"
 			" RETURNING a.conflicts)"
 			" SELECT pg_catalog.pg_notify('sync_resolve_alert', pg_catalog.jsonb_build_object("
-			"  'table', $3, 'conflicts_last_hour', sent.conflicts, 'alert_per_hour', $2)::text)"
+			" 'table', $3, 'conflicts_last_hour', sent.conflicts, 'alert_per_hour', $4)::text)"
 			" FROM sent",
-			3, types, true);
+			4, types, true);
 	}
 	values[0] = ObjectIdGetDatum(batch->relid);
 	values[1] = Int32GetDatum(batch->alert_per_hour);
+	if (sr_spi_execute(alert_due_plan, values, NULL, true, false, 1, SPI_OK_SELECT) == 0)
+	{
+		SPI_freetuptable(SPI_tuptable);
+		return;
+	}
+	conflicts = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1,
+											&isnull));
+	SPI_freetuptable(SPI_tuptable);
+
+	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, (uint32) batch->relid, 0, SR_ALERT_LOCK_SPACE);
+	if (LockAcquire(&tag, ExclusiveLock, false, true) == LOCKACQUIRE_NOT_AVAIL)
+		return;
+
+	values[1] = Int64GetDatum(conflicts);
 	values[2] = CStringGetTextDatum(batch->relname);
-	sr_spi_execute(alert_plan, values, NULL, true, false, 0, SPI_OK_SELECT);
+	values[3] = Int32GetDatum(batch->alert_per_hour);
+	BeginInternalSubTransaction(NULL);
+	PG_TRY();
+	{
+		sr_spi_execute(alert_send_plan, values, NULL, true, false, 0, SPI_OK_SELECT);
+		SPI_freetuptable(SPI_tuptable);
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+		if (edata->sqlerrcode != ERRCODE_T_R_SERIALIZATION_FAILURE)
+			ReThrowError(edata);
+		FreeErrorData(edata);
+	}
+	PG_END_TRY();
 }
 
 /*

@@ -56,11 +56,11 @@
 
 #define FETCH_ROWS 200
 
-/* A key of the snapshot, in the set of keys seen */
+/* The keys of the snapshot's records with one hash, in the set of keys seen */
 typedef struct SeenKey
 {
-	uint64		hash;			/* of the key's text; the entry's key */
-	List	   *keys;			/* char *: the texts with that hash */
+	uint64		hash;			/* of the key's values (sr_datum_hash) */
+	List	   *keys;			/* Datum *: the key values with that hash */
 } SeenKey;
 
 typedef struct Reconcile
@@ -323,36 +323,72 @@ reconcile_summary(PG_FUNCTION_ARGS)
  * ------------------------------------------------------------------------
  */
 
-/* Note a snapshot's key as seen. */
-static void
-note_seen(Reconcile *rc, Jsonb *key)
+/* A hash of a row's key values that agrees with their equality */
+static uint64
+key_hash(const SrTable *tab, const Datum *keyvals)
 {
-	char	   *text = JsonbToCString(NULL, &key->root, VARSIZE(key));
-	uint64		h = hash_bytes_extended((const unsigned char *) text, strlen(text), 0);
+	uint64		h = 0;
+	int			i;
+
+	for (i = 0; i < tab->nkeys; i++)
+		h = hash_combine64(h, sr_datum_hash(&tab->cols[tab->keys[i]], keyvals[i], false));
+	return h;
+}
+
+/* The key values in the set of keys seen equal to keyvals, or NULL. */
+static SeenKey *
+find_seen(Reconcile *rc, const Datum *keyvals, bool *equal)
+{
+	uint64		h = key_hash(rc->tab, keyvals);
+	SeenKey    *e = hash_search(rc->seen, &h, HASH_FIND, NULL);
+	ListCell   *lc;
+	int			i;
+
+	*equal = false;
+	if (e == NULL)
+		return NULL;
+	foreach(lc, e->keys)
+	{
+		Datum	   *k = (Datum *) lfirst(lc);
+
+		*equal = true;
+		for (i = 0; i < rc->tab->nkeys && *equal; i++)
+			*equal = sr_datum_equal(&rc->tab->cols[rc->tab->keys[i]], k[i], false,
+									keyvals[i], false);
+		if (*equal)
+			break;
+	}
+	return e;
+}
+
+/* Note a snapshot record's key as seen: compared by value, as keys are. */
+static void
+note_seen(Reconcile *rc, const Datum *keyvals)
+{
+	const SrTable *tab = rc->tab;
+	uint64		h = key_hash(tab, keyvals);
 	bool		found;
 	SeenKey    *e = hash_search(rc->seen, &h, HASH_ENTER, &found);
 	MemoryContext old = MemoryContextSwitchTo(rc->seencxt);
+	Datum	   *k = palloc(sizeof(Datum) * (tab->nkeys + 1));
+	int			i;
 
 	if (!found)
 		e->keys = NIL;
-	e->keys = lappend(e->keys, pstrdup(text));
+	for (i = 0; i < tab->nkeys; i++)
+		k[i] = datumCopy(keyvals[i], tab->cols[tab->keys[i]].typbyval,
+						 tab->cols[tab->keys[i]].typlen);
+	e->keys = lappend(e->keys, k);
 	MemoryContextSwitchTo(old);
 }
 
 static bool
-was_seen(Reconcile *rc, Jsonb *key)
+was_seen(Reconcile *rc, const Datum *keyvals)
 {
-	char	   *text = JsonbToCString(NULL, &key->root, VARSIZE(key));
-	uint64		h = hash_bytes_extended((const unsigned char *) text, strlen(text), 0);
-	SeenKey    *e = hash_search(rc->seen, &h, HASH_FIND, NULL);
-	ListCell   *lc;
+	bool		equal;
 
-	if (e == NULL)
-		return false;
-	foreach(lc, e->keys)
-		if (strcmp((char *) lfirst(lc), text) == 0)
-			return true;
-	return false;
+	(void) find_seen(rc, keyvals, &equal);
+	return equal;
 }
 
 /*
@@ -421,7 +457,7 @@ settling(Reconcile *rc, const SrShadowRow *srow, const SrShadowRow *lrow, int c,
 	return NULL;
 }
 
-/* One row of reconcile()'s result */
+/* One row of reconcile()'s result; key NULL: a new record, no row's key yet */
 static void
 emit(Reconcile *rc, Jsonb *key, const Difference *d)
 {
@@ -429,7 +465,8 @@ emit(Reconcile *rc, Jsonb *key, const Difference *d)
 	bool		nulls[7] = {false, false, false, false, false, false, false};
 	const SrColumn *col = d->col >= 0 ? &rc->tab->cols[d->col] : NULL;
 
-	values[0] = JsonbPGetDatum(key);
+	nulls[0] = key == NULL;
+	values[0] = key ? JsonbPGetDatum(key) : (Datum) 0;
 	nulls[1] = col == NULL;
 	values[1] = col ? CStringGetTextDatum(col->name) : (Datum) 0;
 	nulls[2] = d->local_value == NULL;
@@ -445,16 +482,19 @@ emit(Reconcile *rc, Jsonb *key, const Difference *d)
 
 /*
  * What normal sync does with column c, where the snapshot's value E and
- * the local L differ: the column's decision, as apply() would make it.
+ * the local L differ: the column's decision as apply() makes it, merges
+ * computed (column groups aside: the engine decides them as one).
  */
 static void
-decide_column(Reconcile *rc, int c, Datum E, bool Enull, Datum L, bool Lnull,
+decide_column(Reconcile *rc, Jsonb *key, int c, Datum E, bool Enull, Datum L, bool Lnull,
 			  const SrShadowRow *srow, const SrShadowRow *lrow, Difference *d)
 {
 	const SrColumn *col = &rc->tab->cols[c];
 	const char *src = rc->call.source;
 	SrColumnInput in;
 	SrColumnDecision dec;
+	Datum		M = (Datum) 0;
+	bool		Mnull = true;
 	char	   *why;
 
 	memset(&in, 0, sizeof(in));
@@ -467,6 +507,8 @@ decide_column(Reconcile *rc, int c, Datum E, bool Enull, Datum L, bool Lnull,
 		return;
 	}
 	sr_decide(col, &in, &dec);
+	if (dec.needs_value)
+		sr_merge_column(&rc->call, key, c, E, Enull, L, Lnull, srow, &in, &dec, &M, &Mnull);
 	switch (dec.delta)
 	{
 		case SR_DELTA_NONE:
@@ -487,8 +529,13 @@ decide_column(Reconcile *rc, int c, Datum E, bool Enull, Datum L, bool Lnull,
 	switch (dec.action)
 	{
 		case SR_ACT_TAKE:
-		case SR_ACT_MERGE:
 			d->action = "update_local";
+			break;
+		case SR_ACT_MERGE:
+			/* a value of both: it is taken here, and goes out to the source */
+			d->action = "update_local";
+			why = psprintf("%s; merged, %s goes to both sides", why,
+						   sr_jsonb_value_text(sr_datum_to_jsonb(col, M, Mnull)));
 			break;
 		case SR_ACT_REVIEW:
 			d->action = "manual_review";
@@ -499,12 +546,7 @@ decide_column(Reconcile *rc, int c, Datum E, bool Enull, Datum L, bool Lnull,
 			d->action = "update_external";
 			break;
 	}
-	if (dec.rule != NULL)
-		d->reason = psprintf("%s; %s", why, dec.rule);
-	else if (dec.action == SR_ACT_MERGE)
-		d->reason = psprintf("%s; %s merges both sides' values", why, sr_strategy_name(col->strategy));
-	else
-		d->reason = psprintf("%s: taken", why);
+	d->reason = dec.rule ? psprintf("%s; %s", why, dec.rule) : psprintf("%s: taken", why);
 }
 
 /* Log what reconcile() did, or left to a person. */
@@ -513,6 +555,32 @@ log_difference(Reconcile *rc, SrEventBatch *batch, const Difference *d)
 {
 	sr_event_add(batch, "reconciled", d->col >= 0 ? rc->tab->cols[d->col].name : NULL,
 				 d->local_value, d->external_value, NULL, NULL, d->reason, d->action, 0);
+}
+
+/*
+ * What repair does with a row (lrow: its local metadata, or NULL for a new
+ * record): the columns to take (take[], or the
+ * snapshot's whole record) through the apply engine with the values set
+ * aside for a person (review), the columns the source is to learn (send[],
+ * or the whole row, or its delete) through the outbox.
+ */
+typedef struct Repair
+{
+	bool	   *take;
+	bool		take_record;	/* a new record: parsed again, its key made */
+	List	   *review;			/* SrScreened * */
+	bool	   *send;
+	bool		send_row;
+	bool		send_delete;
+	List	   *acted;			/* Difference *: logged */
+} Repair;
+
+static void
+init_repair(const SrTable *tab, Repair *r)
+{
+	memset(r, 0, sizeof(*r));
+	r->take = palloc0(sizeof(bool) * (tab->ncols + 1));
+	r->send = palloc0(sizeof(bool) * (tab->ncols + 1));
 }
 
 static void
@@ -527,57 +595,120 @@ init_batch(Reconcile *rc, Jsonb *key, SrEventBatch *batch)
 	batch->received_at = rc->call.received_at;
 }
 
-/*
- * Repair one row: the columns to take (take[]) through the apply engine,
- * the columns the source is to learn (send[], or the whole row: send_row,
- * or its delete) through the outbox, and the events.
- */
 static void
-repair_row(Reconcile *rc, SrImage *img, const bool *take, const Datum *L, const bool *Lnull,
-		   const bool *send, bool send_row, bool send_delete, SrShadowRow *lrow,
-		   List *diffs)
+repair_row(Reconcile *rc, SrImage *img, const Datum *L, const bool *Lnull,
+		   const SrShadowRow *lrow, Repair *r)
 {
 	SrTable    *tab = rc->tab;
 	MemoryContext cxt = CurrentMemoryContext;
 	SrEventBatch batch;
 	ListCell   *lc;
-	bool		any_take = false;
-	bool		any_send = send_row || send_delete;
+	bool		any_take = r->take_record || r->review != NIL;
+	bool		any_send = r->send_row || r->send_delete;
+	SrImage    *part = img;
 	int			c;
 
+	if (r->acted == NIL)
+		return;
 	for (c = 0; c < tab->ncols; c++)
 	{
-		any_take |= take[c];
-		any_send |= send[c];
+		any_take |= r->take[c];
+		any_send |= r->send[c];
 	}
 	if (any_take)
 	{
-		SrImage    *part = sr_copy_image(tab, img);
 		SrApplyResult res;
 		SrReviewIds reviews = {0, 0, NULL};
 
-		part->npresent = 0;
-		for (c = 0; c < tab->ncols; c++)
-			if (!tab->cols[c].is_key)
-			{
-				part->present[c] = take[c];
-				part->npresent += take[c];
-			}
-		part->screened = NIL;
-		memset(&res, 0, sizeof(res));
 		rc->call.peek = false;
+		if (r->take_record)
+		{
+			/* found again as apply() finds it: its key made, its record id linked */
+			part = palloc(sizeof(SrImage));
+			sr_parse_image(&rc->call, part);
+		}
+		else
+		{
+			part = sr_copy_image(tab, img);
+			part->npresent = 0;
+			for (c = 0; c < tab->ncols; c++)
+				if (!tab->cols[c].is_key)
+				{
+					part->present[c] = r->take[c];
+					part->npresent += r->take[c];
+				}
+			part->screened = r->review;
+			part->external_id = img->external_id;
+			part->identity_known = img->identity_known;
+		}
+		memset(&res, 0, sizeof(res));
 		sr_apply_image(&rc->call, part, &res, &reviews);
 		rc->call.peek = true;
 		MemoryContextSwitchTo(cxt);
 	}
 	if (any_send)
-		sr_outbox_queue(tab, img->key, rc->call.source, send_delete,
-						send_delete ? NULL : sr_row_object(tab, L, Lnull, send_row ? NULL : send),
-						lrow->found ? lrow->version : NULL, "reconcile");
-	init_batch(rc, img->key, &batch);
-	foreach(lc, diffs)
+		sr_outbox_queue(tab, img->key, rc->call.source, r->send_delete,
+						r->send_delete ? NULL : sr_row_object(tab, L, Lnull, r->send_row ? NULL : r->send),
+						lrow != NULL && lrow->found ? lrow->version : NULL, "reconcile");
+	init_batch(rc, part->key, &batch);
+	foreach(lc, r->acted)
 		log_difference(rc, &batch, (Difference *) lfirst(lc));
 	sr_events_flush(&batch);
+}
+
+/*
+ * A record of a row that is not here: inserted, unless the row was deleted
+ * here -- then as apply() decides a change crossing a delete.
+ */
+static void
+absent_row(Reconcile *rc, SrImage *img, const SrRowState *st, Difference *d, Repair *r)
+{
+	const SrTable *tab = rc->tab;
+	const SrShadowRow *srow = &st->bases[rc->call.sidx];
+	const SrShadowRow *lrow = &st->local;
+	const char *src = rc->call.source;
+	bool		any_change = false;
+	int			c;
+
+	d->col = -1;
+	d->external_value = sr_row_object(tab, img->values, img->nulls, img->present);
+	if (!lrow->found || !lrow->deleted ||
+		(lrow->deleted_by != NULL && strcmp(lrow->deleted_by, src) == 0))
+	{
+		/* never here, or the source deleted it itself and has it again */
+		d->action = "insert_local";
+		d->reason = psprintf("%s has the record; this table has no row for it", src);
+		r->take_record = true;
+		return;
+	}
+	for (c = 0; c < tab->ncols; c++)
+		if (!tab->cols[c].is_key && img->present[c] &&
+			(srow->deleted || !srow->known[c] ||
+			 !sr_datum_equal(&tab->cols[c], img->values[c], img->nulls[c],
+							 srow->values[c], srow->nulls[c])))
+			any_change = true;
+	d->reason = psprintf("%s deleted the row at %s; %s", lrow->deleted_by ? lrow->deleted_by : SR_LOCAL,
+						 sr_time_text(lrow->deleted_at),
+						 any_change ? psprintf("%s changed the record since", src)
+						 : psprintf("%s still has the record as it was", src));
+	if (!any_change || tab->on_delete_conflict == SR_DELCONF_DELETE)
+	{
+		d->action = "update_external";
+		d->reason = psprintf("%s%s", d->reason, any_change ? "; on_delete_conflict = delete" : "");
+		r->send_delete = true;
+	}
+	else if (tab->on_delete_conflict == SR_DELCONF_KEEP)
+	{
+		d->action = "insert_local";
+		d->reason = psprintf("%s; on_delete_conflict = keep brings it back", d->reason);
+		r->take_record = true;
+	}
+	else
+	{
+		d->action = "manual_review";
+		d->reason = psprintf("%s; a person decides", d->reason);
+		r->take_record = true;	/* the engine opens the review */
+	}
 }
 
 /* One snapshot record against the local row. */
@@ -588,18 +719,33 @@ reconcile_record(Reconcile *rc, SrImage *img)
 	int			ncols = tab->ncols;
 	Datum	   *L = palloc0(sizeof(Datum) * (ncols + 1));
 	bool	   *Lnull = palloc0(sizeof(bool) * (ncols + 1));
-	bool	   *take = palloc0(sizeof(bool) * (ncols + 1));
-	bool	   *send = palloc0(sizeof(bool) * (ncols + 1));
-	bool		send_delete = false;
 	SrRowState	st;
 	SrShadowRow *srow;
+	Repair		r;
 	List	   *diffs = NIL;
-	List	   *acted = NIL;
 	ListCell   *lc;
 	bool		found;
 	bool		live;
 	int			c;
 
+	init_repair(tab, &r);
+	if (img->unkeyed)
+	{
+		/* found by neither record id nor match_on: a new row */
+		Difference *d = palloc0(sizeof(Difference));
+
+		d->col = -1;
+		d->external_value = sr_row_object(tab, img->values, img->nulls, img->present);
+		d->action = "insert_local";
+		d->reason = psprintf("%s has the record%s; no row here has it", rc->call.source,
+							 img->external_id ? psprintf(" %s", img->external_id) : "");
+		emit(rc, NULL, d);
+		r.take_record = true;
+		r.acted = list_make1(d);
+		if (rc->repair)
+			repair_row(rc, img, L, Lnull, NULL, &r);
+		return;
+	}
 	found = sr_row_read(tab, img->keyvals, L, Lnull);
 	sr_shadow_load(tab, img->keyvals, &st);
 	srow = &st.bases[rc->call.sidx];
@@ -609,28 +755,13 @@ reconcile_record(Reconcile *rc, SrImage *img)
 	{
 		Difference *d = palloc0(sizeof(Difference));
 
-		d->col = -1;
-		d->external_value = sr_row_object(tab, img->values, img->nulls, img->present);
-		if (st.local.found && st.local.deleted)
-		{
-			d->action = "update_external";
-			d->reason = psprintf("deleted here at %s%s; %s still has the record",
-								 sr_time_text(st.local.deleted_at),
-								 st.local.deleted_by ? psprintf(" by %s", st.local.deleted_by) : "",
-								 rc->call.source);
-			send_delete = true;
-		}
-		else
-		{
-			d->action = "insert_local";
-			d->reason = psprintf("%s has the record; this table has no row for it", rc->call.source);
-			for (c = 0; c < ncols; c++)
-				take[c] = img->present[c] && !tab->cols[c].is_key;
-		}
+		absent_row(rc, img, &st, d, &r);
 		diffs = lappend(diffs, d);
 	}
 	else
 	{
+		/* values apply() sets aside: no mapping, or failing a check */
+		sr_screen_invalid(&rc->call, img, L, Lnull, true, srow);
 		for (c = 0; c < ncols; c++)
 		{
 			const SrColumn *col = &tab->cols[c];
@@ -643,22 +774,24 @@ reconcile_record(Reconcile *rc, SrImage *img)
 			d->col = c;
 			d->local_value = sr_datum_to_jsonb(col, L[c], Lnull[c]);
 			d->external_value = sr_datum_to_jsonb(col, img->values[c], img->nulls[c]);
-			decide_column(rc, c, img->values[c], img->nulls[c], L[c], Lnull[c], srow,
-						  &st.local, d);
+			decide_column(rc, img->key, c, img->values[c], img->nulls[c], L[c], Lnull[c],
+						  srow, &st.local, d);
 			diffs = lappend(diffs, d);
 		}
-		/* values set aside as apply() would: unmapped, or failing a check */
 		foreach(lc, img->screened)
 		{
-			SrScreened *s = (SrScreened *) lfirst(lc);
+			SrScreened *sc = (SrScreened *) lfirst(lc);
 			Difference *d = palloc0(sizeof(Difference));
 
-			d->col = s->col;
-			d->local_value = sr_datum_to_jsonb(&tab->cols[s->col], L[s->col], Lnull[s->col]);
-			d->external_value = s->value;
-			d->action = s->review ? "manual_review" : "update_external";
-			d->reason = s->rule;
+			d->col = sc->col;
+			d->local_value = sr_datum_to_jsonb(&tab->cols[sc->col], L[sc->col], Lnull[sc->col]);
+			d->external_value = sc->value;
+			/* refused, the source hears the row's value; else a person decides */
+			d->action = sc->review ? "manual_review" : "update_external";
+			d->reason = sc->rule;
 			diffs = lappend(diffs, d);
+			if (sc->review)
+				r.review = lappend(r.review, sc);
 		}
 	}
 
@@ -671,38 +804,38 @@ reconcile_record(Reconcile *rc, SrImage *img)
 		{
 			d->action = "settling";
 			d->reason = why;
-			if (d->col < 0)
-			{
-				memset(take, 0, sizeof(bool) * ncols);
-				send_delete = false;
-			}
 		}
-		else if (d->col >= 0)
+		else
 		{
-			bool		screened_review = strcmp(d->action, "manual_review") == 0;
-
+			r.acted = lappend(r.acted, d);
 			/* the engine decides again what to take and what to hold */
-			if (strcmp(d->action, "update_local") == 0 || screened_review)
-				take[d->col] = true;
-			else if (strcmp(d->action, "update_external") == 0)
-				send[d->col] = true;
+			if (d->col >= 0 && strcmp(d->action, "update_external") == 0)
+				r.send[d->col] = true;
+			else if (d->col >= 0 && img->present[d->col])
+				r.take[d->col] = true;
 		}
-		if (strcmp(d->action, "settling") != 0)
-			acted = lappend(acted, d);
 		emit(rc, img->key, d);
 	}
-	if (rc->repair && acted != NIL)
+	if (r.acted == NIL)
+		return;
+	/* what settles is not acted on: a row-level difference is the whole row */
+	if (list_length(r.acted) < list_length(diffs))
 	{
-		/* a screened value goes through again as it came: the engine screens it */
-		foreach(lc, img->screened)
-		{
-			SrScreened *s = (SrScreened *) lfirst(lc);
+		ListCell   *sc;
 
-			if (!s->review)
-				take[s->col] = false;
+		foreach(sc, r.review)
+		{
+			int			col = ((SrScreened *) lfirst(sc))->col;
+			bool		acted = false;
+
+			foreach(lc, r.acted)
+				acted |= ((Difference *) lfirst(lc))->col == col;
+			if (!acted)
+				r.review = foreach_delete_current(r.review, sc);
 		}
-		repair_row(rc, img, take, L, Lnull, send, false, send_delete, &st.local, acted);
 	}
+	if (rc->repair)
+		repair_row(rc, img, L, Lnull, &st.local, &r);
 }
 
 /* A row of this table the snapshot has no record of. */
@@ -710,52 +843,55 @@ static void
 reconcile_missing(Reconcile *rc, Datum *L, bool *Lnull)
 {
 	SrTable    *tab = rc->tab;
-	Datum	   *keyvals = palloc(sizeof(Datum) * (tab->nkeys + 1));
-	bool	   *none = palloc0(sizeof(bool) * (tab->ncols + 1));
 	SrRowState	st;
 	SrShadowRow *srow;
-	Difference	d;
+	Difference *d;
+	Repair		r;
 	SrImage		img;
 	char	   *why;
 	int			i;
 
-	for (i = 0; i < tab->nkeys; i++)
-		keyvals[i] = L[tab->keys[i]];
 	sr_init_image(tab, &img);
-	memcpy(img.keyvals, keyvals, sizeof(Datum) * tab->nkeys);
-	img.key = sr_build_key(tab, keyvals, NULL);
-	if (was_seen(rc, img.key))
+	for (i = 0; i < tab->nkeys; i++)
+		img.keyvals[i] = L[tab->keys[i]];
+	if (was_seen(rc, img.keyvals))
 		return;
-	sr_shadow_load(tab, keyvals, &st);
+	img.key = sr_build_key(tab, img.keyvals, NULL);
+	sr_shadow_load(tab, img.keyvals, &st);
 	srow = &st.bases[rc->call.sidx];
 
-	memset(&d, 0, sizeof(d));
-	d.col = -1;
-	d.local_value = sr_row_object(tab, L, Lnull, NULL);
+	init_repair(tab, &r);
+	d = palloc0(sizeof(Difference));
+	d->col = -1;
+	d->local_value = sr_row_object(tab, L, Lnull, NULL);
 	if (srow->found && !srow->deleted)
 	{
-		d.action = "manual_review";
-		d.reason = psprintf("%s held the row (its base, received at %s) but its snapshot has no record of it: deleted there, or not captured",
-							rc->call.source, sr_time_text(srow->received_at));
+		/* left to a person: a partial snapshot would delete every row it left out */
+		d->action = "manual_review";
+		d->reason = psprintf("%s held the row (its base, received at %s) but its snapshot has no record of it: deleted there, or not captured",
+							 rc->call.source, sr_time_text(srow->received_at));
 	}
 	else
 	{
-		d.action = "insert_external";
-		d.reason = srow->found
+		d->action = "insert_external";
+		d->reason = srow->found
 			? psprintf("%s deleted the record at %s; this table kept the row",
 					   rc->call.source, sr_time_text(srow->deleted_at))
 			: psprintf("%s has no record of the row", rc->call.source);
+		r.send_row = true;
 	}
 	why = settling(rc, srow, &st.local, -1, live_entry(rc, img.key));
 	if (why != NULL)
 	{
-		d.action = "settling";
-		d.reason = why;
+		d->action = "settling";
+		d->reason = why;
+		r.send_row = false;
 	}
-	emit(rc, img.key, &d);
-	if (rc->repair && strcmp(d.action, "settling") != 0)
-		repair_row(rc, &img, none, L, Lnull, none, strcmp(d.action, "insert_external") == 0,
-				   false, &st.local, list_make1(&d));
+	else
+		r.acted = list_make1(d);
+	emit(rc, img.key, d);
+	if (rc->repair)
+		repair_row(rc, &img, L, Lnull, &st.local, &r);
 }
 
 static void
@@ -764,7 +900,8 @@ reconcile_record_row(Reconcile *rc, HeapTuple tup, TupleDesc td, void *arg)
 	SrImage		img;
 
 	read_record(rc, tup, td, &img);
-	note_seen(rc, img.key);
+	if (!img.unkeyed)
+		note_seen(rc, img.keyvals);
 	reconcile_record(rc, &img);
 }
 

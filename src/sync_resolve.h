@@ -264,6 +264,7 @@ typedef struct SrTable
 	int			nmatch;
 	int		   *match_on;		/* indexes into cols: the natural key */
 	SPIPlanPtr	plan_match;		/* the row with these match_on values */
+	SPIPlanPtr	plan_match_peek;	/* the same, locking nothing */
 	List	   *lazy_plans;		/* other kept plans, freed with the table */
 	TimestampTz tracked_at;
 	int			ngroups;
@@ -364,7 +365,7 @@ extern Jsonb *sr_identity_key(const SrTable *tab, const char *system, const char
 extern char *sr_identity_of_row(const SrTable *tab, const char *system, Jsonb *key);
 extern void sr_identity_add(const SrTable *tab, const char *system, const char *external_id,
 							Jsonb *key);
-extern int	sr_match_row(SrTable *tab, const struct SrImage *img, Datum *keyvals);
+extern int	sr_match_row(SrTable *tab, const struct SrImage *img, Datum *keyvals, bool peek);
 
 /* ------------------------------------------------------------------------
  * Shadow rows (shadow.c)
@@ -860,6 +861,7 @@ typedef struct SrImage
 	char	   *external_id;	/* the source's record id, or NULL */
 	bool		identity_known; /* ... already linked to the row */
 	char	   *linked;			/* found by match_on: why, for the history */
+	bool		unkeyed;		/* peek: a new row, its key not made (no key) */
 
 	/* columns set aside before the decision: SrScreened * */
 	List	   *screened;
@@ -903,6 +905,12 @@ extern void sr_apply_delete_image(SrApplyCall *call, SrApplyResult *res,
 								  SrReviewIds *reviews);
 extern void sr_init_image(const SrTable *tab, SrImage *img);
 extern void sr_parse_image(const SrApplyCall *call, SrImage *img);
+extern void sr_merge_column(const SrApplyCall *call, Jsonb *key, int c, Datum I,
+							bool Inull, Datum L, bool Lnull, const SrShadowRow *srow,
+							const SrColumnInput *in, SrColumnDecision *dec,
+							Datum *M, bool *Mnull);
+extern void sr_screen_invalid(SrApplyCall *call, SrImage *img, const Datum *L,
+							  const bool *Lnull, bool found, const SrShadowRow *srow);
 extern char *sr_time_text(TimestampTz t);
 extern void sr_column_input(const SrApplyCall *call, int c, Datum I, bool Inull,
 							Datum L, bool Lnull, const SrShadowRow *srow,
@@ -930,5 +938,7 @@ extern bool sr_lock_row_or_key(SrTable *tab, const Datum *keyvals, Jsonb *key,
 
 /* the fourth field of sync_resolve's advisory locks: 'SR' */
 #define SR_ADVISORY_LOCK_SPACE 0x5352
+/* ... of the lock of a table's alert (events.c): 'SA' */
+#define SR_ALERT_LOCK_SPACE 0x5341
 
 #endif							/* SYNC_RESOLVE_H */

@@ -257,7 +257,9 @@ sr_column_default(SrTable *tab, int c, bool *isnull)
 	if (n != 1)
 		elog(ERROR, "sync_resolve: the default of column \"%s\" gave no value", col->name);
 	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, isnull);
-	return *isnull ? (Datum) 0 : datumCopy(d, col->typbyval, col->typlen);
+	d = *isnull ? (Datum) 0 : datumCopy(d, col->typbyval, col->typlen);
+	SPI_freetuptable(SPI_tuptable);
+	return d;
 }
 
 /* ------------------------------------------------------------------------
@@ -437,10 +439,15 @@ identity_lookup(SPIPlanPtr *plan, const char *sql, Oid whattype, const SrTable *
 	args[1] = CStringGetTextDatum(system);
 	args[2] = what;
 	*found = false;
-	if (sr_spi_execute(*plan, args, NULL, true, true, 1, SPI_OK_SELECT) != 1)
-		return (Datum) 0;
-	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-	*found = !isnull;
+	d = (Datum) 0;
+	if (sr_spi_execute(*plan, args, NULL, true, true, 1, SPI_OK_SELECT) == 1)
+	{
+		/* a key (jsonb) or a record id (text): either is a varlena */
+		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+		*found = !isnull;
+		d = isnull ? (Datum) 0 : datumCopy(d, false, -1);
+	}
+	SPI_freetuptable(SPI_tuptable);
 	return d;
 }
 
@@ -494,11 +501,13 @@ sr_identity_add(const SrTable *tab, const char *system, const char *external_id,
 /*
  * The row whose match_on columns equal the image's: its key values in
  * keyvals.  Returns how many rows match (0, 1, or 2 for more than one);
- * 0 too when the image lacks a match_on column or sends it NULL.
+ * -1 when the image lacks a match_on column or sends it NULL.  The row is
+ * locked (FOR NO KEY UPDATE) unless peek.
  */
 int
-sr_match_row(SrTable *tab, const SrImage *img, Datum *keyvals)
+sr_match_row(SrTable *tab, const SrImage *img, Datum *keyvals, bool peek)
 {
+	SPIPlanPtr *plan = peek ? &tab->plan_match_peek : &tab->plan_match;
 	Datum	   *args = palloc(sizeof(Datum) * (tab->nmatch + 1));
 	int			i;
 	int			n;
@@ -513,7 +522,7 @@ sr_match_row(SrTable *tab, const SrImage *img, Datum *keyvals)
 			return -1;
 		args[i] = img->values[c];
 	}
-	if (tab->plan_match == NULL)
+	if (*plan == NULL)
 	{
 		StringInfoData sql;
 		Oid		   *argtypes = palloc(sizeof(Oid) * (tab->nmatch + 1));
@@ -529,10 +538,10 @@ sr_match_row(SrTable *tab, const SrImage *img, Datum *keyvals)
 							 quote_identifier(tab->cols[tab->match_on[i]].name), i + 1);
 			argtypes[i] = tab->cols[tab->match_on[i]].typid;
 		}
-		appendStringInfoString(&sql, " LIMIT 2 FOR NO KEY UPDATE");
-		tab->plan_match = table_plan(tab, sql.data, tab->nmatch, argtypes);
+		appendStringInfoString(&sql, peek ? " LIMIT 2" : " LIMIT 2 FOR NO KEY UPDATE");
+		*plan = table_plan(tab, sql.data, tab->nmatch, argtypes);
 	}
-	n = sr_spi_execute(tab->plan_match, args, NULL, false, false, 2, SPI_OK_SELECT);
+	n = sr_spi_execute(*plan, args, NULL, false, peek, 2, SPI_OK_SELECT);
 	if (n == 1)
 	{
 		for (i = 0; i < tab->nkeys; i++)
@@ -544,5 +553,6 @@ sr_match_row(SrTable *tab, const SrImage *img, Datum *keyvals)
 			keyvals[i] = datumCopy(d, col->typbyval, col->typlen);
 		}
 	}
+	SPI_freetuptable(SPI_tuptable);
 	return n;
 }

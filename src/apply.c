@@ -324,6 +324,13 @@ tracked_write(SrTable *tab, const Datum *keyvals, SPIPlanPtr plan, Datum *values
 	return n;
 }
 
+/* An error of the table refusing a write: an integrity constraint */
+static bool
+refused_by_table(const ErrorData *edata)
+{
+	return ERRCODE_TO_CATEGORY(edata->sqlerrcode) == ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION;
+}
+
 /*
  * fn(arg) in a subtransaction, for a write that another row may stand in
  * the way of.  False when the table refused it (an integrity constraint: a
@@ -333,37 +340,13 @@ tracked_write(SrTable *tab, const Datum *keyvals, SPIPlanPtr plan, Datum *values
 static bool
 try_write(void (*fn) (void *), void *arg, char **why)
 {
-	MemoryContext cxt = CurrentMemoryContext;
-	ResourceOwner owner = CurrentResourceOwner;
-	bool		ok = true;
+	ErrorData  *edata;
 
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(cxt);
-	PG_TRY();
-	{
-		fn(arg);
-		ReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(cxt);
-		CurrentResourceOwner = owner;
-	}
-	PG_CATCH();
-	{
-		ErrorData  *edata;
-
-		MemoryContextSwitchTo(cxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(cxt);
-		CurrentResourceOwner = owner;
-		if (ERRCODE_TO_CATEGORY(edata->sqlerrcode) != ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION)
-			ReThrowError(edata);
-		if (why != NULL)
-			*why = edata->message;
-		ok = false;
-	}
-	PG_END_TRY();
-	return ok;
+	if (sr_try_subxact(fn, arg, refused_by_table, &edata))
+		return true;
+	if (why != NULL)
+		*why = edata->message;
+	return false;
 }
 
 typedef struct SrRowWrite
@@ -2838,6 +2821,26 @@ record_rejected(const SrApplyCall *call, int position, Jsonb *elem, ErrorData *e
 	sr_spi_execute(rejected_plan, values, nulls, true, false, 0, SPI_OK_INSERT);
 }
 
+/* One element of a batch, applied: upsert or delete */
+typedef struct SrElement
+{
+	SrApplyCall *call;
+	Jsonb	   *elem;
+	SrApplyResult *res;
+	SrReviewIds *reviews;
+} SrElement;
+
+static void
+apply_element(void *arg)
+{
+	SrElement  *el = (SrElement *) arg;
+
+	if (parse_element(el->call, el->elem))
+		sr_apply_delete_image(el->call, el->res, el->reviews);
+	else
+		apply_json(el->call, el->res, el->reviews);
+}
+
 PG_FUNCTION_INFO_V1(apply_batch);
 Datum
 apply_batch(PG_FUNCTION_ARGS)
@@ -2857,6 +2860,8 @@ apply_batch(PG_FUNCTION_ARGS)
 	SrBatchContext bctx = {0};
 	ErrorContextCallback errcb;
 	TupleDesc	td;
+	SrElement	el;
+	ErrorData  *edata;
 
 	PreventCommandIfReadOnly("sync_resolve.apply_batch()");
 	require_args(fcinfo, 3, names);
@@ -2895,6 +2900,7 @@ apply_batch(PG_FUNCTION_ARGS)
 	errcb.previous = error_context_stack;
 	error_context_stack = &errcb;
 
+	el.call = &call;
 	it = JsonbIteratorInit(&changes->root);
 	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
 	{
@@ -2912,51 +2918,19 @@ apply_batch(PG_FUNCTION_ARGS)
 		elem = JsonbValueToJsonb(&v);
 		memset(&res, 0, sizeof(res));
 
+		el.elem = elem;
+		el.res = &res;
+		el.reviews = &reviews;
 		if (!reject)
+			apply_element(&el);
+		/* a cancel, a deadlock, a full disk are not a bad element: they go up */
+		else if (!sr_try_subxact(apply_element, &el, element_error, &edata))
 		{
-			if (parse_element(&call, elem))
-				sr_apply_delete_image(&call, &res, &reviews);
-			else
-				apply_json(&call, &res, &reviews);
-		}
-		else
-		{
-			ResourceOwner owner = CurrentResourceOwner;
-
-			BeginInternalSubTransaction(NULL);
-			MemoryContextSwitchTo(workcxt);
-			PG_TRY();
-			{
-				if (parse_element(&call, elem))
-					sr_apply_delete_image(&call, &res, &reviews);
-				else
-					apply_json(&call, &res, &reviews);
-				ReleaseCurrentSubTransaction();
-				MemoryContextSwitchTo(workcxt);
-				CurrentResourceOwner = owner;
-			}
-			PG_CATCH();
-			{
-				ErrorData  *edata;
-
-				MemoryContextSwitchTo(workcxt);
-				edata = CopyErrorData();
-				FlushErrorState();
-				RollbackAndReleaseCurrentSubTransaction();
-				MemoryContextSwitchTo(workcxt);
-				CurrentResourceOwner = owner;
-
-				/* a cancel, a deadlock, a full disk are not a bad element */
-				if (!element_error(edata))
-					ReThrowError(edata);
-
-				record_rejected(&call, bctx.position, elem, edata);
-				memset(&res, 0, sizeof(res));
-				reviews.n = 0;
-				res.outcome = "rejected";
-				res.key = element_key(call.tab, elem);
-			}
-			PG_END_TRY();
+			record_rejected(&call, bctx.position, elem, edata);
+			memset(&res, 0, sizeof(res));
+			reviews.n = 0;
+			res.outcome = "rejected";
+			res.key = element_key(call.tab, elem);
 		}
 
 		MemoryContextSwitchTo(callercxt);

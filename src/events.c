@@ -21,10 +21,8 @@
 
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
-#include "access/xact.h"
 #include "miscadmin.h"
 #include "storage/lock.h"
-#include "utils/resowner.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
@@ -288,11 +286,25 @@ flush_sql(SrEventBatch *batch, Datum actor)
  * the clock); the alert's time is the clock's, as the events' are, so that
  * a long transaction does not date it back.  SPI is connected.
  */
+/* Record and notify the alert; values are alert_send_plan's parameters. */
+static void
+send_alert(void *values)
+{
+	sr_spi_execute(alert_send_plan, (Datum *) values, NULL, true, false, 0, SPI_OK_SELECT);
+	SPI_freetuptable(SPI_tuptable);
+}
+
+/* The alert row changed after this transaction's snapshot: sent by another */
+static bool
+alert_sent_meanwhile(const ErrorData *edata)
+{
+	return edata->sqlerrcode == ERRCODE_T_R_SERIALIZATION_FAILURE;
+}
+
 static void
 alert_if_due(SrEventBatch *batch)
 {
-	MemoryContext cxt = CurrentMemoryContext;
-	ResourceOwner owner = CurrentResourceOwner;
+	ErrorData  *edata;
 	Datum		values[4];
 	ListCell   *lc;
 	LOCKTAG		tag;
@@ -360,30 +372,7 @@ alert_if_due(SrEventBatch *batch)
 	values[1] = Int64GetDatum(conflicts);
 	values[2] = CStringGetTextDatum(batch->relname);
 	values[3] = Int32GetDatum(batch->alert_per_hour);
-	BeginInternalSubTransaction(NULL);
-	PG_TRY();
-	{
-		sr_spi_execute(alert_send_plan, values, NULL, true, false, 0, SPI_OK_SELECT);
-		SPI_freetuptable(SPI_tuptable);
-		ReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(cxt);
-		CurrentResourceOwner = owner;
-	}
-	PG_CATCH();
-	{
-		ErrorData  *edata;
-
-		MemoryContextSwitchTo(cxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(cxt);
-		CurrentResourceOwner = owner;
-		if (edata->sqlerrcode != ERRCODE_T_R_SERIALIZATION_FAILURE)
-			ReThrowError(edata);
-		FreeErrorData(edata);
-	}
-	PG_END_TRY();
+	(void) sr_try_subxact(send_alert, values, alert_sent_meanwhile, &edata);
 }
 
 /*

@@ -27,6 +27,7 @@
 #include "miscadmin.h"
 #include "utils/memutils.h"
 #include "utils/guc.h"
+#include "utils/resowner.h"
 
 #include "sync_resolve.h"
 
@@ -237,4 +238,47 @@ sr_spi_execute(SPIPlanPtr plan, Datum *values, const char *nulls,
 		elog(ERROR, "sync_resolve: SPI_execute_plan returned %s, expected %s",
 			 SPI_result_code_string(rc), SPI_result_code_string(expected));
 	return (int) SPI_processed;
+}
+
+/*
+ * fn(arg) in a subtransaction.  An error that gives_way() accepts rolls it
+ * back and returns false, the error in *caught (in the caller's memory);
+ * any other error rolls it back and goes on up.  The caller's memory
+ * context and resource owner are current again after.
+ */
+bool
+sr_try_subxact(void (*fn) (void *), void *arg, bool (*gives_way) (const ErrorData *),
+			   ErrorData **caught)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	bool		ok = true;
+
+	*caught = NULL;
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		fn(arg);
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+		if (!gives_way(edata))
+			ReThrowError(edata);
+		*caught = edata;
+		ok = false;
+	}
+	PG_END_TRY();
+	return ok;
 }

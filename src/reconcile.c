@@ -17,17 +17,19 @@
  * equality the comparison uses (sr_datum_hash).
  *
  * reconcile() says for each difference what normal sync does with it: the
- * column's decision (sr_decide) on the local value, the snapshot's (dated
- * captured_at) and the source's base, as if the snapshot's value had come
- * through apply().  Taken: update_local; the local value stays (kept, or
- * the source may not write it, or only this side changed since the base):
- * update_external; a person decides: manual_review.  A row only the source
- * has is insert_local (or, deleted here, update_external: the source is to
- * delete it); a row only this side has is insert_external, or manual_review
- * when the source held it before (deleted there, or not captured).  A
- * difference whose row or column changed since captured_at - settle, or
- * whose row has an outbox entry for the source waiting or in flight, is
- * settling: sync may still be carrying it.  Equal values are not listed.
+ * column's decision as apply() makes it (sr_column_input, sr_decide,
+ * sr_merge_column, the values it sets aside) on the local value, the
+ * snapshot's (dated captured_at) and the source's base.  Taken or merged:
+ * update_local; the local value stays (kept, refused, or only this side
+ * changed since the base): update_external; a person decides:
+ * manual_review.  A record of no row here is insert_local, or for a row
+ * deleted here what apply() does with a change crossing a delete; a row
+ * only this side has is insert_external, or manual_review when the source
+ * held it before (deleted there, or not captured).  A difference whose row
+ * or column changed since captured_at - settle, or whose row has an outbox
+ * entry for the source waiting or in flight, is settling: sync may still be
+ * carrying it.  Equal values are not listed.  Reading locks nothing and
+ * takes nothing from a sequence (peek): a new record's key is not made.
  *
  * With repair, the source's side goes through the apply engine (the
  * columns to take, dated captured_at: the engine decides them by the same

@@ -771,6 +771,8 @@ extern SPIPlanPtr sr_prepare_kept(const char *sql, int nargs, Oid *argtypes,
 								  bool as_owner);
 extern SPIPlanPtr sr_prepare_kept_generic(const char *sql, int nargs, Oid *argtypes,
 										  bool as_owner);
+extern bool sr_try_subxact(void (*fn) (void *), void *arg,
+						   bool (*gives_way) (const ErrorData *), ErrorData **caught);
 extern int	sr_spi_execute(SPIPlanPtr plan, Datum *values, const char *nulls,
 						   bool as_owner, bool read_only, long count,
 						   int expected);

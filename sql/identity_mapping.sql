@@ -64,6 +64,11 @@ SELECT external_id, key FROM sync_resolve.identity WHERE system = 'crm' ORDER BY
 -- sent twice (a retried webhook): still one row
 SELECT outcome, key FROM sync_resolve.apply('person', 'crm', '{"Id": "0032", "Email": "alan@example.com", "Name": "Alan Turing"}');
 SELECT count(*) FROM person;
+-- and twice in one batch: the second finds the row the first made
+SELECT outcome, key FROM sync_resolve.apply_batch('person', 'crm',
+	'[{"data": {"Id": "0033", "Name": "Kathleen Booth"}},
+	  {"data": {"Id": "0033", "Name": "Kathleen Britten"}}]');
+SELECT full_name FROM person WHERE full_name LIKE 'Kathleen%';
 
 -- a new row whose email another row has, under another key: review, not an error
 SELECT outcome, queued, array_length(review_ids, 1) AS reviews FROM sync_resolve.apply('person', 'billing',

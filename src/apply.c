@@ -570,6 +570,7 @@ SrImage *
 sr_copy_image(const SrTable *tab, const SrImage *img)
 {
 	SrImage    *copy = palloc(sizeof(SrImage));
+	ListCell   *lc;
 	int			c;
 	int			i;
 
@@ -579,7 +580,21 @@ sr_copy_image(const SrTable *tab, const SrImage *img)
 			copy_image_value(tab, copy, img, c);
 	for (i = 0; i < tab->nkeys; i++)
 		copy->keyvals[i] = copy->values[tab->keys[i]];
-	copy->key = (Jsonb *) PG_DETOAST_DATUM_COPY(JsonbPGetDatum(img->key));
+	copy->key = img->key ? (Jsonb *) PG_DETOAST_DATUM_COPY(JsonbPGetDatum(img->key)) : NULL;
+	copy->external_id = img->external_id ? pstrdup(img->external_id) : NULL;
+	copy->identity_known = img->identity_known;
+	copy->linked = img->linked ? pstrdup(img->linked) : NULL;
+	copy->unkeyed = img->unkeyed;
+	foreach(lc, img->screened)
+	{
+		SrScreened *s = (SrScreened *) lfirst(lc);
+		SrScreened *t = palloc(sizeof(SrScreened));
+
+		*t = *s;
+		t->value = s->value ? (Jsonb *) PG_DETOAST_DATUM_COPY(JsonbPGetDatum(s->value)) : NULL;
+		t->rule = s->rule ? pstrdup(s->rule) : NULL;
+		copy->screened = lappend(copy->screened, t);
+	}
 	return copy;
 }
 
@@ -768,6 +783,9 @@ parse_field(const SrApplyCall *call, SrImage *img, const char *field, JsonbValue
 						img->nulls[c] = true;
 						break;
 					case SR_UNMAPPED_DEFAULT:
+						/* only reading: its default, maybe nextval(), is not taken to compare */
+						if (call->peek)
+							return;
 						img->values[c] = sr_column_default(tab, c, &img->nulls[c]);
 						break;
 					case SR_UNMAPPED_REVIEW:
@@ -2219,7 +2237,8 @@ bool
 sr_try_apply_image(SrApplyCall *call, SrImage *img, SrApplyResult *res,
 				   SrReviewIds *reviews, char **why)
 {
-	SrImageWrite w = {call, img, res, reviews};
+	/* on a copy: a refused attempt leaves the image as it came, for the next */
+	SrImageWrite w = {call, sr_copy_image(call->tab, img), res, reviews};
 
 	return try_write(image_write, &w, why);
 }

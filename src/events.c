@@ -21,8 +21,11 @@
 
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
+#include "access/xact.h"
 #include "miscadmin.h"
 #include "storage/lock.h"
+#include "storage/proc.h"
+#include "utils/memutils.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
@@ -281,7 +284,12 @@ flush_sql(SrEventBatch *batch, Datum actor)
  * snapshot (REPEATABLE READ and SERIALIZABLE fail that write) another
  * session has just alerted: the caller's write goes on without.  The
  * notification goes out when the transaction commits, and not at all if it
- * rolls back, with the row.  The hour is counted back from the statement's
+ * rolls back, with the row.  A transaction settles a table's alert once:
+ * after it sent it, or gave way, it does not look again.  A SERIALIZABLE
+ * transaction does not look at all: its reads of the history and of the
+ * alerts would make concurrent writers fail to serialize; its conflicts
+ * count in the next check a transaction at another level makes.  The hour
+ * is counted back from the statement's
  * start, not the transaction's (an index can search by it, as it cannot by
  * the clock); the alert's time is the clock's, as the events' are, so that
  * a long transaction does not date it back.  SPI is connected.
@@ -299,6 +307,32 @@ static bool
 alert_sent_meanwhile(const ErrorData *edata)
 {
 	return edata->sqlerrcode == ERRCODE_T_R_SERIALIZATION_FAILURE;
+}
+
+/* The tables whose alert this transaction settled (alert_settled()) */
+static LocalTransactionId settled_lxid = InvalidLocalTransactionId;
+static List *settled_relids = NIL;	/* in TopTransactionContext */
+
+/* Whether this transaction settled relid's alert; note it as settled if settle. */
+static bool
+alert_settled(Oid relid, bool settle)
+{
+	MemoryContext old;
+
+	if (settled_lxid != MyProc->lxid)
+	{
+		settled_lxid = MyProc->lxid;
+		settled_relids = NIL;	/* the old list went with its transaction */
+	}
+	if (list_member_oid(settled_relids, relid))
+		return true;
+	if (settle)
+	{
+		old = MemoryContextSwitchTo(TopTransactionContext);
+		settled_relids = lappend_oid(settled_relids, relid);
+		MemoryContextSwitchTo(old);
+	}
+	return false;
 }
 
 static void
@@ -319,7 +353,7 @@ alert_if_due(SrEventBatch *batch)
 		if (ev->kind != NULL && strcmp(ev->kind, "conflict") == 0)
 			conflict = true;
 	}
-	if (!conflict)
+	if (!conflict || IsolationIsSerializable() || alert_settled(batch->relid, false))
 		return;
 	if (alert_due_plan == NULL)
 	{
@@ -365,6 +399,8 @@ alert_if_due(SrEventBatch *batch)
 											&isnull));
 	SPI_freetuptable(SPI_tuptable);
 
+	/* sent here, given way or being sent by another: settled for this transaction */
+	(void) alert_settled(batch->relid, true);
 	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, (uint32) batch->relid, 0, SR_ALERT_LOCK_SPACE);
 	if (LockAcquire(&tag, ExclusiveLock, false, true) == LOCKACQUIRE_NOT_AVAIL)
 		return;

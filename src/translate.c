@@ -229,6 +229,7 @@ sr_column_default(SrTable *tab, int c, bool *isnull)
 		Datum		args[2];
 		SPIPlanPtr	lookup;
 		char	   *expr = NULL;
+		MemoryContext cxt = CurrentMemoryContext;
 
 		args[0] = ObjectIdGetDatum(tab->relid);
 		args[1] = Int16GetDatum(col->attnum);
@@ -239,8 +240,11 @@ sr_column_default(SrTable *tab, int c, bool *isnull)
 			elog(ERROR, "sync_resolve: could not prepare the lookup of a column default");
 		if (SPI_execute_plan(lookup, args, NULL, true, 1) != SPI_OK_SELECT)
 			elog(ERROR, "sync_resolve: the lookup of a column default failed");
+		/* SPI leaves its own procedure context current: take ours back */
+		MemoryContextSwitchTo(cxt);
 		if (SPI_processed == 1)
 			expr = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+		SPI_freetuptable(SPI_tuptable);
 		SPI_freeplan(lookup);
 		if (expr != NULL)
 			col->default_plan = table_plan(tab, psprintf("SELECT (%s)::%s", expr,
@@ -405,6 +409,7 @@ sr_invalid_reason(SrTable *tab, int c, bool found, Datum L, bool Lnull, Datum v,
 		if (sr_spi_execute(col->check_plan, args, nulls, false, true, 1, SPI_OK_SELECT) != 1)
 			elog(ERROR, "sync_resolve: the check of column \"%s\" returned no row", col->name);
 		ok = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+		SPI_freetuptable(SPI_tuptable);
 		if (!isnull && !DatumGetBool(ok))
 			return psprintf("%s fails its check: %s", sr_jsonb_value_text(sr_datum_to_jsonb(col, v, vnull)),
 							col->check_expr);
@@ -440,7 +445,8 @@ identity_lookup(SPIPlanPtr *plan, const char *sql, Oid whattype, const SrTable *
 	args[2] = what;
 	*found = false;
 	d = (Datum) 0;
-	if (sr_spi_execute(*plan, args, NULL, true, true, 1, SPI_OK_SELECT) == 1)
+	/* not read-only: a record id linked earlier in the same statement counts */
+	if (sr_spi_execute(*plan, args, NULL, true, false, 1, SPI_OK_SELECT) == 1)
 	{
 		/* a key (jsonb) or a record id (text): either is a varlena */
 		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
@@ -541,7 +547,7 @@ sr_match_row(SrTable *tab, const SrImage *img, Datum *keyvals, bool peek)
 		appendStringInfoString(&sql, peek ? " LIMIT 2" : " LIMIT 2 FOR NO KEY UPDATE");
 		*plan = table_plan(tab, sql.data, tab->nmatch, argtypes);
 	}
-	n = sr_spi_execute(*plan, args, NULL, false, peek, 2, SPI_OK_SELECT);
+	n = sr_spi_execute(*plan, args, NULL, false, false, 2, SPI_OK_SELECT);
 	if (n == 1)
 	{
 		for (i = 0; i < tab->nkeys; i++)

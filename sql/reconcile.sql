@@ -212,10 +212,20 @@ SELECT key, op FROM sync_resolve.outbox WHERE relid = 'rc_memo'::regclass AND st
 SELECT * FROM sync_resolve.reconcile_summary('article', 'erp', 'crm_snap');
 -- must fail: a table not tracked
 SELECT * FROM sync_resolve.reconcile('crm_snap', 'crm', 'crm_snap');
--- must fail: a field that names no column
-CREATE TABLE odd_snap (id int, colour text);
-INSERT INTO odd_snap VALUES (1, 'red');
-SELECT * FROM sync_resolve.reconcile('article', 'crm', 'odd_snap');
+-- a record that cannot be taken (a value not of its column's type, a field
+-- that names no column) is left to a person, and the others are compared
+-- (its row, not found by it, is listed as missing from the snapshot); it
+-- counts in the summary, and matches nothing
+CREATE TABLE odd_snap (id int, qty text);
+INSERT INTO odd_snap VALUES (1, 'lots'), (2, '21');
+SELECT key, column_name, external_value, action, untimed(reason) AS reason
+FROM sync_resolve.reconcile('article', 'crm', 'odd_snap', settle => '0 seconds')
+WHERE key IS NULL OR key->>'id' IN ('1', '2') ORDER BY key->>'id' NULLS FIRST;
+CREATE TABLE odd_snap2 (id int, colour text);
+INSERT INTO odd_snap2 VALUES (1, 'red');
+SELECT key, external_value, action, reason
+FROM sync_resolve.reconcile('article', 'crm', 'odd_snap2') WHERE key IS NULL;
+SELECT external_rows, matches FROM sync_resolve.reconcile_summary('article', 'crm', 'odd_snap');
 -- must fail: nulls
 SELECT * FROM sync_resolve.reconcile('article', 'crm', 'crm_snap', captured_at => NULL);
 -- must fail: an infinite capture time
@@ -235,6 +245,6 @@ RESET ROLE;
 REVOKE ALL ON article, crm_snap FROM sr_reader;
 DROP ROLE sr_reader;
 
-DROP TABLE article, crm_snap, same_snap, qty_snap, crm_after, crm_fields, odd_snap,
+DROP TABLE article, crm_snap, same_snap, qty_snap, crm_after, crm_fields, odd_snap, odd_snap2,
 	rc_gadget, rc_gadget_snap, rc_memo, rc_memo_snap;
 DROP FUNCTION untimed(text);

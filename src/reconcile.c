@@ -244,21 +244,82 @@ typedef struct Summary
 	MemoryContext cxt;			/* for which */
 } Summary;
 
+/*
+ * An error of one record -- a value of the wrong type, a field that names
+ * no column, a record matching two rows, a value the table refuses --
+ * rather than of the call: it is reported, and the rest goes on.
+ */
+static bool
+bad_record(const ErrorData *edata)
+{
+	switch (ERRCODE_TO_CATEGORY(edata->sqlerrcode))
+	{
+		case ERRCODE_DATA_EXCEPTION:
+		case ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION:
+		case ERRCODE_CARDINALITY_VIOLATION:
+			return true;
+		default:
+			return edata->sqlerrcode == ERRCODE_UNDEFINED_COLUMN;
+	}
+}
+
+/* One snapshot record and what to do with it, for sr_try_subxact() */
+typedef struct Record
+{
+	Reconcile  *rc;
+	HeapTuple	tup;
+	TupleDesc	td;
+	void		(*fn) (Reconcile *rc, SrImage *img, void *arg);
+	void	   *arg;
+} Record;
+
 static void
-summary_record(Reconcile *rc, HeapTuple tup, TupleDesc td, void *arg)
+do_record(void *arg)
+{
+	Record	   *r = (Record *) arg;
+	SrImage		img;
+
+	read_record(r->rc, r->tup, r->td, &img);
+	r->fn(r->rc, &img, r->arg);
+}
+
+/*
+ * Read a snapshot record and run fn on it, in a subtransaction: false,
+ * with the error in *edata, when the record is bad (bad_record()).
+ */
+static bool
+each_record(Reconcile *rc, HeapTuple tup, TupleDesc td,
+			void (*fn) (Reconcile *rc, SrImage *img, void *arg), void *arg, ErrorData **edata)
+{
+	Record		r = {rc, tup, td, fn, arg};
+
+	return sr_try_subxact(do_record, &r, bad_record, edata);
+}
+
+static void
+summary_image(Reconcile *rc, SrImage *img, void *arg)
 {
 	Summary    *sum = (Summary *) arg;
-	SrImage		img;
 	int			c;
 
-	read_record(rc, tup, td, &img);
 	if (sum->which == NULL)
 	{
 		sum->which = MemoryContextAllocZero(sum->cxt, sizeof(bool) * (rc->tab->ncols + 1));
 		for (c = 0; c < rc->tab->ncols; c++)
-			sum->which[c] = img.present[c] && !rc->tab->cols[c].is_key;
+			sum->which[c] = img->present[c] && !rc->tab->cols[c].is_key;
 	}
-	sum->external_hash += row_hash(rc->tab, img.values, img.nulls, sum->which, img.present);
+	sum->external_hash += row_hash(rc->tab, img->values, img->nulls, sum->which, img->present);
+}
+
+static void
+summary_record(Reconcile *rc, HeapTuple tup, TupleDesc td, void *arg)
+{
+	Summary    *sum = (Summary *) arg;
+	ErrorData  *edata;
+
+	/* a record that cannot be read counts, and matches nothing */
+	if (!each_record(rc, tup, td, summary_image, sum, &edata))
+		sum->external_hash += UINT64CONST(0xbad0bad0bad0bad0);
 	sum->external_rows++;
 }
 
@@ -897,14 +958,29 @@ reconcile_missing(Reconcile *rc, Datum *L, bool *Lnull)
 }
 
 static void
+reconcile_image(Reconcile *rc, SrImage *img, void *arg)
+{
+	if (!img->unkeyed)
+		note_seen(rc, img->keyvals);
+	reconcile_record(rc, img);
+}
+
+static void
 reconcile_record_row(Reconcile *rc, HeapTuple tup, TupleDesc td, void *arg)
 {
-	SrImage		img;
+	ErrorData  *edata;
+	Difference	d;
+	bool		isnull;
 
-	read_record(rc, tup, td, &img);
-	if (!img.unkeyed)
-		note_seen(rc, img.keyvals);
-	reconcile_record(rc, &img);
+	if (each_record(rc, tup, td, reconcile_image, NULL, &edata))
+		return;
+	/* a record that cannot be read, or whose repair the table refused */
+	memset(&d, 0, sizeof(d));
+	d.col = -1;
+	d.external_value = DatumGetJsonbPCopy(SPI_getbinval(tup, td, 1, &isnull));
+	d.action = "manual_review";
+	d.reason = psprintf("%s's record cannot be taken as it is: %s", rc->call.source, edata->message);
+	emit(rc, NULL, &d);
 }
 
 static void

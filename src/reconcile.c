@@ -708,6 +708,16 @@ repair_row(Reconcile *rc, SrImage *img, const Datum *L, const bool *Lnull,
 		sr_apply_image(&rc->call, part, &res, &reviews);
 		rc->call.peek = true;
 		MemoryContextSwitchTo(cxt);
+		/* decided again under the row's lock: a later change may have come */
+		if (res.outcome != NULL && strcmp(res.outcome, "stale") == 0)
+			foreach(lc, r->acted)
+			{
+				Difference *d = (Difference *) lfirst(lc);
+
+				if (d->col >= 0 ? r->take[d->col] : r->take_record)
+					d->reason = psprintf("%s; repaired, it was stale: %s had sent a later change, nothing was taken",
+										 d->reason, rc->call.source);
+			}
 	}
 	if (any_send)
 		sr_outbox_queue(tab, img->key, rc->call.source, r->send_delete,

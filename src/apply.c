@@ -77,9 +77,9 @@ static SPIPlanPtr dismiss_plan = NULL;
  * ------------------------------------------------------------------------
  */
 
-/* Copy a returned row into values/nulls, by column index. */
-static void
-copy_row(const SrTable *tab, HeapTuple tup, TupleDesc td, Datum *values, bool *nulls)
+/* Copy a returned row (the table's columns in order) into values/nulls, by column index. */
+void
+sr_copy_row(const SrTable *tab, HeapTuple tup, TupleDesc td, Datum *values, bool *nulls)
 {
 	int			i;
 
@@ -179,7 +179,7 @@ sr_row_lock(SrTable *tab, const Datum *keyvals, bool for_delete,
 	if (n == 0)
 		return false;
 	if (values != NULL)
-		copy_row(tab, SPI_tuptable->vals[0], SPI_tuptable->tupdesc, values, nulls);
+		sr_copy_row(tab, SPI_tuptable->vals[0], SPI_tuptable->tupdesc, values, nulls);
 	SPI_freetuptable(SPI_tuptable);
 	return true;
 }
@@ -194,7 +194,7 @@ sr_row_read(SrTable *tab, const Datum *keyvals, Datum *values, bool *nulls)
 	n = sr_spi_execute(sr_plan_read_rows(tab, true), (Datum *) keyvals, NULL, false, false,
 					   0, SPI_OK_SELECT);
 	if (n > 0 && values != NULL)
-		copy_row(tab, SPI_tuptable->vals[0], SPI_tuptable->tupdesc, values, nulls);
+		sr_copy_row(tab, SPI_tuptable->vals[0], SPI_tuptable->tupdesc, values, nulls);
 	SPI_freetuptable(SPI_tuptable);
 	return n > 0;
 }
@@ -408,7 +408,7 @@ sr_row_update(SrTable *tab, const Datum *keyvals, Bitmapset *cols,
 	argnulls[p] = '\0';
 	n = tracked_write(tab, keyvals, slot->plan, args, argnulls, SPI_OK_UPDATE_RETURNING);
 	if (n == 1 && out_values != NULL)
-		copy_row(tab, SPI_tuptable->vals[0], SPI_tuptable->tupdesc, out_values, out_nulls);
+		sr_copy_row(tab, SPI_tuptable->vals[0], SPI_tuptable->tupdesc, out_values, out_nulls);
 	SPI_freetuptable(SPI_tuptable);
 	return n == 1;
 }
@@ -451,7 +451,7 @@ sr_row_insert(SrTable *tab, const Datum *keyvals, Bitmapset *cols,
 		return false;
 	}
 	if (out_values != NULL)
-		copy_row(tab, SPI_tuptable->vals[0], SPI_tuptable->tupdesc, out_values, out_nulls);
+		sr_copy_row(tab, SPI_tuptable->vals[0], SPI_tuptable->tupdesc, out_values, out_nulls);
 	SPI_freetuptable(SPI_tuptable);
 	return true;
 }

@@ -19,16 +19,16 @@
  */
 #include "postgres.h"
 
+#include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
-#include "access/xact.h"
 #include "miscadmin.h"
 #include "storage/lock.h"
 #include "storage/proc.h"
-#include "utils/memutils.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
+#include "utils/memutils.h"
 #include "utils/timestamp.h"
 
 #include "sync_resolve.h"
@@ -270,30 +270,6 @@ flush_sql(SrEventBatch *batch, Datum actor)
 	sr_spi_execute(get_event_plan(), values, nulls, true, false, 0, SPI_OK_INSERT);
 }
 
-/*
- * DESIGN 12: a table whose conflicts in the last hour outnumber its
- * tracked.alert_per_hour sends NOTIFY sync_resolve_alert, at most once an
- * hour.  sync_resolve.alert holds when each table last did.
- *
- * Whether one is due is read first, without a lock, so that the conflicts
- * after an alert neither count the hour's history again nor queue on the
- * row.  A due alert is sent by one session at a time: the others skip it
- * (an advisory lock of the table, tried, never waited for, so that two
- * sessions alerting two tables cannot deadlock).  The row is written in a
- * subtransaction, and where the row changed since this transaction's
- * snapshot (REPEATABLE READ and SERIALIZABLE fail that write) another
- * session has just alerted: the caller's write goes on without.  The
- * notification goes out when the transaction commits, and not at all if it
- * rolls back, with the row.  A transaction settles a table's alert once:
- * after it sent it, or gave way, it does not look again.  A SERIALIZABLE
- * transaction does not look at all: its reads of the history and of the
- * alerts would make concurrent writers fail to serialize; its conflicts
- * count in the next check a transaction at another level makes.  The hour
- * is counted back from the statement's
- * start, not the transaction's (an index can search by it, as it cannot by
- * the clock); the alert's time is the clock's, as the events' are, so that
- * a long transaction does not date it back.  SPI is connected.
- */
 /* Record and notify the alert; values are alert_send_plan's parameters. */
 static void
 send_alert(void *values)
@@ -335,6 +311,30 @@ alert_settled(Oid relid, bool settle)
 	return false;
 }
 
+/*
+ * DESIGN 12: a table whose conflicts in the last hour outnumber its
+ * tracked.alert_per_hour sends NOTIFY sync_resolve_alert, at most once an
+ * hour.  sync_resolve.alert holds when each table last did.
+ *
+ * Whether one is due is read first, without a lock, so that the conflicts
+ * after an alert neither count the hour's history again nor queue on the
+ * row.  A due alert is sent by one session at a time: the others skip it
+ * (an advisory lock of the table, tried, never waited for, so that two
+ * sessions alerting two tables cannot deadlock).  The row is written in a
+ * subtransaction, and where the row changed since this transaction's
+ * snapshot (REPEATABLE READ fails that write) another session has just
+ * alerted: the caller's write goes on without.  The notification goes out
+ * when the transaction commits, and not at all if it rolls back, with the
+ * row.  A transaction settles a table's alert once: after it sent it, or
+ * gave way, it does not look again.  A SERIALIZABLE transaction does not
+ * look at all: its reads of the history and of the alerts would make
+ * concurrent writers fail to serialize; its conflicts count in the next
+ * check a transaction at another level makes.  The hour is counted back
+ * from the statement's start, not the transaction's (an index can search
+ * by it, as it cannot by the clock); the alert's time is the clock's, as
+ * the events' are, so that a long transaction does not date it back.  SPI
+ * is connected.
+ */
 static void
 alert_if_due(SrEventBatch *batch)
 {

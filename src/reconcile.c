@@ -88,6 +88,7 @@ typedef struct Difference
 	Jsonb	   *external_value;
 	const char *action;
 	char	   *reason;
+	SrScreened *screened;		/* a value set aside, this difference's */
 } Difference;
 
 static SPIPlanPtr live_entry_plan = NULL;
@@ -220,17 +221,9 @@ read_record(Reconcile *rc, HeapTuple tup, TupleDesc td, SrImage *img)
 static void
 read_row(const SrTable *tab, HeapTuple tup, TupleDesc td, Datum **L, bool **Lnull)
 {
-	int			c;
-
 	*L = palloc(sizeof(Datum) * (tab->ncols + 1));
 	*Lnull = palloc(sizeof(bool) * (tab->ncols + 1));
-	for (c = 0; c < tab->ncols; c++)
-	{
-		Datum		v = SPI_getbinval(tup, td, c + 1, &(*Lnull)[c]);
-
-		(*L)[c] = (*Lnull)[c] ? (Datum) 0 :
-			datumCopy(v, tab->cols[c].typbyval, tab->cols[c].typlen);
-	}
+	sr_copy_row(tab, tup, td, *L, *Lnull);
 }
 
 /* reconcile_summary()'s sums */
@@ -398,31 +391,6 @@ key_hash(const SrTable *tab, const Datum *keyvals)
 	return h;
 }
 
-/* The key values in the set of keys seen equal to keyvals, or NULL. */
-static SeenKey *
-find_seen(Reconcile *rc, const Datum *keyvals, bool *equal)
-{
-	uint64		h = key_hash(rc->tab, keyvals);
-	SeenKey    *e = hash_search(rc->seen, &h, HASH_FIND, NULL);
-	ListCell   *lc;
-	int			i;
-
-	*equal = false;
-	if (e == NULL)
-		return NULL;
-	foreach(lc, e->keys)
-	{
-		Datum	   *k = (Datum *) lfirst(lc);
-
-		*equal = true;
-		for (i = 0; i < rc->tab->nkeys && *equal; i++)
-			*equal = sr_datum_equal(&rc->tab->cols[rc->tab->keys[i]], k[i], false,
-									keyvals[i], false);
-		if (*equal)
-			break;
-	}
-	return e;
-}
 
 /* Note a snapshot record's key as seen: compared by value, as keys are. */
 static void
@@ -445,13 +413,29 @@ note_seen(Reconcile *rc, const Datum *keyvals)
 	MemoryContextSwitchTo(old);
 }
 
+/* Whether a snapshot record had these key values */
 static bool
 was_seen(Reconcile *rc, const Datum *keyvals)
 {
-	bool		equal;
+	uint64		h = key_hash(rc->tab, keyvals);
+	SeenKey    *e = hash_search(rc->seen, &h, HASH_FIND, NULL);
+	ListCell   *lc;
+	int			i;
 
-	(void) find_seen(rc, keyvals, &equal);
-	return equal;
+	if (e == NULL)
+		return false;
+	foreach(lc, e->keys)
+	{
+		Datum	   *k = (Datum *) lfirst(lc);
+		bool		equal = true;
+
+		for (i = 0; i < rc->tab->nkeys && equal; i++)
+			equal = sr_datum_equal(&rc->tab->cols[rc->tab->keys[i]], k[i], false,
+								   keyvals[i], false);
+		if (equal)
+			return true;
+	}
+	return false;
 }
 
 /*
@@ -701,8 +685,6 @@ repair_row(Reconcile *rc, SrImage *img, const Datum *L, const bool *Lnull,
 					part->npresent += r->take[c];
 				}
 			part->screened = r->review;
-			part->external_id = img->external_id;
-			part->identity_known = img->identity_known;
 		}
 		memset(&res, 0, sizeof(res));
 		sr_apply_image(&rc->call, part, &res, &reviews);
@@ -862,9 +844,8 @@ reconcile_record(Reconcile *rc, SrImage *img)
 			/* refused, the source hears the row's value; else a person decides */
 			d->action = sc->review ? "manual_review" : "update_external";
 			d->reason = sc->rule;
+			d->screened = sc;
 			diffs = lappend(diffs, d);
-			if (sc->review)
-				r.review = lappend(r.review, sc);
 		}
 	}
 
@@ -884,28 +865,12 @@ reconcile_record(Reconcile *rc, SrImage *img)
 			/* the engine decides again what to take and what to hold */
 			if (d->col >= 0 && strcmp(d->action, "update_external") == 0)
 				r.send[d->col] = true;
-			else if (d->col >= 0 && img->present[d->col])
+			else if (d->screened != NULL)
+				r.review = lappend(r.review, d->screened);
+			else if (d->col >= 0)
 				r.take[d->col] = true;
 		}
 		emit(rc, img->key, d);
-	}
-	if (r.acted == NIL)
-		return;
-	/* what settles is not acted on: a row-level difference is the whole row */
-	if (list_length(r.acted) < list_length(diffs))
-	{
-		ListCell   *sc;
-
-		foreach(sc, r.review)
-		{
-			int			col = ((SrScreened *) lfirst(sc))->col;
-			bool		acted = false;
-
-			foreach(lc, r.acted)
-				acted |= ((Difference *) lfirst(lc))->col == col;
-			if (!acted)
-				r.review = foreach_delete_current(r.review, sc);
-		}
 	}
 	if (rc->repair)
 		repair_row(rc, img, L, Lnull, &st.local, &r);

@@ -800,6 +800,8 @@ extern const SrSystem *sr_check_source(const SrTable *tab, const char *source);
 extern bool sr_row_lock(SrTable *tab, const Datum *keyvals, bool for_delete,
 						Datum *values, bool *nulls);
 extern bool sr_row_read(SrTable *tab, const Datum *keyvals, Datum *values, bool *nulls);
+extern void sr_copy_row(const SrTable *tab, HeapTuple tup, TupleDesc td, Datum *values,
+						bool *nulls);
 extern bool sr_row_update(SrTable *tab, const Datum *keyvals, Bitmapset *cols,
 						  const Datum *values, const bool *nulls,
 						  Datum *out_values, bool *out_nulls);

@@ -64,6 +64,7 @@
 #include "optimizer/optimizer.h"
 #include "rewrite/rewriteHandler.h"
 #include "storage/lmgr.h"
+#include "storage/proc.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -76,6 +77,17 @@
 #define GIVEN_NOT		0
 #define GIVEN_VALUE		1
 #define GIVEN_DEFAULT	2
+
+/*
+ * An index's expressions and predicate, compiled once for the writes that
+ * claim the table's states (claim_states()).
+ */
+typedef struct SrIndexStates
+{
+	bool		ready;
+	List	   *exprs;			/* ii_ExpressionsState */
+	ExprState  *pred;			/* ii_PredicateState */
+} SrIndexStates;
 
 static SrDirectTable *registered = NULL;
 static bool callback_registered = false;
@@ -107,6 +119,9 @@ forget_layout(SrDirectTable *t)
 	t->nindexes = 0;
 	t->index_oids = NULL;
 	t->index_infos = NULL;
+	t->default_states = NULL;
+	t->index_states = NULL;
+	t->claim_subid = InvalidSubTransactionId;
 }
 
 static void
@@ -153,6 +168,7 @@ load_layout(SrDirectTable *t, Relation rel)
 	t->attnums = palloc0(sizeof(AttrNumber) * t->ncols);
 	t->colof = palloc(sizeof(int) * desc->natts);
 	t->defaults = palloc0(sizeof(Expr *) * desc->natts);
+	t->default_states = palloc0(sizeof(ExprState *) * desc->natts);
 	t->usable = rel->rd_rel->relkind == RELKIND_RELATION &&
 		!rel->rd_rel->relrowsecurity && rel->rd_rules == NULL &&
 		!(desc->constr != NULL && desc->constr->has_generated_stored);
@@ -355,6 +371,29 @@ open_result_indices(EState *estate, ResultRelInfo *rri, bool speculative)
 }
 
 /*
+ * Whether a write beginning now may use the expression states t keeps
+ * compiled (column defaults, index expressions and predicates) and claim
+ * them until it ends.  Compiling them is a good part of a write of one
+ * row: an outbox entry has seven defaults and five indexes.  They are
+ * kept with the layout, and go with it.  An ExprState is not reentrant,
+ * so one write at a time uses them: another write to t nested inside
+ * this one (a default or an index expression calling a function that
+ * writes t) compiles its own, as every write did before.  A claim ends
+ * with its write, or with the subtransaction it was taken in if that
+ * write ended by an error: such a claim is stale and is taken over.
+ */
+static bool
+claim_states(SrDirectTable *t)
+{
+	if (t->claim_subid != InvalidSubTransactionId &&
+		t->claim_lxid == MyProc->lxid && SubTransactionIsActive(t->claim_subid))
+		return false;
+	t->claim_lxid = MyProc->lxid;
+	t->claim_subid = GetCurrentSubTransactionId();
+	return true;
+}
+
+/*
  * Start writing to t: false if its rows must be written through SQL.
  * Runs as the extension owner until sr_direct_end().
  */
@@ -384,6 +423,10 @@ sr_direct_begin(SrDirect *d, SrDirectTable *t)
 	d->checkatt = t->checkatt;
 	exprs = t->defaults;
 	arbiter = t->arbiter_oid;
+	d->states_cxt = t->cxt;
+	d->own_states = claim_states(t);
+	if (d->own_states)
+		d->defaults = t->default_states;
 	sr_become_owner(&d->sw);
 	/* the indexes are opened by the first write that needs them */
 	d->estate = write_state(rel, &d->rri);
@@ -395,7 +438,8 @@ sr_direct_begin(SrDirect *d, SrDirectTable *t)
 	d->arbiter_oid = arbiter;
 	/* a default is made ready to run by the first row that needs it */
 	d->default_exprs = exprs;
-	d->defaults = palloc0(sizeof(ExprState *) * d->natts);
+	if (!d->own_states)
+		d->defaults = palloc0(sizeof(ExprState *) * d->natts);
 	d->values = palloc0(sizeof(Datum) * t->ncols);
 	d->isnull = palloc0(sizeof(bool) * t->ncols);
 	d->given = palloc0(sizeof(char) * t->ncols);
@@ -437,13 +481,15 @@ sr_direct_get(SrDirect *d, TupleTableSlot *slot, int col, bool *isnull)
  * Learn what BuildIndexInfo() says of each of t's indexes (oids, in
  * RelationGetIndexList()'s order), with what an ON CONFLICT check needs
  * of its unique ones when t has an arbiter, into t's layout memory: in
- * *ixoids and *infos (*n of them), and in t for later writes.  Opening an
+ * *ixoids and *infos (*n of them), with room for their compiled states in
+ * *states, and in t for later writes.  Opening an
  * index or reading a catalog may take an invalidation that drops t's
  * layout meanwhile: its memory stays to the transaction's end, so that
  * this write can still use what it learnt, but t keeps none of it.
  */
 static void
-learn_indices(SrDirectTable *t, List *oids, int *n, Oid **ixoids, IndexInfo ***infos)
+learn_indices(SrDirectTable *t, List *oids, int *n, Oid **ixoids, IndexInfo ***infos,
+			  SrIndexStates **states)
 {
 	MemoryContext cxt = t->cxt;
 	ListCell   *lc;
@@ -451,6 +497,7 @@ learn_indices(SrDirectTable *t, List *oids, int *n, Oid **ixoids, IndexInfo ***i
 
 	*ixoids = MemoryContextAlloc(cxt, sizeof(Oid) * (list_length(oids) + 1));
 	*infos = MemoryContextAlloc(cxt, sizeof(IndexInfo *) * (list_length(oids) + 1));
+	*states = MemoryContextAllocZero(cxt, sizeof(SrIndexStates) * (list_length(oids) + 1));
 	foreach(lc, oids)
 	{
 		Relation	index = index_open(lfirst_oid(lc), RowExclusiveLock);
@@ -472,6 +519,7 @@ learn_indices(SrDirectTable *t, List *oids, int *n, Oid **ixoids, IndexInfo ***i
 	{
 		t->index_oids = *ixoids;
 		t->index_infos = *infos;
+		t->index_states = *states;
 		t->nindexes = i;
 	}
 }
@@ -481,9 +529,10 @@ learn_indices(SrDirectTable *t, List *oids, int *n, Oid **ixoids, IndexInfo ***i
  * first write to open them learnt: BuildIndexInfo() reads the catalogs and
  * copies each index's expressions and predicate, and the executor plans
  * them again for each statement before it compiles them.  Each write gets
- * its own copy of an index's IndexInfo, with expression and predicate
- * states of its own compiled from the planned forms, and an access method
- * cache of its own, in the write's memory.  (The relcache, too, keeps an
+ * its own copy of an index's IndexInfo, with an access method cache of its
+ * own, in the write's memory, and expression and predicate states compiled
+ * from the planned forms: the layout's, compiled by the first write that
+ * needed them, when this write claimed them, else its own.  (The relcache, too, keeps an
  * index's expressions simplified once: a function they call is not looked
  * up again.)  Only whether an index is ready for inserts can change while
  * it stays in the table's index list without a relcache invalidation of
@@ -503,6 +552,8 @@ open_known_indices(SrDirect *d)
 	int			n;
 	Oid		   *ixoids;
 	IndexInfo **infos;
+	SrIndexStates *states;
+	bool		shared;
 	int			i = 0;
 
 	/* first: building the index list reads a catalog, and may drop t's layout */
@@ -521,8 +572,10 @@ open_known_indices(SrDirect *d)
 	n = t->nindexes;
 	ixoids = t->index_oids;
 	infos = t->index_infos;
+	states = t->index_states;
+	shared = d->own_states && t->cxt == d->states_cxt;
 	if (!known)
-		learn_indices(t, oids, &n, &ixoids, &infos);
+		learn_indices(t, oids, &n, &ixoids, &infos, &states);
 	list_free(oids);
 	old = MemoryContextSwitchTo(d->estate->es_query_cxt);
 	rri->ri_NumIndices = n;
@@ -532,16 +585,28 @@ open_known_indices(SrDirect *d)
 	{
 		Relation	index = index_open(ixoids[i], RowExclusiveLock);
 		IndexInfo  *ii = palloc(sizeof(IndexInfo));
-		ListCell   *e;
+		SrIndexStates mine = {0};
+		SrIndexStates *st = shared ? &states[i] : &mine;
 
 		memcpy(ii, infos[i], sizeof(IndexInfo));
 		ii->ii_ReadyForInserts = index->rd_index->indisready;
-		/* what the executor would make of them, from their planned forms */
-		ii->ii_ExpressionsState = NIL;
-		foreach(e, ii->ii_Expressions)
-			ii->ii_ExpressionsState = lappend(ii->ii_ExpressionsState,
-											  ExecInitExpr((Expr *) lfirst(e), NULL));
-		ii->ii_PredicateState = ii->ii_Predicate != NIL ? ExecInitQual(ii->ii_Predicate, NULL) : NULL;
+		if (!st->ready)
+		{
+			/* what the executor would make of them, from their planned forms */
+			MemoryContext cxt = MemoryContextSwitchTo(shared ? d->states_cxt :
+													  d->estate->es_query_cxt);
+			List	   *exprs = NIL;
+			ListCell   *e;
+
+			foreach(e, ii->ii_Expressions)
+				exprs = lappend(exprs, ExecInitExpr((Expr *) lfirst(e), NULL));
+			st->pred = ii->ii_Predicate != NIL ? ExecInitQual(ii->ii_Predicate, NULL) : NULL;
+			st->exprs = exprs;
+			st->ready = true;
+			MemoryContextSwitchTo(cxt);
+		}
+		ii->ii_ExpressionsState = st->exprs;
+		ii->ii_PredicateState = st->pred;
 		ii->ii_AmCache = NULL;
 		ii->ii_Context = CurrentMemoryContext;
 		rri->ri_IndexRelationDescs[i] = index;
@@ -584,7 +649,8 @@ eval_default(SrDirect *d, TupleTableSlot *slot, int attno)
 	}
 	if (d->defaults[attno] == NULL)
 	{
-		MemoryContext old = MemoryContextSwitchTo(d->estate->es_query_cxt);
+		MemoryContext old = MemoryContextSwitchTo(d->own_states ? d->states_cxt :
+												  d->estate->es_query_cxt);
 
 		d->defaults[attno] = ExecInitExpr(d->default_exprs[attno], NULL);
 		MemoryContextSwitchTo(old);
@@ -1073,6 +1139,9 @@ sr_direct_update_row(Relation rel, Relation index, const RegProcedure *eq, int n
 void
 sr_direct_end(SrDirect *d)
 {
+	/* the layout's states, if they are still its (else a later one's) */
+	if (d->own_states && d->tab->cxt == d->states_cxt)
+		d->tab->claim_subid = InvalidSubTransactionId;
 	if (d->indices_open)
 		ExecCloseIndices(d->rri);
 	ExecResetTupleTable(d->estate->es_tupleTable, false);

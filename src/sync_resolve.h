@@ -688,6 +688,11 @@ typedef struct SrDirectTable
 	int			nindexes;		/* its indexes, learnt by the first write */
 	Oid		   *index_oids;		/* ... that opens them (NULL: not yet), */
 	IndexInfo **index_infos;	/* ... as BuildIndexInfo() describes them */
+	/* compiled once, for one write at a time (see claim_states()) */
+	ExprState **default_states; /* per attribute, by the first write needing it */
+	struct SrIndexStates *index_states; /* per index, with index_infos */
+	LocalTransactionId claim_lxid;	/* the write using them: its transaction */
+	SubTransactionId claim_subid;	/* ... and subtransaction, or Invalid */
 	MemoryContext cxt;
 	struct SrDirectTable *next;
 } SrDirectTable;
@@ -716,6 +721,8 @@ typedef struct SrDirect
 	Oid			arbiter_oid;
 	Expr	  **default_exprs;	/* per attribute, planned, or NULL */
 	ExprState **defaults;		/* ... ready to run, once one was needed */
+	MemoryContext states_cxt;	/* where they are compiled: the layout's, */
+	bool		own_states;		/* ... when this write claimed its states */
 	Datum	   *values;
 	bool	   *isnull;
 	char	   *given;

@@ -113,3 +113,36 @@ SELECT outcome, queued FROM sync_resolve.apply('legacy', 'crm', '{"id": 2, "name
 SELECT column_name, status FROM sync_resolve.review WHERE relid = 'legacy'::regclass ORDER BY id;
 SELECT kind, column_name FROM sync_resolve.explain('legacy', '{"id": 2}');
 RESET search_path;
+
+-- A value carried as JSON (in the outbox, the history, keys) is what
+-- to_jsonb() makes of it: numbers as numbers with their scale, integers at
+-- their limits, numerics that are no JSON number (NaN, Infinity) as
+-- strings, text with quotes, escapes and non-ASCII, booleans, jsonb as it
+-- is, domains as their base type, and the types without a shortcut of
+-- their own (float, timestamptz, arrays, char(n)) through to_jsonb() itself.
+CREATE DOMAIN small_count AS smallint CHECK (VALUE >= 0);
+CREATE TABLE carried (
+	id bigint PRIMARY KEY,
+	i2 smallint, i4 int, cnt small_count, n numeric, t text, v varchar(20),
+	b boolean, j jsonb, f float8, ts timestamptz, a int[], ch char(4)
+);
+SELECT sync_resolve.track('carried', ARRAY['crm'], 'latest');
+-- new rows, each queued for crm whole
+INSERT INTO carried VALUES
+	(-9223372036854775808, -32768, -2147483648, 0, 1.50, 'say "hi"\', 'tab	here', true,
+	 '{"b": [1, 2.50], "a": null}', 1.5, '2030-01-01 12:00+02', '{1,NULL,3}', 'ab'),
+	(9223372036854775807, 32767, 2147483647, 32767, 'NaN', E'line\nbreak \u00e9\u4e2d', '', false,
+	 '"just a string"', 'Infinity', '-infinity', '{}', ''),
+	(0, 0, 0, 1, '-Infinity', '', 'ünïcode', NULL, 'null', -0.0, NULL, NULL, NULL),
+	(1, NULL, NULL, NULL, 0.000000000000000000001, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
+	(2, 1, 1, 1, 'Infinity', repeat('long ', 1000), 'x', true, '[]', 1e300, '2030-06-01 00:00:00.123456+00', '{{1,2},{3,4}}', 'abcd'),
+	(3, 1, 1, 1, 123456789012345678901234567890.123456789, 'x', 'x', true, '{}', 0.1, '1999-12-31 23:59:59+00', '{7}', 'x');
+-- each entry's payload against to_jsonb() of the row: same JSON text, also
+-- for the key; and every column is in the payload
+SELECT count(*) AS entries,
+	   count(*) FILTER (WHERE o.payload::text = (to_jsonb(c) - 'id')::text) AS payload_as_to_jsonb,
+	   count(*) FILTER (WHERE o.key::text = jsonb_build_object('id', c.id)::text) AS key_as_to_jsonb
+FROM sync_resolve.outbox o JOIN carried c ON o.key = jsonb_build_object('id', c.id)
+WHERE o.relid = 'carried'::regclass;
+SELECT o.key, o.payload - 't' AS payload FROM sync_resolve.outbox o
+WHERE o.relid = 'carried'::regclass ORDER BY (o.key ->> 'id')::numeric;

@@ -31,6 +31,7 @@
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/numeric.h"
 #include "utils/typcache.h"
 
 #include "sync_resolve.h"
@@ -208,18 +209,62 @@ sr_jsonb_value_to_datum(const SrColumn *col, JsonbValue *v, bool *isnull,
 	return result;
 }
 
+/*
+ * The jsonb to_jsonb() makes of a column's value (NULL: JSON null).  For
+ * the types most columns have, it is built here: to_jsonb() looks up its
+ * argument's type on every call, and makes a number from its text.  A
+ * numeric that is not a JSON number (NaN, Infinity) is a string, as
+ * to_jsonb() makes it.
+ */
 Jsonb *
 sr_datum_to_jsonb(const SrColumn *col, Datum value, bool isnull)
 {
-	if (isnull)
-	{
-		JsonbValue	v;
+	JsonbValue	v;
+	bool		built = true;
 
-		v.type = jbvNull;
-		return JsonbValueToJsonb(&v);
+	v.type = jbvNull;
+	if (!isnull)
+	{
+		switch (col->basetypid)
+		{
+			case BOOLOID:
+				v.type = jbvBool;
+				v.val.boolean = DatumGetBool(value);
+				break;
+			case INT2OID:
+			case INT4OID:
+			case INT8OID:
+				v.type = jbvNumeric;
+				v.val.numeric = int64_to_numeric(col->basetypid == INT2OID ? DatumGetInt16(value) :
+												 col->basetypid == INT4OID ? DatumGetInt32(value) :
+												 DatumGetInt64(value));
+				break;
+			case NUMERICOID:
+				v.type = jbvNumeric;
+				v.val.numeric = DatumGetNumeric(value);
+				built = !numeric_is_nan(v.val.numeric) && !numeric_is_inf(v.val.numeric);
+				break;
+			case TEXTOID:
+			case VARCHAROID:
+				{
+					text	   *t = DatumGetTextPP(value);
+
+					v.type = jbvString;
+					v.val.string.val = VARDATA_ANY(t);
+					v.val.string.len = VARSIZE_ANY_EXHDR(t);
+				}
+				break;
+			case JSONBOID:
+				return DatumGetJsonbPCopy(value);
+			default:
+				built = false;
+				break;
+		}
 	}
-	return DatumGetJsonbP(FunctionCall1Coll((FmgrInfo *) &col->to_jsonb_finfo,
-											InvalidOid, value));
+	if (!built)
+		return DatumGetJsonbP(FunctionCall1Coll((FmgrInfo *) &col->to_jsonb_finfo,
+												InvalidOid, value));
+	return JsonbValueToJsonb(&v);
 }
 
 static Jsonb *

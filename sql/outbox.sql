@@ -177,6 +177,19 @@ ALTER TABLE sync_resolve.outbox ALTER next_attempt_at SET DEFAULT now();
 TRUNCATE sync_resolve.outbox;
 UPDATE lead SET score = 9 WHERE id = 1;
 SELECT target, next_attempt_at > now() AS later FROM sync_resolve.outbox ORDER BY id;
+-- and a default of a domain type is checked against the domain's
+-- constraints as they are now, not as the first write of this session
+-- found them: an entry's status 'pending' that a new constraint of
+-- outbox_status refuses is refused
+BEGIN;
+ALTER DOMAIN sync_resolve.outbox_status ADD CONSTRAINT not_pending CHECK (VALUE <> 'pending') NOT VALID;
+SAVEPOINT s;
+\set VERBOSITY terse
+-- must fail: the new row's entries would be 'pending'
+INSERT INTO lead VALUES (2, 'Grace', 1, NULL);
+\set VERBOSITY default
+ROLLBACK TO s;
+ROLLBACK;
 -- a column added to the history gets its default (through SQL); once it
 -- is dropped again, events are written as before
 ALTER TABLE sync_resolve.event ADD COLUMN note text DEFAULT 'noted';

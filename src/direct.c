@@ -35,9 +35,11 @@
  * trigger or rule on writing it, row level security, a column of another
  * type or one it does not know -- sr_direct_begin() says no and the caller
  * writes through SQL instead.  The layout (attribute numbers, planned
- * column defaults) is cached per table in CacheMemoryContext and dropped
- * by a relcache callback on the table; a shadow's is part of its table's
- * SrTable, which any change to the shadow drops.
+ * column defaults, and the defaults, index expressions and predicates
+ * compiled by the first write that needed them) is cached per table in
+ * CacheMemoryContext and dropped by a relcache callback on the table, and
+ * every layout by any change to a function; a shadow's is part of its
+ * table's SrTable, which any change to the shadow drops.
  *
  * Writes run as the extension owner, as the SQL they replace did (a
  * tracked row's update as the caller, as its UPDATE did), and end with
@@ -61,6 +63,7 @@
 #include "executor/executor.h"
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
+#include "nodes/nodeFuncs.h"
 #include "optimizer/optimizer.h"
 #include "rewrite/rewriteHandler.h"
 #include "storage/lmgr.h"
@@ -85,6 +88,7 @@
 typedef struct SrIndexStates
 {
 	bool		ready;
+	bool		private;		/* each write compiles its own (see domain_checked()) */
 	List	   *exprs;			/* ii_ExpressionsState */
 	ExprState  *pred;			/* ii_PredicateState */
 } SrIndexStates;
@@ -120,6 +124,7 @@ forget_layout(SrDirectTable *t)
 	t->index_oids = NULL;
 	t->index_infos = NULL;
 	t->default_states = NULL;
+	t->default_private = NULL;
 	t->index_states = NULL;
 	t->claim_subid = InvalidSubTransactionId;
 }
@@ -134,6 +139,17 @@ direct_relcache_callback(Datum arg, Oid relid)
 			forget_layout(t);
 }
 
+/*
+ * A function changed (replaced, or its privileges): the compiled states
+ * of every layout may call it as it was, or with a permission checked
+ * when they were compiled, so every layout is learnt again.
+ */
+static void
+direct_function_callback(Datum arg, int cacheid, uint32 hashvalue)
+{
+	direct_relcache_callback(arg, InvalidOid);
+}
+
 static bool load_arbiter(SrDirectTable *t);
 
 /* The type a column of t must have. */
@@ -145,6 +161,28 @@ expected_type(const SrDirectColumn *col)
 	return GetSysCacheOid2(TYPENAMENSP, Anum_pg_type_oid,
 						   CStringGetDatum(col->sr_type),
 						   ObjectIdGetDatum(get_namespace_oid(SR_SCHEMA, false)));
+}
+
+static bool
+domain_checked_walker(Node *node, void *context)
+{
+	if (node == NULL)
+		return false;
+	if (IsA(node, CoerceToDomain))
+		return true;
+	return expression_tree_walker(node, domain_checked_walker, context);
+}
+
+/*
+ * Whether an expression checks a value against a domain's constraints:
+ * compiled, it holds the constraints the domain had then, and nothing
+ * tells the layout when they change (ALTER DOMAIN), so every write
+ * compiles such an expression anew, as the executor does every statement.
+ */
+static bool
+domain_checked(Node *node)
+{
+	return domain_checked_walker(node, NULL);
 }
 
 /*
@@ -169,6 +207,7 @@ load_layout(SrDirectTable *t, Relation rel)
 	t->colof = palloc(sizeof(int) * desc->natts);
 	t->defaults = palloc0(sizeof(Expr *) * desc->natts);
 	t->default_states = palloc0(sizeof(ExprState *) * desc->natts);
+	t->default_private = palloc0(sizeof(bool) * desc->natts);
 	t->usable = rel->rd_rel->relkind == RELKIND_RELATION &&
 		!rel->rd_rel->relrowsecurity && rel->rd_rules == NULL &&
 		!(desc->constr != NULL && desc->constr->has_generated_stored);
@@ -211,7 +250,10 @@ load_layout(SrDirectTable *t, Relation rel)
 			Node	   *def = build_column_default(rel, a);
 
 			if (def != NULL)
+			{
 				t->defaults[a - 1] = expression_planner((Expr *) def);
+				t->default_private[a - 1] = domain_checked((Node *) t->defaults[a - 1]);
+			}
 		}
 	}
 	for (i = 0; i < t->ncols; i++)
@@ -316,6 +358,7 @@ open_table(SrDirectTable *t, LOCKMODE lockmode)
 		if (!callback_registered)
 		{
 			CacheRegisterRelcacheCallback(direct_relcache_callback, (Datum) 0);
+			CacheRegisterSyscacheCallback(PROCOID, direct_function_callback, (Datum) 0);
 			callback_registered = true;
 		}
 		t->next = registered;
@@ -423,10 +466,10 @@ sr_direct_begin(SrDirect *d, SrDirectTable *t)
 	d->checkatt = t->checkatt;
 	exprs = t->defaults;
 	arbiter = t->arbiter_oid;
+	d->default_states = t->default_states;
+	d->default_private = t->default_private;
 	d->states_cxt = t->cxt;
 	d->own_states = claim_states(t);
-	if (d->own_states)
-		d->defaults = t->default_states;
 	sr_become_owner(&d->sw);
 	/* the indexes are opened by the first write that needs them */
 	d->estate = write_state(rel, &d->rri);
@@ -438,8 +481,7 @@ sr_direct_begin(SrDirect *d, SrDirectTable *t)
 	d->arbiter_oid = arbiter;
 	/* a default is made ready to run by the first row that needs it */
 	d->default_exprs = exprs;
-	if (!d->own_states)
-		d->defaults = palloc0(sizeof(ExprState *) * d->natts);
+	d->defaults = palloc0(sizeof(ExprState *) * d->natts);
 	d->values = palloc0(sizeof(Datum) * t->ncols);
 	d->isnull = palloc0(sizeof(bool) * t->ncols);
 	d->given = palloc0(sizeof(char) * t->ncols);
@@ -509,6 +551,8 @@ learn_indices(SrDirectTable *t, List *oids, int *n, Oid **ixoids, IndexInfo ***i
 		/* planned as ExecPrepareExpr() and ExecPrepareQual() plan them */
 		ii->ii_Expressions = (List *) expression_planner((Expr *) ii->ii_Expressions);
 		ii->ii_Predicate = (List *) expression_planner((Expr *) ii->ii_Predicate);
+		(*states)[i].private = domain_checked((Node *) ii->ii_Expressions) ||
+			domain_checked((Node *) ii->ii_Predicate);
 		MemoryContextSwitchTo(old);
 		(*ixoids)[i] = lfirst_oid(lc);
 		(*infos)[i++] = ii;
@@ -586,14 +630,14 @@ open_known_indices(SrDirect *d)
 		Relation	index = index_open(ixoids[i], RowExclusiveLock);
 		IndexInfo  *ii = palloc(sizeof(IndexInfo));
 		SrIndexStates mine = {0};
-		SrIndexStates *st = shared ? &states[i] : &mine;
+		SrIndexStates *st = shared && !states[i].private ? &states[i] : &mine;
 
 		memcpy(ii, infos[i], sizeof(IndexInfo));
 		ii->ii_ReadyForInserts = index->rd_index->indisready;
 		if (!st->ready)
 		{
 			/* what the executor would make of them, from their planned forms */
-			MemoryContext cxt = MemoryContextSwitchTo(shared ? d->states_cxt :
+			MemoryContext cxt = MemoryContextSwitchTo(st != &mine ? d->states_cxt :
 													  d->estate->es_query_cxt);
 			List	   *exprs = NIL;
 			ListCell   *e;
@@ -649,11 +693,19 @@ eval_default(SrDirect *d, TupleTableSlot *slot, int attno)
 	}
 	if (d->defaults[attno] == NULL)
 	{
-		MemoryContext old = MemoryContextSwitchTo(d->own_states ? d->states_cxt :
-												  d->estate->es_query_cxt);
+		bool		shared = d->own_states && !d->default_private[attno];
+		MemoryContext old;
 
-		d->defaults[attno] = ExecInitExpr(d->default_exprs[attno], NULL);
-		MemoryContextSwitchTo(old);
+		if (shared && d->default_states[attno] != NULL)
+			d->defaults[attno] = d->default_states[attno];
+		else
+		{
+			old = MemoryContextSwitchTo(shared ? d->states_cxt : d->estate->es_query_cxt);
+			d->defaults[attno] = ExecInitExpr(d->default_exprs[attno], NULL);
+			MemoryContextSwitchTo(old);
+			if (shared)
+				d->default_states[attno] = d->defaults[attno];
+		}
 	}
 	slot->tts_values[attno] = ExecEvalExprSwitchContext(d->defaults[attno], econtext,
 														&slot->tts_isnull[attno]);

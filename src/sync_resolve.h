@@ -689,7 +689,8 @@ typedef struct SrDirectTable
 	Oid		   *index_oids;		/* ... that opens them (NULL: not yet), */
 	IndexInfo **index_infos;	/* ... as BuildIndexInfo() describes them */
 	/* compiled once, for one write at a time (see claim_states()) */
-	ExprState **default_states; /* per attribute, by the first write needing it */
+	ExprState **default_states; /* per attribute, by the first write needing it, */
+	bool	   *default_private;	/* ... unless its write's own: see below */
 	struct SrIndexStates *index_states; /* per index, with index_infos */
 	LocalTransactionId claim_lxid;	/* the write using them: its transaction */
 	SubTransactionId claim_subid;	/* ... and subtransaction, or Invalid */
@@ -721,8 +722,10 @@ typedef struct SrDirect
 	Oid			arbiter_oid;
 	Expr	  **default_exprs;	/* per attribute, planned, or NULL */
 	ExprState **defaults;		/* ... ready to run, once one was needed */
-	MemoryContext states_cxt;	/* where they are compiled: the layout's, */
-	bool		own_states;		/* ... when this write claimed its states */
+	ExprState **default_states; /* the layout's compiled ones, */
+	bool	   *default_private;
+	MemoryContext states_cxt;	/* ... in its memory, */
+	bool		own_states;		/* ... when this write claimed them */
 	Datum	   *values;
 	bool	   *isnull;
 	char	   *given;

@@ -78,4 +78,25 @@ RESET sync_resolve.max_attempts;
 SELECT count(*) AS taken FROM sync_resolve.claim_outbound('crm', 10);
 SELECT count(*) FILTER (WHERE status = 'sent') AS sent FROM sync_resolve.outbox WHERE target = 'crm';
 
+-- A long history and a backlog: 30,000 more entries sent to crm long ago,
+-- then 100,000 waiting for it (crm was away), and the outbox analyzed with
+-- them, which plans the claim again.  The plan, made for any max (it takes
+-- a tenth of the backlog), still reads the entry it takes by its id:
+-- merged with the primary key read in the order of ids, it would pass
+-- every entry before it, the 30,804 sent ones first.
+INSERT INTO sync_resolve.outbox (relid, key, target, op, payload, status, attempts, sent_at, cause)
+SELECT 'parcel'::regclass, jsonb_build_object('id', 1000 + g), 'crm', 'upsert', '{"weight": 0}',
+	   CASE WHEN g <= 30000 THEN 'sent' ELSE 'pending' END, (g <= 30000)::int,
+	   CASE WHEN g <= 30000 THEN now() - interval '1 day' END, 'local'
+FROM generate_series(1, 130000) g;
+VACUUM ANALYZE sync_resolve.outbox;
+SELECT min(id) AS oldest FROM sync_resolve.outbox WHERE target = 'crm' AND status = 'pending' \gset
+BEGIN;
+SELECT pg_stat_get_xact_tuples_returned('sync_resolve.outbox_pkey'::regclass) AS pkey0,
+	   pg_stat_get_xact_numscans('sync_resolve.outbox'::regclass) AS scans0 \gset
+SELECT key, status, id = :oldest AS oldest FROM sync_resolve.claim_outbound('crm', 1);
+SELECT pg_stat_get_xact_tuples_returned('sync_resolve.outbox_pkey'::regclass) - :pkey0 AS read_from_pkey,
+	   pg_stat_get_xact_numscans('sync_resolve.outbox'::regclass) = :scans0 AS no_scan_of_the_table;
+COMMIT;
+
 DROP TABLE parcel;

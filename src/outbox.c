@@ -843,7 +843,11 @@ claim_outbound(PG_FUNCTION_ARGS)
 	 * The entries are chosen once, in a CTE of their own: as a subquery
 	 * joined to the outbox, a plan could run it again for every entry of
 	 * the outbox, each run taking max more (a plan made while the outbox
-	 * was empty did).
+	 * was empty did).  And they are updated by their ids as an array, each
+	 * looked up in the primary key: joined to the CTE, the generic plan,
+	 * which takes a LIMIT of $4 for a tenth of the outbox, merged it with
+	 * the primary key read from its start, over every entry ever sent
+	 * (10,681 for a claim of one, measured on an outbox of 100,000).
 	 */
 	if (claim_plan == NULL)
 	{
@@ -863,7 +867,7 @@ claim_outbound(PG_FUNCTION_ARGS)
 					   "   THEN coalesce(o.last_error || '; ', '') || 'lease expired'"
 					   "   ELSE o.last_error END,"
 					   " updated_at = now()"
-					   " FROM c WHERE o.id = c.id RETURNING o.*",
+					   " WHERE o.id = ANY (ARRAY(SELECT id FROM c)) RETURNING o.*",
 					   expired, expired, expired, expired);
 		claim_plan = sr_prepare_kept_generic(sql, 4, types, true);
 	}

@@ -163,3 +163,42 @@ FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid,
 	 LATERAL bt_index_check(c.oid, true)
 WHERE i.indrelid = 'sync_resolve.outbox'::regclass
 ORDER BY 1;
+
+-- The expressions of the outbox's defaults and indexes are compiled once,
+-- by the first write that needs them, and serve later writes -- but not an
+-- expression over the whole row: its first evaluation keeps the row's
+-- descriptor in the memory of that write, so each write compiles its own.
+-- Five writes in a row through an index on a function of the whole entry,
+-- each entry indexed as amcheck recomputes it.
+CREATE FUNCTION entry_tag(o sync_resolve.outbox) RETURNS text IMMUTABLE
+	LANGUAGE plpgsql AS $$BEGIN RETURN o.target || ':' || o.op; END$$;
+CREATE INDEX outbox_by_tag ON sync_resolve.outbox (entry_tag(outbox));
+TRUNCATE sync_resolve.outbox;
+\c -
+INSERT INTO crate VALUES (41, 'new crate 41', 1);
+INSERT INTO crate VALUES (42, 'new crate 42', 1);
+INSERT INTO crate VALUES (43, 'new crate 43', 1);
+INSERT INTO crate VALUES (44, 'new crate 44', 1);
+INSERT INTO crate VALUES (45, 'new crate 45', 1);
+SELECT entry_tag(o) AS tag, count(*) FROM sync_resolve.outbox o GROUP BY 1 ORDER BY 1;
+SELECT bt_index_check('sync_resolve.outbox_by_tag'::regclass, true) IS NOT NULL AS by_tag_checked;
+DROP INDEX sync_resolve.outbox_by_tag;
+DROP FUNCTION entry_tag(sync_resolve.outbox);
+
+-- A change to any function drops the compiled expressions (they may call
+-- it as it was), not the rest of what sync_resolve knows of its tables:
+-- fifty functions created in one transaction, each followed by a write,
+-- leave one layout per table written, not one per change.
+BEGIN;
+DO $$
+BEGIN
+	FOR r IN 1..50 LOOP
+		EXECUTE format('CREATE FUNCTION pg_temp.f%s() RETURNS int LANGUAGE sql RETURN %s', r, r);
+		UPDATE crate SET qty = qty + 1 WHERE id = 26;
+	END LOOP;
+END
+$$;
+SELECT count(*) FILTER (WHERE name = 'sync_resolve direct layout') <= 4 AS layouts_kept,
+	   count(*) FILTER (WHERE name = 'sync_resolve direct states') <= 4 AS states_kept
+FROM pg_backend_memory_contexts;
+COMMIT;

@@ -88,13 +88,14 @@
 typedef struct SrIndexStates
 {
 	bool		ready;
-	bool		private;		/* each write compiles its own (see domain_checked()) */
 	List	   *exprs;			/* ii_ExpressionsState */
 	ExprState  *pred;			/* ii_PredicateState */
 } SrIndexStates;
 
 static SrDirectTable *registered = NULL;
 static bool callback_registered = false;
+/* counts changes to functions: states compiled before the last one go */
+static uint64 function_changes = 0;
 
 /*
  * Drop t's layout.  A write under way may still use it (an invalidation
@@ -123,8 +124,10 @@ forget_layout(SrDirectTable *t)
 	t->nindexes = 0;
 	t->index_oids = NULL;
 	t->index_infos = NULL;
-	t->default_states = NULL;
+	t->index_private = NULL;
 	t->default_private = NULL;
+	t->states_cxt = NULL;		/* t->cxt's child */
+	t->default_states = NULL;
 	t->index_states = NULL;
 	t->claim_subid = InvalidSubTransactionId;
 }
@@ -140,14 +143,15 @@ direct_relcache_callback(Datum arg, Oid relid)
 }
 
 /*
- * A function changed (replaced, or its privileges): the compiled states
- * of every layout may call it as it was, or with a permission checked
- * when they were compiled, so every layout is learnt again.
+ * A function changed (replaced, or its privileges): compiled states may
+ * call it as it was, or hold a permission checked when they were
+ * compiled.  Each table's go the next time a write claims them
+ * (claim_states()), shadows' included, and nothing else of its layout.
  */
 static void
 direct_function_callback(Datum arg, int cacheid, uint32 hashvalue)
 {
-	direct_relcache_callback(arg, InvalidOid);
+	function_changes++;
 }
 
 static bool load_arbiter(SrDirectTable *t);
@@ -164,25 +168,63 @@ expected_type(const SrDirectColumn *col)
 }
 
 static bool
-domain_checked_walker(Node *node, void *context)
+per_write_walker(Node *node, void *context)
 {
 	if (node == NULL)
 		return false;
-	if (IsA(node, CoerceToDomain))
-		return true;
-	return expression_tree_walker(node, domain_checked_walker, context);
+	switch (nodeTag(node))
+	{
+		case T_Var:
+			if (((Var *) node)->varattno <= 0)
+				return true;	/* the whole row, or a system column */
+			break;
+		case T_FuncExpr:
+			if (((FuncExpr *) node)->funcretset)
+				return true;
+			break;
+		case T_ScalarArrayOpExpr:
+			if (OidIsValid(((ScalarArrayOpExpr *) node)->hashfuncid))
+				return true;	/* its hash table is built by the first evaluation */
+			break;
+		case T_List:
+		case T_Const:
+		case T_OpExpr:
+		case T_DistinctExpr:
+		case T_NullIfExpr:
+		case T_BoolExpr:
+		case T_RelabelType:
+		case T_CoerceViaIO:
+		case T_NextValueExpr:
+		case T_SQLValueFunction:
+		case T_CaseExpr:
+		case T_CaseWhen:
+		case T_CaseTestExpr:
+		case T_CoalesceExpr:
+		case T_MinMaxExpr:
+		case T_NullTest:
+		case T_BooleanTest:
+		case T_ArrayExpr:
+			break;
+		default:
+			return true;
+	}
+	return expression_tree_walker(node, per_write_walker, context);
 }
 
 /*
- * Whether an expression checks a value against a domain's constraints:
- * compiled, it holds the constraints the domain had then, and nothing
- * tells the layout when they change (ALTER DOMAIN), so every write
- * compiles such an expression anew, as the executor does every statement.
+ * Whether each write must compile a (planned) default, index expression
+ * or predicate of its own, as the executor does every statement, rather
+ * than use the one compiled by the first write that needed it.  Kept
+ * compiled are the expressions of nodes whose compiled state holds
+ * nothing the first evaluation makes: not a domain check (it keeps the
+ * constraints the domain had then, and nothing tells the layout when
+ * they change), not a whole row (its first evaluation keeps the row's
+ * descriptor in the memory of its write), and no node not listed above.
  */
 static bool
-domain_checked(Node *node)
+per_write(Node *node)
 {
-	return domain_checked_walker(node, NULL);
+	return per_write_walker(node, NULL);
 }
 
 /*
@@ -206,7 +248,6 @@ load_layout(SrDirectTable *t, Relation rel)
 	t->attnums = palloc0(sizeof(AttrNumber) * t->ncols);
 	t->colof = palloc(sizeof(int) * desc->natts);
 	t->defaults = palloc0(sizeof(Expr *) * desc->natts);
-	t->default_states = palloc0(sizeof(ExprState *) * desc->natts);
 	t->default_private = palloc0(sizeof(bool) * desc->natts);
 	t->usable = rel->rd_rel->relkind == RELKIND_RELATION &&
 		!rel->rd_rel->relrowsecurity && rel->rd_rules == NULL &&
@@ -252,7 +293,7 @@ load_layout(SrDirectTable *t, Relation rel)
 			if (def != NULL)
 			{
 				t->defaults[a - 1] = expression_planner((Expr *) def);
-				t->default_private[a - 1] = domain_checked((Node *) t->defaults[a - 1]);
+				t->default_private[a - 1] = per_write((Node *) t->defaults[a - 1]);
 			}
 		}
 	}
@@ -353,14 +394,14 @@ open_table(SrDirectTable *t, LOCKMODE lockmode)
 {
 	Relation	rel;
 
+	if (!callback_registered)
+	{
+		CacheRegisterRelcacheCallback(direct_relcache_callback, (Datum) 0);
+		CacheRegisterSyscacheCallback(PROCOID, direct_function_callback, (Datum) 0);
+		callback_registered = true;
+	}
 	if (!t->registered && t->owner_cxt == NULL)
 	{
-		if (!callback_registered)
-		{
-			CacheRegisterRelcacheCallback(direct_relcache_callback, (Datum) 0);
-			CacheRegisterSyscacheCallback(PROCOID, direct_function_callback, (Datum) 0);
-			callback_registered = true;
-		}
 		t->next = registered;
 		registered = t;
 		t->registered = true;
@@ -418,12 +459,14 @@ open_result_indices(EState *estate, ResultRelInfo *rri, bool speculative)
  * compiled (column defaults, index expressions and predicates) and claim
  * them until it ends.  Compiling them is a good part of a write of one
  * row: an outbox entry has seven defaults and five indexes.  They are
- * kept with the layout, and go with it.  An ExprState is not reentrant,
- * so one write at a time uses them: another write to t nested inside
- * this one (a default or an index expression calling a function that
- * writes t) compiles its own, as every write did before.  A claim ends
- * with its write, or with the subtransaction it was taken in if that
- * write ended by an error: such a claim is stale and is taken over.
+ * kept with the layout, in a memory context of their own, and go with it.
+ * An ExprState is not reentrant, so one write at a time uses them:
+ * another write to t nested inside this one (a default or an index
+ * expression calling a function that writes t) compiles its own, as every
+ * write did before.  A claim ends with its write, or with the
+ * subtransaction it was taken in if that write ended by an error: such a
+ * claim is stale and is taken over.  States compiled before a function
+ * changed are dropped here, where no write uses them, and compiled again.
  */
 static bool
 claim_states(SrDirectTable *t)
@@ -431,6 +474,19 @@ claim_states(SrDirectTable *t)
 	if (t->claim_subid != InvalidSubTransactionId &&
 		t->claim_lxid == MyProc->lxid && SubTransactionIsActive(t->claim_subid))
 		return false;
+	if (t->states_cxt != NULL && t->states_changes != function_changes)
+	{
+		MemoryContextDelete(t->states_cxt);
+		t->states_cxt = NULL;
+	}
+	if (t->states_cxt == NULL)
+	{
+		t->states_cxt = AllocSetContextCreate(t->cxt, "sync_resolve direct states",
+											  ALLOCSET_SMALL_SIZES);
+		t->states_changes = function_changes;
+		t->default_states = MemoryContextAllocZero(t->states_cxt, sizeof(ExprState *) * t->natts);
+		t->index_states = NULL;
+	}
 	t->claim_lxid = MyProc->lxid;
 	t->claim_subid = GetCurrentSubTransactionId();
 	return true;
@@ -466,10 +522,13 @@ sr_direct_begin(SrDirect *d, SrDirectTable *t)
 	d->checkatt = t->checkatt;
 	exprs = t->defaults;
 	arbiter = t->arbiter_oid;
-	d->default_states = t->default_states;
 	d->default_private = t->default_private;
-	d->states_cxt = t->cxt;
 	d->own_states = claim_states(t);
+	if (d->own_states)
+	{
+		d->states_cxt = t->states_cxt;
+		d->default_states = t->default_states;
+	}
 	sr_become_owner(&d->sw);
 	/* the indexes are opened by the first write that needs them */
 	d->estate = write_state(rel, &d->rri);
@@ -523,15 +582,15 @@ sr_direct_get(SrDirect *d, TupleTableSlot *slot, int col, bool *isnull)
  * Learn what BuildIndexInfo() says of each of t's indexes (oids, in
  * RelationGetIndexList()'s order), with what an ON CONFLICT check needs
  * of its unique ones when t has an arbiter, into t's layout memory: in
- * *ixoids and *infos (*n of them), with room for their compiled states in
- * *states, and in t for later writes.  Opening an
+ * *ixoids and *infos (*n of them), with whether each write must compile
+ * their expressions itself in *private, and in t for later writes.  Opening an
  * index or reading a catalog may take an invalidation that drops t's
  * layout meanwhile: its memory stays to the transaction's end, so that
  * this write can still use what it learnt, but t keeps none of it.
  */
 static void
 learn_indices(SrDirectTable *t, List *oids, int *n, Oid **ixoids, IndexInfo ***infos,
-			  SrIndexStates **states)
+			  bool **private)
 {
 	MemoryContext cxt = t->cxt;
 	ListCell   *lc;
@@ -539,7 +598,7 @@ learn_indices(SrDirectTable *t, List *oids, int *n, Oid **ixoids, IndexInfo ***i
 
 	*ixoids = MemoryContextAlloc(cxt, sizeof(Oid) * (list_length(oids) + 1));
 	*infos = MemoryContextAlloc(cxt, sizeof(IndexInfo *) * (list_length(oids) + 1));
-	*states = MemoryContextAllocZero(cxt, sizeof(SrIndexStates) * (list_length(oids) + 1));
+	*private = MemoryContextAlloc(cxt, sizeof(bool) * (list_length(oids) + 1));
 	foreach(lc, oids)
 	{
 		Relation	index = index_open(lfirst_oid(lc), RowExclusiveLock);
@@ -551,8 +610,8 @@ learn_indices(SrDirectTable *t, List *oids, int *n, Oid **ixoids, IndexInfo ***i
 		/* planned as ExecPrepareExpr() and ExecPrepareQual() plan them */
 		ii->ii_Expressions = (List *) expression_planner((Expr *) ii->ii_Expressions);
 		ii->ii_Predicate = (List *) expression_planner((Expr *) ii->ii_Predicate);
-		(*states)[i].private = domain_checked((Node *) ii->ii_Expressions) ||
-			domain_checked((Node *) ii->ii_Predicate);
+		(*private)[i] = per_write((Node *) ii->ii_Expressions) ||
+			per_write((Node *) ii->ii_Predicate);
 		MemoryContextSwitchTo(old);
 		(*ixoids)[i] = lfirst_oid(lc);
 		(*infos)[i++] = ii;
@@ -563,8 +622,9 @@ learn_indices(SrDirectTable *t, List *oids, int *n, Oid **ixoids, IndexInfo ***i
 	{
 		t->index_oids = *ixoids;
 		t->index_infos = *infos;
-		t->index_states = *states;
+		t->index_private = *private;
 		t->nindexes = i;
+		t->index_states = NULL; /* compiled for the indexes known before */
 	}
 }
 
@@ -596,8 +656,8 @@ open_known_indices(SrDirect *d)
 	int			n;
 	Oid		   *ixoids;
 	IndexInfo **infos;
-	SrIndexStates *states;
-	bool		shared;
+	bool	   *private;
+	SrIndexStates *states = NULL;
 	int			i = 0;
 
 	/* first: building the index list reads a catalog, and may drop t's layout */
@@ -616,11 +676,17 @@ open_known_indices(SrDirect *d)
 	n = t->nindexes;
 	ixoids = t->index_oids;
 	infos = t->index_infos;
-	states = t->index_states;
-	shared = d->own_states && t->cxt == d->states_cxt;
+	private = t->index_private;
 	if (!known)
-		learn_indices(t, oids, &n, &ixoids, &infos, &states);
+		learn_indices(t, oids, &n, &ixoids, &infos, &private);
 	list_free(oids);
+	/* the states compiled for these indexes, if this write claimed them */
+	if (d->own_states && t->states_cxt == d->states_cxt && t->index_infos == infos)
+	{
+		if (t->index_states == NULL)
+			t->index_states = MemoryContextAllocZero(d->states_cxt, sizeof(SrIndexStates) * (n + 1));
+		states = t->index_states;
+	}
 	old = MemoryContextSwitchTo(d->estate->es_query_cxt);
 	rri->ri_NumIndices = n;
 	rri->ri_IndexRelationDescs = palloc(sizeof(Relation) * (n + 1));
@@ -630,7 +696,7 @@ open_known_indices(SrDirect *d)
 		Relation	index = index_open(ixoids[i], RowExclusiveLock);
 		IndexInfo  *ii = palloc(sizeof(IndexInfo));
 		SrIndexStates mine = {0};
-		SrIndexStates *st = shared && !states[i].private ? &states[i] : &mine;
+		SrIndexStates *st = states != NULL && !private[i] ? &states[i] : &mine;
 
 		memcpy(ii, infos[i], sizeof(IndexInfo));
 		ii->ii_ReadyForInserts = index->rd_index->indisready;
@@ -1192,7 +1258,7 @@ void
 sr_direct_end(SrDirect *d)
 {
 	/* the layout's states, if they are still its (else a later one's) */
-	if (d->own_states && d->tab->cxt == d->states_cxt)
+	if (d->own_states && d->tab->states_cxt == d->states_cxt)
 		d->tab->claim_subid = InvalidSubTransactionId;
 	if (d->indices_open)
 		ExecCloseIndices(d->rri);

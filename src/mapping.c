@@ -252,6 +252,8 @@ sr_datum_to_jsonb(const SrColumn *col, Datum value, bool isnull)
 					v.type = jbvString;
 					v.val.string.val = VARDATA_ANY(t);
 					v.val.string.len = VARSIZE_ANY_EXHDR(t);
+					/* too long for jsonb: to_jsonb() says so */
+					built = v.val.string.len <= JENTRY_OFFLENMASK;
 				}
 				break;
 			case JSONBOID:

@@ -687,10 +687,13 @@ typedef struct SrDirectTable
 	RegProcedure *arbiter_eq;	/* per key column: its equality function */
 	int			nindexes;		/* its indexes, learnt by the first write */
 	Oid		   *index_oids;		/* ... that opens them (NULL: not yet), */
-	IndexInfo **index_infos;	/* ... as BuildIndexInfo() describes them */
-	/* compiled once, for one write at a time (see claim_states()) */
-	ExprState **default_states; /* per attribute, by the first write needing it, */
-	bool	   *default_private;	/* ... unless its write's own: see below */
+	IndexInfo **index_infos;	/* ... as BuildIndexInfo() describes them, */
+	bool	   *index_private;	/* ... and whether each write compiles their own */
+	bool	   *default_private;	/* per attribute: each write compiles its own */
+	/* the others compiled once, for one write at a time (see claim_states()) */
+	MemoryContext states_cxt;	/* a child of cxt, or NULL */
+	uint64		states_changes; /* function changes counted when made */
+	ExprState **default_states; /* per attribute, by the first write needing it */
 	struct SrIndexStates *index_states; /* per index, with index_infos */
 	LocalTransactionId claim_lxid;	/* the write using them: its transaction */
 	SubTransactionId claim_subid;	/* ... and subtransaction, or Invalid */
@@ -722,10 +725,10 @@ typedef struct SrDirect
 	Oid			arbiter_oid;
 	Expr	  **default_exprs;	/* per attribute, planned, or NULL */
 	ExprState **defaults;		/* ... ready to run, once one was needed */
-	ExprState **default_states; /* the layout's compiled ones, */
 	bool	   *default_private;
-	MemoryContext states_cxt;	/* ... in its memory, */
-	bool		own_states;		/* ... when this write claimed them */
+	bool		own_states;		/* this write claimed the layout's states: */
+	MemoryContext states_cxt;	/* ... their memory, */
+	ExprState **default_states; /* ... and its defaults' */
 	Datum	   *values;
 	bool	   *isnull;
 	char	   *given;

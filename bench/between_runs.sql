@@ -6,7 +6,9 @@
 --
 -- With -v keep_history=1 (the history benchmark's database, bench/setup_scale.sql) the
 -- history is kept: the runs there start from the history it was filled with, plus what
--- earlier runs added.
+-- earlier runs added.  With -v keep_outbox=1 (the claim benchmark's database,
+-- bench/setup_claim.sql) the outbox is kept: bench/claim_pool.sql has just filled it with
+-- the entries the run claims.
 --
 -- The outbox is truncated after VACUUM ANALYZE, not before: TRUNCATE leaves it with
 -- unknown statistics (reltuples -1), as a table that was never analyzed.  Analyzed while
@@ -27,7 +29,10 @@ TRUNCATE floor_event;
 \endif
 \endif
 VACUUM (ANALYZE);
+\if :{?keep_outbox}
+\else
 TRUNCATE sync_resolve.outbox;
+\endif
 \if :has_reference
 TRUNCATE ref_outbox;
 \endif

@@ -32,13 +32,20 @@
 #              table's size costs PostgreSQL itself, to read rows100k and rows1m by
 #   history    apply() on 10,000 rows with 1,000,000 events in sync_resolve.event, vs
 #              apply() on 10,000 rows whose history is emptied before every run
+#   claim      a worker carrying the outbox to crm: claim_outbound() of one entry, then
+#              ack_outbound() of it (two transactions), from a pool of waiting entries
+#              (bench/claim_pool.sql, before every run), vs the same claim and
+#              acknowledgement by hand, in the statement claim_outbound() runs, on a copy
+#              of the outbox holding the same entries (bench/pgbench/claim_plain.sql)
 #   memory     not timed: the peak memory of one fresh backend running apply_batch() of
 #              10,000 rows, vs the same rows as one plain upsert (bench/memory.sql)
 #
 # rows100k, rows1m, plain1m and history run in databases of their own, built alike by
 # bench/setup_scale.sql (the bases and the history by apply_batch() itself), and so does
 # their baseline, sr_bench_rows10k: only the size of the table or of the history
-# differs.  Their sizes are multiplied by SR_BENCH_SCALE.
+# differs.  Their sizes are multiplied by SR_BENCH_SCALE.  claim runs in a database of
+# its own, sr_bench_claim (bench/setup_claim.sql), whose pool holds 10,000 entries per
+# second of a run.
 #
 # Each side runs pgbench with one client (-n -c 1 -M prepared -T SECONDS) for the same
 # number of seconds, RUNS times, alternating which side goes first; bench/between_runs.sql
@@ -65,7 +72,7 @@
 #   SR_BENCH_RUNS=N       runs per side and benchmark (default 3)
 #   SR_BENCH_ONLY="a b"   only these benchmarks (default: local apply solo floor logic
 #                         conflict source batch reference rows100k rows1m plain1m history
-#                         memory)
+#                         claim memory)
 #   SR_BENCH_SCALE=F      multiplies the sizes of rows100k, rows1m, plain1m and history
 #                         (default 1; 0.1 for a quick run: 10,000 and 100,000 rows,
 #                         100,000 events)
@@ -83,7 +90,7 @@ secs=${SR_BENCH_SECONDS:-15}
 runs=${SR_BENCH_RUNS:-3}
 port=${SR_BENCH_PORT:-55460}
 scale=${SR_BENCH_SCALE:-1}
-read -r -a benches <<<"${SR_BENCH_ONLY:-local apply solo floor logic conflict source batch reference rows100k rows1m plain1m history memory}"
+read -r -a benches <<<"${SR_BENCH_ONLY:-local apply solo floor logic conflict source batch reference rows100k rows1m plain1m history claim memory}"
 out=bench/out
 results=bench/RESULTS.md
 db=sr_bench
@@ -106,6 +113,8 @@ scaled()
 rows_m=$(scaled 100000)
 rows_l=$(scaled 1000000)
 history=$(scaled 1000000)
+# the claim benchmark's pool: more than a run takes (about 4,000 a second here)
+claim_rows=$((secs * 10000))
 # 1234567 -> 1,234,567
 commas()
 {
@@ -126,6 +135,7 @@ declare -A title=(
 	[rows1m]="apply(), 1 column of 1 row, no conflict, table of $(commas "$rows_l") rows"
 	[plain1m]="INSERT ... ON CONFLICT DO UPDATE of 1 row, untracked, table of $(commas "$rows_l") rows"
 	[history]="apply(), 1 column of 1 row, no conflict, 10,000 rows, $(commas "$history") events in the history"
+	[claim]="claim_outbound() of 1 entry for crm, then ack_outbound() of it"
 )
 declare -A base_title=(
 	[local]="same UPDATE, untracked"
@@ -141,6 +151,7 @@ declare -A base_title=(
 	[rows1m]="the same, table of 10,000 rows"
 	[plain1m]="the same, table of 10,000 rows"
 	[history]="the same, no history"
+	[claim]="the same claim and acknowledgement by hand, on a copy of the outbox"
 )
 # DESIGN §15: "at most 2x the time" (local), "at least half the throughput" (apply),
 # "several times faster" than PL/pgSQL (reference: 3x), "per-row cost flat" as the table
@@ -185,6 +196,8 @@ set_side plain1m measured apply_plain sr_bench_rows1m "$rows_l"
 set_side plain1m baseline apply_plain sr_bench_rows10k
 set_side history measured apply_tracked sr_bench_history
 set_side history baseline apply_tracked sr_bench_rows10k
+set_side claim measured claim_tracked sr_bench_claim "$claim_rows"
+set_side claim baseline claim_plain sr_bench_claim "$claim_rows"
 
 timed=()
 memory=0
@@ -258,6 +271,12 @@ sr_psql bench -q -c "CREATE DATABASE $db"
 psql_db -f bench/setup.sql >"$out/setup.log"
 psql_db -f bench/check.sql >>"$out/setup.log"
 for d in "${scale_dbs[@]}"; do
+	if [ "$d" = sr_bench_claim ]; then
+		echo "setting up database $d ($(commas "$claim_rows") rows, an entry of each to claim)"
+		sr_psql bench -q -c "CREATE DATABASE $d"
+		psql_in "$d" -v rows="$claim_rows" -f bench/setup_claim.sql >>"$out/setup.log"
+		continue
+	fi
 	case $d in
 	sr_bench_rows10k) n=10000 h=0 ;;
 	sr_bench_rows100k) n=$rows_m h=0 ;;
@@ -342,6 +361,11 @@ measure()
 	local d=${side_db[$b.$side]} script=${side_script[$b.$side]} rows=${side_rows[$b.$side]}
 	log=$out/${b}_${side}_$r.log
 	[ "$d" != sr_bench_history ] || keep=(-v keep_history=1)
+	if [ "$d" = sr_bench_claim ]; then
+		# the pool the run claims from, in the outbox and in its copy
+		psql_in "$d" -f bench/claim_pool.sql >/dev/null
+		keep=(-v keep_outbox=1)
+	fi
 	psql_in "$d" "${keep[@]}" -f bench/between_runs.sql >/dev/null
 	mark=$(psql_in "$d" -At -c "SELECT coalesce(max(id), 0) FROM sync_resolve.event")
 	{
@@ -606,6 +630,18 @@ shared_buffers=$(psql_db -At -c 'SHOW shared_buffers')
 		echo "- plain1m: the plain upsert of \"apply\" at $(commas "$rows_l") rows against 10,000 (the same"
 		echo "  databases): how much of rows1m's cost is PostgreSQL's own, once table and indexes"
 		echo "  outgrow shared_buffers ($shared_buffers here) and the CPU caches."
+		echo "- claim: every change sync_resolve queues is claimed and acknowledged once by the"
+		echo "  integration code.  One pgbench transaction is a worker's turn: claim_outbound('crm',"
+		echo "  max => 1) commits, then ack_outbound() of the entry (as the README asks: the claim"
+		echo "  committed before sending).  The pool: bench/claim_pool.sql changes each of the"
+		echo "  $(commas "$claim_rows") rows of item_claim (tracked for crm alone, crm's base holding"
+		echo "  every row) locally before every run, so that one entry per row waits, oldest first,"
+		echo "  and copies the entries into plain_queue, a copy of the outbox with its columns,"
+		echo "  defaults, indexes and fillfactor.  The baseline makes the same two state changes by"
+		echo "  hand in the statement claim_outbound() runs (bench/pgbench/claim_plain.sql); the"
+		echo "  acknowledgement also advances crm's base in the shadow and writes an"
+		echo "  'outbound_sent' event, which the baseline does not.  Entries acknowledged stay"
+		echo "  in the outbox as sent, at the oldest ids, as in production."
 		echo
 		echo "Every run of the same benchmark lasts the same ${secs}s on both sides, starting from"
 		echo "the same state (bench/between_runs.sql: outbox truncated, history pruned, VACUUM"
@@ -660,8 +696,8 @@ shared_buffers=$(psql_db -At -c 'SHOW shared_buffers')
 	echo "  large it grows, until an ANALYZE of that table replans it.  That state is measured"
 	echo "  here only as a known problem, not as the steady state.  bench/setup_scale.sql"
 	echo "  analyzes the shadow after every apply_batch() of its fill for the same reason."
-	echo "- Nothing claims the outbox during a run: later changes of a row merge into its"
-	echo "  waiting entry (at most one per row and target)."
+	echo "- Outside the claim benchmark nothing claims the outbox during a run: later changes"
+	echo "  of a row merge into its waiting entry (at most one per row and target)."
 	echo
 	echo "## Commands"
 	echo
@@ -674,9 +710,13 @@ shared_buffers=$(psql_db -At -c 'SHOW shared_buffers')
 		sr_bench_rows100k) echo "# once: psql -d $d -v rows=$rows_m -v history=0 -f bench/setup_scale.sql" ;;
 		sr_bench_rows1m) echo "# once: psql -d $d -v rows=$rows_l -v history=0 -f bench/setup_scale.sql" ;;
 		sr_bench_history) echo "# once: psql -d $d -v rows=10000 -v history=$history -f bench/setup_scale.sql" ;;
+		sr_bench_claim) echo "# once: psql -d $d -v rows=$claim_rows -f bench/setup_claim.sql" ;;
 		esac
 	done
 	echo "# before every run:  psql -d DATABASE -f bench/between_runs.sql  (-v keep_history=1 in sr_bench_history)"
+	if [[ " ${scale_dbs[*]} " == *" sr_bench_claim "* ]]; then
+		echo "#   in sr_bench_claim first psql -d sr_bench_claim -f bench/claim_pool.sql, then between_runs.sql with -v keep_outbox=1"
+	fi
 	for b in "${timed[@]}"; do
 		for side in measured baseline; do
 			echo "pgbench -n -c 1 -M prepared -T $secs -D rows=${side_rows[$b.$side]} -f ${side_script[$b.$side]} ${side_db[$b.$side]}    # $b, $side"

@@ -20,11 +20,9 @@ CREATE EXTENSION sync_resolve;
 SELECT sync_resolve.add_system('crm', 50);
 SELECT sync_resolve.add_system('billing', 60);
 
-CREATE TABLE item_template (id int PRIMARY KEY, name text, qty int, price numeric, note text, tags text[]);
-INSERT INTO item_template
-SELECT g, 'item ' || g, g % 100, round((g % 1000) / 10.0, 2), 'note ' || g,
-	   ARRAY['t' || (g % 7), 't' || (g % 11)]
-FROM generate_series(1, 10000) g;
+\set items item_template
+\set rows 10000
+\ir items.sql
 
 -- the storage options (the fillfactor) of original, given to copy: CREATE TABLE ... LIKE
 -- does not copy them.  For the copies of sync_resolve's tables the reference and the

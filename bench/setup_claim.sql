@@ -13,11 +13,8 @@ SET client_min_messages = warning;
 CREATE EXTENSION sync_resolve;
 SELECT sync_resolve.add_system('crm', 50);
 
-CREATE TABLE item_claim (id int PRIMARY KEY, name text, qty int, price numeric, note text, tags text[]);
-INSERT INTO item_claim
-SELECT g, 'item ' || g, g % 100, round((g % 1000) / 10.0, 2), 'note ' || g,
-	   ARRAY['t' || (g % 7), 't' || (g % 11)]
-FROM generate_series(1, :rows) g;
+\set items item_claim
+\ir items.sql
 SELECT sync_resolve.track('item_claim', ARRAY['crm'], 'latest');
 CREATE PROCEDURE pg_temp.crm_sends(lo int, hi int)
 LANGUAGE plpgsql AS $$
@@ -45,11 +42,11 @@ END
 $$;
 
 -- both sides take what they claim to: one entry, the oldest, in flight, then sent
-\i bench/claim_pool.sql
+\ir claim_pool.sql
 SELECT id AS tracked_id FROM sync_resolve.claim_outbound('crm', max => 1, lease => '2 minutes') \gset
 SELECT (sync_resolve.ack_outbound(:tracked_id)).status = 'sent' AS tracked_sent,
 	   :tracked_id = (SELECT min(id) FROM sync_resolve.outbox) AS tracked_oldest;
-\i bench/pgbench/claim_plain.sql
+\ir pgbench/claim_plain.sql
 SELECT status = 'sent' AND id = (SELECT min(q.id) FROM plain_queue q) AS plain_sent_oldest
 FROM plain_queue WHERE id = :id;
 SELECT count(*) FILTER (WHERE status = 'pending') AS waiting, count(*) FILTER (WHERE status = 'sent') AS sent

@@ -25,11 +25,8 @@ CREATE EXTENSION sync_resolve;
 SELECT sync_resolve.add_system('crm', 50);
 SELECT sync_resolve.add_system('billing', 60);
 
-CREATE TABLE item_apply (id int PRIMARY KEY, name text, qty int, price numeric, note text, tags text[]);
-INSERT INTO item_apply
-SELECT g, 'item ' || g, g % 100, round((g % 1000) / 10.0, 2), 'note ' || g,
-	   ARRAY['t' || (g % 7), 't' || (g % 11)]
-FROM generate_series(1, :rows) g;
+\set items item_apply
+\ir items.sql
 CREATE TABLE item_apply_plain (LIKE item_apply INCLUDING ALL);
 INSERT INTO item_apply_plain SELECT * FROM item_apply;
 SELECT sync_resolve.track('item_apply', ARRAY['crm', 'billing'], 'latest');

@@ -190,6 +190,20 @@ INSERT INTO lead VALUES (2, 'Grace', 1, NULL);
 \set VERBOSITY default
 ROLLBACK TO s;
 ROLLBACK;
+-- also when the domain had no constraints when the outbox's defaults were
+-- last read (the default is then read as a plain text value) and gets one
+BEGIN;
+ALTER DOMAIN sync_resolve.outbox_status DROP CONSTRAINT outbox_status_check;
+ALTER TABLE sync_resolve.outbox ALTER status SET DEFAULT 'pending';
+INSERT INTO lead VALUES (2, 'Grace', 1, NULL);
+ALTER DOMAIN sync_resolve.outbox_status ADD CONSTRAINT not_pending CHECK (VALUE <> 'pending') NOT VALID;
+SAVEPOINT s;
+\set VERBOSITY terse
+-- must fail: the new row's entries would be 'pending'
+INSERT INTO lead VALUES (3, 'Edsger', 1, NULL);
+\set VERBOSITY default
+ROLLBACK TO s;
+ROLLBACK;
 -- a column added to the history gets its default (through SQL); once it
 -- is dropped again, events are written as before
 ALTER TABLE sync_resolve.event ADD COLUMN note text DEFAULT 'noted';

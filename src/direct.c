@@ -96,6 +96,8 @@ static SrDirectTable *registered = NULL;
 static bool callback_registered = false;
 /* counts changes to functions: states compiled before the last one go */
 static uint64 function_changes = 0;
+/* counts changes to constraints: see domain_defaults */
+static uint64 constraint_changes = 0;
 
 /*
  * Drop t's layout.  A write under way may still use it (an invalidation
@@ -152,6 +154,18 @@ static void
 direct_function_callback(Datum arg, int cacheid, uint32 hashvalue)
 {
 	function_changes++;
+}
+
+/*
+ * A constraint changed, perhaps a domain's: a layout with a default of a
+ * domain type is learnt again by its next write (open_table()).  A domain
+ * without constraints is planned away from its default, which then checks
+ * nothing, and a constraint added to it later does not change the table.
+ */
+static void
+direct_constraint_callback(Datum arg, int cacheid, uint32 hashvalue)
+{
+	constraint_changes++;
 }
 
 static bool load_arbiter(SrDirectTable *t);
@@ -249,6 +263,8 @@ load_layout(SrDirectTable *t, Relation rel)
 	t->colof = palloc(sizeof(int) * desc->natts);
 	t->defaults = palloc0(sizeof(Expr *) * desc->natts);
 	t->default_private = palloc0(sizeof(bool) * desc->natts);
+	t->domain_defaults = false;
+	t->constraint_changes = constraint_changes;
 	t->usable = rel->rd_rel->relkind == RELKIND_RELATION &&
 		!rel->rd_rel->relrowsecurity && rel->rd_rules == NULL &&
 		!(desc->constr != NULL && desc->constr->has_generated_stored);
@@ -292,6 +308,8 @@ load_layout(SrDirectTable *t, Relation rel)
 
 			if (def != NULL)
 			{
+				if (get_typtype(att->atttypid) == TYPTYPE_DOMAIN)
+					t->domain_defaults = true;
 				t->defaults[a - 1] = expression_planner((Expr *) def);
 				t->default_private[a - 1] = per_write((Node *) t->defaults[a - 1]);
 			}
@@ -398,6 +416,7 @@ open_table(SrDirectTable *t, LOCKMODE lockmode)
 	{
 		CacheRegisterRelcacheCallback(direct_relcache_callback, (Datum) 0);
 		CacheRegisterSyscacheCallback(PROCOID, direct_function_callback, (Datum) 0);
+		CacheRegisterSyscacheCallback(CONSTROID, direct_constraint_callback, (Datum) 0);
 		callback_registered = true;
 	}
 	if (!t->registered && t->owner_cxt == NULL)
@@ -411,7 +430,8 @@ open_table(SrDirectTable *t, LOCKMODE lockmode)
 	if (!t->valid && t->owner_cxt == NULL)
 		t->relid = sr_internal_relid(t->relname);
 	rel = table_open(t->relid, lockmode);
-	if (!t->valid)
+	if (!t->valid ||
+		(t->domain_defaults && t->constraint_changes != constraint_changes))
 		load_layout(t, rel);
 	if (!t->usable)
 	{

@@ -690,6 +690,8 @@ typedef struct SrDirectTable
 	IndexInfo **index_infos;	/* ... as BuildIndexInfo() describes them, */
 	bool	   *index_private;	/* ... and whether each write compiles their own */
 	bool	   *default_private;	/* per attribute: each write compiles its own */
+	bool		domain_defaults;	/* a default of a domain type, and */
+	uint64		constraint_changes; /* ... constraint changes counted when learnt */
 	/* the others compiled once, for one write at a time (see claim_states()) */
 	MemoryContext states_cxt;	/* a child of cxt, or NULL */
 	uint64		states_changes; /* function changes counted when made */

@@ -177,6 +177,26 @@ ALTER TABLE sync_resolve.outbox ALTER next_attempt_at SET DEFAULT now();
 TRUNCATE sync_resolve.outbox;
 UPDATE lead SET score = 9 WHERE id = 1;
 SELECT target, next_attempt_at > now() AS later FROM sync_resolve.outbox ORDER BY id;
+-- a default that calls a SQL function is run as a statement would run it:
+-- within one transaction, a write after the function's table was replaced
+-- reads the new one (a SQL function keeps its plans for the transaction)
+CREATE TABLE retry_delay (delay interval);
+INSERT INTO retry_delay VALUES ('1 hour');
+CREATE FUNCTION next_try() RETURNS timestamptz STABLE LANGUAGE sql
+	AS 'SELECT now() + delay FROM public.retry_delay';
+ALTER TABLE sync_resolve.outbox ALTER next_attempt_at SET DEFAULT next_try();
+BEGIN;
+TRUNCATE sync_resolve.outbox;
+UPDATE lead SET score = 10 WHERE id = 1;
+ALTER TABLE retry_delay RENAME TO retry_delay_old;
+CREATE TABLE retry_delay AS SELECT interval '5 hours' AS delay;
+INSERT INTO lead VALUES (2, 'Grace', 1, NULL);
+SELECT key, target, round(extract(epoch FROM next_attempt_at - now()) / 3600) AS hours
+FROM sync_resolve.outbox ORDER BY id;
+ROLLBACK;
+ALTER TABLE sync_resolve.outbox ALTER next_attempt_at SET DEFAULT now();
+DROP FUNCTION next_try();
+DROP TABLE retry_delay;
 -- and a default of a domain type is checked against the domain's
 -- constraints as they are now, not as the first write of this session
 -- found them: an entry's status 'pending' that a new constraint of

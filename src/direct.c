@@ -54,10 +54,13 @@
 #include "access/sysattr.h"
 #include "access/table.h"
 #include "access/tableam.h"
+#include "access/transam.h"
 #include "access/xact.h"
 #include "catalog/index.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_am.h"
+#include "catalog/pg_language.h"
+#include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "executor/executor.h"
@@ -96,8 +99,6 @@ static SrDirectTable *registered = NULL;
 static bool callback_registered = false;
 /* counts changes to functions: states compiled before the last one go */
 static uint64 function_changes = 0;
-/* counts changes to constraints: see domain_defaults */
-static uint64 constraint_changes = 0;
 
 /*
  * Drop t's layout.  A write under way may still use it (an invalidation
@@ -128,6 +129,7 @@ forget_layout(SrDirectTable *t)
 	t->index_infos = NULL;
 	t->index_private = NULL;
 	t->default_private = NULL;
+	t->default_unplanned = NULL;
 	t->states_cxt = NULL;		/* t->cxt's child */
 	t->default_states = NULL;
 	t->index_states = NULL;
@@ -156,19 +158,9 @@ direct_function_callback(Datum arg, int cacheid, uint32 hashvalue)
 	function_changes++;
 }
 
-/*
- * A constraint changed, perhaps a domain's: a layout with a default of a
- * domain type is learnt again by its next write (open_table()).  A domain
- * without constraints is planned away from its default, which then checks
- * nothing, and a constraint added to it later does not change the table.
- */
-static void
-direct_constraint_callback(Datum arg, int cacheid, uint32 hashvalue)
-{
-	constraint_changes++;
-}
-
 static bool load_arbiter(SrDirectTable *t);
+static MemoryContext compile_begin(SrDirect *d);
+static void compile_end(SrDirect *d, MemoryContext old);
 
 /* The type a column of t must have. */
 static Oid
@@ -179,6 +171,28 @@ expected_type(const SrDirectColumn *col)
 	return GetSysCacheOid2(TYPENAMENSP, Anum_pg_type_oid,
 						   CStringGetDatum(col->sr_type),
 						   ObjectIdGetDatum(get_namespace_oid(SR_SCHEMA, false)));
+}
+
+/*
+ * Whether function fn is one of PostgreSQL's own, written in C (internal):
+ * a SQL function keeps its plans for a transaction, which a state kept
+ * longer would carry into the next statements of that transaction, and a
+ * user's C function may keep what it looked up for one statement.
+ */
+static bool
+built_in(Oid fn)
+{
+	HeapTuple	tup;
+	bool		internal;
+
+	if (fn >= FirstGenbkiObjectId)
+		return false;
+	tup = SearchSysCache1(PROCOID, ObjectIdGetDatum(fn));
+	if (!HeapTupleIsValid(tup))
+		return false;
+	internal = ((Form_pg_proc) GETSTRUCT(tup))->prolang == INTERNALlanguageId;
+	ReleaseSysCache(tup);
+	return internal;
 }
 
 static bool
@@ -193,28 +207,44 @@ per_write_walker(Node *node, void *context)
 				return true;	/* the whole row, or a system column */
 			break;
 		case T_FuncExpr:
-			if (((FuncExpr *) node)->funcretset)
+			if (((FuncExpr *) node)->funcretset || !built_in(((FuncExpr *) node)->funcid))
 				return true;
 			break;
-		case T_ScalarArrayOpExpr:
-			if (OidIsValid(((ScalarArrayOpExpr *) node)->hashfuncid))
-				return true;	/* its hash table is built by the first evaluation */
-			break;
-		case T_List:
-		case T_Const:
 		case T_OpExpr:
 		case T_DistinctExpr:
 		case T_NullIfExpr:
+			if (!built_in(((OpExpr *) node)->opfuncid))
+				return true;
+			break;
+		case T_ScalarArrayOpExpr:
+			if (OidIsValid(((ScalarArrayOpExpr *) node)->hashfuncid) ||
+				!built_in(((ScalarArrayOpExpr *) node)->opfuncid))
+				return true;	/* a hash table is built by the first evaluation */
+			break;
+		case T_CoerceViaIO:
+			{
+				CoerceViaIO *io = (CoerceViaIO *) node;
+				Oid			out;
+				Oid			in;
+				Oid			ioparam;
+				bool		varlena;
+
+				getTypeOutputInfo(exprType((Node *) io->arg), &out, &varlena);
+				getTypeInputInfo(io->resulttype, &in, &ioparam);
+				if (!built_in(out) || !built_in(in))
+					return true;
+			}
+			break;
+		case T_List:
+		case T_Const:
 		case T_BoolExpr:
 		case T_RelabelType:
-		case T_CoerceViaIO:
 		case T_NextValueExpr:
 		case T_SQLValueFunction:
 		case T_CaseExpr:
 		case T_CaseWhen:
 		case T_CaseTestExpr:
 		case T_CoalesceExpr:
-		case T_MinMaxExpr:
 		case T_NullTest:
 		case T_BooleanTest:
 		case T_ArrayExpr:
@@ -230,15 +260,59 @@ per_write_walker(Node *node, void *context)
  * or predicate of its own, as the executor does every statement, rather
  * than use the one compiled by the first write that needed it.  Kept
  * compiled are the expressions of nodes whose compiled state holds
- * nothing the first evaluation makes: not a domain check (it keeps the
- * constraints the domain had then, and nothing tells the layout when
- * they change), not a whole row (its first evaluation keeps the row's
- * descriptor in the memory of its write), and no node not listed above.
+ * nothing the first evaluation makes, calling only PostgreSQL's own C
+ * functions: not a domain check (it keeps the constraints the domain had
+ * then, and nothing tells the layout when they change), not a whole row
+ * (its first evaluation keeps the row's descriptor in the memory of its
+ * write), and no node not listed above.
  */
 static bool
 per_write(Node *node)
 {
 	return per_write_walker(node, NULL);
+}
+
+static bool
+domain_check_walker(Node *node, void *context)
+{
+	if (node == NULL)
+		return false;
+	if (IsA(node, CoerceToDomain))
+		return true;
+	return expression_tree_walker(node, domain_check_walker, context);
+}
+
+/*
+ * Attribute att's default, as the executor would run it: planned.  But
+ * planning drops the check of a domain that has no constraints now, and
+ * the layout outlives that: a constraint added to the domain later
+ * changes nothing in the table, so nothing would tell the layout.  A
+ * default that is a domain's check keeps it over its planned argument;
+ * one with a check inside is planned by each write.  Both are compiled by
+ * each write, which checks the domain's constraints as they are then.
+ */
+static void
+learn_default(SrDirectTable *t, int att, Node *def)
+{
+	if (IsA(def, CoerceToDomain))
+	{
+		CoerceToDomain *check = (CoerceToDomain *) def;
+
+		check->arg = expression_planner(check->arg);
+		t->defaults[att] = (Expr *) check;
+		t->default_private[att] = true;
+	}
+	else if (domain_check_walker(def, NULL))
+	{
+		t->defaults[att] = (Expr *) def;
+		t->default_unplanned[att] = true;
+		t->default_private[att] = true;
+	}
+	else
+	{
+		t->defaults[att] = expression_planner((Expr *) def);
+		t->default_private[att] = per_write((Node *) t->defaults[att]);
+	}
 }
 
 /*
@@ -263,8 +337,7 @@ load_layout(SrDirectTable *t, Relation rel)
 	t->colof = palloc(sizeof(int) * desc->natts);
 	t->defaults = palloc0(sizeof(Expr *) * desc->natts);
 	t->default_private = palloc0(sizeof(bool) * desc->natts);
-	t->domain_defaults = false;
-	t->constraint_changes = constraint_changes;
+	t->default_unplanned = palloc0(sizeof(bool) * desc->natts);
 	t->usable = rel->rd_rel->relkind == RELKIND_RELATION &&
 		!rel->rd_rel->relrowsecurity && rel->rd_rules == NULL &&
 		!(desc->constr != NULL && desc->constr->has_generated_stored);
@@ -307,12 +380,7 @@ load_layout(SrDirectTable *t, Relation rel)
 			Node	   *def = build_column_default(rel, a);
 
 			if (def != NULL)
-			{
-				if (get_typtype(att->atttypid) == TYPTYPE_DOMAIN)
-					t->domain_defaults = true;
-				t->defaults[a - 1] = expression_planner((Expr *) def);
-				t->default_private[a - 1] = per_write((Node *) t->defaults[a - 1]);
-			}
+				learn_default(t, a - 1, def);
 		}
 	}
 	for (i = 0; i < t->ncols; i++)
@@ -416,7 +484,6 @@ open_table(SrDirectTable *t, LOCKMODE lockmode)
 	{
 		CacheRegisterRelcacheCallback(direct_relcache_callback, (Datum) 0);
 		CacheRegisterSyscacheCallback(PROCOID, direct_function_callback, (Datum) 0);
-		CacheRegisterSyscacheCallback(CONSTROID, direct_constraint_callback, (Datum) 0);
 		callback_registered = true;
 	}
 	if (!t->registered && t->owner_cxt == NULL)
@@ -430,8 +497,7 @@ open_table(SrDirectTable *t, LOCKMODE lockmode)
 	if (!t->valid && t->owner_cxt == NULL)
 		t->relid = sr_internal_relid(t->relname);
 	rel = table_open(t->relid, lockmode);
-	if (!t->valid ||
-		(t->domain_defaults && t->constraint_changes != constraint_changes))
+	if (!t->valid)
 		load_layout(t, rel);
 	if (!t->usable)
 	{
@@ -543,6 +609,7 @@ sr_direct_begin(SrDirect *d, SrDirectTable *t)
 	exprs = t->defaults;
 	arbiter = t->arbiter_oid;
 	d->default_private = t->default_private;
+	d->default_unplanned = t->default_unplanned;
 	d->own_states = claim_states(t);
 	if (d->own_states)
 	{
@@ -723,8 +790,8 @@ open_known_indices(SrDirect *d)
 		if (!st->ready)
 		{
 			/* what the executor would make of them, from their planned forms */
-			MemoryContext cxt = MemoryContextSwitchTo(st != &mine ? d->states_cxt :
-													  d->estate->es_query_cxt);
+			MemoryContext cxt = st != &mine ? compile_begin(d) :
+				MemoryContextSwitchTo(d->estate->es_query_cxt);
 			List	   *exprs = NIL;
 			ListCell   *e;
 
@@ -733,7 +800,10 @@ open_known_indices(SrDirect *d)
 			st->pred = ii->ii_Predicate != NIL ? ExecInitQual(ii->ii_Predicate, NULL) : NULL;
 			st->exprs = exprs;
 			st->ready = true;
-			MemoryContextSwitchTo(cxt);
+			if (st != &mine)
+				compile_end(d, cxt);
+			else
+				MemoryContextSwitchTo(cxt);
 		}
 		ii->ii_ExpressionsState = st->exprs;
 		ii->ii_PredicateState = st->pred;
@@ -766,6 +836,29 @@ open_indices(SrDirect *d)
 	d->indices_open = true;
 }
 
+/*
+ * Compile states to keep: in a memory context of their own, under the
+ * write's memory until they are made (a compilation that fails leaves
+ * nothing in the kept memory), then under the kept states'.
+ */
+static MemoryContext
+compile_begin(SrDirect *d)
+{
+	MemoryContext cxt = AllocSetContextCreate(d->estate->es_query_cxt,
+											  "sync_resolve direct compiled",
+											  ALLOCSET_SMALL_SIZES);
+
+	return MemoryContextSwitchTo(cxt);
+}
+
+static void
+compile_end(SrDirect *d, MemoryContext old)
+{
+	MemoryContext cxt = MemoryContextSwitchTo(old);
+
+	MemoryContextSetParent(cxt, d->states_cxt);
+}
+
 static void
 eval_default(SrDirect *d, TupleTableSlot *slot, int attno)
 {
@@ -784,13 +877,23 @@ eval_default(SrDirect *d, TupleTableSlot *slot, int attno)
 
 		if (shared && d->default_states[attno] != NULL)
 			d->defaults[attno] = d->default_states[attno];
+		else if (shared)
+		{
+			MemoryContext cxt = compile_begin(d);
+
+			d->defaults[attno] = ExecInitExpr(d->default_exprs[attno], NULL);
+			compile_end(d, cxt);
+			d->default_states[attno] = d->defaults[attno];
+		}
 		else
 		{
-			old = MemoryContextSwitchTo(shared ? d->states_cxt : d->estate->es_query_cxt);
-			d->defaults[attno] = ExecInitExpr(d->default_exprs[attno], NULL);
+			Expr	   *expr = d->default_exprs[attno];
+
+			old = MemoryContextSwitchTo(d->estate->es_query_cxt);
+			if (d->default_unplanned[attno])
+				expr = expression_planner((Expr *) copyObject(expr));
+			d->defaults[attno] = ExecInitExpr(expr, NULL);
 			MemoryContextSwitchTo(old);
-			if (shared)
-				d->default_states[attno] = d->defaults[attno];
 		}
 	}
 	slot->tts_values[attno] = ExecEvalExprSwitchContext(d->defaults[attno], econtext,

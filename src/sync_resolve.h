@@ -689,9 +689,8 @@ typedef struct SrDirectTable
 	Oid		   *index_oids;		/* ... that opens them (NULL: not yet), */
 	IndexInfo **index_infos;	/* ... as BuildIndexInfo() describes them, */
 	bool	   *index_private;	/* ... and whether each write compiles their own */
-	bool	   *default_private;	/* per attribute: each write compiles its own */
-	bool		domain_defaults;	/* a default of a domain type, and */
-	uint64		constraint_changes; /* ... constraint changes counted when learnt */
+	bool	   *default_private;	/* per attribute: each write compiles its own, */
+	bool	   *default_unplanned;	/* ... planning it first (learn_default()) */
 	/* the others compiled once, for one write at a time (see claim_states()) */
 	MemoryContext states_cxt;	/* a child of cxt, or NULL */
 	uint64		states_changes; /* function changes counted when made */
@@ -728,6 +727,7 @@ typedef struct SrDirect
 	Expr	  **default_exprs;	/* per attribute, planned, or NULL */
 	ExprState **defaults;		/* ... ready to run, once one was needed */
 	bool	   *default_private;
+	bool	   *default_unplanned;
 	bool		own_states;		/* this write claimed the layout's states: */
 	MemoryContext states_cxt;	/* ... their memory, */
 	ExprState **default_states; /* ... and its defaults' */

@@ -200,29 +200,24 @@ DROP TABLE retry_delay;
 -- and a default of a domain type is checked against the domain's
 -- constraints as they are now, not as the first write of this session
 -- found them: an entry's status 'pending' that a new constraint of
--- outbox_status refuses is refused
+-- outbox_status refuses is refused -- also when the domain had no
+-- constraints when the outbox's defaults were last read (planned, the
+-- default would then be a plain text value)
 BEGIN;
 ALTER DOMAIN sync_resolve.outbox_status ADD CONSTRAINT not_pending CHECK (VALUE <> 'pending') NOT VALID;
 SAVEPOINT s;
 \set VERBOSITY terse
 -- must fail: the new row's entries would be 'pending'
 INSERT INTO lead VALUES (2, 'Grace', 1, NULL);
-\set VERBOSITY default
 ROLLBACK TO s;
-ROLLBACK;
--- also when the domain had no constraints when the outbox's defaults were
--- last read (the default is then read as a plain text value) and gets one
-BEGIN;
+ALTER DOMAIN sync_resolve.outbox_status DROP CONSTRAINT not_pending;
 ALTER DOMAIN sync_resolve.outbox_status DROP CONSTRAINT outbox_status_check;
 ALTER TABLE sync_resolve.outbox ALTER status SET DEFAULT 'pending';
 INSERT INTO lead VALUES (2, 'Grace', 1, NULL);
 ALTER DOMAIN sync_resolve.outbox_status ADD CONSTRAINT not_pending CHECK (VALUE <> 'pending') NOT VALID;
-SAVEPOINT s;
-\set VERBOSITY terse
 -- must fail: the new row's entries would be 'pending'
 INSERT INTO lead VALUES (3, 'Edsger', 1, NULL);
 \set VERBOSITY default
-ROLLBACK TO s;
 ROLLBACK;
 -- a column added to the history gets its default (through SQL); once it
 -- is dropped again, events are written as before

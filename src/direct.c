@@ -37,9 +37,10 @@
  * writes through SQL instead.  The layout (attribute numbers, planned
  * column defaults, and the defaults, index expressions and predicates
  * compiled by the first write that needed them) is cached per table in
- * CacheMemoryContext and dropped by a relcache callback on the table, and
- * every layout by any change to a function; a shadow's is part of its
- * table's SrTable, which any change to the shadow drops.
+ * CacheMemoryContext and dropped by a relcache callback on the table (the
+ * compiled states alone after any change to a function: claim_states());
+ * a shadow's is part of its table's SrTable, which any change to the
+ * shadow drops.
  *
  * Writes run as the extension owner, as the SQL they replace did (a
  * tracked row's update as the caller, as its UPDATE did), and end with
@@ -159,8 +160,8 @@ direct_function_callback(Datum arg, int cacheid, uint32 hashvalue)
 }
 
 static bool load_arbiter(SrDirectTable *t);
-static MemoryContext compile_begin(SrDirect *d);
-static void compile_end(SrDirect *d, MemoryContext old);
+static MemoryContext compile_begin(SrDirect *d, bool keep);
+static void compile_end(SrDirect *d, bool keep, MemoryContext old);
 
 /* The type a column of t must have. */
 static Oid
@@ -790,8 +791,7 @@ open_known_indices(SrDirect *d)
 		if (!st->ready)
 		{
 			/* what the executor would make of them, from their planned forms */
-			MemoryContext cxt = st != &mine ? compile_begin(d) :
-				MemoryContextSwitchTo(d->estate->es_query_cxt);
+			MemoryContext cxt = compile_begin(d, st != &mine);
 			List	   *exprs = NIL;
 			ListCell   *e;
 
@@ -800,10 +800,7 @@ open_known_indices(SrDirect *d)
 			st->pred = ii->ii_Predicate != NIL ? ExecInitQual(ii->ii_Predicate, NULL) : NULL;
 			st->exprs = exprs;
 			st->ready = true;
-			if (st != &mine)
-				compile_end(d, cxt);
-			else
-				MemoryContextSwitchTo(cxt);
+			compile_end(d, st != &mine, cxt);
 		}
 		ii->ii_ExpressionsState = st->exprs;
 		ii->ii_PredicateState = st->pred;
@@ -837,26 +834,28 @@ open_indices(SrDirect *d)
 }
 
 /*
- * Compile states to keep: in a memory context of their own, under the
- * write's memory until they are made (a compilation that fails leaves
- * nothing in the kept memory), then under the kept states'.
+ * Compile states in the write's memory; or, to keep (keep), in a memory
+ * context of their own, under the write's memory until they are made (a
+ * compilation that fails leaves nothing in the kept memory), then under
+ * the kept states'.  compile_begin() returns the context to go back to.
  */
 static MemoryContext
-compile_begin(SrDirect *d)
+compile_begin(SrDirect *d, bool keep)
 {
-	MemoryContext cxt = AllocSetContextCreate(d->estate->es_query_cxt,
-											  "sync_resolve direct compiled",
-											  ALLOCSET_SMALL_SIZES);
-
-	return MemoryContextSwitchTo(cxt);
+	if (!keep)
+		return MemoryContextSwitchTo(d->estate->es_query_cxt);
+	return MemoryContextSwitchTo(AllocSetContextCreate(d->estate->es_query_cxt,
+													   "sync_resolve direct compiled",
+													   ALLOCSET_SMALL_SIZES));
 }
 
 static void
-compile_end(SrDirect *d, MemoryContext old)
+compile_end(SrDirect *d, bool keep, MemoryContext old)
 {
 	MemoryContext cxt = MemoryContextSwitchTo(old);
 
-	MemoryContextSetParent(cxt, d->states_cxt);
+	if (keep)
+		MemoryContextSetParent(cxt, d->states_cxt);
 }
 
 static void
@@ -873,27 +872,20 @@ eval_default(SrDirect *d, TupleTableSlot *slot, int attno)
 	if (d->defaults[attno] == NULL)
 	{
 		bool		shared = d->own_states && !d->default_private[attno];
-		MemoryContext old;
 
 		if (shared && d->default_states[attno] != NULL)
 			d->defaults[attno] = d->default_states[attno];
-		else if (shared)
-		{
-			MemoryContext cxt = compile_begin(d);
-
-			d->defaults[attno] = ExecInitExpr(d->default_exprs[attno], NULL);
-			compile_end(d, cxt);
-			d->default_states[attno] = d->defaults[attno];
-		}
 		else
 		{
 			Expr	   *expr = d->default_exprs[attno];
+			MemoryContext old = compile_begin(d, shared);
 
-			old = MemoryContextSwitchTo(d->estate->es_query_cxt);
-			if (d->default_unplanned[attno])
+			if (d->default_unplanned[attno])	/* private: see learn_default() */
 				expr = expression_planner((Expr *) copyObject(expr));
 			d->defaults[attno] = ExecInitExpr(expr, NULL);
-			MemoryContextSwitchTo(old);
+			compile_end(d, shared, old);
+			if (shared)
+				d->default_states[attno] = d->defaults[attno];
 		}
 	}
 	slot->tts_values[attno] = ExecEvalExprSwitchContext(d->defaults[attno], econtext,

@@ -14,7 +14,7 @@ UPDATE plain_queue o SET
 	lease_until = CASE WHEN o.status = 'in_flight' AND o.attempts >= 10 THEN o.lease_until
 				  ELSE now() + interval '2 minutes' END,
 	updated_at = now()
-FROM c WHERE o.id = c.id
+WHERE o.id = ANY (ARRAY(SELECT id FROM c))
 RETURNING o.id \gset
 UPDATE plain_queue SET status = 'sent', sent_at = now(), lease_until = NULL, updated_at = now()
 WHERE id = :id;

@@ -254,8 +254,11 @@ wal_records()
 
 # wal_quiet SECONDS: true when, over SECONDS, no node's WAL moved, or it moved only by
 # the server's own bookkeeping: the background writer logs a snapshot of running
-# transactions (Standby RUNNING_XACTS) up to 15 s after the last activity.  Otherwise
-# REP_WAL_NOISE lists what was written.
+# transactions (Standby RUNNING_XACTS) up to 15 s after the last activity, and any
+# read of a heap page holding dead row versions may prune it (Heap2 PRUNE: a background
+# process reading the catalog, say; it removes versions, it changes no row).  A loop
+# writes rows and commits, which stay noise.  Otherwise REP_WAL_NOISE lists what was
+# written.
 wal_quiet()
 {
 	local secs=$1 before after i node noisy=0 recs
@@ -271,7 +274,7 @@ wal_quiet()
 		recs=$(wal_records "$node" "${before[$i]}" "${after[$i]}")
 		# not known: like a window of bookkeeping only, tried again
 		grep -q '^unreadable: ' <<<"$recs" && continue
-		if grep -qvE '^(Standby RUNNING_XACTS|XLOG CHECKPOINT_ONLINE|XLOG SWITCH) ' <<<"$recs"; then
+		if grep -qvE '^(Standby RUNNING_XACTS|XLOG CHECKPOINT_ONLINE|XLOG SWITCH|Heap2 PRUNE) ' <<<"$recs"; then
 			noisy=1
 			REP_WAL_NOISE+="    $node: ${before[$i]} -> ${after[$i]}:"$'\n'
 			REP_WAL_NOISE+=$(head -n 20 <<<"$recs" | sed 's/^/        /')$'\n'

@@ -721,6 +721,18 @@ screen(SrImage *img, int c, const char *kind, Jsonb *value, char *rule, bool rev
 	img->screened = lappend(img->screened, s);
 }
 
+/* Whether column c is one match_on looks a row up by */
+static bool
+is_match_column(const SrTable *tab, int c)
+{
+	int			i;
+
+	for (i = 0; i < tab->nmatch; i++)
+		if (tab->match_on[i] == c)
+			return true;
+	return false;
+}
+
 /*
  * One payload field into the image: through the source's field and value
  * maps to a column and a value of its type.
@@ -750,7 +762,7 @@ parse_field(const SrApplyCall *call, SrImage *img, const char *field, JsonbValue
 	}
 	if (c == SR_FIELD_UNKNOWN)
 	{
-		if (call->sys->ignore_unknown_fields)
+		if (call->sys->ignore_unknown_fields || call->keys_only)
 			return;
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_COLUMN),
@@ -760,6 +772,8 @@ parse_field(const SrApplyCall *call, SrImage *img, const char *field, JsonbValue
 				 errhint("Leave the field out, map it in sync_resolve.field_map, or mark the system to ignore unknown fields (sync_resolve.system.ignore_unknown_fields).")));
 	}
 	col = &tab->cols[c];
+	if (call->keys_only && !col->is_key && !is_match_column(tab, c))
+		return;
 	sr_field_in(tab, call->source, map, v);
 	switch (col->is_key ? SR_VALUE_AS_IS : sr_value_in(col, call->sidx, v, &mapped))
 	{

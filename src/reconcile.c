@@ -940,22 +940,48 @@ reconcile_image(Reconcile *rc, SrImage *img, void *arg)
 	reconcile_record(rc, img);
 }
 
+/*
+ * The key of a record that cannot be taken as a whole, read alone, for
+ * sr_try_subxact(): *(Jsonb **) arg, NULL when the record names no row here.
+ * The row is seen, so that it is not also listed as missing from the
+ * snapshot, which would have repair send the row to a source holding it.
+ */
+static void
+read_record_key(void *arg)
+{
+	Record	   *r = (Record *) arg;
+	SrImage		img;
+
+	r->rc->call.keys_only = true;
+	read_record(r->rc, r->tup, r->td, &img);
+	r->rc->call.keys_only = false;
+	if (img.unkeyed)
+		return;
+	note_seen(r->rc, img.keyvals);
+	*(Jsonb **) r->arg = img.key;
+}
+
 static void
 reconcile_record_row(Reconcile *rc, HeapTuple tup, TupleDesc td, void *arg)
 {
 	ErrorData  *edata;
+	ErrorData  *keyerr;
 	Difference	d;
+	Jsonb	   *key = NULL;
+	Record		r = {rc, tup, td, NULL, &key};
 	bool		isnull;
 
 	if (each_record(rc, tup, td, reconcile_image, NULL, &edata))
 		return;
 	/* a record that cannot be read, or whose repair the table refused */
+	if (!sr_try_subxact(read_record_key, &r, bad_record, &keyerr))
+		rc->call.keys_only = false;
 	memset(&d, 0, sizeof(d));
 	d.col = -1;
 	d.external_value = DatumGetJsonbPCopy(SPI_getbinval(tup, td, 1, &isnull));
 	d.action = "manual_review";
 	d.reason = psprintf("%s's record cannot be taken as it is: %s", rc->call.source, edata->message);
-	emit(rc, NULL, &d);
+	emit(rc, key, &d);
 }
 
 static void

@@ -852,6 +852,13 @@ typedef struct SrApplyCall
 	bool		peek;
 
 	/*
+	 * Only the record's key (reconcile, of a record that cannot be taken as
+	 * a whole): the fields of key and match_on columns and the record id are
+	 * read, the others skipped unread.
+	 */
+	bool		keys_only;
+
+	/*
 	 * In a BEFORE trigger, for the statement's own row: the row as it is
 	 * (locked by the statement), and instead of writing it, the values the
 	 * statement is to write (out_take: the columns taken from the image;

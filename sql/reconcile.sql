@@ -102,13 +102,19 @@ SELECT * FROM article ORDER BY id;
 -- crm is to learn qty of 2, the delete of 6, row 7
 SELECT key, op, payload, cause FROM sync_resolve.outbox
 WHERE target = 'crm' AND status = 'pending' ORDER BY (key->>'id')::int;
--- note of 3 waits for a person
-SELECT key, column_name, local_value, incoming_value, strategy FROM sync_resolve.review
-WHERE status = 'open';
+-- note of 3 waits for a person, and so does row 5, which crm held but no
+-- longer has: an item as for a delete from crm crossing a change here
+SELECT key, kind, column_name, local_value, incoming_value, strategy FROM sync_resolve.review
+WHERE status = 'open' ORDER BY id;
 SELECT key, column_name, decision, untimed(rule) AS rule FROM sync_resolve.event
 WHERE kind = 'reconciled' ORDER BY id;
 SELECT kind, untimed(detail) AS detail FROM sync_resolve.explain('article', '{"id": 1}')
 WHERE kind = 'reconciled';
+-- the person keeps row 5: crm gets it back
+SELECT (sync_resolve.resolve(id, 'keep_local')).status FROM sync_resolve.review
+WHERE status = 'open' AND key = '{"id": 5}';
+SELECT key, op, cause FROM sync_resolve.outbox
+WHERE target = 'crm' AND status = 'pending' AND key = '{"id": 5}';
 -- once crm has what was queued, only what is left to a person remains
 SELECT count(sync_resolve.ack_outbound(id)) FROM sync_resolve.claim_outbound('crm');
 CREATE TABLE crm_after AS SELECT * FROM crm_snap WHERE id <> 6;

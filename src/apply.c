@@ -1115,6 +1115,39 @@ open_review(const SrApplyCall *call, SrEventBatch *batch, SrShadowRow *lrow,
 }
 
 /*
+ * Leave a row to a person as a delete from call->source that crossed a
+ * change here is left under on_delete_conflict = review: a review item of
+ * kind 'delete' holding every column, which take_incoming decides by
+ * deleting the row and keep_local by sending it back to the source.  For
+ * reconcile's repair of a row the source held but has no record of.  The
+ * item's id, or 0 when the row is gone by now.
+ */
+int64
+sr_review_row_gone(const SrApplyCall *call, const Datum *keyvals, Jsonb *key,
+				   const char *reason, SrEventBatch *batch)
+{
+	SrTable    *tab = call->tab;
+	Datum	   *L = palloc0(sizeof(Datum) * (tab->ncols + 1));
+	bool	   *Lnull = palloc0(sizeof(bool) * (tab->ncols + 1));
+	SrRowState	st;
+	List	   *held = NIL;
+	int64		id;
+	int			c;
+
+	if (!sr_row_lock(tab, keyvals, false, L, Lnull))
+		return 0;
+	sr_shadow_load(tab, keyvals, &st);
+	for (c = 0; c < tab->ncols; c++)
+		if (!tab->cols[c].is_key)
+			held = lappend_int(held, c);
+	id = open_review(call, batch, &st.local, key, NULL, held, "delete",
+					 sr_row_object(tab, L, Lnull, NULL), NULL, NULL, NULL, reason);
+	if (st.local.dirty)
+		sr_shadow_local_write(tab, keyvals, &st.local);
+	return id;
+}
+
+/*
  * A delete and a change that crossed: the conflict on the whole row, which
  * tracked.on_delete_conflict decides.
  */

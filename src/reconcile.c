@@ -34,8 +34,10 @@
  * With repair, the source's side goes through the apply engine (the
  * columns to take, dated captured_at: the engine decides them by the same
  * rules again, column groups as one, and opens review items), the local
- * side through the outbox; each difference carried out, or left to a
- * person, leaves a 'reconciled' event.  Without repair nothing is written.
+ * side through the outbox; a row the source held but no longer has opens a
+ * review item as a delete from the source crossing a change here would;
+ * each difference carried out, or left to a person, leaves a 'reconciled'
+ * event.  Without repair nothing is written.
  *
  *-------------------------------------------------------------------------
  */
@@ -619,6 +621,7 @@ typedef struct Repair
 	bool	   *send;
 	bool		send_row;
 	bool		send_delete;
+	bool		review_row;		/* a row the source no longer has: a person decides */
 	List	   *acted;			/* Difference *: logged */
 } Repair;
 
@@ -706,6 +709,14 @@ repair_row(Reconcile *rc, SrImage *img, const Datum *L, const bool *Lnull,
 						r->send_delete ? NULL : sr_row_object(tab, L, Lnull, r->send_row ? NULL : r->send),
 						lrow != NULL && lrow->found ? lrow->version : NULL, "reconcile");
 	init_batch(rc, part->key, &batch);
+	if (r->review_row)
+	{
+		Difference *d = (Difference *) linitial(r->acted);
+		int64		id = sr_review_row_gone(&rc->call, img->keyvals, img->key, d->reason, &batch);
+
+		d->reason = id == 0 ? psprintf("%s; repaired, the row was gone", d->reason)
+			: psprintf("%s; repaired: review item %lld", d->reason, (long long) id);
+	}
 	foreach(lc, r->acted)
 		log_difference(rc, &batch, (Difference *) lfirst(lc));
 	sr_events_flush(&batch);
@@ -906,6 +917,7 @@ reconcile_missing(Reconcile *rc, Datum *L, bool *Lnull)
 	{
 		/* left to a person: a partial snapshot would delete every row it left out */
 		d->action = "manual_review";
+		r.review_row = true;
 		d->reason = psprintf("%s held the row (its base, received at %s) but its snapshot has no record of it: deleted there, or not captured",
 							 rc->call.source, sr_time_text(srow->received_at));
 	}
@@ -924,6 +936,7 @@ reconcile_missing(Reconcile *rc, Datum *L, bool *Lnull)
 		d->action = "settling";
 		d->reason = why;
 		r.send_row = false;
+		r.review_row = false;
 	}
 	else
 		r.acted = list_make1(d);

@@ -961,6 +961,8 @@ extern void sr_dismiss_reviews(const SrTable *tab, Jsonb *key, const char *why);
 extern void sr_lock_key(const SrTable *tab, Jsonb *key);
 extern bool sr_lock_row_or_key(SrTable *tab, const Datum *keyvals, Jsonb *key,
 							   bool for_delete, Datum *L, bool *Lnull);
+extern int64 sr_review_row_gone(const SrApplyCall *call, const Datum *keyvals, Jsonb *key,
+								const char *reason, SrEventBatch *batch);
 
 /* the fourth field of sync_resolve's advisory locks: 'SR' */
 #define SR_ADVISORY_LOCK_SPACE 0x5352

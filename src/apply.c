@@ -191,7 +191,7 @@ sr_row_read(SrTable *tab, const Datum *keyvals, Datum *values, bool *nulls)
 	int			n;
 
 	sr_table_plans(tab);
-	n = sr_spi_execute(sr_plan_read_rows(tab, true), (Datum *) keyvals, NULL, false, false,
+	n = sr_spi_execute(sr_plan_read_rows(tab, SR_ROWS_BY_KEY), (Datum *) keyvals, NULL, false, false,
 					   0, SPI_OK_SELECT);
 	if (n > 0 && values != NULL)
 		sr_copy_row(tab, SPI_tuptable->vals[0], SPI_tuptable->tupdesc, values, nulls);

@@ -142,7 +142,7 @@ free_table_plans(SrTable *tab)
 	SPIPlanPtr *plans[] = {
 		&tab->plan_lock_row, &tab->plan_lock_row_for_delete, &tab->plan_delete_row,
 		&tab->plan_read_shadow, &tab->plan_write_shadow, &tab->plan_write_shadow2,
-		&tab->plan_read_row, &tab->plan_scan_rows
+		&tab->plan_read_row, &tab->plan_scan_rows, &tab->plan_scan_rows_ordered
 	};
 	int			i;
 
@@ -716,11 +716,11 @@ key_argtypes(const SrTable *tab, int extra)
 
 /*
  * SELECT of the table's columns in column order, of the row with the key
- * given as parameters ($1...) or of every row, with lock (a locking clause)
- * or none ("").
+ * given as parameters ($1...) or of every row, then tail: a locking clause,
+ * an ORDER BY, or "".
  */
 static SPIPlanPtr
-prepare_row_select(SrTable *tab, StringInfo buf, bool by_key, const char *lock)
+prepare_row_select(SrTable *tab, StringInfo buf, bool by_key, const char *tail)
 {
 	resetStringInfo(buf);
 	appendStringInfoString(buf, "SELECT ");
@@ -731,28 +731,37 @@ prepare_row_select(SrTable *tab, StringInfo buf, bool by_key, const char *lock)
 		appendStringInfoString(buf, " WHERE ");
 		append_key_match(buf, tab, false, 1);
 	}
-	appendStringInfoString(buf, lock);
+	appendStringInfoString(buf, tail);
 	return sr_prepare_kept(buf->data, by_key ? tab->nkeys : 0,
 						   by_key ? key_argtypes(tab, 0) : NULL, false);
 }
 
 /*
- * The plans that only read the table, without a lock: its row with a key
- * (by_key), or all its rows for a cursor.  Prepared at first use (by
- * reconcile()), kept with the table's other plans.
+ * The plans that only read the table, without a lock: its row with a key,
+ * or all its rows for a cursor, in no order or ordered by the key columns
+ * (each by its type's default ordering and its collation).  Prepared at
+ * first use, kept with the table's other plans.
  */
 SPIPlanPtr
-sr_plan_read_rows(SrTable *tab, bool by_key)
+sr_plan_read_rows(SrTable *tab, SrRowsRead which)
 {
-	SPIPlanPtr *plan = by_key ? &tab->plan_read_row : &tab->plan_scan_rows;
+	SPIPlanPtr *plan = which == SR_ROWS_BY_KEY ? &tab->plan_read_row
+		: which == SR_ROWS_ALL ? &tab->plan_scan_rows : &tab->plan_scan_rows_ordered;
 
 	if (*plan == NULL)
 	{
+		StringInfoData tail;
 		StringInfoData buf;
+		int			i;
 
+		initStringInfo(&tail);
+		for (i = 0; which == SR_ROWS_IN_KEY_ORDER && i < tab->nkeys; i++)
+			appendStringInfo(&tail, "%s%s", i ? ", " : " ORDER BY ",
+							 quote_identifier(tab->cols[tab->keys[i]].name));
 		initStringInfo(&buf);
-		*plan = prepare_row_select(tab, &buf, by_key, "");
+		*plan = prepare_row_select(tab, &buf, which == SR_ROWS_BY_KEY, tail.data);
 		pfree(buf.data);
+		pfree(tail.data);
 	}
 	return *plan;
 }

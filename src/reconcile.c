@@ -54,18 +54,30 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
+#include "utils/sortsupport.h"
+#include "utils/tuplesort.h"
 #include "utils/tuplestore.h"
+#include "utils/typcache.h"
 
 #include "sync_resolve.h"
 
 #define FETCH_ROWS 200
 
-/* The keys of the snapshot's records with one hash, in the set of keys seen */
-typedef struct SeenKey
+/*
+ * The keys of the snapshot's records, for the rows it has no record of:
+ * sorted (in work_mem, on disk beyond it), then walked beside the table's
+ * rows read in the same order.  Each key column is ordered by its type's
+ * default ordering and its collation, as ORDER BY orders the rows, and two
+ * keys are the same when that ordering finds them equal: by the type's own
+ * equality.
+ */
+typedef struct SeenKeys
 {
-	uint64		hash;			/* of the key's values (sr_datum_hash) */
-	List	   *keys;			/* Datum *: the key values with that hash */
-} SeenKey;
+	Tuplesortstate *sort;
+	TupleTableSlot *slot;		/* the next key sorted */
+	SortSupport ssup;			/* [nkeys] */
+	bool		more;			/* slot holds a key not passed yet */
+} SeenKeys;
 
 typedef struct Reconcile
 {
@@ -76,8 +88,8 @@ typedef struct Reconcile
 	bool		repair;
 	Tuplestorestate *out;
 	TupleDesc	td;
-	HTAB	   *seen;
-	MemoryContext seencxt;
+	SeenKeys	seen;
+	Datum	   *record_key;		/* the key of the record just read, to note */
 	MemoryContext rowcxt;		/* emptied for each row */
 	SrSide		incoming;		/* the snapshot's side, for the decisions */
 } Reconcile;
@@ -199,11 +211,11 @@ each_row(Reconcile *rc, Portal portal,
 	SPI_cursor_close(portal);
 }
 
-/* Each of the table's rows, locking nothing */
+/* Each of the table's rows, locking nothing: in no order, or in key order */
 static Portal
-open_rows(Reconcile *rc)
+open_rows(Reconcile *rc, SrRowsRead which)
 {
-	return SPI_cursor_open(NULL, sr_plan_read_rows(rc->tab, false), NULL, NULL, true);
+	return SPI_cursor_open(NULL, sr_plan_read_rows(rc->tab, which), NULL, NULL, true);
 }
 
 /* Read one snapshot record into img; the record is rc->call.payload. */
@@ -361,7 +373,7 @@ reconcile_summary(PG_FUNCTION_ARGS)
 	each_row(&rc, open_snapshot(PG_GETARG_OID(2), rc.tab), summary_record, &sum);
 	if (sum.which == NULL)
 		sum.which = palloc0(sizeof(bool) * (rc.tab->ncols + 1));
-	each_row(&rc, open_rows(&rc), summary_row, &sum);
+	each_row(&rc, open_rows(&rc, SR_ROWS_ALL), summary_row, &sum);
 
 	MemoryContextSwitchTo(callercxt);
 	values[0] = Int64GetDatum(sum.local_rows);
@@ -381,61 +393,100 @@ reconcile_summary(PG_FUNCTION_ARGS)
  * ------------------------------------------------------------------------
  */
 
-/* A hash of a row's key values that agrees with their equality */
-static uint64
-key_hash(const SrTable *tab, const Datum *keyvals)
-{
-	uint64		h = 0;
-	int			i;
-
-	for (i = 0; i < tab->nkeys; i++)
-		h = hash_combine64(h, sr_datum_hash(&tab->cols[tab->keys[i]], keyvals[i], false));
-	return h;
-}
-
-
-/* Note a snapshot record's key as seen: compared by value, as keys are. */
+/* Begin sorting the keys of the snapshot's records (SeenKeys). */
 static void
-note_seen(Reconcile *rc, const Datum *keyvals)
+begin_seen(Reconcile *rc)
 {
 	const SrTable *tab = rc->tab;
-	uint64		h = key_hash(tab, keyvals);
-	bool		found;
-	SeenKey    *e = hash_search(rc->seen, &h, HASH_ENTER, &found);
-	MemoryContext old = MemoryContextSwitchTo(rc->seencxt);
-	Datum	   *k = palloc(sizeof(Datum) * (tab->nkeys + 1));
+	int			n = tab->nkeys;
+	TupleDesc	td = CreateTemplateTupleDesc(n);
+	AttrNumber *attnums = palloc(sizeof(AttrNumber) * n);
+	Oid		   *ops = palloc(sizeof(Oid) * n);
+	Oid		   *colls = palloc(sizeof(Oid) * n);
+	bool	   *nulls_first = palloc0(sizeof(bool) * n);
 	int			i;
 
-	if (!found)
-		e->keys = NIL;
-	for (i = 0; i < tab->nkeys; i++)
-		k[i] = datumCopy(keyvals[i], tab->cols[tab->keys[i]].typbyval,
-						 tab->cols[tab->keys[i]].typlen);
-	e->keys = lappend(e->keys, k);
-	MemoryContextSwitchTo(old);
+	rc->seen.ssup = palloc0(sizeof(SortSupportData) * n);
+	for (i = 0; i < n; i++)
+	{
+		const SrColumn *col = &tab->cols[tab->keys[i]];
+		TypeCacheEntry *tc = lookup_type_cache(col->typid, TYPECACHE_LT_OPR);
+
+		if (!OidIsValid(tc->lt_opr))
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_FUNCTION),
+					 errmsg("key column \"%s\" of table %s has a type with no default ordering: %s",
+							col->name, tab->display_name, format_type_be(col->typid)),
+					 errhint("reconcile() sorts the keys of the snapshot's records: give the type a default btree operator class.")));
+		TupleDescInitEntry(td, i + 1, NULL, col->typid, -1, 0);
+		TupleDescInitEntryCollation(td, i + 1, col->collation);
+		attnums[i] = i + 1;
+		ops[i] = tc->lt_opr;
+		colls[i] = col->collation;
+		rc->seen.ssup[i].ssup_cxt = CurrentMemoryContext;
+		rc->seen.ssup[i].ssup_collation = col->collation;
+		PrepareSortSupportFromOrderingOp(ops[i], &rc->seen.ssup[i]);
+	}
+	rc->seen.sort = tuplesort_begin_heap(td, n, attnums, ops, colls, nulls_first, work_mem,
+										 NULL, TUPLESORT_NONE);
+	rc->seen.slot = MakeSingleTupleTableSlot(td, &TTSOpsMinimalTuple);
 }
 
-/* Whether a snapshot record had these key values */
+/*
+ * Note the key of the record just read (rc->record_key) as seen.  Not in
+ * the record's subtransaction: a sort that spills to disk keeps its file
+ * with the resources of the call, not of a subtransaction that ends.
+ */
+static void
+note_seen(Reconcile *rc)
+{
+	TupleTableSlot *slot = rc->seen.slot;
+	int			i;
+
+	if (rc->record_key == NULL)
+		return;
+	ExecClearTuple(slot);
+	for (i = 0; i < rc->tab->nkeys; i++)
+	{
+		slot->tts_values[i] = rc->record_key[i];
+		slot->tts_isnull[i] = false;
+	}
+	ExecStoreVirtualTuple(slot);
+	tuplesort_puttupleslot(rc->seen.sort, slot);
+	rc->record_key = NULL;
+}
+
+/* The keys noted are all there: sort them, and take the first. */
+static void
+end_seen(Reconcile *rc)
+{
+	tuplesort_performsort(rc->seen.sort);
+	rc->seen.more = tuplesort_gettupleslot(rc->seen.sort, true, false, rc->seen.slot, NULL);
+}
+
+/*
+ * Whether a snapshot record had these key values.  The rows are asked in
+ * key order (SR_ROWS_IN_KEY_ORDER): keys before this row's are passed.
+ */
 static bool
 was_seen(Reconcile *rc, const Datum *keyvals)
 {
-	uint64		h = key_hash(rc->tab, keyvals);
-	SeenKey    *e = hash_search(rc->seen, &h, HASH_FIND, NULL);
-	ListCell   *lc;
-	int			i;
+	TupleTableSlot *slot = rc->seen.slot;
 
-	if (e == NULL)
-		return false;
-	foreach(lc, e->keys)
+	while (rc->seen.more)
 	{
-		Datum	   *k = (Datum *) lfirst(lc);
-		bool		equal = true;
+		int			cmp = 0;
+		int			i;
 
-		for (i = 0; i < rc->tab->nkeys && equal; i++)
-			equal = sr_datum_equal(&rc->tab->cols[rc->tab->keys[i]], k[i], false,
-								   keyvals[i], false);
-		if (equal)
+		slot_getallattrs(slot);
+		for (i = 0; i < rc->tab->nkeys && cmp == 0; i++)
+			cmp = ApplySortComparator(slot->tts_values[i], false, keyvals[i], false,
+									  &rc->seen.ssup[i]);
+		if (cmp == 0)
 			return true;
+		if (cmp > 0)
+			return false;
+		rc->seen.more = tuplesort_gettupleslot(rc->seen.sort, true, false, slot, NULL);
 	}
 	return false;
 }
@@ -949,7 +1000,7 @@ static void
 reconcile_image(Reconcile *rc, SrImage *img, void *arg)
 {
 	if (!img->unkeyed)
-		note_seen(rc, img->keyvals);
+		rc->record_key = img->keyvals;
 	reconcile_record(rc, img);
 }
 
@@ -970,7 +1021,7 @@ read_record_key(void *arg)
 	r->rc->call.keys_only = false;
 	if (img.unkeyed)
 		return;
-	note_seen(r->rc, img.keyvals);
+	r->rc->record_key = img.keyvals;
 	*(Jsonb **) r->arg = img.key;
 }
 
@@ -984,11 +1035,17 @@ reconcile_record_row(Reconcile *rc, HeapTuple tup, TupleDesc td, void *arg)
 	Record		r = {rc, tup, td, NULL, &key};
 	bool		isnull;
 
+	rc->record_key = NULL;
 	if (each_record(rc, tup, td, reconcile_image, NULL, &edata))
+	{
+		note_seen(rc);
 		return;
+	}
 	/* a record that cannot be read, or whose repair the table refused */
+	rc->record_key = NULL;
 	if (!sr_try_subxact(read_record_key, &r, bad_record, &keyerr))
 		rc->call.keys_only = false;
+	note_seen(rc);
 	memset(&d, 0, sizeof(d));
 	d.col = -1;
 	d.external_value = DatumGetJsonbPCopy(SPI_getbinval(tup, td, 1, &isnull));
@@ -1013,7 +1070,6 @@ reconcile(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	Reconcile	rc;
-	HASHCTL		hctl;
 	Interval   *settle;
 	TimestampTz captured_at;
 	bool		repair;
@@ -1062,20 +1118,15 @@ reconcile(PG_FUNCTION_ARGS)
 	rc.incoming.changed_at = captured_at;
 	rc.incoming.since_tracking = false;
 
-	rc.seencxt = AllocSetContextCreate(CurrentMemoryContext, "sync_resolve reconcile keys",
-									   ALLOCSET_DEFAULT_SIZES);
-	memset(&hctl, 0, sizeof(hctl));
-	hctl.keysize = sizeof(uint64);
-	hctl.entrysize = sizeof(SeenKey);
-	hctl.hcxt = rc.seencxt;
-	rc.seen = hash_create("sync_resolve reconcile keys", 1024, &hctl,
-						  HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 	/* the source's records, each against its row; then rows it has no record of */
+	begin_seen(&rc);
 	each_row(&rc, open_snapshot(PG_GETARG_OID(2), rc.tab), reconcile_record_row, NULL);
-	each_row(&rc, open_rows(&rc), reconcile_missing_row, NULL);
+	end_seen(&rc);
+	each_row(&rc, open_rows(&rc, SR_ROWS_IN_KEY_ORDER), reconcile_missing_row, NULL);
 
+	tuplesort_end(rc.seen.sort);
+	ExecDropSingleTupleTableSlot(rc.seen.slot);
 	MemoryContextDelete(rc.rowcxt);
-	MemoryContextDelete(rc.seencxt);
 	SPI_finish();
 	sr_cache_leave();
 	return (Datum) 0;

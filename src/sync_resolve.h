@@ -278,6 +278,7 @@ typedef struct SrTable
 	SPIPlanPtr	plan_lock_row_for_delete;	/* FOR UPDATE */
 	SPIPlanPtr	plan_read_row;	/* no lock (sr_plan_read_rows) */
 	SPIPlanPtr	plan_scan_rows;	/* every row, no lock (sr_plan_read_rows) */
+	SPIPlanPtr	plan_scan_rows_ordered;	/* the same, in key order */
 	SPIPlanPtr	plan_delete_row;
 	SPIPlanPtr	plan_read_shadow;
 	SPIPlanPtr	plan_write_shadow;
@@ -302,7 +303,15 @@ extern int	sr_column_by_name(const SrTable *tab, const char *name);
 extern SrColumnSetPlan *sr_plan_update(SrTable *tab, Bitmapset *cols);
 extern SPIPlanPtr sr_plan_insert(SrTable *tab, Bitmapset *cols);
 extern void sr_table_plans(SrTable *tab);
-extern SPIPlanPtr sr_plan_read_rows(SrTable *tab, bool by_key);
+/* What sr_plan_read_rows() reads */
+typedef enum SrRowsRead
+{
+	SR_ROWS_BY_KEY,				/* the row with the key given ($1...) */
+	SR_ROWS_ALL,				/* every row, in no order */
+	SR_ROWS_IN_KEY_ORDER		/* every row, ordered by the key columns */
+} SrRowsRead;
+
+extern SPIPlanPtr sr_plan_read_rows(SrTable *tab, SrRowsRead which);
 extern void sr_cache_init(void);
 extern void sr_cache_enter(void);
 extern void sr_cache_leave(void);

@@ -111,6 +111,28 @@ SELECT outcome, key, applied FROM sync_resolve.apply_batch('ticket', 'billing', 
 SELECT id, title FROM ticket WHERE id BETWEEN 12 AND 16 ORDER BY id;
 SELECT position, source, element, sqlstate, message FROM sync_resolve.rejected ORDER BY id;
 
+-- reject applies the elements in runs, each in one subtransaction, not
+-- each element in one: once a transaction holds more than 64 subtransaction
+-- ids, every snapshot taken in the cluster overflows until it ends.  300
+-- elements, the 5th and the 200th bad: the others apply, those two are set
+-- aside, and the transaction takes a few transaction ids (15), where one
+-- subtransaction per element took 299 (one for each that wrote).
+BEGIN;
+SELECT pg_current_xact_id() AS batch_xid \gset
+SELECT outcome, count(*) FROM sync_resolve.apply_batch('ticket', 'billing',
+	(SELECT jsonb_agg(CASE WHEN g IN (5, 200) THEN to_jsonb('bad element ' || g)
+		ELSE jsonb_build_object('data', jsonb_build_object('id', 1000 + g, 'title', 't' || g)) END
+		ORDER BY g)
+	 FROM generate_series(1, 300) g), on_error => 'reject')
+GROUP BY outcome ORDER BY outcome;
+COMMIT;
+SELECT pg_current_xact_id()::text::bigint - :'batch_xid'::text::bigint < 40 AS few_transaction_ids;
+SELECT position, element FROM sync_resolve.rejected
+WHERE element::text LIKE '"bad element%' ORDER BY position;
+SELECT count(*), min(id), max(id) FROM ticket WHERE id > 1000;
+SELECT count(*) AS applied_events FROM sync_resolve.event
+WHERE relid = 'ticket'::regclass AND kind = 'inserted' AND (key->>'id')::int > 1000;
+
 -- must fail
 SELECT * FROM sync_resolve.apply_batch('ticket', 'billing', '{"data": {}}');
 -- must fail

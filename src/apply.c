@@ -2888,23 +2888,138 @@ record_rejected(const SrApplyCall *call, int position, Jsonb *elem, ErrorData *e
 }
 
 /* One element of a batch, applied: upsert or delete */
-typedef struct SrElement
+static void
+apply_element(SrApplyCall *call, Jsonb *elem, SrApplyResult *res, SrReviewIds *reviews)
+{
+	if (parse_element(call, elem))
+		sr_apply_delete_image(call, res, reviews);
+	else
+		apply_json(call, res, reviews);
+}
+
+/*
+ * With on_error => 'reject', elements are applied in runs, each run in one
+ * subtransaction, rather than each element in one: every subtransaction
+ * that writes takes a transaction id, and once a transaction holds more
+ * than 64 of them, every snapshot taken in the cluster overflows and its
+ * readers look up pg_subtrans, until the batch's transaction ends.  A run
+ * that an element fails is rolled back; the elements before the bad one
+ * are applied again as one run, the bad one is set aside (first in its run,
+ * it failed as it would alone), and the rest go on.  Runs double from
+ * SR_RUN_MIN elements after each success, up to SR_RUN_MAX, and start again
+ * from SR_RUN_MIN after a failure, so that bad elements cost little work
+ * applied twice and good ones few transaction ids: 1,000 good elements
+ * take 7.
+ */
+#define SR_RUN_MIN 8
+#define SR_RUN_MAX 1024
+
+typedef struct SrRun
 {
 	SrApplyCall *call;
-	Jsonb	   *elem;
-	SrApplyResult *res;
-	SrReviewIds *reviews;
-} SrElement;
+	SrBatchContext *bctx;
+	TupleDesc	td;
+	Jsonb	  **elems;			/* the batch's elements so far */
+	int		   *positions;		/* their positions (1-based) */
+	HeapTuple  *results;		/* their result rows, once applied */
+	int			from;			/* the run: elements from .. to - 1 */
+	int			to;
+	int			current;		/* the element being applied */
+	MemoryContext elemcxt;		/* emptied for each element */
+	MemoryContext runcxt;		/* the results of a run */
+} SrRun;
 
+/* Apply a run's elements, each in elemcxt, keeping their result rows. */
 static void
-apply_element(void *arg)
+apply_run(void *arg)
 {
-	SrElement  *el = (SrElement *) arg;
+	SrRun	   *run = (SrRun *) arg;
+	MemoryContext old = CurrentMemoryContext;
 
-	if (parse_element(el->call, el->elem))
-		sr_apply_delete_image(el->call, el->res, el->reviews);
+	for (run->current = run->from; run->current < run->to; run->current++)
+	{
+		SrApplyResult res;
+		SrReviewIds reviews = {0, 0, NULL};
+
+		run->bctx->position = run->positions[run->current];
+		MemoryContextReset(run->elemcxt);
+		MemoryContextSwitchTo(run->elemcxt);
+		memset(&res, 0, sizeof(res));
+		apply_element(run->call, run->elems[run->current], &res, &reviews);
+		MemoryContextSwitchTo(run->runcxt);
+		run->results[run->current] = result_tuple(run->td, &res, &reviews);
+	}
+	MemoryContextSwitchTo(old);
+}
+
+/*
+ * Apply elements from .. to - 1 in runs (see SR_RUN_MIN), setting aside
+ * those that fail; *len is the length of the next run.  The result rows of
+ * the elements are in run->results after.
+ */
+static void
+apply_runs(SrRun *run, int from, int to, int *len)
+{
+	/* the errors of elements set aside, with the results */
+	MemoryContext old = MemoryContextSwitchTo(run->runcxt);
+
+	while (from < to)
+	{
+		ErrorData  *edata;
+		int			bad;
+
+		run->from = from;
+		run->to = Min(to, from + *len);
+		if (sr_try_subxact(apply_run, run, element_error, &edata))
+		{
+			from = run->to;
+			*len = Min(*len * 2, SR_RUN_MAX);
+			continue;
+		}
+		bad = run->current;
+		*len = SR_RUN_MIN;
+		if (bad > from)
+		{
+			/* the ones before it were taken in the run: again, without it */
+			apply_runs(run, from, bad, len);
+		}
+		else
+		{
+			SrApplyResult res;
+			SrReviewIds reviews = {0, 0, NULL};
+
+			record_rejected(run->call, run->positions[bad], run->elems[bad], edata);
+			memset(&res, 0, sizeof(res));
+			res.outcome = "rejected";
+			res.key = element_key(run->call->tab, run->elems[bad]);
+			run->results[bad] = result_tuple(run->td, &res, &reviews);
+			bad++;
+		}
+		from = bad;
+	}
+	MemoryContextSwitchTo(old);
+}
+
+/*
+ * Apply the n elements in run->elems, in runs with on_error => 'reject'
+ * (*len: the next run's length), and add their result rows to out.
+ */
+static void
+apply_elements(SrRun *run, int n, bool reject, int *len, Tuplestorestate *out)
+{
+	int			i;
+
+	if (reject)
+		apply_runs(run, 0, n, len);
 	else
-		apply_json(el->call, el->res, el->reviews);
+	{
+		run->from = 0;
+		run->to = n;
+		apply_run(run);
+	}
+	for (i = 0; i < n; i++)
+		tuplestore_puttuple(out, run->results[i]);
+	MemoryContextReset(run->runcxt);
 }
 
 PG_FUNCTION_INFO_V1(apply_batch);
@@ -2913,8 +3028,6 @@ apply_batch(PG_FUNCTION_ARGS)
 {
 	static const char *const names[] = {"tbl", "source", "changes"};
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	MemoryContext callercxt = CurrentMemoryContext;
-	MemoryContext workcxt;
 	SrApplyCall call;
 	Jsonb	   *changes;
 	bool		reject;
@@ -2925,9 +3038,9 @@ apply_batch(PG_FUNCTION_ARGS)
 	JsonbIteratorToken tok;
 	SrBatchContext bctx = {0};
 	ErrorContextCallback errcb;
-	TupleDesc	td;
-	SrElement	el;
-	ErrorData  *edata;
+	SrRun		run;
+	int			n = 0;
+	int			len = SR_RUN_MIN;
 
 	PreventCommandIfReadOnly("sync_resolve.apply_batch()");
 	require_args(fcinfo, 3, names);
@@ -2945,7 +3058,6 @@ apply_batch(PG_FUNCTION_ARGS)
 	source = text_to_cstring(PG_GETARG_TEXT_PP(1));
 
 	InitMaterializedSRF(fcinfo, 0);
-	td = rsinfo->setDesc;
 
 	sr_cache_enter();
 	if (SPI_connect() != SPI_OK_CONNECT)
@@ -2959,55 +3071,46 @@ apply_batch(PG_FUNCTION_ARGS)
 						call.tab->display_name, call.source),
 				 errhint("Send an array of {\"op\": ..., \"data\": {...}} elements.")));
 
-	workcxt = AllocSetContextCreate(CurrentMemoryContext, "sync_resolve batch element",
-									ALLOCSET_DEFAULT_SIZES);
+	memset(&run, 0, sizeof(run));
+	run.call = &call;
+	run.bctx = &bctx;
+	run.td = rsinfo->setDesc;
+	run.elems = palloc(sizeof(Jsonb *) * SR_RUN_MAX);
+	run.positions = palloc(sizeof(int) * SR_RUN_MAX);
+	run.results = palloc(sizeof(HeapTuple) * SR_RUN_MAX);
+	run.elemcxt = AllocSetContextCreate(CurrentMemoryContext, "sync_resolve batch element",
+										ALLOCSET_DEFAULT_SIZES);
+	run.runcxt = AllocSetContextCreate(CurrentMemoryContext, "sync_resolve batch run",
+									   ALLOCSET_DEFAULT_SIZES);
 	errcb.callback = batch_error_context;
 	errcb.arg = &bctx;
 	errcb.previous = error_context_stack;
 	error_context_stack = &errcb;
 
-	el.call = &call;
+	/* the elements, SR_RUN_MAX at a time */
 	it = JsonbIteratorInit(&changes->root);
 	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
 	{
-		MemoryContext spicxt;
-		SrApplyResult res;
-		SrReviewIds reviews = {0, 0, NULL};
-		Jsonb	   *elem;
-		HeapTuple	tup;
+		MemoryContext old;
 
 		if (tok != WJB_ELEM)
 			continue;
-		bctx.position++;
-		MemoryContextReset(workcxt);
-		spicxt = MemoryContextSwitchTo(workcxt);
-		elem = JsonbValueToJsonb(&v);
-		memset(&res, 0, sizeof(res));
-
-		el.elem = elem;
-		el.res = &res;
-		el.reviews = &reviews;
-		if (!reject)
-			apply_element(&el);
-		/* a cancel, a deadlock, a full disk are not a bad element: they go up */
-		else if (!sr_try_subxact(apply_element, &el, element_error, &edata))
+		old = MemoryContextSwitchTo(run.runcxt);
+		run.elems[n] = JsonbValueToJsonb(&v);
+		run.positions[n] = ++bctx.position;
+		MemoryContextSwitchTo(old);
+		if (++n == SR_RUN_MAX)
 		{
-			record_rejected(&call, bctx.position, elem, edata);
-			memset(&res, 0, sizeof(res));
-			reviews.n = 0;
-			res.outcome = "rejected";
-			res.key = element_key(call.tab, elem);
+			apply_elements(&run, n, reject, &len, rsinfo->setResult);
+			n = 0;
 		}
-
-		MemoryContextSwitchTo(callercxt);
-		tup = result_tuple(td, &res, &reviews);
-		tuplestore_puttuple(rsinfo->setResult, tup);
-		heap_freetuple(tup);
-		MemoryContextSwitchTo(spicxt);
 	}
+	if (n > 0)
+		apply_elements(&run, n, reject, &len, rsinfo->setResult);
 
 	error_context_stack = errcb.previous;
-	MemoryContextDelete(workcxt);
+	MemoryContextDelete(run.elemcxt);
+	MemoryContextDelete(run.runcxt);
 	SPI_finish();
 	sr_cache_leave();
 	return (Datum) 0;

@@ -157,6 +157,22 @@ UPDATE quiet SET v = 'b';
 SELECT outcome, kept FROM sync_resolve.apply('quiet', 'crm', '{"id": 1, "v": "c"}', '2000-01-02');
 SELECT relid, conflicts FROM sync_resolve.alert;
 SELECT alerted FROM h WHERE relid = 'quiet'::regclass;
+-- an alert sent in a subtransaction that rolls back was not sent: the next
+-- conflict in the transaction sends it (a run of apply_batch() that an
+-- element failed rolls back so)
+DELETE FROM sync_resolve.alert;
+SELECT outcome FROM sync_resolve.apply('quiet', 'crm', '{"id": 2, "v": "a"}', '2000-01-01');
+BEGIN;
+SAVEPOINT s;
+UPDATE quiet SET v = 'b' WHERE id = 2;
+SELECT outcome FROM sync_resolve.apply('quiet', 'crm', '{"id": 2, "v": "c"}', '2000-01-02');
+SELECT count(*) AS alert_in_savepoint FROM sync_resolve.alert;
+ROLLBACK TO SAVEPOINT s;
+SELECT count(*) AS alert_rolled_back FROM sync_resolve.alert;
+UPDATE quiet SET v = 'd' WHERE id = 2;
+SELECT outcome FROM sync_resolve.apply('quiet', 'crm', '{"id": 2, "v": "e"}', '2000-01-03');
+COMMIT;
+SELECT relid, conflicts FROM sync_resolve.alert;
 -- untracking the table takes its alert along
 SELECT sync_resolve.untrack('quiet');
 SELECT count(*) FROM sync_resolve.alert;

@@ -285,27 +285,71 @@ alert_sent_meanwhile(const ErrorData *edata)
 	return edata->sqlerrcode == ERRCODE_T_R_SERIALIZATION_FAILURE;
 }
 
-/* The tables whose alert this transaction settled (alert_settled()) */
+/*
+ * The tables whose alert this transaction settled (alert_settled()), each
+ * with the subtransaction that settled it: one rolled back takes its alert
+ * row and NOTIFY with it, so the table is no longer settled (a run of
+ * apply_batch() that an element failed, say).
+ */
+typedef struct SettledAlert
+{
+	Oid			relid;
+	SubTransactionId subid;
+} SettledAlert;
+
 static LocalTransactionId settled_lxid = InvalidLocalTransactionId;
-static List *settled_relids = NIL;	/* in TopTransactionContext */
+static List *settled = NIL;		/* SettledAlert *, in TopTransactionContext */
+static bool settled_callback = false;
+
+static void
+settled_subxact(SubXactEvent event, SubTransactionId mySubid,
+				SubTransactionId parentSubid, void *arg)
+{
+	ListCell   *lc;
+
+	if (settled_lxid != MyProc->lxid ||
+		(event != SUBXACT_EVENT_ABORT_SUB && event != SUBXACT_EVENT_COMMIT_SUB))
+		return;
+	foreach(lc, settled)
+	{
+		SettledAlert *a = (SettledAlert *) lfirst(lc);
+
+		if (a->subid != mySubid)
+			continue;
+		if (event == SUBXACT_EVENT_COMMIT_SUB)
+			a->subid = parentSubid;
+		else
+			settled = foreach_delete_current(settled, lc);
+	}
+}
 
 /* Whether this transaction settled relid's alert; note it as settled if settle. */
 static bool
 alert_settled(Oid relid, bool settle)
 {
-	MemoryContext old;
+	ListCell   *lc;
 
 	if (settled_lxid != MyProc->lxid)
 	{
 		settled_lxid = MyProc->lxid;
-		settled_relids = NIL;	/* the old list went with its transaction */
+		settled = NIL;			/* the old list went with its transaction */
 	}
-	if (list_member_oid(settled_relids, relid))
-		return true;
+	foreach(lc, settled)
+		if (((SettledAlert *) lfirst(lc))->relid == relid)
+			return true;
 	if (settle)
 	{
-		old = MemoryContextSwitchTo(TopTransactionContext);
-		settled_relids = lappend_oid(settled_relids, relid);
+		MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);
+		SettledAlert *a = palloc(sizeof(SettledAlert));
+
+		if (!settled_callback)
+		{
+			RegisterSubXactCallback(settled_subxact, NULL);
+			settled_callback = true;
+		}
+		a->relid = relid;
+		a->subid = GetCurrentSubTransactionId();
+		settled = lappend(settled, a);
 		MemoryContextSwitchTo(old);
 	}
 	return false;

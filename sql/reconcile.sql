@@ -235,6 +235,19 @@ SELECT count(*) AS missing_as_expected FROM rc_many_out o JOIN rc_many m
 	ON o.key = jsonb_build_object('region', m.region, 'n', m.n)
 WHERE o.action = 'insert_external' AND m.n % 1000 = 7;
 SELECT key FROM rc_many_out WHERE action = 'insert_local';
+-- repair applies the records in runs, each in one subtransaction, as
+-- apply_batch(on_error => 'reject') does: 300 rows crm changed, 24 rows to
+-- send it and one new row take a few transaction ids, not one each (325)
+UPDATE rc_many_snap SET qty = 1 WHERE n BETWEEN 100 AND 149;
+BEGIN;
+SELECT pg_current_xact_id() AS repair_xid \gset
+SELECT action, count(*)
+FROM sync_resolve.reconcile('rc_many', 'crm', 'rc_many_snap', settle => '0 seconds', repair => true)
+GROUP BY action ORDER BY action;
+COMMIT;
+SELECT pg_current_xact_id()::text::bigint - :'repair_xid'::text::bigint < 40 AS few_transaction_ids;
+SELECT count(*) AS taken FROM rc_many WHERE qty = 1;
+SELECT count(*) AS queued_for_crm FROM sync_resolve.outbox WHERE relid = 'rc_many'::regclass;
 
 -- bad arguments
 \set VERBOSITY terse

@@ -2897,128 +2897,74 @@ apply_element(SrApplyCall *call, Jsonb *elem, SrApplyResult *res, SrReviewIds *r
 		apply_json(call, res, reviews);
 }
 
-/*
- * With on_error => 'reject', elements are applied in runs, each run in one
- * subtransaction, rather than each element in one: every subtransaction
- * that writes takes a transaction id, and once a transaction holds more
- * than 64 of them, every snapshot taken in the cluster overflows and its
- * readers look up pg_subtrans, until the batch's transaction ends.  A run
- * that an element fails is rolled back; the elements before the bad one
- * are applied again as one run, the bad one is set aside (first in its run,
- * it failed as it would alone), and the rest go on.  Runs double from
- * SR_RUN_MIN elements after each success, up to SR_RUN_MAX, and start again
- * from SR_RUN_MIN after a failure, so that bad elements cost little work
- * applied twice and good ones few transaction ids: 1,000 good elements
- * take 7.
- */
-#define SR_RUN_MIN 8
-#define SR_RUN_MAX 1024
-
-typedef struct SrRun
+/* The elements of a batch, up to SR_RUN_MAX of them, and their results */
+typedef struct SrBatchRun
 {
 	SrApplyCall *call;
 	SrBatchContext *bctx;
 	TupleDesc	td;
-	Jsonb	  **elems;			/* the batch's elements so far */
-	int		   *positions;		/* their positions (1-based) */
+	Jsonb	  **elems;
+	int		   *positions;		/* 1-based */
 	HeapTuple  *results;		/* their result rows, once applied */
-	int			from;			/* the run: elements from .. to - 1 */
-	int			to;
-	int			current;		/* the element being applied */
 	MemoryContext elemcxt;		/* emptied for each element */
-	MemoryContext runcxt;		/* the results of a run */
-} SrRun;
+	MemoryContext runcxt;		/* the elements and their results */
+} SrBatchRun;
 
-/* Apply a run's elements, each in elemcxt, keeping their result rows. */
+/* Apply element i in elemcxt, and keep its result row. */
 static void
-apply_run(void *arg)
+apply_item(void *arg, int i)
 {
-	SrRun	   *run = (SrRun *) arg;
-	MemoryContext old = CurrentMemoryContext;
+	SrBatchRun *run = (SrBatchRun *) arg;
+	SrApplyResult res;
+	SrReviewIds reviews = {0, 0, NULL};
+	MemoryContext old;
 
-	for (run->current = run->from; run->current < run->to; run->current++)
-	{
-		SrApplyResult res;
-		SrReviewIds reviews = {0, 0, NULL};
-
-		run->bctx->position = run->positions[run->current];
-		MemoryContextReset(run->elemcxt);
-		MemoryContextSwitchTo(run->elemcxt);
-		memset(&res, 0, sizeof(res));
-		apply_element(run->call, run->elems[run->current], &res, &reviews);
-		MemoryContextSwitchTo(run->runcxt);
-		run->results[run->current] = result_tuple(run->td, &res, &reviews);
-	}
+	run->bctx->position = run->positions[i];
+	MemoryContextReset(run->elemcxt);
+	old = MemoryContextSwitchTo(run->elemcxt);
+	memset(&res, 0, sizeof(res));
+	apply_element(run->call, run->elems[i], &res, &reviews);
+	MemoryContextSwitchTo(run->runcxt);
+	run->results[i] = result_tuple(run->td, &res, &reviews);
 	MemoryContextSwitchTo(old);
 }
 
-/*
- * Apply elements from .. to - 1 in runs (see SR_RUN_MIN), setting aside
- * those that fail; *len is the length of the next run.  The result rows of
- * the elements are in run->results after.
- */
+/* Set element i aside (on_error => 'reject'): sync_resolve.rejected. */
 static void
-apply_runs(SrRun *run, int from, int to, int *len)
+reject_item(void *arg, int i, ErrorData *edata)
 {
-	/* the errors of elements set aside, with the results */
+	SrBatchRun *run = (SrBatchRun *) arg;
+	SrApplyResult res;
+	SrReviewIds reviews = {0, 0, NULL};
 	MemoryContext old = MemoryContextSwitchTo(run->runcxt);
 
-	while (from < to)
-	{
-		ErrorData  *edata;
-		int			bad;
-
-		run->from = from;
-		run->to = Min(to, from + *len);
-		if (sr_try_subxact(apply_run, run, element_error, &edata))
-		{
-			from = run->to;
-			*len = Min(*len * 2, SR_RUN_MAX);
-			continue;
-		}
-		bad = run->current;
-		*len = SR_RUN_MIN;
-		if (bad > from)
-		{
-			/* the ones before it were taken in the run: again, without it */
-			apply_runs(run, from, bad, len);
-		}
-		else
-		{
-			SrApplyResult res;
-			SrReviewIds reviews = {0, 0, NULL};
-
-			record_rejected(run->call, run->positions[bad], run->elems[bad], edata);
-			memset(&res, 0, sizeof(res));
-			res.outcome = "rejected";
-			res.key = element_key(run->call->tab, run->elems[bad]);
-			run->results[bad] = result_tuple(run->td, &res, &reviews);
-			bad++;
-		}
-		from = bad;
-	}
+	record_rejected(run->call, run->positions[i], run->elems[i], edata);
+	memset(&res, 0, sizeof(res));
+	res.outcome = "rejected";
+	res.key = element_key(run->call->tab, run->elems[i]);
+	run->results[i] = result_tuple(run->td, &res, &reviews);
 	MemoryContextSwitchTo(old);
 }
 
 /*
- * Apply the n elements in run->elems, in runs with on_error => 'reject'
- * (*len: the next run's length), and add their result rows to out.
+ * Apply the n elements of run, in runs with on_error => 'reject' (see
+ * sr_runs(): a batch takes a few subtransaction ids, not one per element),
+ * and add their result rows to out.
  */
 static void
-apply_elements(SrRun *run, int n, bool reject, int *len, Tuplestorestate *out)
+apply_elements(SrBatchRun *run, SrRuns *runs, int n, Tuplestorestate *out)
 {
+	MemoryContext old = MemoryContextSwitchTo(run->runcxt);
 	int			i;
 
-	if (reject)
-		apply_runs(run, 0, n, len);
+	if (runs != NULL)
+		sr_runs(runs, 0, n);
 	else
-	{
-		run->from = 0;
-		run->to = n;
-		apply_run(run);
-	}
+		for (i = 0; i < n; i++)
+			apply_item(run, i);
 	for (i = 0; i < n; i++)
 		tuplestore_puttuple(out, run->results[i]);
+	MemoryContextSwitchTo(old);
 	MemoryContextReset(run->runcxt);
 }
 
@@ -3038,9 +2984,9 @@ apply_batch(PG_FUNCTION_ARGS)
 	JsonbIteratorToken tok;
 	SrBatchContext bctx = {0};
 	ErrorContextCallback errcb;
-	SrRun		run;
+	SrBatchRun	run;
+	SrRuns		runs = {&run, apply_item, element_error, reject_item, SR_RUN_MIN};
 	int			n = 0;
-	int			len = SR_RUN_MIN;
 
 	PreventCommandIfReadOnly("sync_resolve.apply_batch()");
 	require_args(fcinfo, 3, names);
@@ -3101,12 +3047,12 @@ apply_batch(PG_FUNCTION_ARGS)
 		MemoryContextSwitchTo(old);
 		if (++n == SR_RUN_MAX)
 		{
-			apply_elements(&run, n, reject, &len, rsinfo->setResult);
+			apply_elements(&run, reject ? &runs : NULL, n, rsinfo->setResult);
 			n = 0;
 		}
 	}
 	if (n > 0)
-		apply_elements(&run, n, reject, &len, rsinfo->setResult);
+		apply_elements(&run, reject ? &runs : NULL, n, rsinfo->setResult);
 
 	error_context_stack = errcb.previous;
 	MemoryContextDelete(run.elemcxt);

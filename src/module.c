@@ -282,3 +282,56 @@ sr_try_subxact(void (*fn) (void *), void *arg, bool (*gives_way) (const ErrorDat
 	PG_END_TRY();
 	return ok;
 }
+
+/* The items of one run, in its subtransaction (sr_runs()) */
+static void
+run_items(void *arg)
+{
+	SrRuns	   *runs = (SrRuns *) arg;
+
+	for (runs->current = runs->from; runs->current < runs->to; runs->current++)
+		runs->apply(runs->arg, runs->current);
+}
+
+/*
+ * Apply items from .. to - 1 in runs, each run in one subtransaction,
+ * rather than each item in one: every subtransaction that writes takes a
+ * transaction id, and once a transaction holds more than 64 of them, every
+ * snapshot taken in the cluster overflows and its readers look up
+ * pg_subtrans, until that transaction ends.
+ *
+ * A run that an item fails with an error that gives way is rolled back: the
+ * items before that one are applied again, as runs, and the runs go on from
+ * it.  An item that fails first in its run fails as it would alone: it is
+ * set aside, outside any subtransaction, with its error (in the caller's
+ * memory).  An item may be applied more than once, so it replaces, not adds
+ * to, what it leaves behind.  Runs double from SR_RUN_MIN items after each
+ * success, up to SR_RUN_MAX, and start again from SR_RUN_MIN after a
+ * failure: bad items cost little work done twice, good ones few
+ * transaction ids (1,000 of them take 7).
+ */
+void
+sr_runs(SrRuns *runs, int from, int to)
+{
+	while (from < to)
+	{
+		ErrorData  *edata;
+		int			bad;
+
+		runs->from = from;
+		runs->to = Min(to, from + runs->len);
+		if (sr_try_subxact(run_items, runs, runs->gives_way, &edata))
+		{
+			from = runs->to;
+			runs->len = Min(runs->len * 2, SR_RUN_MAX);
+			continue;
+		}
+		bad = runs->current;
+		runs->len = SR_RUN_MIN;
+		if (bad > from)
+			sr_runs(runs, from, bad);
+		else
+			runs->set_aside(runs->arg, bad++, edata);
+		from = bad;
+	}
+}

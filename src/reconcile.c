@@ -89,8 +89,20 @@ typedef struct Reconcile
 	Tuplestorestate *out;
 	TupleDesc	td;
 	SeenKeys	seen;
-	Datum	   *record_key;		/* the key of the record just read, to note */
+	Datum	   *record_key;		/* the key of the record just read */
 	MemoryContext rowcxt;		/* emptied for each row */
+
+	/*
+	 * The snapshot's records fetched last, applied in runs (sr_runs()): what
+	 * each leaves -- rows of the result, the key it had -- is kept until
+	 * they all are done, since a run rolled back applies its records again.
+	 */
+	HeapTuple  *records;
+	TupleDesc	record_td;
+	List	  **pending;		/* HeapTuple: each record's rows of the result */
+	Datum	  **keys;			/* each record's key values, or NULL */
+	int			current;		/* the record being applied */
+	MemoryContext fetchcxt;		/* all of that, emptied for each fetch */
 	SrSide		incoming;		/* the snapshot's side, for the decisions */
 } Reconcile;
 
@@ -177,18 +189,17 @@ begin_reconcile(Reconcile *rc, Oid relid, const char *source)
 }
 
 /*
- * Run fn on each row the portal reads, in rc->rowcxt, emptied for each
- * row; then close the portal.  fn may run SPI itself: the rows fetched are
- * kept aside from SPI_tuptable.
+ * Run fn on the rows the portal reads, FETCH_ROWS at a time; then close the
+ * portal.  fn may run SPI itself: the rows fetched are kept aside from
+ * SPI_tuptable.
  */
 static void
-each_row(Reconcile *rc, Portal portal,
-		 void (*fn) (Reconcile *rc, HeapTuple tup, TupleDesc td, void *arg), void *arg)
+each_fetch(Reconcile *rc, Portal portal,
+		   void (*fn) (Reconcile *rc, SPITupleTable *tt, void *arg), void *arg)
 {
 	for (;;)
 	{
 		SPITupleTable *tt;
-		uint64		i;
 
 		SPI_cursor_fetch(portal, true, FETCH_ROWS);
 		tt = SPI_tuptable;
@@ -197,18 +208,47 @@ each_row(Reconcile *rc, Portal portal,
 			SPI_freetuptable(tt);
 			break;
 		}
-		for (i = 0; i < tt->numvals; i++)
-		{
-			MemoryContext old;
-
-			MemoryContextReset(rc->rowcxt);
-			old = MemoryContextSwitchTo(rc->rowcxt);
-			fn(rc, tt->vals[i], tt->tupdesc, arg);
-			MemoryContextSwitchTo(old);
-		}
+		fn(rc, tt, arg);
 		SPI_freetuptable(tt);
 	}
 	SPI_cursor_close(portal);
+}
+
+/* fn and its argument, for each_row() */
+typedef struct EachRow
+{
+	void		(*fn) (Reconcile *rc, HeapTuple tup, TupleDesc td, void *arg);
+	void	   *arg;
+} EachRow;
+
+static void
+each_row_fetched(Reconcile *rc, SPITupleTable *tt, void *arg)
+{
+	EachRow    *e = (EachRow *) arg;
+	uint64		i;
+
+	for (i = 0; i < tt->numvals; i++)
+	{
+		MemoryContext old;
+
+		MemoryContextReset(rc->rowcxt);
+		old = MemoryContextSwitchTo(rc->rowcxt);
+		e->fn(rc, tt->vals[i], tt->tupdesc, e->arg);
+		MemoryContextSwitchTo(old);
+	}
+}
+
+/*
+ * Run fn on each row the portal reads, in rc->rowcxt, emptied for each
+ * row; then close the portal.
+ */
+static void
+each_row(Reconcile *rc, Portal portal,
+		 void (*fn) (Reconcile *rc, HeapTuple tup, TupleDesc td, void *arg), void *arg)
+{
+	EachRow		e = {fn, arg};
+
+	each_fetch(rc, portal, each_row_fetched, &e);
 }
 
 /* Each of the table's rows, locking nothing: in no order, or in key order */
@@ -433,27 +473,24 @@ begin_seen(Reconcile *rc)
 }
 
 /*
- * Note the key of the record just read (rc->record_key) as seen.  Not in
- * the record's subtransaction: a sort that spills to disk keeps its file
- * with the resources of the call, not of a subtransaction that ends.
+ * Note a record's key as seen.  Not in a subtransaction: a sort that spills
+ * to disk keeps its file with the resources of the call, not of a
+ * subtransaction that ends.
  */
 static void
-note_seen(Reconcile *rc)
+note_seen(Reconcile *rc, const Datum *keyvals)
 {
 	TupleTableSlot *slot = rc->seen.slot;
 	int			i;
 
-	if (rc->record_key == NULL)
-		return;
 	ExecClearTuple(slot);
 	for (i = 0; i < rc->tab->nkeys; i++)
 	{
-		slot->tts_values[i] = rc->record_key[i];
+		slot->tts_values[i] = keyvals[i];
 		slot->tts_isnull[i] = false;
 	}
 	ExecStoreVirtualTuple(slot);
 	tuplesort_puttupleslot(rc->seen.sort, slot);
-	rc->record_key = NULL;
 }
 
 /* The keys noted are all there: sort them, and take the first. */
@@ -577,7 +614,17 @@ emit(Reconcile *rc, Jsonb *key, const Difference *d)
 	values[4] = nulls[4] ? (Datum) 0 : CStringGetTextDatum(col->owner);
 	values[5] = CStringGetTextDatum(d->action);
 	values[6] = CStringGetTextDatum(d->reason);
-	tuplestore_putvalues(rc->out, rc->td, values, nulls);
+	if (rc->pending != NULL)
+	{
+		/* a snapshot record's: kept until its run is done */
+		MemoryContext old = MemoryContextSwitchTo(rc->fetchcxt);
+
+		rc->pending[rc->current] = lappend(rc->pending[rc->current],
+										   heap_form_tuple(rc->td, values, nulls));
+		MemoryContextSwitchTo(old);
+	}
+	else
+		tuplestore_putvalues(rc->out, rc->td, values, nulls);
 }
 
 /*
@@ -1025,33 +1072,113 @@ read_record_key(void *arg)
 	*(Jsonb **) r->arg = img.key;
 }
 
+/* Keep the key of the record just read (rc->record_key) with record i. */
 static void
-reconcile_record_row(Reconcile *rc, HeapTuple tup, TupleDesc td, void *arg)
+keep_key(Reconcile *rc, int i)
 {
-	ErrorData  *edata;
+	const SrTable *tab = rc->tab;
+	MemoryContext old;
+	int			k;
+
+	if (rc->record_key == NULL)
+		return;
+	old = MemoryContextSwitchTo(rc->fetchcxt);
+	rc->keys[i] = palloc(sizeof(Datum) * (tab->nkeys + 1));
+	for (k = 0; k < tab->nkeys; k++)
+		rc->keys[i][k] = datumCopy(rc->record_key[k], tab->cols[tab->keys[k]].typbyval,
+								   tab->cols[tab->keys[k]].typlen);
+	MemoryContextSwitchTo(old);
+}
+
+/* Begin record i again: nothing of an earlier attempt stays. */
+static void
+begin_record(Reconcile *rc, int i)
+{
+	rc->current = i;
+	rc->pending[i] = NIL;
+	rc->keys[i] = NULL;
+	rc->record_key = NULL;
+	rc->call.peek = true;
+	rc->call.keys_only = false;
+	MemoryContextReset(rc->rowcxt);
+}
+
+/* Snapshot record i against its row (sr_runs()), in rowcxt */
+static void
+record_item(void *arg, int i)
+{
+	Reconcile  *rc = (Reconcile *) arg;
+	MemoryContext old;
+	SrImage		img;
+
+	begin_record(rc, i);
+	old = MemoryContextSwitchTo(rc->rowcxt);
+	read_record(rc, rc->records[i], rc->record_td, &img);
+	reconcile_image(rc, &img, NULL);
+	keep_key(rc, i);
+	MemoryContextSwitchTo(old);
+}
+
+/*
+ * Snapshot record i cannot be read, or the table refused its repair: left
+ * to a person, under its key when its key can be read alone.
+ */
+static void
+record_aside(void *arg, int i, ErrorData *edata)
+{
+	Reconcile  *rc = (Reconcile *) arg;
+	MemoryContext old;
 	ErrorData  *keyerr;
 	Difference	d;
 	Jsonb	   *key = NULL;
-	Record		r = {rc, tup, td, NULL, &key};
+	Record		r = {rc, rc->records[i], rc->record_td, NULL, &key};
 	bool		isnull;
 
-	rc->record_key = NULL;
-	if (each_record(rc, tup, td, reconcile_image, NULL, &edata))
-	{
-		note_seen(rc);
-		return;
-	}
-	/* a record that cannot be read, or whose repair the table refused */
-	rc->record_key = NULL;
-	if (!sr_try_subxact(read_record_key, &r, bad_record, &keyerr))
-		rc->call.keys_only = false;
-	note_seen(rc);
+	begin_record(rc, i);
+	old = MemoryContextSwitchTo(rc->rowcxt);
+	if (sr_try_subxact(read_record_key, &r, bad_record, &keyerr))
+		keep_key(rc, i);
 	memset(&d, 0, sizeof(d));
 	d.col = -1;
-	d.external_value = DatumGetJsonbPCopy(SPI_getbinval(tup, td, 1, &isnull));
+	d.external_value = DatumGetJsonbPCopy(SPI_getbinval(rc->records[i], rc->record_td, 1, &isnull));
 	d.action = "manual_review";
 	d.reason = psprintf("%s's record cannot be taken as it is: %s", rc->call.source, edata->message);
 	emit(rc, key, &d);
+	MemoryContextSwitchTo(old);
+}
+
+/*
+ * The snapshot records fetched, each against its row, in runs (a repair
+ * takes a subtransaction id per run, not per record); then the rows of the
+ * result each left, and their keys noted as seen.
+ */
+static void
+reconcile_fetched(Reconcile *rc, SPITupleTable *tt, void *arg)
+{
+	SrRuns	   *runs = (SrRuns *) arg;
+	MemoryContext old = MemoryContextSwitchTo(rc->fetchcxt);
+	int			n = (int) tt->numvals;
+	ListCell   *lc;
+	int			i;
+
+	rc->records = tt->vals;
+	rc->record_td = tt->tupdesc;
+	rc->pending = palloc0(sizeof(List *) * n);
+	rc->keys = palloc0(sizeof(Datum *) * n);
+	sr_runs(runs, 0, n);
+	rc->call.peek = true;
+	rc->call.keys_only = false;
+	for (i = 0; i < n; i++)
+	{
+		foreach(lc, rc->pending[i])
+			tuplestore_puttuple(rc->out, (HeapTuple) lfirst(lc));
+		if (rc->keys[i] != NULL)
+			note_seen(rc, rc->keys[i]);
+	}
+	rc->pending = NULL;
+	rc->keys = NULL;
+	MemoryContextSwitchTo(old);
+	MemoryContextReset(rc->fetchcxt);
 }
 
 static void
@@ -1070,6 +1197,7 @@ reconcile(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	Reconcile	rc;
+	SrRuns		runs = {&rc, record_item, bad_record, record_aside, SR_RUN_MIN};
 	Interval   *settle;
 	TimestampTz captured_at;
 	bool		repair;
@@ -1120,12 +1248,15 @@ reconcile(PG_FUNCTION_ARGS)
 
 	/* the source's records, each against its row; then rows it has no record of */
 	begin_seen(&rc);
-	each_row(&rc, open_snapshot(PG_GETARG_OID(2), rc.tab), reconcile_record_row, NULL);
+	rc.fetchcxt = AllocSetContextCreate(CurrentMemoryContext, "sync_resolve reconcile records",
+										ALLOCSET_DEFAULT_SIZES);
+	each_fetch(&rc, open_snapshot(PG_GETARG_OID(2), rc.tab), reconcile_fetched, &runs);
 	end_seen(&rc);
 	each_row(&rc, open_rows(&rc, SR_ROWS_IN_KEY_ORDER), reconcile_missing_row, NULL);
 
 	tuplesort_end(rc.seen.sort);
 	ExecDropSingleTupleTableSlot(rc.seen.slot);
+	MemoryContextDelete(rc.fetchcxt);
 	MemoryContextDelete(rc.rowcxt);
 	SPI_finish();
 	sr_cache_leave();

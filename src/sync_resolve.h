@@ -797,6 +797,28 @@ extern SPIPlanPtr sr_prepare_kept_generic(const char *sql, int nargs, Oid *argty
 										  bool as_owner);
 extern bool sr_try_subxact(void (*fn) (void *), void *arg,
 						   bool (*gives_way) (const ErrorData *), ErrorData **caught);
+
+/*
+ * Items applied in runs, each run in one subtransaction, an item that fails
+ * set aside (sr_runs()).  The caller fills the first four fields and sets
+ * len to SR_RUN_MIN before the first call.
+ */
+typedef struct SrRuns
+{
+	void	   *arg;
+	void		(*apply) (void *arg, int i);	/* item i, in its run */
+	bool		(*gives_way) (const ErrorData *edata);	/* the item's own error */
+	void		(*set_aside) (void *arg, int i, ErrorData *edata);	/* in no run */
+	int			len;			/* the next run's length */
+	int			from;			/* the run being applied: from .. to - 1 */
+	int			to;
+	int			current;		/* its item being applied */
+} SrRuns;
+
+#define SR_RUN_MIN 8
+#define SR_RUN_MAX 1024
+
+extern void sr_runs(SrRuns *runs, int from, int to);
 extern int	sr_spi_execute(SPIPlanPtr plan, Datum *values, const char *nulls,
 						   bool as_owner, bool read_only, long count,
 						   int expected);

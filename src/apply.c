@@ -1115,6 +1115,151 @@ open_review(const SrApplyCall *call, SrEventBatch *batch, SrShadowRow *lrow,
 }
 
 /*
+ * Column group g, when a member is in conflict or held by an open review, is
+ * decided as one (DESIGN 6): true, with the decision in *gd -- for custom,
+ * the function's values of the members in M, Mnull.  dec: each column's own
+ * decision; I, Inull: the incoming values, where a member the source did not
+ * send is given its base value (or the local one, with no base).  Nothing is
+ * written: the caller holds the columns for review and logs the conflict.
+ */
+bool
+sr_decide_group(const SrApplyCall *call, const SrImage *img, int g, const Datum *L,
+				const bool *Lnull, const SrShadowRow *srow, const SrShadowRow *lrow,
+				const SrColumnDecision *dec, const SrSide *incoming, Datum *I, bool *Inull,
+				Datum *M, bool *Mnull, SrGroupDecision *gd)
+{
+	const SrTable *tab = call->tab;
+	int			ncols = tab->ncols;
+	SrGroup    *grp = &tab->groups[g];
+	const SrColumn *first = &tab->cols[grp->cols[0]];
+	bool		conflict = false;
+	SrColumnInput gin;
+	SrColumnDecision *gdec = &gd->dec;
+	char	   *label;
+	int			k;
+	int			c;
+	bool	   *bknown = palloc0(sizeof(bool) * ncols);
+	bool		any_base = false;
+
+	memset(gd, 0, sizeof(*gd));
+	gd->members = palloc0(sizeof(bool) * ncols);
+	for (k = 0; k < grp->ncols; k++)
+	{
+		c = grp->cols[k];
+		gd->members[c] = true;
+		if (dec[c].delta == SR_DELTA_CONFLICT && dec[c].kind != NULL &&
+			strcmp(dec[c].kind, "conflict") == 0)
+			conflict = true;
+		if (lrow->held[c] && dec[c].delta != SR_DELTA_NONE)
+			gd->held = true;
+	}
+	if (!conflict && !gd->held)
+		return false;
+
+	/* a member the source did not send counts at its base value */
+	for (k = 0; k < grp->ncols; k++)
+	{
+		c = grp->cols[k];
+		if (!img->present[c])
+		{
+			if (srow->known[c])
+			{
+				I[c] = srow->values[c];
+				Inull[c] = srow->nulls[c];
+			}
+			else
+			{
+				I[c] = L[c];
+				Inull[c] = Lnull[c];
+			}
+		}
+		if (srow->known[c])
+		{
+			bknown[c] = true;
+			any_base = true;
+		}
+	}
+	label = psprintf("group %s", grp->name);
+	gd->lobj = sr_row_object(tab, L, Lnull, gd->members);
+	gd->iobj = sr_row_object(tab, I, Inull, gd->members);
+	if (any_base)
+		gd->bobj = sr_row_object(tab, srow->values, srow->nulls, bknown);
+
+	memset(&gin, 0, sizeof(gin));
+	gin.incoming = *incoming;
+	gin.local = local_side(tab, lrow, grp->cols[0]);
+	for (k = 1; k < grp->ncols; k++)
+	{
+		SrSide		s = local_side(tab, lrow, grp->cols[k]);
+
+		if (s.changed_at > gin.local.changed_at)
+			gin.local = s;
+	}
+
+	memset(gdec, 0, sizeof(*gdec));
+	if (gd->held)
+	{
+		gdec->action = SR_ACT_REVIEW;
+		gdec->rule = psprintf("%s is held by an open review", label);
+	}
+	else
+	{
+		sr_decide_winner(first->strategy, first->owner, label, &gin, gdec);
+		if (gdec->needs_value)
+		{
+			/* custom is the only value strategy a group may have */
+			SrMergeInput mi;
+			Jsonb	   *r;
+
+			memset(&mi, 0, sizeof(mi));
+			mi.tab = tab;
+			mi.col = first;
+			mi.key = img->key;
+			mi.source = call->source;
+			mi.local_side = gin.local;
+			mi.incoming_side = gin.incoming;
+			r = sr_call_custom(first, grp->name, &mi, gd->lobj, gd->iobj, gd->bobj);
+			gdec->needs_value = false;
+			if (r == NULL)
+			{
+				gdec->action = SR_ACT_REVIEW;
+				gdec->rule = psprintf("%s returned NULL for %s: a person decides",
+									  format_procedure(first->custom_fn), label);
+			}
+			else
+			{
+				SrErrorTarget where = {tab, call->source,
+				psprintf("returned by %s", format_procedure(first->custom_fn))};
+
+				if (!JB_ROOT_IS_OBJECT(r))
+					ereport(ERROR,
+							(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+							 errmsg("custom function %s returned %s for %s of table %s, not an object",
+									format_procedure(first->custom_fn), sr_jsonb_value_text(r),
+									label, tab->display_name),
+							 errhint("For a column group, return an object of the group's columns.")));
+				gdec->action = SR_ACT_MERGE;
+				gdec->rule = psprintf("%s decided %s", format_procedure(first->custom_fn), label);
+				for (k = 0; k < grp->ncols; k++)
+				{
+					JsonbValue	v;
+
+					c = grp->cols[k];
+					if (sr_jsonb_get_field(r, tab->cols[c].name, &v))
+						M[c] = sr_jsonb_value_to_datum(&tab->cols[c], &v, &Mnull[c], &where);
+					else
+					{
+						M[c] = L[c];
+						Mnull[c] = Lnull[c];
+					}
+				}
+			}
+		}
+	}
+	return true;
+}
+
+/*
  * Leave a row to a person as a delete from call->source that crossed a
  * change here is left under on_delete_conflict = review: a review item of
  * kind 'delete' holding every column, which take_incoming decides by
@@ -1306,132 +1451,14 @@ apply_to_row(SrApplyCall *call, SrImage *img, Datum *L, bool *Lnull,
 	{
 		SrGroup    *grp = &tab->groups[g];
 		const SrColumn *first = &tab->cols[grp->cols[0]];
-		bool		conflict = false;
-		bool		held = false;
-		SrColumnInput gin;
+		SrGroupDecision gd;
 		SrColumnDecision gdec;
-		char	   *label;
 		int			k;
-		bool	   *members = palloc0(sizeof(bool) * ncols);
-		Jsonb	   *lobj,
-				   *iobj,
-				   *bobj = NULL;
-		bool	   *bknown = palloc0(sizeof(bool) * ncols);
-		bool		any_base = false;
 
-		for (k = 0; k < grp->ncols; k++)
-		{
-			c = grp->cols[k];
-			members[c] = true;
-			if (dec[c].delta == SR_DELTA_CONFLICT && dec[c].kind != NULL &&
-				strcmp(dec[c].kind, "conflict") == 0)
-				conflict = true;
-			if (lrow->held[c] && dec[c].delta != SR_DELTA_NONE)
-				held = true;
-		}
-		if (!conflict && !held)
+		if (!sr_decide_group(call, img, g, L, Lnull, srow, lrow, dec, &incoming, I, Inull, M,
+							 Mnull, &gd))
 			continue;
-
-		/* a member the source did not send counts at its base value */
-		for (k = 0; k < grp->ncols; k++)
-		{
-			c = grp->cols[k];
-			if (!img->present[c])
-			{
-				if (srow->known[c])
-				{
-					I[c] = srow->values[c];
-					Inull[c] = srow->nulls[c];
-				}
-				else
-				{
-					I[c] = L[c];
-					Inull[c] = Lnull[c];
-				}
-			}
-			if (srow->known[c])
-			{
-				bknown[c] = true;
-				any_base = true;
-			}
-		}
-		label = psprintf("group %s", grp->name);
-		lobj = sr_row_object(tab, L, Lnull, members);
-		iobj = sr_row_object(tab, I, Inull, members);
-		if (any_base)
-			bobj = sr_row_object(tab, srow->values, srow->nulls, bknown);
-
-		memset(&gin, 0, sizeof(gin));
-		gin.incoming = incoming;
-		gin.local = local_side(tab, lrow, grp->cols[0]);
-		for (k = 1; k < grp->ncols; k++)
-		{
-			SrSide		s = local_side(tab, lrow, grp->cols[k]);
-
-			if (s.changed_at > gin.local.changed_at)
-				gin.local = s;
-		}
-
-		memset(&gdec, 0, sizeof(gdec));
-		if (held)
-		{
-			gdec.action = SR_ACT_REVIEW;
-			gdec.rule = psprintf("%s is held by an open review", label);
-		}
-		else
-		{
-			sr_decide_winner(first->strategy, first->owner, label, &gin, &gdec);
-			if (gdec.needs_value)
-			{
-				/* custom is the only value strategy a group may have */
-				SrMergeInput mi;
-				Jsonb	   *r;
-
-				memset(&mi, 0, sizeof(mi));
-				mi.tab = tab;
-				mi.col = first;
-				mi.key = img->key;
-				mi.source = call->source;
-				mi.local_side = gin.local;
-				mi.incoming_side = gin.incoming;
-				r = sr_call_custom(first, grp->name, &mi, lobj, iobj, bobj);
-				if (r == NULL)
-				{
-					gdec.action = SR_ACT_REVIEW;
-					gdec.rule = psprintf("%s returned NULL for %s: a person decides",
-										 format_procedure(first->custom_fn), label);
-				}
-				else
-				{
-					SrErrorTarget where = {tab, call->source,
-					psprintf("returned by %s", format_procedure(first->custom_fn))};
-
-					if (!JB_ROOT_IS_OBJECT(r))
-						ereport(ERROR,
-								(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-								 errmsg("custom function %s returned %s for %s of table %s, not an object",
-										format_procedure(first->custom_fn), sr_jsonb_value_text(r),
-										label, tab->display_name),
-								 errhint("For a column group, return an object of the group's columns.")));
-					gdec.action = SR_ACT_MERGE;
-					gdec.rule = psprintf("%s decided %s", format_procedure(first->custom_fn), label);
-					for (k = 0; k < grp->ncols; k++)
-					{
-						JsonbValue	v;
-
-						c = grp->cols[k];
-						if (sr_jsonb_get_field(r, tab->cols[c].name, &v))
-							M[c] = sr_jsonb_value_to_datum(&tab->cols[c], &v, &Mnull[c], &where);
-						else
-						{
-							M[c] = L[c];
-							Mnull[c] = Lnull[c];
-						}
-					}
-				}
-			}
-		}
-
+		gdec = gd.dec;
 		for (k = 0; k < grp->ncols; k++)
 		{
 			c = grp->cols[k];
@@ -1452,13 +1479,13 @@ apply_to_row(SrApplyCall *call, SrImage *img, Datum *L, bool *Lnull,
 				cols = lappend_int(cols, grp->cols[k]);
 			add_review_id(reviews,
 						  open_review(call, batch, lrow, img->key, grp->name, cols, "conflict",
-									  lobj, iobj, bobj, sr_strategy_name(first->strategy),
+									  gd.lobj, gd.iobj, gd.bobj, sr_strategy_name(first->strategy),
 									  gdec.rule));
 		}
-		if (!held)
-			sr_event_add(batch, "conflict", grp->name, lobj, iobj, bobj,
-						 gdec.action == SR_ACT_TAKE ? iobj :
-						 gdec.action == SR_ACT_MERGE ? sr_row_object(tab, M, Mnull, members) : lobj,
+		if (!gd.held)
+			sr_event_add(batch, "conflict", grp->name, gd.lobj, gd.iobj, gd.bobj,
+						 gdec.action == SR_ACT_TAKE ? gd.iobj :
+						 gdec.action == SR_ACT_MERGE ? sr_row_object(tab, M, Mnull, gd.members) : gd.lobj,
 						 gdec.rule, decision_words(gdec.action, call->source), 0)->strategy =
 				sr_strategy_name(first->strategy);
 	}

@@ -630,33 +630,49 @@ emit(Reconcile *rc, Jsonb *key, const Difference *d)
 /*
  * What normal sync does with column c, where the snapshot's value E and
  * the local L differ: the column's decision as apply() makes it, merges
- * computed (column groups aside: the engine decides them as one).
+ * computed; a column group in conflict is then decided as one
+ * (decide_groups()).
  */
+/* The action normal sync takes on a column, by the decision's */
+static const char *
+action_of(SrAction action)
+{
+	switch (action)
+	{
+		case SR_ACT_TAKE:
+		case SR_ACT_MERGE:
+			/* merged: a value of both, taken here, that goes out to the source */
+			return "update_local";
+		case SR_ACT_REVIEW:
+			return "manual_review";
+		case SR_ACT_KEEP:
+		case SR_ACT_REJECT:
+		case SR_ACT_NOTHING:
+			break;
+	}
+	return "update_external";
+}
+
 static void
 decide_column(Reconcile *rc, Jsonb *key, int c, Datum E, bool Enull, Datum L, bool Lnull,
-			  const SrShadowRow *srow, const SrShadowRow *lrow, Difference *d)
+			  const SrShadowRow *srow, const SrColumnInput *in, SrColumnDecision *dec,
+			  Difference *d)
 {
 	const SrColumn *col = &rc->tab->cols[c];
 	const char *src = rc->call.source;
-	SrColumnInput in;
-	SrColumnDecision dec;
 	Datum		M = (Datum) 0;
 	bool		Mnull = true;
 	char	   *why;
 
-	memset(&in, 0, sizeof(in));
-	in.present = true;
-	sr_column_input(&rc->call, c, E, Enull, L, Lnull, srow, lrow, &rc->incoming, &in);
-	if (in.held)
+	if (in->held)
 	{
 		d->action = "manual_review";
 		d->reason = psprintf("%s is held by an open review", col->name);
 		return;
 	}
-	sr_decide(col, &in, &dec);
-	if (dec.needs_value)
-		sr_merge_column(&rc->call, key, c, E, Enull, L, Lnull, srow, &in, &dec, &M, &Mnull);
-	switch (dec.delta)
+	if (dec->needs_value)
+		sr_merge_column(&rc->call, key, c, E, Enull, L, Lnull, srow, in, dec, &M, &Mnull);
+	switch (dec->delta)
 	{
 		case SR_DELTA_NONE:
 			/* the source still holds its base: only this side changed it */
@@ -673,27 +689,54 @@ decide_column(Reconcile *rc, Jsonb *key, int c, Datum E, bool Enull, Datum L, bo
 				: psprintf("no base from %s: both count as changed", src);
 			break;
 	}
-	switch (dec.action)
+	d->action = action_of(dec->action);
+	if (dec->action == SR_ACT_MERGE)
+		why = psprintf("%s; merged, %s goes to both sides", why,
+					   sr_jsonb_value_text(sr_datum_to_jsonb(col, M, Mnull)));
+	d->reason = dec->rule ? psprintf("%s; %s", why, dec->rule) : psprintf("%s: taken", why);
+}
+
+/*
+ * Column groups in conflict, or held, are decided as one, as the engine
+ * decides them (sr_decide_group()): each member's difference takes the
+ * group's action.
+ */
+static void
+decide_groups(Reconcile *rc, SrImage *img, const Datum *L, const bool *Lnull,
+			  const SrShadowRow *srow, const SrShadowRow *lrow, const SrColumnDecision *dec,
+			  List *diffs)
+{
+	const SrTable *tab = rc->tab;
+	Datum	   *I = palloc(sizeof(Datum) * (tab->ncols + 1));
+	bool	   *Inull = palloc(sizeof(bool) * (tab->ncols + 1));
+	Datum	   *M = palloc0(sizeof(Datum) * (tab->ncols + 1));
+	bool	   *Mnull = palloc0(sizeof(bool) * (tab->ncols + 1));
+	int			g;
+
+	memcpy(I, img->values, sizeof(Datum) * tab->ncols);
+	memcpy(Inull, img->nulls, sizeof(bool) * tab->ncols);
+	for (g = 0; g < tab->ngroups; g++)
 	{
-		case SR_ACT_TAKE:
-			d->action = "update_local";
-			break;
-		case SR_ACT_MERGE:
-			/* a value of both: it is taken here, and goes out to the source */
-			d->action = "update_local";
-			why = psprintf("%s; merged, %s goes to both sides", why,
-						   sr_jsonb_value_text(sr_datum_to_jsonb(col, M, Mnull)));
-			break;
-		case SR_ACT_REVIEW:
-			d->action = "manual_review";
-			break;
-		case SR_ACT_KEEP:
-		case SR_ACT_REJECT:
-		case SR_ACT_NOTHING:
-			d->action = "update_external";
-			break;
+		SrGroupDecision gd;
+		ListCell   *lc;
+
+		if (!sr_decide_group(&rc->call, img, g, L, Lnull, srow, lrow, dec, &rc->incoming,
+							 I, Inull, M, Mnull, &gd))
+			continue;
+		foreach(lc, diffs)
+		{
+			Difference *d = (Difference *) lfirst(lc);
+
+			if (d->col < 0 || !gd.members[d->col] || d->screened != NULL)
+				continue;
+			d->action = action_of(gd.dec.action);
+			d->reason = gd.dec.action == SR_ACT_MERGE
+				? psprintf("decided with its group: %s; %s goes to both sides", gd.dec.rule,
+						   sr_jsonb_value_text(sr_datum_to_jsonb(&tab->cols[d->col], M[d->col],
+																 Mnull[d->col])))
+				: psprintf("decided with its group: %s", gd.dec.rule);
+		}
 	}
-	d->reason = dec.rule ? psprintf("%s; %s", why, dec.rule) : psprintf("%s: taken", why);
 }
 
 /* Log what reconcile() did, or left to a person. */
@@ -924,6 +967,9 @@ reconcile_record(Reconcile *rc, SrImage *img)
 	}
 	else
 	{
+		SrColumnInput *in = palloc0(sizeof(SrColumnInput) * (ncols + 1));
+		SrColumnDecision *dec = palloc0(sizeof(SrColumnDecision) * (ncols + 1));
+
 		/* values apply() sets aside: no mapping, or failing a check */
 		sr_screen_invalid(&rc->call, img, L, Lnull, true, srow);
 		for (c = 0; c < ncols; c++)
@@ -931,15 +977,20 @@ reconcile_record(Reconcile *rc, SrImage *img)
 			const SrColumn *col = &tab->cols[c];
 			Difference *d;
 
-			if (col->is_key || !img->present[c] ||
-				sr_datum_equal(col, img->values[c], img->nulls[c], L[c], Lnull[c]))
+			if (col->is_key || !img->present[c])
+				continue;
+			in[c].present = true;
+			sr_column_input(&rc->call, c, img->values[c], img->nulls[c], L[c], Lnull[c], srow,
+							&st.local, &rc->incoming, &in[c]);
+			sr_decide(col, &in[c], &dec[c]);
+			if (sr_datum_equal(col, img->values[c], img->nulls[c], L[c], Lnull[c]))
 				continue;
 			d = palloc0(sizeof(Difference));
 			d->col = c;
 			d->local_value = sr_datum_to_jsonb(col, L[c], Lnull[c]);
 			d->external_value = sr_datum_to_jsonb(col, img->values[c], img->nulls[c]);
 			decide_column(rc, img->key, c, img->values[c], img->nulls[c], L[c], Lnull[c],
-						  srow, &st.local, d);
+						  srow, &in[c], &dec[c], d);
 			diffs = lappend(diffs, d);
 		}
 		foreach(lc, img->screened)
@@ -956,6 +1007,8 @@ reconcile_record(Reconcile *rc, SrImage *img)
 			d->screened = sc;
 			diffs = lappend(diffs, d);
 		}
+		if (tab->ngroups > 0)
+			decide_groups(rc, img, L, Lnull, srow, &st.local, dec, diffs);
 	}
 
 	foreach(lc, diffs)

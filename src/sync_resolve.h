@@ -992,6 +992,22 @@ extern void sr_dismiss_reviews(const SrTable *tab, Jsonb *key, const char *why);
 extern void sr_lock_key(const SrTable *tab, Jsonb *key);
 extern bool sr_lock_row_or_key(SrTable *tab, const Datum *keyvals, Jsonb *key,
 							   bool for_delete, Datum *L, bool *Lnull);
+/* A column group decided as one (sr_decide_group()) */
+typedef struct SrGroupDecision
+{
+	SrColumnDecision dec;		/* the group's action and rule */
+	bool		held;			/* held by an open review */
+	bool	   *members;		/* [ncols]: the group's columns */
+	Jsonb	   *lobj;			/* the members: local, incoming, base */
+	Jsonb	   *iobj;
+	Jsonb	   *bobj;			/* NULL: no base */
+} SrGroupDecision;
+
+extern bool sr_decide_group(const SrApplyCall *call, const SrImage *img, int g,
+							const Datum *L, const bool *Lnull, const SrShadowRow *srow,
+							const SrShadowRow *lrow, const SrColumnDecision *dec,
+							const SrSide *incoming, Datum *I, bool *Inull,
+							Datum *M, bool *Mnull, SrGroupDecision *gd);
 extern int64 sr_review_row_gone(const SrApplyCall *call, const Datum *keyvals, Jsonb *key,
 								const char *reason, SrEventBatch *batch);
 

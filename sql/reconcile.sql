@@ -280,6 +280,48 @@ ORDER BY column_name;
 SELECT street, city, zip FROM rc_account;
 SELECT payload FROM sync_resolve.outbox
 WHERE relid = 'rc_account'::regclass AND status = 'pending';
+-- the engine gets every member the snapshot has, as apply() gets the whole
+-- record: crm learnt the move of row 2 but typed the city its own way; the
+-- street and zip it holds are the row's, and stay (given only the city,
+-- the engine would have put back crm's base: 1 Old Rd, 69001)
+SELECT outcome FROM sync_resolve.apply('rc_account', 'crm',
+	'{"id": 2, "street": "1 Old Rd", "city": "Lyon", "zip": "69001"}', '2000-01-01');
+UPDATE rc_account SET street = '9 New St', city = 'Paris', zip = '75001' WHERE id = 2;
+SET sync_resolve.max_attempts = 1;
+SELECT count(sync_resolve.fail_outbound(id, 'lost')) > 0 AS failed FROM sync_resolve.claim_outbound('crm');
+RESET sync_resolve.max_attempts;
+TRUNCATE rc_account_snap;
+INSERT INTO rc_account_snap VALUES (2, '9 New St', 'PARIS', '75001');
+SELECT key, column_name, action FROM sync_resolve.reconcile('rc_account', 'crm', 'rc_account_snap',
+	captured_at => '2999-01-01', settle => '0 seconds', repair => true)
+WHERE key = '{"id": 2}';
+SELECT street, city, zip FROM rc_account WHERE id = 2;
+-- a group's custom function decides the group once, as in apply(), not
+-- each member on its own (it returns an object of the group's columns)
+CREATE TABLE rc_calls (member text);
+CREATE FUNCTION rc_addr(c sync_resolve.conflict) RETURNS jsonb LANGUAGE plpgsql AS $$
+BEGIN
+	INSERT INTO rc_calls VALUES (c.column_name);
+	RETURN jsonb_build_object('city', c.incoming_value->'city', 'zip', c.local_value->'zip');
+END
+$$;
+CREATE TABLE rc_place (id int PRIMARY KEY, city text, zip int);
+SELECT sync_resolve.track('rc_place', ARRAY['crm'], 'latest');
+SELECT count(*) FROM (
+	SELECT sync_resolve.set_policy('rc_place', c, 'custom', col_group => 'addr',
+								   custom_fn => 'rc_addr(sync_resolve.conflict)')
+	FROM unnest(ARRAY['city', 'zip']) c) p;
+SELECT outcome FROM sync_resolve.apply('rc_place', 'crm', '{"id": 1, "city": "Lyon", "zip": 69001}', '2000-01-01');
+UPDATE rc_place SET city = 'Paris', zip = 75001;
+SET sync_resolve.max_attempts = 1;
+SELECT count(sync_resolve.fail_outbound(id, 'lost')) > 0 AS failed FROM sync_resolve.claim_outbound('crm');
+RESET sync_resolve.max_attempts;
+CREATE TABLE rc_place_snap (id int, city text, zip int);
+INSERT INTO rc_place_snap VALUES (1, 'Lille', 59000);
+SELECT column_name, action, reason
+FROM sync_resolve.reconcile('rc_place', 'crm', 'rc_place_snap', settle => '0 seconds')
+ORDER BY column_name;
+SELECT member, count(*) AS calls FROM rc_calls GROUP BY member;
 
 -- bad arguments
 \set VERBOSITY terse

@@ -698,45 +698,48 @@ decide_column(Reconcile *rc, Jsonb *key, int c, Datum E, bool Enull, Datum L, bo
 
 /*
  * Column groups in conflict, or held, are decided as one, as the engine
- * decides them (sr_decide_group()): each member's difference takes the
- * group's action.
+ * decides them (sr_decide_group()), before the columns' own values are
+ * computed: a group's custom function is called for the group, not for
+ * each member.  For each column, its group's decision, or NULL; M, Mnull:
+ * custom's values of the members.
  */
-static void
+static SrGroupDecision **
 decide_groups(Reconcile *rc, SrImage *img, const Datum *L, const bool *Lnull,
 			  const SrShadowRow *srow, const SrShadowRow *lrow, const SrColumnDecision *dec,
-			  List *diffs)
+			  Datum *M, bool *Mnull)
 {
 	const SrTable *tab = rc->tab;
+	SrGroupDecision **by_col = palloc0(sizeof(SrGroupDecision *) * (tab->ncols + 1));
 	Datum	   *I = palloc(sizeof(Datum) * (tab->ncols + 1));
 	bool	   *Inull = palloc(sizeof(bool) * (tab->ncols + 1));
-	Datum	   *M = palloc0(sizeof(Datum) * (tab->ncols + 1));
-	bool	   *Mnull = palloc0(sizeof(bool) * (tab->ncols + 1));
 	int			g;
 
 	memcpy(I, img->values, sizeof(Datum) * tab->ncols);
 	memcpy(Inull, img->nulls, sizeof(bool) * tab->ncols);
 	for (g = 0; g < tab->ngroups; g++)
 	{
-		SrGroupDecision gd;
-		ListCell   *lc;
+		SrGroupDecision *gd = palloc(sizeof(SrGroupDecision));
+		int			k;
 
 		if (!sr_decide_group(&rc->call, img, g, L, Lnull, srow, lrow, dec, &rc->incoming,
-							 I, Inull, M, Mnull, &gd))
+							 I, Inull, M, Mnull, gd))
 			continue;
-		foreach(lc, diffs)
-		{
-			Difference *d = (Difference *) lfirst(lc);
-
-			if (d->col < 0 || !gd.members[d->col] || d->screened != NULL)
-				continue;
-			d->action = action_of(gd.dec.action);
-			d->reason = gd.dec.action == SR_ACT_MERGE
-				? psprintf("decided with its group: %s; %s goes to both sides", gd.dec.rule,
-						   sr_jsonb_value_text(sr_datum_to_jsonb(&tab->cols[d->col], M[d->col],
-																 Mnull[d->col])))
-				: psprintf("decided with its group: %s", gd.dec.rule);
-		}
+		for (k = 0; k < tab->groups[g].ncols; k++)
+			by_col[tab->groups[g].cols[k]] = gd;
 	}
+	return by_col;
+}
+
+/* Member c's difference, by its group's decision gd */
+static void
+group_difference(const SrTable *tab, const SrGroupDecision *gd, int c, const Datum *M,
+				 const bool *Mnull, Difference *d)
+{
+	d->action = action_of(gd->dec.action);
+	d->reason = gd->dec.action == SR_ACT_MERGE
+		? psprintf("decided with its group: %s; %s goes to both sides", gd->dec.rule,
+				   sr_jsonb_value_text(sr_datum_to_jsonb(&tab->cols[c], M[c], Mnull[c])))
+		: psprintf("decided with its group: %s", gd->dec.rule);
 }
 
 /* Log what reconcile() did, or left to a person. */
@@ -918,6 +921,31 @@ absent_row(Reconcile *rc, SrImage *img, const SrRowState *st, Difference *d, Rep
 	}
 }
 
+/*
+ * The engine decides a group again when repairing: a group it takes, or
+ * leaves to a person, gets every member the snapshot has, as apply() gets
+ * the whole record -- a member it were not given would count at its base
+ * value.
+ */
+static void
+take_whole_groups(const SrTable *tab, SrGroupDecision **by_col, const SrImage *img, Repair *r)
+{
+	int			c;
+	int			k;
+
+	for (c = 0; c < tab->ncols; c++)
+	{
+		if (by_col[c] == NULL || !img->present[c] || r->take[c])
+			continue;
+		for (k = 0; k < tab->ncols; k++)
+			if (by_col[k] == by_col[c] && r->take[k])
+			{
+				r->take[c] = true;
+				break;
+			}
+	}
+}
+
 /* One snapshot record against the local row. */
 static void
 reconcile_record(Reconcile *rc, SrImage *img)
@@ -930,6 +958,7 @@ reconcile_record(Reconcile *rc, SrImage *img)
 	SrShadowRow *srow;
 	Repair		r;
 	List	   *diffs = NIL;
+	SrGroupDecision **by_group = NULL;
 	ListCell   *lc;
 	bool		found;
 	bool		live;
@@ -969,28 +998,40 @@ reconcile_record(Reconcile *rc, SrImage *img)
 	{
 		SrColumnInput *in = palloc0(sizeof(SrColumnInput) * (ncols + 1));
 		SrColumnDecision *dec = palloc0(sizeof(SrColumnDecision) * (ncols + 1));
+		Datum	   *M = palloc0(sizeof(Datum) * (ncols + 1));
+		bool	   *Mnull = palloc0(sizeof(bool) * (ncols + 1));
 
 		/* values apply() sets aside: no mapping, or failing a check */
 		sr_screen_invalid(&rc->call, img, L, Lnull, true, srow);
+		/* each column on its own, then groups as one, as apply() decides */
+		for (c = 0; c < ncols; c++)
+		{
+			if (tab->cols[c].is_key || !img->present[c])
+				continue;
+			in[c].present = true;
+			sr_column_input(&rc->call, c, img->values[c], img->nulls[c], L[c], Lnull[c], srow,
+							&st.local, &rc->incoming, &in[c]);
+			sr_decide(&tab->cols[c], &in[c], &dec[c]);
+		}
+		if (tab->ngroups > 0)
+			by_group = decide_groups(rc, img, L, Lnull, srow, &st.local, dec, M, Mnull);
 		for (c = 0; c < ncols; c++)
 		{
 			const SrColumn *col = &tab->cols[c];
 			Difference *d;
 
-			if (col->is_key || !img->present[c])
-				continue;
-			in[c].present = true;
-			sr_column_input(&rc->call, c, img->values[c], img->nulls[c], L[c], Lnull[c], srow,
-							&st.local, &rc->incoming, &in[c]);
-			sr_decide(col, &in[c], &dec[c]);
-			if (sr_datum_equal(col, img->values[c], img->nulls[c], L[c], Lnull[c]))
+			if (col->is_key || !img->present[c] ||
+				sr_datum_equal(col, img->values[c], img->nulls[c], L[c], Lnull[c]))
 				continue;
 			d = palloc0(sizeof(Difference));
 			d->col = c;
 			d->local_value = sr_datum_to_jsonb(col, L[c], Lnull[c]);
 			d->external_value = sr_datum_to_jsonb(col, img->values[c], img->nulls[c]);
-			decide_column(rc, img->key, c, img->values[c], img->nulls[c], L[c], Lnull[c],
-						  srow, &in[c], &dec[c], d);
+			if (by_group != NULL && by_group[c] != NULL)
+				group_difference(tab, by_group[c], c, M, Mnull, d);
+			else
+				decide_column(rc, img->key, c, img->values[c], img->nulls[c], L[c], Lnull[c],
+							  srow, &in[c], &dec[c], d);
 			diffs = lappend(diffs, d);
 		}
 		foreach(lc, img->screened)
@@ -1007,8 +1048,6 @@ reconcile_record(Reconcile *rc, SrImage *img)
 			d->screened = sc;
 			diffs = lappend(diffs, d);
 		}
-		if (tab->ngroups > 0)
-			decide_groups(rc, img, L, Lnull, srow, &st.local, dec, diffs);
 	}
 
 	foreach(lc, diffs)
@@ -1034,6 +1073,8 @@ reconcile_record(Reconcile *rc, SrImage *img)
 		}
 		emit(rc, img->key, d);
 	}
+	if (by_group != NULL)
+		take_whole_groups(tab, by_group, img, &r);
 	if (rc->repair)
 		repair_row(rc, img, L, Lnull, &st.local, &r);
 }

@@ -170,3 +170,37 @@ SELECT system, base FROM sync_resolve.shadow('shadowed', '{"id": 1}') ORDER BY s
 DROP TABLE shadowed;
 DROP TABLE shadow_seen;
 DROP FUNCTION shadow_seen();
+
+-- User code that a call runs cannot change the table under it: apply() has
+-- read the table's layout and parsed the payload into it, then a custom
+-- function (or a check) altered a column's type, and the write of the old
+-- layout into the new one crashed the server.  While any call works on a
+-- table it holds it open, as a statement does, and ALTER TABLE is refused.
+CREATE TABLE reshaped (id int PRIMARY KEY, a text, b int);
+SELECT sync_resolve.track('reshaped', ARRAY['crm'], 'take_incoming');
+CREATE FUNCTION reshape(c sync_resolve.conflict) RETURNS jsonb LANGUAGE plpgsql AS $$
+BEGIN
+	EXECUTE 'ALTER TABLE reshaped ALTER COLUMN b TYPE text';
+	RETURN c.incoming_value;
+END
+$$;
+SELECT sync_resolve.set_policy('reshaped', 'a', 'custom', custom_fn => 'reshape(sync_resolve.conflict)');
+SELECT outcome FROM sync_resolve.apply('reshaped', 'crm', '{"id": 1, "a": "base", "b": 1}');
+UPDATE reshaped SET a = 'here', b = 2;
+\set VERBOSITY terse
+-- must fail: the conflict on a calls reshape()
+SELECT outcome FROM sync_resolve.apply('reshaped', 'crm', '{"id": 1, "a": "crm", "b": 7}');
+-- must fail: the same in a batch, whatever on_error says
+SELECT outcome FROM sync_resolve.apply_batch('reshaped', 'crm', '[{"data": {"id": 1, "a": "crm", "b": 7}}]',
+											 on_error => 'reject');
+-- must fail: reconcile calls it to say what sync would do
+CREATE TABLE reshaped_snap (id int, a text, b int);
+INSERT INTO reshaped_snap VALUES (1, 'crm', 7);
+SELECT action FROM sync_resolve.reconcile('reshaped', 'crm', 'reshaped_snap');
+\set VERBOSITY default
+-- the table is as it was, and keeps working
+SELECT id, a, b, pg_typeof(b) FROM reshaped;
+SELECT sync_resolve.set_policy('reshaped', 'a', 'take_incoming');
+SELECT outcome, applied FROM sync_resolve.apply('reshaped', 'crm', '{"id": 1, "a": "crm", "b": 7}');
+DROP TABLE reshaped, reshaped_snap;
+DROP FUNCTION reshape(sync_resolve.conflict);

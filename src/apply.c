@@ -2688,6 +2688,7 @@ single_call(FunctionCallInfo fcinfo, bool is_delete)
 	SrApplyResult res;
 	SrReviewIds reviews = {0, 0, NULL};
 	HeapTuple	tup;
+	Relation	rel;
 	char	   *source;
 
 	PreventCommandIfReadOnly(is_delete ? "sync_resolve.apply_delete()" : "sync_resolve.apply()");
@@ -2702,6 +2703,7 @@ single_call(FunctionCallInfo fcinfo, bool is_delete)
 		elog(ERROR, "sync_resolve: SPI_connect failed");
 	init_call(&call, PG_GETARG_OID(0), source, fcinfo, 3,
 			  is_delete ? ACL_DELETE : (ACL_INSERT | ACL_UPDATE));
+	rel = sr_table_hold(call.tab);
 	call.payload = PG_GETARG_JSONB_P(2);
 	memset(&res, 0, sizeof(res));
 	if (is_delete)
@@ -2709,6 +2711,7 @@ single_call(FunctionCallInfo fcinfo, bool is_delete)
 	else
 		apply_json(&call, &res, &reviews);
 
+	sr_table_release(rel);
 	MemoryContextSwitchTo(callercxt);
 	tup = result_tuple(td, &res, &reviews);
 	SPI_finish();
@@ -3013,6 +3016,7 @@ apply_batch(PG_FUNCTION_ARGS)
 	ErrorContextCallback errcb;
 	SrBatchRun	run;
 	SrRuns		runs = {&run, apply_item, element_error, reject_item, SR_RUN_MIN};
+	Relation	rel;
 	int			n = 0;
 
 	PreventCommandIfReadOnly("sync_resolve.apply_batch()");
@@ -3043,6 +3047,7 @@ apply_batch(PG_FUNCTION_ARGS)
 				 errmsg("changes for table %s from system \"%s\" is not a JSON array",
 						call.tab->display_name, call.source),
 				 errhint("Send an array of {\"op\": ..., \"data\": {...}} elements.")));
+	rel = sr_table_hold(call.tab);
 
 	memset(&run, 0, sizeof(run));
 	run.call = &call;
@@ -3082,6 +3087,7 @@ apply_batch(PG_FUNCTION_ARGS)
 		apply_elements(&run, reject ? &runs : NULL, n, rsinfo->setResult);
 
 	error_context_stack = errcb.previous;
+	sr_table_release(rel);
 	MemoryContextDelete(run.elemcxt);
 	MemoryContextDelete(run.runcxt);
 	SPI_finish();

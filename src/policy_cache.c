@@ -1518,6 +1518,28 @@ build_table(Oid relid, bool missing_ok)
 	return tab;
 }
 
+/*
+ * Keep tab's table open until sr_table_release(), as a statement keeps the
+ * tables it works on.  A call that read the table's layout runs user code
+ * -- a custom function, a check, a domain's constraint, a default -- that
+ * might change it: ALTER TABLE of a table open in this session is refused
+ * ("being used by active queries"), where the call would write rows of the
+ * old layout into the new one.  The caller holds a lock on the table (from
+ * sr_table_get()), and calls this outside any subtransaction of its own; an
+ * error releases the table with the transaction's resources.
+ */
+Relation
+sr_table_hold(const SrTable *tab)
+{
+	return table_open(tab->relid, NoLock);
+}
+
+void
+sr_table_release(Relation rel)
+{
+	table_close(rel, NoLock);
+}
+
 SrTable *
 sr_table_get(Oid relid, bool missing_ok, LOCKMODE lockmode)
 {

@@ -83,6 +83,7 @@ typedef struct Reconcile
 {
 	SrApplyCall call;
 	SrTable    *tab;
+	Relation	rel;			/* the table, held open (sr_table_hold()) */
 	TimestampTz captured_at;
 	TimestampTz settle_from;	/* captured_at - settle */
 	bool		repair;
@@ -183,6 +184,7 @@ begin_reconcile(Reconcile *rc, Oid relid, const char *source)
 	sr_init_call(&rc->call, tab, source);
 	rc->call.peek = true;
 	rc->tab = tab;
+	rc->rel = sr_table_hold(tab);
 	rc->rowcxt = AllocSetContextCreate(CurrentMemoryContext, "sync_resolve reconcile row",
 									   ALLOCSET_DEFAULT_SIZES);
 	sr_table_plans(tab);
@@ -423,6 +425,7 @@ reconcile_summary(PG_FUNCTION_ARGS)
 	values[4] = BoolGetDatum(sum.local_rows == sum.external_rows &&
 							 sum.local_hash == sum.external_hash);
 	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	sr_table_release(rc.rel);
 	SPI_finish();
 	sr_cache_leave();
 	return (Datum) 0;
@@ -1352,6 +1355,7 @@ reconcile(PG_FUNCTION_ARGS)
 	ExecDropSingleTupleTableSlot(rc.seen.slot);
 	MemoryContextDelete(rc.fetchcxt);
 	MemoryContextDelete(rc.rowcxt);
+	sr_table_release(rc.rel);
 	SPI_finish();
 	sr_cache_leave();
 	return (Datum) 0;

@@ -271,6 +271,7 @@ resolve_review(PG_FUNCTION_ARGS)
 	char	   *note = NULL;
 	SrReviewItem item;
 	SrTable    *tab;
+	Relation	rel;
 	Datum	   *keyvals;
 	Datum	   *L;
 	bool	   *Lnull;
@@ -344,6 +345,7 @@ resolve_review(PG_FUNCTION_ARGS)
 				 errmsg("the table of review item %lld is no longer tracked", (long long) id),
 				 errhint("Dismiss the item: UPDATE sync_resolve.review SET status = 'dismissed' WHERE id = %lld.",
 						 (long long) id)));
+	rel = sr_table_hold(tab);
 
 	keyvals = palloc(sizeof(Datum) * (tab->nkeys + 1));
 	sr_parse_key(tab, item.key, NULL, "the key of review item", keyvals);
@@ -599,6 +601,7 @@ resolve_review(PG_FUNCTION_ARGS)
 			elog(ERROR, "sync_resolve: review item %lld vanished", (long long) id);
 		result = PointerGetDatum(SPI_returntuple(SPI_tuptable->vals[0], SPI_tuptable->tupdesc));
 	}
+	sr_table_release(rel);
 	SPI_finish();
 	sr_cache_leave();
 	PG_RETURN_DATUM(result);

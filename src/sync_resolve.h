@@ -293,6 +293,8 @@ typedef struct SrTable
 
 /* policy_cache.c */
 extern SrTable *sr_table_get(Oid relid, bool missing_ok, LOCKMODE lockmode);
+extern Relation sr_table_hold(const SrTable *tab);
+extern void sr_table_release(Relation rel);
 extern const SrSystem *sr_system_get(const char *name, bool missing_ok);
 extern const SrSystem *sr_system_by_origin(const char *origin);
 extern Oid	sr_tracked_relid(Relation rel);

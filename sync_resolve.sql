@@ -1288,8 +1288,11 @@ DECLARE
 	a record;
 	want text;
 	have text;
+	have_type oid;
 	table_key smallint[];
 	shadow_key text[];
+	same_json oid[][] := ARRAY[ARRAY['int2', 'int4', 'int8']::regtype[]::oid[],
+							   ARRAY['text', 'varchar', 'text']::regtype[]::oid[]];
 BEGIN
 	SELECT pg_catalog.to_regclass(t.shadow) INTO sh FROM sync_resolve.tracked t WHERE t.relid = tbl;
 	IF sh IS NULL THEN
@@ -1316,11 +1319,28 @@ BEGIN
 			 WHERE x.attrelid = tbl AND x.attnum > 0 AND NOT x.attisdropped AND x.attgenerated = ''
 			 ORDER BY x.attnum LOOP
 		want := sync_resolve._shadow_type(a.atttypid, a.atttypmod);
-		SELECT pg_catalog.format_type(s.atttypid, s.atttypmod) INTO have
+		SELECT pg_catalog.format_type(s.atttypid, s.atttypmod), s.atttypid INTO have, have_type
 		FROM pg_catalog.pg_attribute s
 		WHERE s.attrelid = sh AND s.attname OPERATOR(pg_catalog.=) ('c' OPERATOR(pg_catalog.||) a.attnum) AND NOT s.attisdropped;
 		IF have IS NULL THEN
 			EXECUTE pg_catalog.format('ALTER TABLE %s ADD COLUMN %I %s', sh, 'c' OPERATOR(pg_catalog.||) a.attnum, want);
+		ELSIF have OPERATOR(pg_catalog.<>) want AND a.attnum OPERATOR(pg_catalog.=) ANY (table_key) THEN
+			-- A key column's values are the rows' identities, in the shadow and
+			-- as JSON in the history, the outbox and the review queue.  They
+			-- are cast, by PostgreSQL's own casts, where their JSON stays the
+			-- same: between integer types, or between text and varchar.
+			IF NOT EXISTS (SELECT 1 FROM pg_catalog.generate_subscripts(same_json, 1) g
+						   WHERE have_type OPERATOR(pg_catalog.=) ANY (same_json[g:g])
+							 AND a.atttypid OPERATOR(pg_catalog.=) ANY (same_json[g:g])) THEN
+				RAISE EXCEPTION 'the type of key column % of tracked table % changed from % to %',
+					a.attname, tbl, have, pg_catalog.format_type(a.atttypid, a.atttypmod)
+					USING ERRCODE = '0A000',
+						  DETAIL = 'Bases and history are kept per key value; only integer types, or text and varchar, change into one another keeping them.',
+						  HINT = 'Untrack the table with sync_resolve.untrack() before changing the type of its key, then track it again.';
+			END IF;
+			EXECUTE pg_catalog.format('ALTER TABLE %s ALTER COLUMN %I TYPE %s USING %I::%s', sh,
+									  'c' OPERATOR(pg_catalog.||) a.attnum, want,
+									  'c' OPERATOR(pg_catalog.||) a.attnum, want);
 		ELSIF have OPERATOR(pg_catalog.<>) want THEN
 			-- The bases of a re-typed column are forgotten rather than cast:
 			-- a cast could run the table owner's functions as the extension

@@ -204,3 +204,18 @@ SELECT sync_resolve.set_policy('reshaped', 'a', 'take_incoming');
 SELECT outcome, applied FROM sync_resolve.apply('reshaped', 'crm', '{"id": 1, "a": "crm", "b": 7}');
 DROP TABLE reshaped, reshaped_snap;
 DROP FUNCTION reshape(sync_resolve.conflict);
+
+-- The key's type may widen: its values are cast in the shadow too, and the
+-- row keeps its bases (crm's next image of it is no conflict).  A change
+-- that would change the key's JSON is refused, with the way out.
+CREATE TABLE widened (id int PRIMARY KEY, v text);
+SELECT sync_resolve.track('widened', ARRAY['crm'], 'latest');
+SELECT outcome FROM sync_resolve.apply('widened', 'crm', '{"id": 1, "v": "a"}', '2030-01-01');
+ALTER TABLE widened ALTER COLUMN id TYPE bigint;
+SELECT system, base FROM sync_resolve.shadow('widened', '{"id": 1}') ORDER BY system;
+SELECT outcome, applied FROM sync_resolve.apply('widened', 'crm', '{"id": 1, "v": "b"}', '2030-01-02');
+SELECT count(*) AS conflicts FROM sync_resolve.event WHERE relid = 'widened'::regclass AND kind = 'conflict';
+-- must fail
+ALTER TABLE widened ALTER COLUMN id TYPE text;
+SELECT pg_typeof(id) FROM widened;
+DROP TABLE widened;

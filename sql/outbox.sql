@@ -90,6 +90,9 @@ SELECT kind, detail FROM sync_resolve.explain('lead', '{"id": 1}') WHERE kind = 
 SELECT sync_resolve.fail_outbound(:bill_entry, 'again');
 -- must fail
 SELECT sync_resolve.ack_outbound(999999);
+-- must fail: as apply() refuses it, an acknowledgement changed at infinity
+-- (crm's base would be later than any change crm could send)
+SELECT sync_resolve.ack_outbound(:bill_entry, changed_at => 'infinity');
 -- must fail
 SELECT * FROM sync_resolve.claim_outbound('nosuch');
 -- must fail

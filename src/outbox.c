@@ -1045,6 +1045,13 @@ ack_outbound(PG_FUNCTION_ARGS)
 	has_changed_at = !PG_ARGISNULL(3);
 	if (has_changed_at)
 		changed_at = PG_GETARG_TIMESTAMPTZ(3);
+	/* as apply() refuses it: a base changed at infinity makes every later change stale */
+	if (has_changed_at && TIMESTAMP_NOT_FINITE(changed_at))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
+				 errmsg("changed_at of the acknowledgement of outbox entry %lld is not a finite time",
+						(long long) id),
+				 errhint("Pass the time the target stored the change, or NULL.")));
 
 	sr_cache_enter();
 	if (SPI_connect() != SPI_OK_CONNECT)

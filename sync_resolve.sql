@@ -698,6 +698,15 @@ BEGIN
 			USING ERRCODE = '42809',
 				  HINT = 'Only ordinary and partitioned tables can be tracked.';
 	END IF;
+	IF TG_OP = 'INSERT' THEN
+		-- Wait for a change to the table's columns still in flight (ALTER
+		-- TABLE holds ACCESS EXCLUSIVE until it commits), and keep the next
+		-- one out until tracking commits, when DDL on the table finds it
+		-- tracked: the shadow is made from the columns as they are.
+		EXECUTE pg_catalog.format('LOCK TABLE %s IN ACCESS SHARE MODE', NEW.relid);
+		-- and for another track() of it: the second finds it tracked (21332: 'ST')
+		PERFORM pg_catalog.pg_advisory_xact_lock(21332, NEW.relid::pg_catalog.oid::pg_catalog.int4);
+	END IF;
 	IF TG_OP = 'INSERT' AND EXISTS (SELECT 1 FROM sync_resolve.tracked t WHERE t.relid = NEW.relid) THEN
 		RAISE EXCEPTION 'table % is already tracked', NEW.relid
 			USING ERRCODE = '42710',
@@ -709,6 +718,14 @@ BEGIN
 			USING ERRCODE = '55000',
 				  DETAIL = 'sync_resolve identifies rows across systems by the primary key.',
 				  HINT = 'Add a primary key, then track the table.';
+	END IF;
+	IF TG_OP = 'INSERT' AND EXISTS (SELECT 1 FROM pg_catalog.pg_index i
+									WHERE i.indrelid = NEW.relid AND i.indisprimary
+									  AND NOT i.indimmediate) THEN
+		RAISE EXCEPTION 'the primary key of table % is deferrable', NEW.relid
+			USING ERRCODE = '55000',
+				  DETAIL = 'sync_resolve finds and locks a row by its primary key as each change arrives, which needs the key checked at once.',
+				  HINT = 'Make the primary key NOT DEFERRABLE, then track the table.';
 	END IF;
 
 	IF NEW.systems IS NULL THEN

@@ -17,7 +17,7 @@
 -- re-created inside the transaction, and everything is rolled back at the end.
 
 BEGIN;
-SELECT plan(176);
+SELECT plan(177);
 
 SET client_min_messages = warning;
 DROP EXTENSION IF EXISTS sync_resolve CASCADE;
@@ -44,6 +44,7 @@ CREATE TABLE sr_err.item (
 );
 CREATE TABLE sr_err.plain (id integer PRIMARY KEY, note text);		-- never tracked
 CREATE TABLE sr_err.nokey (a integer, b text);						-- no primary key
+CREATE TABLE sr_err.latekey (a integer PRIMARY KEY DEFERRABLE, b text);	-- a key checked at commit
 CREATE VIEW sr_err.item_view AS SELECT id, name FROM sr_err.item;
 CREATE FUNCTION sr_err.wrong_signature(integer) RETURNS jsonb
 	LANGUAGE sql AS 'SELECT NULL::jsonb';
@@ -213,6 +214,9 @@ SELECT is((SELECT count(*) FROM sr_err.plain), 0::bigint, 'the untracked table g
 
 SELECT throws_ok($$SELECT sync_resolve.track('sr_err.nokey', ARRAY['crm'])$$,
 	'55000', NULL, 'track: a table without a primary key is refused (55000)');
+SELECT throws_ok($$SELECT sync_resolve.track('sr_err.latekey', ARRAY['crm'])$$,
+	'55000', 'the primary key of table sr_err.latekey is deferrable',
+	'track: a deferrable primary key is refused (55000), where every write then failed');
 SELECT throws_ok($$SELECT sync_resolve.track('sr_err.item_view', ARRAY['crm'])$$,
 	'42809', NULL, 'track: a view is refused (42809)');
 

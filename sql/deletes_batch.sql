@@ -152,3 +152,18 @@ SET statement_timeout = '200ms';
 SELECT * FROM sync_resolve.apply_batch('ticket', 'billing', '[{"data": {"id": 16, "title": "g"}}]', on_error => 'reject');
 RESET statement_timeout;
 SELECT count(*) - :rejected_before AS rejected_since FROM sync_resolve.rejected;
+
+-- A delete that the table turns into nothing (a rule, here) fails, and
+-- leaves nothing half-written: before, apply_delete() said 'deleted', marked
+-- crm's base deleted and queued the delete for billing, and the row stayed.
+CREATE TABLE kept_by_rule (id int PRIMARY KEY, v text);
+SELECT sync_resolve.track('kept_by_rule', ARRAY['crm', 'billing'], 'latest', on_delete_conflict => 'delete');
+SELECT outcome FROM sync_resolve.apply('kept_by_rule', 'crm', '{"id": 3, "v": "three"}');
+CREATE RULE keep3 AS ON DELETE TO kept_by_rule WHERE OLD.id = 3 DO INSTEAD NOTHING;
+-- must fail
+SELECT outcome FROM sync_resolve.apply_delete('kept_by_rule', 'crm', '{"id": 3}');
+SELECT * FROM kept_by_rule;
+SELECT system, deleted_at IS NOT NULL AS deleted FROM sync_resolve.shadow('kept_by_rule', '{"id": 3}')
+ORDER BY system;
+SELECT target, op FROM sync_resolve.outbox WHERE relid = 'kept_by_rule'::regclass AND status = 'pending';
+DROP TABLE kept_by_rule;

@@ -460,7 +460,15 @@ void
 sr_row_delete(SrTable *tab, const Datum *keyvals)
 {
 	sr_table_plans(tab);
-	tracked_write(tab, keyvals, tab->plan_delete_row, (Datum *) keyvals, NULL, SPI_OK_DELETE);
+	/* the row is locked: only a rule or a row security policy keeps it */
+	if (tracked_write(tab, keyvals, tab->plan_delete_row, (Datum *) keyvals, NULL,
+					  SPI_OK_DELETE) != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("row %s of table %s was not deleted",
+						sr_jsonb_value_text(sr_build_key(tab, keyvals, NULL)), tab->display_name),
+				 errdetail("A rule or a row security policy of the table turned the DELETE into nothing."),
+				 errhint("sync_resolve deletes a row with a plain DELETE of it: let that through, or untrack the table.")));
 }
 
 /* ------------------------------------------------------------------------

@@ -1308,8 +1308,8 @@ DECLARE
 	have_type oid;
 	table_key smallint[];
 	shadow_key text[];
-	same_json oid[][] := ARRAY[ARRAY['int2', 'int4', 'int8']::regtype[]::oid[],
-							   ARRAY['text', 'varchar', 'text']::regtype[]::oid[]];
+	ints oid[] := ARRAY['int2', 'int4', 'int8']::regtype[]::oid[];
+	texts oid[] := ARRAY['text', 'varchar']::regtype[]::oid[];
 BEGIN
 	SELECT pg_catalog.to_regclass(t.shadow) INTO sh FROM sync_resolve.tracked t WHERE t.relid = tbl;
 	IF sh IS NULL THEN
@@ -1346,9 +1346,8 @@ BEGIN
 			-- as JSON in the history, the outbox and the review queue.  They
 			-- are cast, by PostgreSQL's own casts, where their JSON stays the
 			-- same: between integer types, or between text and varchar.
-			IF NOT EXISTS (SELECT 1 FROM pg_catalog.generate_subscripts(same_json, 1) g
-						   WHERE have_type OPERATOR(pg_catalog.=) ANY (same_json[g:g])
-							 AND a.atttypid OPERATOR(pg_catalog.=) ANY (same_json[g:g])) THEN
+			IF NOT ((have_type OPERATOR(pg_catalog.=) ANY (ints) AND a.atttypid OPERATOR(pg_catalog.=) ANY (ints))
+					OR (have_type OPERATOR(pg_catalog.=) ANY (texts) AND a.atttypid OPERATOR(pg_catalog.=) ANY (texts))) THEN
 				RAISE EXCEPTION 'the type of key column % of tracked table % changed from % to %',
 					a.attname, tbl, have, pg_catalog.format_type(a.atttypid, a.atttypmod)
 					USING ERRCODE = '0A000',

@@ -1268,7 +1268,7 @@ sr_decide_group(const SrApplyCall *call, const SrImage *img, int g, const Datum 
 }
 
 /*
- * Leave a row to a person as a delete from call->source that crossed a
+ * Leave a row to a person, as a delete from call->source that crossed a
  * change here is left under on_delete_conflict = review: a review item of
  * kind 'delete' holding every column, which take_incoming decides by
  * deleting the row and keep_local by sending it back to the source.  For
@@ -2942,7 +2942,7 @@ typedef struct SrBatchRun
 	SrBatchContext *bctx;
 	TupleDesc	td;
 	Jsonb	  **elems;
-	int		   *positions;		/* 1-based */
+	int			first;			/* the position of elems[0] in the batch (1-based) */
 	HeapTuple  *results;		/* their result rows, once applied */
 	MemoryContext elemcxt;		/* emptied for each element */
 	MemoryContext runcxt;		/* the elements and their results */
@@ -2957,7 +2957,7 @@ apply_item(void *arg, int i)
 	SrReviewIds reviews = {0, 0, NULL};
 	MemoryContext old;
 
-	run->bctx->position = run->positions[i];
+	run->bctx->position = run->first + i;
 	MemoryContextReset(run->elemcxt);
 	old = MemoryContextSwitchTo(run->elemcxt);
 	memset(&res, 0, sizeof(res));
@@ -2976,7 +2976,7 @@ reject_item(void *arg, int i, ErrorData *edata)
 	SrReviewIds reviews = {0, 0, NULL};
 	MemoryContext old = MemoryContextSwitchTo(run->runcxt);
 
-	record_rejected(run->call, run->positions[i], run->elems[i], edata);
+	record_rejected(run->call, run->first + i, run->elems[i], edata);
 	memset(&res, 0, sizeof(res));
 	res.outcome = "rejected";
 	res.key = element_key(run->call->tab, run->elems[i]);
@@ -3062,7 +3062,7 @@ apply_batch(PG_FUNCTION_ARGS)
 	run.bctx = &bctx;
 	run.td = rsinfo->setDesc;
 	run.elems = palloc(sizeof(Jsonb *) * SR_RUN_MAX);
-	run.positions = palloc(sizeof(int) * SR_RUN_MAX);
+	run.first = 1;
 	run.results = palloc(sizeof(HeapTuple) * SR_RUN_MAX);
 	run.elemcxt = AllocSetContextCreate(CurrentMemoryContext, "sync_resolve batch element",
 										ALLOCSET_DEFAULT_SIZES);
@@ -3083,11 +3083,11 @@ apply_batch(PG_FUNCTION_ARGS)
 			continue;
 		old = MemoryContextSwitchTo(run.runcxt);
 		run.elems[n] = JsonbValueToJsonb(&v);
-		run.positions[n] = ++bctx.position;
 		MemoryContextSwitchTo(old);
 		if (++n == SR_RUN_MAX)
 		{
 			apply_elements(&run, reject ? &runs : NULL, n, rsinfo->setResult);
+			run.first += n;
 			n = 0;
 		}
 	}

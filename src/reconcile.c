@@ -630,12 +630,6 @@ emit(Reconcile *rc, Jsonb *key, const Difference *d)
 		tuplestore_putvalues(rc->out, rc->td, values, nulls);
 }
 
-/*
- * What normal sync does with column c, where the snapshot's value E and
- * the local L differ: the column's decision as apply() makes it, merges
- * computed; a column group in conflict is then decided as one
- * (decide_groups()).
- */
 /* The action normal sync takes on a column, by the decision's */
 static const char *
 action_of(SrAction action)
@@ -656,6 +650,12 @@ action_of(SrAction action)
 	return "update_external";
 }
 
+/*
+ * What normal sync does with column c, where the snapshot's value E and
+ * the local L differ, by the column's own decision (in, dec) as apply()
+ * makes it, merges computed.  A column of a group decided as one goes by
+ * the group's instead (group_difference()).
+ */
 static void
 decide_column(Reconcile *rc, Jsonb *key, int c, Datum E, bool Enull, Datum L, bool Lnull,
 			  const SrShadowRow *srow, const SrColumnInput *in, SrColumnDecision *dec,
@@ -933,19 +933,20 @@ absent_row(Reconcile *rc, SrImage *img, const SrRowState *st, Difference *d, Rep
 static void
 take_whole_groups(const SrTable *tab, SrGroupDecision **by_col, const SrImage *img, Repair *r)
 {
-	int			c;
+	int			g;
 	int			k;
 
-	for (c = 0; c < tab->ncols; c++)
+	for (g = 0; g < tab->ngroups; g++)
 	{
-		if (by_col[c] == NULL || !img->present[c] || r->take[c])
-			continue;
-		for (k = 0; k < tab->ncols; k++)
-			if (by_col[k] == by_col[c] && r->take[k])
-			{
-				r->take[c] = true;
-				break;
-			}
+		const SrGroup *grp = &tab->groups[g];
+		bool		taken = false;
+
+		if (by_col[grp->cols[0]] == NULL)
+			continue;			/* not decided as one */
+		for (k = 0; k < grp->ncols; k++)
+			taken |= r->take[grp->cols[k]];
+		for (k = 0; taken && k < grp->ncols; k++)
+			r->take[grp->cols[k]] |= img->present[grp->cols[k]];
 	}
 }
 
@@ -1140,14 +1141,6 @@ reconcile_missing(Reconcile *rc, Datum *L, bool *Lnull)
 		repair_row(rc, &img, L, Lnull, &st.local, &r);
 }
 
-static void
-reconcile_image(Reconcile *rc, SrImage *img, void *arg)
-{
-	if (!img->unkeyed)
-		rc->record_key = img->keyvals;
-	reconcile_record(rc, img);
-}
-
 /*
  * The key of a record that cannot be taken as a whole, read alone, for
  * sr_try_subxact(): *(Jsonb **) arg, NULL when the record names no row here.
@@ -1211,7 +1204,9 @@ record_item(void *arg, int i)
 	begin_record(rc, i);
 	old = MemoryContextSwitchTo(rc->rowcxt);
 	read_record(rc, rc->records[i], rc->record_td, &img);
-	reconcile_image(rc, &img, NULL);
+	if (!img.unkeyed)
+		rc->record_key = img.keyvals;
+	reconcile_record(rc, &img);
 	keep_key(rc, i);
 	MemoryContextSwitchTo(old);
 }
@@ -1263,8 +1258,6 @@ reconcile_fetched(Reconcile *rc, SPITupleTable *tt, void *arg)
 	rc->pending = palloc0(sizeof(List *) * n);
 	rc->keys = palloc0(sizeof(Datum *) * n);
 	sr_runs(runs, 0, n);
-	rc->call.peek = true;
-	rc->call.keys_only = false;
 	for (i = 0; i < n; i++)
 	{
 		foreach(lc, rc->pending[i])

@@ -2,7 +2,8 @@
 -- spaces, capitals, keywords and non-ASCII; composite keys; values compared
 -- by their type's equality (numeric scale, time zones, jsonb key order and
 -- whitespace are no change); domains, enums, arrays; values over 2 kB that
--- PostgreSQL TOASTs; rows that existed before tracking.
+-- PostgreSQL TOASTs; rows that existed before tracking; composite types
+-- (key and columns, in arrays too) carried out and taken back as JSON.
 \set ECHO none
 \i sql/include/setup.psql
 \i sql/include/masked.psql
@@ -146,3 +147,31 @@ FROM sync_resolve.outbox o JOIN carried c ON o.key = jsonb_build_object('id', c.
 WHERE o.relid = 'carried'::regclass;
 SELECT o.key, o.payload - 't' AS payload FROM sync_resolve.outbox o
 WHERE o.relid = 'carried'::regclass ORDER BY (o.key ->> 'id')::numeric;
+
+-- Composite types go out as to_jsonb() writes them, JSON objects, and come
+-- back the same way: a composite key, a composite column with an array in
+-- it, an array of composites, quotes and backslashes and commas in text
+-- (before, apply() took only the record literal '(1,x)' and refused the
+-- object it had itself sent)
+CREATE TYPE place_ref AS (region int, code text);
+CREATE TYPE address AS (street text, zip int, tags text[]);
+CREATE TABLE site (id place_ref PRIMARY KEY, addr address, past address[]);
+SELECT sync_resolve.track('site', ARRAY['crm'], 'latest');
+INSERT INTO site VALUES (ROW(1, 'a "b", c\'), ROW('1 "Main", St\', 75, ARRAY['x,y', 'NULL', NULL]),
+	ARRAY[ROW('old', 1, NULL)::address, NULL]);
+SELECT key, payload FROM sync_resolve.outbox WHERE relid = 'site'::regclass \gset sent_
+SELECT :'sent_key' AS key, :'sent_payload' AS payload;
+-- crm changes the street and sends back the key and payload it was given
+UPDATE site SET addr = NULL, past = NULL;
+SELECT outcome, applied FROM sync_resolve.apply('site', 'crm',
+	:'sent_key'::jsonb || jsonb_set(:'sent_payload'::jsonb, '{addr,street}', '"2 Side St"'));
+SELECT id, addr, past FROM site;
+SELECT (addr).tags[2] = 'NULL' AS text_null_kept, (addr).tags[3] IS NULL AS null_kept,
+	   (id).code = 'a "b", c\' AS key_text_kept FROM site;
+-- a field of the wrong type names the column; a field the type lacks is
+-- left out, as jsonb_populate_record() leaves it
+SELECT sync_resolve.apply('site', 'crm', '{"id": {"region": 2, "code": "z"}, "addr": {"zip": "ten"}}');
+SELECT outcome FROM sync_resolve.apply('site', 'crm', '{"id": {"region": 2, "code": "z"}, "addr": {"zip": 10, "floor": 3}}');
+SELECT addr FROM site WHERE (id).region = 2;
+DROP TABLE site;
+DROP TYPE address, place_ref;

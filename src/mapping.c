@@ -25,6 +25,8 @@
 #include "common/hashfn.h"
 #include "lib/stringinfo.h"
 #include "mb/pg_wchar.h"
+#include "miscadmin.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
 #include "utils/fmgrprotos.h"
@@ -59,65 +61,14 @@ jsonb_value_json_text(JsonbValue *v)
 	return JsonbToCString(NULL, &j->root, VARSIZE(j));
 }
 
-/*
- * Append one element of a JSON array to an array literal: quoted, with
- * backslashes and quotes escaped; nested arrays as nested braces.
- */
+static char *input_text(Oid typid, JsonbValue *v, int depth);
+
+/* Append a value to an array or record literal, quoted and escaped. */
 static void
-append_array_literal(StringInfo buf, JsonbValue *v, int depth)
+append_quoted(StringInfo buf, const char *s)
 {
-	char	   *s = NULL;
 	const char *p;
 
-	if (depth > 6)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
-				 errmsg("JSON array nested too deeply for an array column"),
-				 errhint("PostgreSQL arrays have at most 6 dimensions.")));
-
-	switch (v->type)
-	{
-		case jbvNull:
-			appendStringInfoString(buf, "NULL");
-			return;
-		case jbvString:
-			s = pnstrdup(v->val.string.val, v->val.string.len);
-			break;
-		case jbvNumeric:
-			s = DatumGetCString(DirectFunctionCall1(numeric_out,
-													NumericGetDatum(v->val.numeric)));
-			break;
-		case jbvBool:
-			s = v->val.boolean ? "true" : "false";
-			break;
-		case jbvBinary:
-			if (JsonContainerIsArray(v->val.binary.data) &&
-				!JsonContainerIsScalar(v->val.binary.data))
-			{
-				JsonbIterator *it = JsonbIteratorInit(v->val.binary.data);
-				JsonbValue	elem;
-				JsonbIteratorToken tok;
-				bool		first = true;
-
-				appendStringInfoChar(buf, '{');
-				while ((tok = JsonbIteratorNext(&it, &elem, true)) != WJB_DONE)
-				{
-					if (tok != WJB_ELEM)
-						continue;
-					if (!first)
-						appendStringInfoChar(buf, ',');
-					first = false;
-					append_array_literal(buf, &elem, depth + 1);
-				}
-				appendStringInfoChar(buf, '}');
-				return;
-			}
-			s = jsonb_value_json_text(v);
-			break;
-		default:
-			s = jsonb_value_json_text(v);
-			break;
-	}
 	appendStringInfoChar(buf, '"');
 	for (p = s; *p; p++)
 	{
@@ -128,10 +79,88 @@ append_array_literal(StringInfo buf, JsonbValue *v, int depth)
 	appendStringInfoChar(buf, '"');
 }
 
-/* The text a JSON value is given to the column's input function as. */
-static char *
-value_as_input_text(const SrColumn *col, JsonbValue *v)
+/*
+ * A JSON array as the literal of an array of elem: each element quoted,
+ * JSON null as NULL, nested arrays as the array's further dimensions
+ * (unless the elements are JSON themselves).
+ */
+static void
+append_array_literal(StringInfo buf, Oid elem, JsonbValue *v, int depth)
 {
+	JsonbIterator *it;
+	JsonbValue	e;
+	JsonbIteratorToken tok;
+	bool		first = true;
+
+	if (depth > MAXDIM)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
+				 errmsg("JSON array nested too deeply for an array column"),
+				 errhint("PostgreSQL arrays have at most %d dimensions.", MAXDIM)));
+	appendStringInfoChar(buf, '{');
+	it = JsonbIteratorInit(v->val.binary.data);
+	while ((tok = JsonbIteratorNext(&it, &e, true)) != WJB_DONE)
+	{
+		if (tok != WJB_ELEM)
+			continue;
+		if (!first)
+			appendStringInfoChar(buf, ',');
+		first = false;
+		if (e.type == jbvNull)
+			appendStringInfoString(buf, "NULL");
+		else if (e.type == jbvBinary && JsonContainerIsArray(e.val.binary.data) &&
+				 !JsonContainerIsScalar(e.val.binary.data) &&
+				 elem != JSONBOID && elem != JSONOID)
+			append_array_literal(buf, elem, &e, depth + 1);
+		else
+			append_quoted(buf, input_text(elem, &e, depth + 1));
+	}
+	appendStringInfoChar(buf, '}');
+}
+
+/*
+ * A JSON object as the literal of composite type typid, as to_jsonb()
+ * writes one: each attribute from the field of its name (absent or null:
+ * NULL); fields the type does not have are left out, as
+ * jsonb_populate_record() leaves them.
+ */
+static void
+append_record_literal(StringInfo buf, Oid typid, JsonbValue *v, int depth)
+{
+	TupleDesc	td = lookup_rowtype_tupdesc(typid, -1);
+	bool		first = true;
+	int			i;
+
+	appendStringInfoChar(buf, '(');
+	for (i = 0; i < td->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(td, i);
+		JsonbValue *f;
+
+		if (att->attisdropped)
+			continue;
+		if (!first)
+			appendStringInfoChar(buf, ',');
+		first = false;
+		f = getKeyJsonValueFromContainer(v->val.binary.data, NameStr(att->attname),
+										 strlen(NameStr(att->attname)), NULL);
+		if (f != NULL && f->type != jbvNull)
+			append_quoted(buf, input_text(att->atttypid, f, depth + 1));
+	}
+	appendStringInfoChar(buf, ')');
+	ReleaseTupleDesc(td);
+}
+
+/*
+ * The text a JSON value is given to the input function of typid as: a JSON
+ * array for an array type and a JSON object for a composite type as their
+ * literals (to_jsonb()'s output of them taken back), anything else as its
+ * own text.
+ */
+static char *
+input_text(Oid typid, JsonbValue *v, int depth)
+{
+	check_stack_depth();
 	switch (v->type)
 	{
 		case jbvString:
@@ -142,16 +171,25 @@ value_as_input_text(const SrColumn *col, JsonbValue *v)
 		case jbvBool:
 			return pstrdup(v->val.boolean ? "true" : "false");
 		case jbvBinary:
-			if (OidIsValid(col->elemtypid) && col->basetypid != JSONBOID &&
-				col->basetypid != JSONOID &&
-				JsonContainerIsArray(v->val.binary.data) &&
-				!JsonContainerIsScalar(v->val.binary.data))
+			if (!JsonContainerIsScalar(v->val.binary.data))
 			{
+				Oid			base = getBaseType(typid);
+				Oid			elem = get_element_type(base);
 				StringInfoData buf;
 
 				initStringInfo(&buf);
-				append_array_literal(&buf, v, 0);
-				return buf.data;
+				if (JsonContainerIsArray(v->val.binary.data) && OidIsValid(elem) &&
+					base != JSONBOID && base != JSONOID)
+				{
+					append_array_literal(&buf, elem, v, 1);
+					return buf.data;
+				}
+				if (JsonContainerIsObject(v->val.binary.data) && base != RECORDOID &&
+					type_is_rowtype(base))
+				{
+					append_record_literal(&buf, base, v, depth);
+					return buf.data;
+				}
 			}
 			return jsonb_value_json_text(v);
 		default:
@@ -179,7 +217,7 @@ sr_jsonb_value_to_datum(const SrColumn *col, JsonbValue *v, bool *isnull,
 
 	PG_TRY();
 	{
-		text = value_as_input_text(col, v);
+		text = input_text(col->typid, v, 0);
 		result = InputFunctionCall((FmgrInfo *) &col->in_finfo, text,
 								   col->typioparam, col->typmod);
 	}

@@ -969,6 +969,8 @@ DECLARE
 	problem text;
 	fn record;
 BEGIN
+	-- an untrack() under way is waited for (the lock track() takes), then read as done
+	PERFORM pg_catalog.pg_advisory_xact_lock(21332, NEW.relid::pg_catalog.oid::pg_catalog.int4);
 	SELECT * INTO t FROM sync_resolve.tracked k WHERE k.relid = NEW.relid;
 	IF NOT FOUND THEN
 		RAISE EXCEPTION 'table % is not tracked', NEW.relid
@@ -1485,6 +1487,8 @@ CREATE FUNCTION sync_resolve.untrack(tbl regclass)
 	SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
+	-- the lock track() takes: a set_policy() meanwhile waits, then finds the table untracked
+	PERFORM pg_catalog.pg_advisory_xact_lock(21332, tbl::pg_catalog.oid::pg_catalog.int4);
 	DELETE FROM sync_resolve.tracked t WHERE t.relid = tbl;
 	IF NOT FOUND THEN
 		RAISE EXCEPTION 'table % is not tracked', tbl

@@ -348,13 +348,16 @@ try_held(SrTable *tab, SrHeld *h, TimestampTz t)
 	SrApplyResult res;
 	SrReviewIds reviews = {0, 0, NULL};
 	char	   *why;
+	Relation	rel = sr_table_hold(tab);	/* custom functions run: see there */
+	bool		ok;
 
 	init_held_call(&call, tab, h, t);
 	memset(&res, 0, sizeof(res));
-	if (sr_try_apply_image(&call, h->image, &res, &reviews, &why))
-		return true;
-	h->refused = MemoryContextStrdup(held_cxt, why);
-	return false;
+	ok = sr_try_apply_image(&call, h->image, &res, &reviews, &why);
+	sr_table_release(rel);
+	if (!ok)
+		h->refused = MemoryContextStrdup(held_cxt, why);
+	return ok;
 }
 
 /* The table, as it is now, of a held row; NULL when nothing of it holds. */
@@ -487,13 +490,16 @@ at_commit_trigger(PG_FUNCTION_ARGS)
 		SrApplyCall call;
 		SrApplyResult res;
 		SrReviewIds reviews = {0, 0, NULL};
+		Relation	rel;
 
 		MemoryContextReset(rowcxt);
 		if ((tab = held_table(h)) == NULL)
 			continue;
+		rel = sr_table_hold(tab);
 		init_held_call(&call, tab, h, t);
 		memset(&res, 0, sizeof(res));
 		sr_apply_refused(&call, h->image, h->refused, &res, &reviews);
+		sr_table_release(rel);
 	}
 
 	MemoryContextSwitchTo(old);

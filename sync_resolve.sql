@@ -1645,6 +1645,7 @@ AS $$
 				CASE WHEN e.new_value IS NULL THEN ''
 					 ELSE ': ' OPERATOR(pg_catalog.||) sync_resolve._show_changes(NULL, e.new_value) END
 			WHEN 'outbound_sent' THEN e.rule
+			WHEN 'outbound_withdrawn' THEN e.rule
 			WHEN 'outbound_failed' THEN e.rule
 			WHEN 'reconciled' THEN
 				pg_catalog.format('reconciled with the records of %s: %s here %s vs %s %s — %s (%s)',

@@ -46,7 +46,7 @@ CREATE POLICY only_one ON acct TO regress_sr_sync USING (id = 1);
 SET ROLE regress_sr_sync;
 SELECT outcome, applied FROM sync_resolve.apply('acct', 'crm', '{"id": 1, "plan": "max"}', '2030-01-05');
 \set VERBOSITY terse
--- must fail: row 2 is hidden, so crm's image is an insert, which the policy refuses
+-- must fail: row 2 is hidden from the role, and is not taken for absent (a new row)
 SELECT outcome FROM sync_resolve.apply('acct', 'crm', '{"id": 2, "plan": "max"}', '2030-01-05');
 \set VERBOSITY default
 RESET ROLE;

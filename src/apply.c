@@ -52,6 +52,7 @@
 #include "utils/memutils.h"
 #include "utils/regproc.h"
 #include "utils/rel.h"
+#include "utils/rls.h"
 #include "utils/timestamp.h"
 
 #include "sync_resolve.h"
@@ -141,6 +142,41 @@ copy_slot_row(const SrTable *tab, TupleTableSlot *slot, Datum *values, bool *nul
 }
 
 /*
+ * SQL found no row for keyvals.  Where row security applies to the caller,
+ * the row may be there all the same, hidden from it: taken for absent, a
+ * delete from a source would be recorded for a row that stays, and a new
+ * row would clash with it.  An error says so instead.  (Without an index
+ * known to direct.c, a partitioned table, the row is taken for absent.)
+ */
+static void
+refuse_hidden_row(SrTable *tab, const Datum *keyvals)
+{
+	Relation	rel;
+	Relation	index;
+	TupleTableSlot *slot;
+	bool		found;
+
+	if (tab->pkey_eq == NULL || check_enable_rls(tab->relid, InvalidOid, true) != RLS_ENABLED)
+		return;
+	rel = table_open(tab->relid, AccessShareLock);
+	index = index_open(tab->pkey_oid, AccessShareLock);
+	slot = table_slot_create(rel, NULL);
+	found = sr_direct_lock_row(rel, index, tab->pkey_eq, tab->nkeys, keyvals,
+							   LockTupleKeyShare, slot);
+	ExecDropSingleTupleTableSlot(slot);
+	index_close(index, NoLock);
+	table_close(rel, NoLock);
+	if (found)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("row %s of table %s exists, but row security does not let role \"%s\" change it",
+						sr_jsonb_value_text(sr_build_key(tab, keyvals, NULL)), tab->display_name,
+						GetUserNameFromId(GetUserId(), false)),
+				 errhint("Call it as a role whose policies on %s let it see and update the row, or one with BYPASSRLS.",
+						 tab->display_name)));
+}
+
+/*
  * Lock the local row, as SELECT ... FOR NO KEY UPDATE (for_delete: FOR
  * UPDATE) would; false when there is none.
  */
@@ -177,7 +213,10 @@ sr_row_lock(SrTable *tab, const Datum *keyvals, bool for_delete,
 	n = sr_spi_execute(for_delete ? tab->plan_lock_row_for_delete : tab->plan_lock_row,
 					   (Datum *) keyvals, NULL, false, false, 0, SPI_OK_SELECT);
 	if (n == 0)
+	{
+		refuse_hidden_row(tab, keyvals);
 		return false;
+	}
 	if (values != NULL)
 		sr_copy_row(tab, SPI_tuptable->vals[0], SPI_tuptable->tupdesc, values, nulls);
 	SPI_freetuptable(SPI_tuptable);
@@ -1718,7 +1757,7 @@ apply_to_row(SrApplyCall *call, SrImage *img, Datum *L, bool *Lnull,
 	 */
 	sr_outbox_waiting_init(&waiting, tab, img->key);
 	sr_outbox_fan_out(tab, img->key, st, call->source, newvals, newnulls, changed_cols,
-					  lrow->version, call->source, batch, &waiting);
+					  false, lrow->version, call->source, batch, &waiting);
 	if (!sr_system_is_peer(call->source))
 	{
 		bool	   *differs = palloc0(sizeof(bool) * ncols);
@@ -1764,6 +1803,7 @@ apply_to_absent_row(SrApplyCall *call, SrImage *img, SrRowState *st,
 	Bitmapset  *cols = NULL;
 	bool	   *inserted = palloc0(sizeof(bool) * tab->ncols);
 	TimestampTz tin = incoming_time(call);
+	bool		revived = lrow->found && lrow->deleted;
 	List	   *to_review = NIL;
 	ListCell   *lc;
 	int			c;
@@ -1970,9 +2010,11 @@ apply_to_absent_row(SrApplyCall *call, SrImage *img, SrRowState *st,
 				 sr_row_object(tab, img->values, img->nulls, inserted),
 				 psprintf("new row from %s", call->source), NULL, 0);
 	res->outcome = "inserted";
-	/* the other systems learn of the new row */
+	/* the other systems learn of the new row; the source holds it */
 	sr_outbox_fan_out(tab, img->key, st, call->source, img->values, img->nulls, inserted,
-					  lrow->version, call->source, batch, NULL);
+					  revived, lrow->version, call->source, batch, NULL);
+	if (revived)
+		sr_outbox_withdraw(tab, img->key, call->source, true, batch);
 	return true;
 }
 
@@ -2451,6 +2493,8 @@ sr_apply_delete_image(SrApplyCall *call, SrApplyResult *res, SrReviewIds *review
 					 "nothing to delete", 0);
 		res->outcome = "unchanged";
 		delete_row = false;
+		/* a delete crossing ours: none need go to the source */
+		sr_outbox_withdraw(tab, res->key, call->source, false, &batch);
 	}
 	else
 	{
@@ -2548,9 +2592,10 @@ sr_apply_delete_image(SrApplyCall *call, SrApplyResult *res, SrReviewIds *review
 		for (c = 0; c < tab->ncols; c++)
 			lrow->held[c] = false;
 		lrow->dirty = true;
-		/* the other systems that hold it learn of the delete */
+		/* the other systems that hold it learn of the delete; the source needs nothing */
 		sr_outbox_fan_out_delete(tab, res->key, &st, call->source, lrow->version,
 								 call->source, &batch);
+		sr_outbox_withdraw(tab, res->key, call->source, false, &batch);
 	}
 	else if (found && tab->on_delete_conflict == SR_DELCONF_KEEP && crossing &&
 			 !sr_system_is_peer(call->source))

@@ -477,15 +477,18 @@ sr_outbox_queue(const SrTable *tab, Jsonb *key, const char *target, bool is_dele
 /*
  * Queue to every system of the table but except (and but the ones
  * PostgreSQL replicates) the columns among cols whose value its base does
- * not hold, all in one statement.  batch, when given, logs each entry.
+ * not hold, all in one statement.  revived: the row was deleted here and is
+ * back, so the columns go whole to every system -- whatever its base says,
+ * a delete may wait for it or be on its way (the upsert replaces a waiting
+ * one).  batch, when given, logs each entry.
  * waiting, when given, is the row's waiting entries as the caller reads
  * them too (sr_outbox_waiting_init(); NULL: looked up here as needed).
  */
 void
 sr_outbox_fan_out(SrTable *tab, Jsonb *key, SrRowState *st, const char *except,
 				  const Datum *values, const bool *nulls, const bool *cols,
-				  SrVclock *version, const char *cause, SrEventBatch *batch,
-				  SrOutboxWaiting *waiting)
+				  bool revived, SrVclock *version, const char *cause,
+				  SrEventBatch *batch, SrOutboxWaiting *waiting)
 {
 	bool	   *which = palloc(sizeof(bool) * (tab->ncols + 1));
 	const char **targets = palloc(sizeof(char *) * (tab->nsystems + 1));
@@ -506,7 +509,7 @@ sr_outbox_fan_out(SrTable *tab, Jsonb *key, SrRowState *st, const char *except,
 		for (c = 0; c < tab->ncols; c++)
 		{
 			which[c] = cols[c] && !tab->cols[c].is_key &&
-				(!base->found || base->deleted || !base->known[c] ||
+				(revived || !base->found || base->deleted || !base->known[c] ||
 				 !sr_datum_equal(&tab->cols[c], values[c], nulls[c],
 								 base->values[c], base->nulls[c]));
 			any |= which[c];
@@ -526,7 +529,10 @@ sr_outbox_fan_out(SrTable *tab, Jsonb *key, SrRowState *st, const char *except,
 						 NULL, 0);
 }
 
-/* Queue the row's delete to every system that holds it (but except). */
+/*
+ * Queue the row's delete to every system that holds it (but except).  One
+ * that deleted it too needs nothing: a change still waiting for it goes.
+ */
 void
 sr_outbox_fan_out_delete(SrTable *tab, Jsonb *key, SrRowState *st, const char *except,
 						 SrVclock *version, const char *cause, SrEventBatch *batch)
@@ -540,9 +546,13 @@ sr_outbox_fan_out_delete(SrTable *tab, Jsonb *key, SrRowState *st, const char *e
 	{
 		const char *target = tab->systems[i];
 
-		if ((except && strcmp(target, except) == 0) || sr_system_is_peer(target) ||
-			(st->bases[i].found && st->bases[i].deleted))
+		if ((except && strcmp(target, except) == 0) || sr_system_is_peer(target))
 			continue;
+		if (st->bases[i].found && st->bases[i].deleted)
+		{
+			sr_outbox_withdraw(tab, key, target, false, batch);
+			continue;
+		}
 		targets[n++] = target;
 	}
 	if (n == 0)
@@ -553,6 +563,55 @@ sr_outbox_fan_out_delete(SrTable *tab, Jsonb *key, SrRowState *st, const char *e
 			sr_event_add(batch, "outbound_queued", NULL, NULL, NULL, NULL, NULL,
 						 psprintf("delete queued for %s (outbox #%lld)", targets[i], (long long) ids[i]),
 						 NULL, 0);
+}
+
+/*
+ * target just told us the row's fate: it deleted the row (any change
+ * waiting for it is moot), or, deletes_only, it sent the row that is here
+ * again (a delete waiting for it would undo that).  The waiting entry goes;
+ * batch, when given, logs it.
+ */
+void
+sr_outbox_withdraw(const SrTable *tab, Jsonb *key, const char *target, bool deletes_only,
+				   SrEventBatch *batch)
+{
+	static SPIPlanPtr withdraw_plan = NULL;
+	Datum		values[4];
+	int			n;
+
+	if (sr_system_is_peer(target))
+		return;					/* nothing is ever queued to it */
+	if (withdraw_plan == NULL)
+	{
+		Oid			types[4] = {REGCLASSOID, JSONBOID, TEXTOID, BOOLOID};
+
+		withdraw_plan = sr_prepare_kept("DELETE FROM sync_resolve.outbox"
+										" WHERE relid = $1 AND key = $2 AND target = $3"
+										" AND " SR_KEY_HASH("key") " = " SR_KEY_HASH("$2")
+										" AND status IN ('pending', 'failed')"
+										" AND (NOT $4 OR op = 'delete')"
+										" RETURNING id, op::text",
+										4, types, true);
+	}
+	values[0] = ObjectIdGetDatum(tab->relid);
+	values[1] = JsonbPGetDatum(key);
+	values[2] = CStringGetTextDatum(target);
+	values[3] = BoolGetDatum(deletes_only);
+	n = sr_spi_execute(withdraw_plan, values, NULL, true, false, 0, SPI_OK_DELETE_RETURNING);
+	if (n == 1 && batch != NULL)
+	{
+		bool		isnull;
+		int64		id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
+													 1, &isnull));
+		char	   *op = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
+
+		sr_event_add(batch, "outbound_withdrawn", NULL, NULL, NULL, NULL, NULL,
+					 psprintf("the %s waiting for %s (outbox #%lld) is withdrawn: %s", op, target,
+							  (long long) id,
+							  deletes_only ? psprintf("%s holds the row again", target)
+							  : psprintf("%s deleted the row", target)),
+					 NULL, 0);
+	}
 }
 
 /*

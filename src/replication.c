@@ -521,7 +521,8 @@ at_commit_trigger(PG_FUNCTION_ARGS)
 
 /*
  * BEFORE TRUNCATE on a tracked table: the rows are gone, and what an apply
- * worker held for them with them.
+ * worker held for them with them; each row is recorded as deleted here
+ * (sr_truncate_rows()).
  */
 PG_FUNCTION_INFO_V1(truncate_trigger);
 Datum
@@ -544,6 +545,12 @@ truncate_trigger(PG_FUNCTION_ARGS)
 			if (h->relid == relid && !h->dropped)
 				drop_held(h);
 		}
+	sr_cache_enter();
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "sync_resolve: SPI_connect failed");
+	sr_truncate_rows(trigdata->tg_relation);
+	SPI_finish();
+	sr_cache_leave();
 	return PointerGetDatum(NULL);
 }
 

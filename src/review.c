@@ -112,6 +112,8 @@ sr_review_open(const SrReviewRequest *req, bool *updated)
 									 " DO UPDATE SET source = excluded.source,"
 									 " incoming_value = excluded.incoming_value,"
 									 " local_value = excluded.local_value,"
+									 " base_value = excluded.base_value,"
+									 " reason = excluded.reason,"
 									 " updated_at = pg_catalog.now()"
 									 " RETURNING r.id, r.xmax::text OPERATOR(pg_catalog.<>) '0'",
 									 REVIEW_NPARAMS, types, true);
@@ -408,9 +410,13 @@ resolve_review(PG_FUNCTION_ARGS)
 			oldobj = item.local_value;
 			rule = psprintf("deleted the row, as %s did", item.source);
 			sr_outbox_fan_out_delete(tab, item.key, &st, item.source, lrow->version, cause, &batch);
+			sr_outbox_withdraw(tab, item.key, item.source, false, &batch);
 		}
 		else if (take)
+		{
 			rule = pstrdup("the row was already gone");
+			sr_outbox_withdraw(tab, item.key, item.source, false, &batch);
+		}
 		else
 		{
 			/* the row stays: the source that deleted it gets it back */
@@ -431,6 +437,7 @@ resolve_review(PG_FUNCTION_ARGS)
 		if (take || set)
 		{
 			Bitmapset  *cols = NULL;
+			bool		revived;
 			Datum	   *vals = palloc0(sizeof(Datum) * (tab->ncols + 1));
 			bool	   *nulls = palloc(sizeof(bool) * (tab->ncols + 1));
 			SrErrorTarget where = {tab, item.source,
@@ -465,6 +472,7 @@ resolve_review(PG_FUNCTION_ARGS)
 				lrow->col_writer[c] = take ? item.source : SR_LOCAL;
 				lrow->col_changed_at[c] = now;
 			}
+			revived = lrow->found && lrow->deleted;
 			if (!sr_row_insert(tab, keyvals, cols, vals, nulls, NULL, NULL))
 				ereport(ERROR,
 						(errcode(ERRCODE_UNIQUE_VIOLATION),
@@ -482,8 +490,21 @@ resolve_review(PG_FUNCTION_ARGS)
 				for (c = 0; c < tab->ncols; c++)
 					inserted[c] = bms_is_member(c, cols);
 				sr_outbox_fan_out(tab, item.key, &st, take ? item.source : NULL, vals, nulls,
-								  inserted, lrow->version, cause, &batch, NULL);
+								  inserted, revived, lrow->version, cause, &batch, NULL);
+				if (take && revived)
+					sr_outbox_withdraw(tab, item.key, item.source, true, &batch);
 			}
+		}
+		else if (found)
+		{
+			/* brought back here meanwhile: the source hears the row as it is */
+			bool	   *all = palloc(sizeof(bool) * (tab->ncols + 1));
+
+			for (c = 0; c < tab->ncols; c++)
+				all[c] = !tab->cols[c].is_key;
+			sr_outbox_fan_out(tab, item.key, &st, NULL, L, Lnull, all, true, lrow->version,
+							  cause, &batch, NULL);
+			rule = pstrdup("kept the row as it is here again");
 		}
 		else
 		{
@@ -563,7 +584,7 @@ resolve_review(PG_FUNCTION_ARGS)
 		/* every system that does not hold the decided value hears it */
 		if (found)
 			sr_outbox_fan_out(tab, item.key, &st, NULL, newvals, newnulls, which,
-							  lrow->version, cause, &batch, NULL);
+							  false, lrow->version, cause, &batch, NULL);
 	}
 
 	if (note != NULL)

@@ -645,7 +645,7 @@ extern int64 sr_outbox_queue(const SrTable *tab, Jsonb *key, const char *target,
 							 const char *cause);
 extern void sr_outbox_fan_out(SrTable *tab, Jsonb *key, SrRowState *st,
 							  const char *except, const Datum *values,
-							  const bool *nulls, const bool *cols,
+							  const bool *nulls, const bool *cols, bool revived,
 							  SrVclock *version, const char *cause,
 							  SrEventBatch *batch, SrOutboxWaiting *waiting);
 extern void sr_outbox_fan_out_delete(SrTable *tab, Jsonb *key, SrRowState *st,
@@ -654,6 +654,8 @@ extern void sr_outbox_fan_out_delete(SrTable *tab, Jsonb *key, SrRowState *st,
 extern int64 sr_outbox_find_echo(const SrTable *tab, Jsonb *key, const char *target,
 								 const char *event_id, Jsonb *image);
 extern void sr_outbox_confirm_echo(int64 id);
+extern void sr_outbox_withdraw(const SrTable *tab, Jsonb *key, const char *target,
+							   bool deletes_only, SrEventBatch *batch);
 extern void sr_outbox_forget(const SrTable *tab, Jsonb *key, const char *target,
 							 const bool *cols, SrOutboxWaiting *waiting);
 
@@ -824,6 +826,9 @@ extern void sr_runs(SrRuns *runs, int from, int to);
 extern int	sr_spi_execute(SPIPlanPtr plan, Datum *values, const char *nulls,
 						   bool as_owner, bool read_only, long count,
 						   int expected);
+
+/* trigger.c: TRUNCATE of a tracked table, as a local DELETE of every row */
+extern void sr_truncate_rows(Relation rel);
 
 /* ------------------------------------------------------------------------
  * apply.c: row writes shared by apply(), resolve() and the trigger

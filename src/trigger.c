@@ -39,7 +39,10 @@
 
 #include "access/htup_details.h"
 #include "access/relation.h"
+#include "access/table.h"
+#include "access/tableam.h"
 #include "access/tupconvert.h"
+#include "catalog/pg_inherits.h"
 #include "catalog/pg_subscription.h"
 #include "commands/trigger.h"
 #include "executor/executor.h"
@@ -51,6 +54,7 @@
 #include "utils/datum.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
+#include "utils/snapmgr.h"
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
 
@@ -284,6 +288,7 @@ record_write(SrTable *tab, HeapTuple tup, HeapTuple old, TupleDesc td,
 	SrRowState	st;
 	bool		any = false;
 	bool		created;
+	bool		revived;
 	int			c;
 
 	tuple_keys(tab, tup, td, keyvals);
@@ -312,18 +317,36 @@ record_write(SrTable *tab, HeapTuple tup, HeapTuple old, TupleDesc td,
 	}
 	if (!any && !(created && (!st.local.found || st.local.deleted)))
 		return;
+	/* inserted again after a delete here: see sr_outbox_fan_out() */
+	revived = created && st.local.found && st.local.deleted;
+	if (revived)
+	{
+		bool		any_held = false;
+
+		for (c = 0; c < tab->ncols; c++)
+		{
+			any_held |= st.local.held[c];
+			st.local.held[c] = false;
+		}
+		/* whether to bring the row back was the question: it is back */
+		if (any_held)
+			sr_dismiss_reviews(tab, sr_build_key(tab, keyvals, NULL), "row re-created locally");
+	}
 	st.local.deleted = false;
 	st.local.deleted_by = NULL;
 	st.local.version = sr_vclock_tick(st.local.version, SR_LOCAL);
 	st.local.received_at = now;
 	sr_shadow_local_write(tab, keyvals, &st.local);
 	sr_outbox_fan_out(tab, sr_build_key(tab, keyvals, NULL), &st, NULL, values, nulls,
-					  changed, st.local.version, SR_LOCAL, NULL, NULL);
+					  changed, revived, st.local.version, SR_LOCAL, NULL, NULL);
 }
 
-/* Leave a local tombstone for a deleted row, and tell the systems. */
+/*
+ * Leave a tombstone for a row deleted here (by: local, or the PostgreSQL
+ * node whose TRUNCATE replication applied), and tell the systems.
+ */
 static void
-record_delete(SrTable *tab, HeapTuple old, TupleDesc td, TimestampTz now)
+record_delete(SrTable *tab, HeapTuple old, TupleDesc td, TimestampTz now, const char *by)
 {
 	Datum	   *keyvals = palloc(sizeof(Datum) * (tab->nkeys + 1));
 	SrRowState	st;
@@ -336,7 +359,7 @@ record_delete(SrTable *tab, HeapTuple old, TupleDesc td, TimestampTz now)
 	sr_shadow_load(tab, keyvals, &st);
 	st.local.deleted = true;
 	st.local.deleted_at = now;
-	st.local.deleted_by = SR_LOCAL;
+	st.local.deleted_by = (char *) by;
 	for (c = 0; c < tab->ncols; c++)
 	{
 		if (st.local.held[c])
@@ -345,11 +368,94 @@ record_delete(SrTable *tab, HeapTuple old, TupleDesc td, TimestampTz now)
 	}
 	/* the row is gone: its open reviews have nothing left to decide */
 	if (any_held)
-		sr_dismiss_reviews(tab, key, "row deleted locally");
-	st.local.version = sr_vclock_tick(st.local.version, SR_LOCAL);
+		sr_dismiss_reviews(tab, key, strcmp(by, SR_LOCAL) == 0 ? "row deleted locally"
+						   : psprintf("row deleted by %s", by));
+	if (strcmp(by, SR_LOCAL) == 0)
+		st.local.version = sr_vclock_tick(st.local.version, SR_LOCAL);
 	st.local.received_at = now;
 	sr_shadow_local_write(tab, keyvals, &st.local);
-	sr_outbox_fan_out_delete(tab, key, &st, NULL, st.local.version, SR_LOCAL, NULL);
+	sr_outbox_fan_out_delete(tab, key, &st, by, st.local.version, by, NULL);
+}
+
+/*
+ * TRUNCATE of a tracked table (BEFORE TRUNCATE): every row goes as a local
+ * DELETE of it would -- a tombstone, its reviews dismissed, the delete
+ * queued for each system that holds it -- so that the systems hear of it
+ * and no change queued for a row that is gone is still sent.  The rows are
+ * read from the table itself (row security does not hide any from TRUNCATE
+ * either).  Replicated from a PostgreSQL node, the same, the tombstones
+ * naming that node (nothing is ever queued to it).  Under
+ * sync_resolve.source it is refused: a source's delete is decided row by
+ * row and may keep a row, which TRUNCATE cannot.
+ */
+void
+sr_truncate_rows(Relation rel)
+{
+	Oid			relid = RelationGetRelid(rel);
+	SrTable    *tab;
+	bool		by_replication;
+	const char *source = write_source(&by_replication);
+	TupleDesc	td = RelationGetDescr(rel);
+	Snapshot	snap;
+	MemoryContext rowcxt;
+	MemoryContext old;
+	TimestampTz now = GetCurrentTimestamp();
+	List	   *leaves;
+	ListCell   *lc;
+
+	tab = sr_table_get(relid, true, NoLock);
+	if (tab == NULL)
+		return;
+	if (source != NULL && !by_replication)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("TRUNCATE of tracked table %s cannot be taken as a write from system \"%s\"",
+						tab->display_name, source),
+				 errdetail("sync_resolve resolves a delete from a source row by row, and may keep a row; TRUNCATE removes them all."),
+				 errhint("Delete the rows with DELETE under sync_resolve.source, or RESET sync_resolve.source to truncate as a local write.")));
+
+	/* every row the table holds now: TRUNCATE removes them all */
+	snap = RegisterSnapshot(GetLatestSnapshot());
+	rowcxt = AllocSetContextCreate(CurrentMemoryContext, "sync_resolve truncate",
+								   ALLOCSET_DEFAULT_SIZES);
+	leaves = rel->rd_rel->relkind == RELKIND_PARTITIONED_TABLE
+		? find_all_inheritors(relid, NoLock, NULL) : list_make1_oid(relid);
+	foreach(lc, leaves)
+	{
+		Relation	leaf = table_open(lfirst_oid(lc), NoLock);
+		TupleConversionMap *map = NULL;
+		TableScanDesc scan;
+		TupleTableSlot *slot;
+
+		if (!RELKIND_HAS_STORAGE(leaf->rd_rel->relkind))
+		{
+			table_close(leaf, NoLock);
+			continue;
+		}
+		if (RelationGetRelid(leaf) != relid)
+			map = convert_tuples_by_name(RelationGetDescr(leaf), td);
+		slot = table_slot_create(leaf, NULL);
+		scan = table_beginscan(leaf, snap, 0, NULL);
+		while (table_scan_getnextslot(scan, ForwardScanDirection, slot))
+		{
+			HeapTuple	tup;
+			bool		should_free;
+
+			CHECK_FOR_INTERRUPTS();
+			old = MemoryContextSwitchTo(rowcxt);
+			tup = ExecFetchSlotHeapTuple(slot, false, &should_free);
+			if (map != NULL)
+				tup = execute_attr_map_tuple(tup, map);
+			record_delete(tab, tup, td, now, source ? source : SR_LOCAL);
+			MemoryContextSwitchTo(old);
+			MemoryContextReset(rowcxt);
+		}
+		table_endscan(scan);
+		ExecDropSingleTupleTableSlot(slot);
+		table_close(leaf, NoLock);
+	}
+	MemoryContextDelete(rowcxt);
+	UnregisterSnapshot(snap);
 }
 
 PG_FUNCTION_INFO_V1(local_write_trigger);
@@ -386,12 +492,12 @@ local_write_trigger(PG_FUNCTION_ARGS)
 			else
 			{
 				/* a new key is a new row to every other system */
-				record_delete(r.tab, r.oldtup, r.td, now);
+				record_delete(r.tab, r.oldtup, r.td, now, SR_LOCAL);
 				record_write(r.tab, r.newtup, NULL, r.td, now);
 			}
 		}
 		else if (TRIGGER_FIRED_BY_DELETE(trigdata->tg_event))
-			record_delete(r.tab, r.oldtup, r.td, now);
+			record_delete(r.tab, r.oldtup, r.td, now, SR_LOCAL);
 	}
 	SPI_finish();
 	sr_cache_leave();

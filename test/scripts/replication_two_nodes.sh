@@ -19,7 +19,8 @@
 #   - one way only (A to B, table member with a UNIQUE email), transactions that
 #     are valid as a whole but not statement by statement: an email moved to a
 #     new row reaches B; two emails swapped wait in B's review queue; an UPDATE
-#     followed by TRUNCATE in one transaction leaves nothing behind.  None of
+#     followed by TRUNCATE in one transaction leaves nothing behind but a
+#     tombstone per row, naming A.  None of
 #     these stops the stream;
 #   - every apply worker still runs, and no server logged an ERROR.
 # When a check fails, the history and shadow of the rows involved are printed.
@@ -159,6 +160,10 @@ q a "INSERT INTO member VALUES (3, 'after@example.com')"
 wait_until "the TRUNCATE and the row after it reach B" b "SELECT count(*) = 1 FROM member" || true
 sr_check "an UPDATE then TRUNCATE in one transaction: the held image dies with the rows" \
 	"$(member_rows b)" "3|after@example.com"
+sr_check "the TRUNCATE from A leaves on B a tombstone per row, naming node_a" \
+	"$(q b "SELECT string_agg(k || ':' || coalesce(s.deleted_by, 'none'), ',' ORDER BY k)
+		FROM generate_series(1, 2) k, sync_resolve.shadow('member', jsonb_build_object('id', k)) s
+		WHERE s.system = 'local'")" "1:node_a,2:node_a"
 
 # --- the workers survived ----------------------------------------------------------------
 check_workers "every apply worker still runs"

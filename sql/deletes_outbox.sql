@@ -1,0 +1,182 @@
+-- What waits in the outbox after a delete crosses a change, or a row comes
+-- back after a delete, must agree with the row: no system is sent a delete
+-- for a row that is here again, nor an upsert for a row it deleted itself.
+-- Then TRUNCATE of a tracked table, which is recorded as a DELETE of every
+-- row, and a row that row security hides from the caller of apply().
+\set ECHO none
+\i sql/include/setup.psql
+\set ECHO all
+
+-- what waits for each system, in a form that reads well
+CREATE FUNCTION dx_waiting(tbl regclass)
+	RETURNS TABLE (key jsonb, target text, op text, payload jsonb)
+	LANGUAGE sql AS $$
+	SELECT o.key, o.target, o.op::text, o.payload FROM sync_resolve.outbox o
+	WHERE o.relid = tbl AND o.status IN ('pending', 'failed') ORDER BY o.key::text, o.target
+$$;
+
+CREATE TABLE dx_note (id int PRIMARY KEY, body text, tag text);
+SELECT sync_resolve.track('dx_note', ARRAY['crm', 'billing'], 'latest');
+SELECT outcome FROM sync_resolve.apply('dx_note', 'crm', '{"id": 1, "body": "a", "tag": "x"}');
+SELECT outcome FROM sync_resolve.apply('dx_note', 'billing', '{"id": 1, "body": "a", "tag": "x"}');
+
+-- 1. Deleted here, then inserted again with the very values both systems
+-- hold: the deletes queued to them are replaced by the whole row (before,
+-- nothing differed from their bases, and the deletes were sent).
+DELETE FROM dx_note WHERE id = 1;
+SELECT * FROM dx_waiting('dx_note');
+INSERT INTO dx_note VALUES (1, 'a', 'x');
+SELECT * FROM dx_waiting('dx_note');
+DELETE FROM sync_resolve.outbox;
+
+-- 2. crm changes a row deleted here: a person decides.  billing then sends
+-- a change too; the item is now billing's, and its reason says so.
+DELETE FROM dx_note WHERE id = 1;
+SELECT outcome FROM sync_resolve.apply('dx_note', 'crm', '{"id": 1, "body": "from crm"}');
+SELECT outcome FROM sync_resolve.apply('dx_note', 'billing', '{"id": 1, "body": "from billing"}');
+SELECT id AS item, source, reason ~ '^billing changed a row that local deleted' AS reason_is_billings
+FROM sync_resolve.review WHERE status = 'open' \gset
+SELECT :item > 0, :'source', :'reason_is_billings';
+-- take_incoming brings the row back as billing sent it: billing holds it,
+-- so the delete waiting for it is withdrawn; crm hears the row instead of
+-- its delete
+SELECT status FROM sync_resolve.resolve(:item, 'take_incoming');
+SELECT * FROM dx_note;
+SELECT * FROM dx_waiting('dx_note');
+SELECT kind, detail FROM sync_resolve.explain('dx_note', '{"id": 1}') WHERE kind = 'outbound_withdrawn';
+DELETE FROM sync_resolve.outbox;
+
+-- 3. The same with set_value equal to what crm sent: crm's delete becomes
+-- the whole row, though no value differs from crm's base
+DELETE FROM dx_note WHERE id = 1;
+SELECT outcome FROM sync_resolve.apply('dx_note', 'crm', '{"id": 1, "body": "again", "tag": "y"}');
+SELECT status FROM sync_resolve.resolve((SELECT id FROM sync_resolve.review WHERE status = 'open'),
+										'set_value', '{"body": "again", "tag": "y"}');
+SELECT * FROM dx_waiting('dx_note');
+DELETE FROM sync_resolve.outbox;
+
+-- 4. keep_local on the same: the row stays deleted, crm hears the delete
+DELETE FROM dx_note WHERE id = 1;
+SELECT outcome FROM sync_resolve.apply('dx_note', 'crm', '{"id": 1, "body": "once more"}');
+SELECT status FROM sync_resolve.resolve((SELECT id FROM sync_resolve.review WHERE status = 'open'), 'keep_local');
+SELECT count(*) FROM dx_note;
+SELECT * FROM dx_waiting('dx_note');
+DELETE FROM sync_resolve.outbox;
+
+-- 5. Deleted here and by crm at once: the delete waiting for crm is
+-- withdrawn (crm deleted it itself); billing's stays
+INSERT INTO dx_note VALUES (2, 'two', 't');
+SELECT outcome FROM sync_resolve.apply('dx_note', 'crm', '{"id": 2, "body": "two", "tag": "t"}');
+DELETE FROM sync_resolve.outbox;
+DELETE FROM dx_note WHERE id = 2;
+SELECT * FROM dx_waiting('dx_note');
+SELECT outcome FROM sync_resolve.apply_delete('dx_note', 'crm', '{"id": 2}');
+SELECT * FROM dx_waiting('dx_note');
+DELETE FROM sync_resolve.outbox;
+
+-- 6. A change waits for billing when billing deletes the row, which
+-- on_delete_conflict = 'delete' lets go: nothing is sent to billing any
+-- more (before, the upsert was, and billing would have re-created the row)
+CREATE TABLE dx_doc (id int PRIMARY KEY, body text, tag text);
+SELECT sync_resolve.track('dx_doc', ARRAY['crm', 'billing'], 'latest', on_delete_conflict => 'delete');
+SELECT outcome FROM sync_resolve.apply('dx_doc', 'billing', '{"id": 1, "body": "b", "tag": "x"}');
+UPDATE dx_doc SET tag = 'changed here' WHERE id = 1;
+SELECT * FROM dx_waiting('dx_doc');
+SELECT outcome FROM sync_resolve.apply_delete('dx_doc', 'billing', '{"id": 1}');
+SELECT * FROM dx_waiting('dx_doc');
+-- with 'review', the same once a person takes the delete
+CREATE TABLE dx_doc2 (id int PRIMARY KEY, body text, tag text);
+SELECT sync_resolve.track('dx_doc2', ARRAY['crm', 'billing'], 'latest');
+SELECT outcome FROM sync_resolve.apply('dx_doc2', 'billing', '{"id": 1, "body": "b", "tag": "x"}');
+UPDATE dx_doc2 SET tag = 'changed here' WHERE id = 1;
+SELECT outcome FROM sync_resolve.apply_delete('dx_doc2', 'billing', '{"id": 1}');
+SELECT * FROM dx_waiting('dx_doc2');
+SELECT status FROM sync_resolve.resolve((SELECT id FROM sync_resolve.review WHERE status = 'open'), 'take_incoming');
+SELECT count(*) FROM dx_doc2;
+SELECT * FROM dx_waiting('dx_doc2');
+
+-- 7. on_delete_conflict = 'keep': crm's change brings back a row deleted
+-- here.  crm holds it (its delete goes); billing gets the whole row.
+CREATE TABLE dx_card (id int PRIMARY KEY, body text, tag text);
+SELECT sync_resolve.track('dx_card', ARRAY['crm', 'billing'], 'latest', on_delete_conflict => 'keep');
+SELECT outcome FROM sync_resolve.apply('dx_card', 'crm', '{"id": 1, "body": "c", "tag": "x"}');
+SELECT outcome FROM sync_resolve.apply('dx_card', 'billing', '{"id": 1, "body": "c", "tag": "x"}');
+DELETE FROM dx_card WHERE id = 1;
+SELECT outcome FROM sync_resolve.apply('dx_card', 'crm', '{"id": 1, "body": "c2"}');
+SELECT * FROM dx_card;
+SELECT * FROM dx_waiting('dx_card');
+
+-- 8. A row-level review is open ("crm changed a row deleted here") when
+-- the row is inserted here again: the question is answered, the item is
+-- dismissed and its columns released, and crm's next change is decided by
+-- the column's strategy (before, the item stayed open, a column item was
+-- opened beside it, and keep_local then said "the row stays deleted"
+-- while the row was there)
+DELETE FROM sync_resolve.review;
+DELETE FROM dx_note;
+SELECT outcome FROM sync_resolve.apply('dx_note', 'crm', '{"id": 3, "body": "from crm"}');
+DELETE FROM dx_note WHERE id = 3;
+SELECT outcome FROM sync_resolve.apply('dx_note', 'crm', '{"id": 3, "body": "crm changed it"}');
+SELECT status, kind FROM sync_resolve.review;
+INSERT INTO dx_note VALUES (3, 'made here', 'h');
+SELECT status, note FROM sync_resolve.review;
+SELECT held FROM sync_resolve.shadow('dx_note', '{"id": 3}') WHERE system = 'local';
+SELECT outcome, applied, queued FROM sync_resolve.apply('dx_note', 'crm', '{"id": 3, "body": "crm again"}');
+SELECT count(*) AS open_items FROM sync_resolve.review WHERE status = 'open';
+
+-- 9. TRUNCATE is recorded as a DELETE of every row: tombstones, the
+-- deletes queued (replacing what waited), the rows' open reviews dismissed
+DELETE FROM sync_resolve.outbox;
+DELETE FROM dx_note;
+SELECT outcome FROM sync_resolve.apply('dx_note', 'crm', '{"id": 10, "body": "ten"}');
+INSERT INTO dx_note VALUES (11, 'eleven');
+UPDATE dx_note SET body = 'ten, changed' WHERE id = 10;
+SELECT outcome FROM sync_resolve.apply_delete('dx_note', 'crm', '{"id": 10}');
+SELECT count(*) AS open_items FROM sync_resolve.review WHERE status = 'open';
+SELECT * FROM dx_waiting('dx_note');
+TRUNCATE dx_note;
+SELECT * FROM dx_waiting('dx_note');
+SELECT k, s.system, s.deleted_by FROM generate_series(10, 11) k,
+	sync_resolve.shadow('dx_note', jsonb_build_object('id', k)) s WHERE s.system = 'local' ORDER BY k;
+SELECT count(*) AS open_items FROM sync_resolve.review WHERE status = 'open';
+-- under sync_resolve.source it is refused, and nothing is removed
+INSERT INTO dx_note VALUES (12, 'twelve');
+BEGIN;
+SET LOCAL sync_resolve.source = 'crm';
+TRUNCATE dx_note;
+ROLLBACK;
+SELECT count(*) FROM dx_note;
+-- a partitioned table: every partition's rows, in the table's own layout
+CREATE TABLE dx_part (id int PRIMARY KEY, body text) PARTITION BY RANGE (id);
+CREATE TABLE dx_part_low PARTITION OF dx_part FOR VALUES FROM (0) TO (10);
+CREATE TABLE dx_part_high (body text, id int NOT NULL);
+ALTER TABLE dx_part ATTACH PARTITION dx_part_high FOR VALUES FROM (10) TO (20);
+SELECT sync_resolve.track('dx_part', ARRAY['crm'], 'latest');
+SELECT outcome FROM sync_resolve.apply('dx_part', 'crm', '{"id": 1, "body": "low"}');
+SELECT outcome FROM sync_resolve.apply('dx_part', 'crm', '{"id": 11, "body": "high"}');
+TRUNCATE dx_part;
+SELECT * FROM dx_waiting('dx_part');
+
+-- 10. Row security hides a row from the caller of apply(): it is not taken
+-- for absent (before, apply_delete() said 'unchanged' and marked crm's
+-- base deleted while the row stayed; apply() failed on the primary key)
+CREATE TABLE dx_secret (id int PRIMARY KEY, body text);
+SELECT sync_resolve.track('dx_secret', ARRAY['crm'], 'latest');
+SELECT outcome FROM sync_resolve.apply('dx_secret', 'crm', '{"id": 1, "body": "open"}');
+SELECT outcome FROM sync_resolve.apply('dx_secret', 'crm', '{"id": 2, "body": "hidden"}');
+CREATE ROLE sr_rls_user;
+GRANT USAGE ON SCHEMA sync_resolve TO sr_rls_user;
+GRANT SELECT, INSERT, UPDATE, DELETE ON dx_secret TO sr_rls_user;
+ALTER TABLE dx_secret ENABLE ROW LEVEL SECURITY;
+CREATE POLICY only_one ON dx_secret USING (id = 1);
+SET ROLE sr_rls_user;
+SELECT outcome FROM sync_resolve.apply_delete('dx_secret', 'crm', '{"id": 2}');
+SELECT outcome FROM sync_resolve.apply('dx_secret', 'crm', '{"id": 2, "body": "new"}');
+SELECT outcome FROM sync_resolve.apply('dx_secret', 'crm', '{"id": 1, "body": "seen"}');
+RESET ROLE;
+SELECT * FROM dx_secret ORDER BY id;
+SELECT system, deleted_at IS NULL AS not_deleted FROM sync_resolve.shadow('dx_secret', '{"id": 2}') ORDER BY system;
+DROP TABLE dx_secret, dx_note, dx_doc, dx_doc2, dx_card, dx_part;
+DROP FUNCTION dx_waiting;
+DROP OWNED BY sr_rls_user;
+DROP ROLE sr_rls_user;

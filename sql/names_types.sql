@@ -173,5 +173,15 @@ SELECT (addr).tags[2] = 'NULL' AS text_null_kept, (addr).tags[3] IS NULL AS null
 SELECT sync_resolve.apply('site', 'crm', '{"id": {"region": 2, "code": "z"}, "addr": {"zip": "ten"}}');
 SELECT outcome FROM sync_resolve.apply('site', 'crm', '{"id": {"region": 2, "code": "z"}, "addr": {"zip": 10, "floor": 3}}');
 SELECT addr FROM site WHERE (id).region = 2;
-DROP TABLE site;
-DROP TYPE address, place_ref;
+-- json and jsonb inside a composite, a json column and a domain over jsonb
+-- take a JSON string as a JSON string
+CREATE TYPE tagged AS (label text, meta jsonb);
+CREATE DOMAIN doc_json AS jsonb CHECK (VALUE IS NOT NULL);
+CREATE TABLE labelled (id int PRIMARY KEY, t tagged, j json, d doc_json);
+SELECT sync_resolve.track('labelled', ARRAY['crm'], 'latest');
+SELECT outcome FROM sync_resolve.apply('labelled', 'crm',
+	'{"id": 1, "t": {"label": "a", "meta": "just text"}, "j": "hello", "d": "there"}');
+SELECT t, j, d, (t).meta = '"just text"'::jsonb AS meta_is_string FROM labelled;
+DROP TABLE site, labelled;
+DROP TYPE address, place_ref, tagged;
+DROP DOMAIN doc_json;

@@ -61,7 +61,7 @@ jsonb_value_json_text(JsonbValue *v)
 	return JsonbToCString(NULL, &j->root, VARSIZE(j));
 }
 
-static char *input_text(Oid typid, JsonbValue *v, int depth);
+static char *input_text(Oid base, JsonbValue *v, int depth);
 
 /* Append a value to an array or record literal, quoted and escaped. */
 static void
@@ -81,8 +81,8 @@ append_quoted(StringInfo buf, const char *s)
 
 /*
  * A JSON array as the literal of an array of elem: each element quoted,
- * JSON null as NULL, nested arrays as the array's further dimensions
- * (unless the elements are JSON themselves).
+ * JSON null as NULL, nested arrays as the array's further dimensions (for
+ * json and jsonb elements too, as before: to_jsonb() writes both alike).
  */
 static void
 append_array_literal(StringInfo buf, Oid elem, JsonbValue *v, int depth)
@@ -109,11 +109,10 @@ append_array_literal(StringInfo buf, Oid elem, JsonbValue *v, int depth)
 		if (e.type == jbvNull)
 			appendStringInfoString(buf, "NULL");
 		else if (e.type == jbvBinary && JsonContainerIsArray(e.val.binary.data) &&
-				 !JsonContainerIsScalar(e.val.binary.data) &&
-				 elem != JSONBOID && elem != JSONOID)
+				 !JsonContainerIsScalar(e.val.binary.data))
 			append_array_literal(buf, elem, &e, depth + 1);
 		else
-			append_quoted(buf, input_text(elem, &e, depth + 1));
+			append_quoted(buf, input_text(getBaseType(elem), &e, depth + 1));
 	}
 	appendStringInfoChar(buf, '}');
 }
@@ -145,22 +144,25 @@ append_record_literal(StringInfo buf, Oid typid, JsonbValue *v, int depth)
 		f = getKeyJsonValueFromContainer(v->val.binary.data, NameStr(att->attname),
 										 strlen(NameStr(att->attname)), NULL);
 		if (f != NULL && f->type != jbvNull)
-			append_quoted(buf, input_text(att->atttypid, f, depth + 1));
+			append_quoted(buf, input_text(getBaseType(att->atttypid), f, depth + 1));
 	}
 	appendStringInfoChar(buf, ')');
 	ReleaseTupleDesc(td);
 }
 
 /*
- * The text a JSON value is given to the input function of typid as: a JSON
- * array for an array type and a JSON object for a composite type as their
- * literals (to_jsonb()'s output of them taken back), anything else as its
- * own text.
+ * The text a JSON value is given to the input function of a type (base:
+ * its base type) as: for json and jsonb, its JSON text (a string quoted);
+ * a JSON array for an array type and a JSON object for a composite type as
+ * their literals (to_jsonb()'s output of them taken back); anything else
+ * as its own text.
  */
 static char *
-input_text(Oid typid, JsonbValue *v, int depth)
+input_text(Oid base, JsonbValue *v, int depth)
 {
 	check_stack_depth();
+	if (base == JSONBOID || base == JSONOID)
+		return jsonb_value_json_text(v);
 	switch (v->type)
 	{
 		case jbvString:
@@ -173,13 +175,11 @@ input_text(Oid typid, JsonbValue *v, int depth)
 		case jbvBinary:
 			if (!JsonContainerIsScalar(v->val.binary.data))
 			{
-				Oid			base = getBaseType(typid);
 				Oid			elem = get_element_type(base);
 				StringInfoData buf;
 
 				initStringInfo(&buf);
-				if (JsonContainerIsArray(v->val.binary.data) && OidIsValid(elem) &&
-					base != JSONBOID && base != JSONOID)
+				if (JsonContainerIsArray(v->val.binary.data) && OidIsValid(elem))
 				{
 					append_array_literal(&buf, elem, v, 1);
 					return buf.data;
@@ -217,7 +217,7 @@ sr_jsonb_value_to_datum(const SrColumn *col, JsonbValue *v, bool *isnull,
 
 	PG_TRY();
 	{
-		text = input_text(col->typid, v, 0);
+		text = input_text(col->basetypid, v, 0);
 		result = InputFunctionCall((FmgrInfo *) &col->in_finfo, text,
 								   col->typioparam, col->typmod);
 	}

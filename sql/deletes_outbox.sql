@@ -124,6 +124,22 @@ SELECT held FROM sync_resolve.shadow('dx_note', '{"id": 3}') WHERE system = 'loc
 SELECT outcome, applied, queued FROM sync_resolve.apply('dx_note', 'crm', '{"id": 3, "body": "crm again"}');
 SELECT count(*) AS open_items FROM sync_resolve.review WHERE status = 'open';
 
+-- 8b. The same when crm, which deleted the row, sends it again while
+-- billing's change of it waits for a person: crm's row comes back whole,
+-- the item is dismissed, billing gets the row instead of its delete
+-- (before, the held columns were left out: a row of NULLs, the delete
+-- still queued for billing)
+DELETE FROM sync_resolve.outbox;
+DELETE FROM sync_resolve.review;
+SELECT outcome FROM sync_resolve.apply('dx_note', 'billing', '{"id": 4, "body": "b", "tag": "x"}');
+SELECT outcome FROM sync_resolve.apply('dx_note', 'crm', '{"id": 4, "body": "b", "tag": "x"}');
+SELECT outcome FROM sync_resolve.apply_delete('dx_note', 'crm', '{"id": 4}');
+SELECT outcome FROM sync_resolve.apply('dx_note', 'billing', '{"id": 4, "body": "billing"}');
+SELECT outcome, applied, queued FROM sync_resolve.apply('dx_note', 'crm', '{"id": 4, "body": "crm", "tag": "z"}');
+SELECT * FROM dx_note WHERE id = 4;
+SELECT status, note FROM sync_resolve.review;
+SELECT * FROM dx_waiting('dx_note');
+
 -- 9. TRUNCATE is recorded as a DELETE of every row: tombstones, the
 -- deletes queued (replacing what waited), the rows' open reviews dismissed
 DELETE FROM sync_resolve.outbox;

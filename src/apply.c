@@ -960,6 +960,27 @@ record_delivery(const SrApplyCall *call, Jsonb *key)
 	return sr_spi_execute(delivery_plan, values, NULL, true, false, 0, SPI_OK_INSERT) == 1;
 }
 
+/*
+ * The row's open reviews have nothing left to decide (it was deleted, or
+ * is back after a delete): dismissed, with why, and their columns released.
+ */
+void
+sr_release_reviews(const SrTable *tab, Jsonb *key, SrShadowRow *lrow, const char *why)
+{
+	bool		any = false;
+	int			c;
+
+	for (c = 0; c < tab->ncols; c++)
+		if (lrow->held[c])
+		{
+			lrow->held[c] = false;
+			lrow->dirty = true;
+			any = true;
+		}
+	if (any)
+		sr_dismiss_reviews(tab, key, why);
+}
+
 /* Dismiss the open reviews of a row that is gone. */
 void
 sr_dismiss_reviews(const SrTable *tab, Jsonb *key, const char *why)
@@ -1893,6 +1914,10 @@ apply_to_absent_row(SrApplyCall *call, SrImage *img, SrRowState *st,
 				break;
 		}
 	}
+
+	/* back after a delete: whether to bring it back is no longer a question */
+	if (revived)
+		sr_release_reviews(tab, img->key, lrow, psprintf("row re-created by %s", call->source));
 
 	/* a sync gap: insert what the source may write */
 	for (c = 0; c < tab->ncols; c++)

@@ -565,6 +565,15 @@ sr_outbox_fan_out_delete(SrTable *tab, Jsonb *key, SrRowState *st, const char *e
 						 NULL, 0);
 }
 
+/* $1, $2, $3 of the statements on one row's entries for one target */
+static void
+row_target_params(Datum *values, const SrTable *tab, Jsonb *key, const char *target)
+{
+	values[0] = ObjectIdGetDatum(tab->relid);
+	values[1] = JsonbPGetDatum(key);
+	values[2] = CStringGetTextDatum(target);
+}
+
 /*
  * target just told us the row's fate: it deleted the row (any change
  * waiting for it is moot), or, deletes_only, it sent the row that is here
@@ -576,11 +585,16 @@ sr_outbox_withdraw(const SrTable *tab, Jsonb *key, const char *target, bool dele
 				   SrEventBatch *batch)
 {
 	static SPIPlanPtr withdraw_plan = NULL;
+	SrOutboxWaiting waiting;
 	Datum		values[4];
 	int			n;
 
 	if (sr_system_is_peer(target))
 		return;					/* nothing is ever queued to it */
+	/* most often nothing waits: a look at the index says so */
+	sr_outbox_waiting_init(&waiting, tab, key);
+	if (!sr_outbox_waits(&waiting, target))
+		return;
 	if (withdraw_plan == NULL)
 	{
 		Oid			types[4] = {REGCLASSOID, JSONBOID, TEXTOID, BOOLOID};
@@ -593,9 +607,7 @@ sr_outbox_withdraw(const SrTable *tab, Jsonb *key, const char *target, bool dele
 										" RETURNING id, op::text",
 										4, types, true);
 	}
-	values[0] = ObjectIdGetDatum(tab->relid);
-	values[1] = JsonbPGetDatum(key);
-	values[2] = CStringGetTextDatum(target);
+	row_target_params(values, tab, key, target);
 	values[3] = BoolGetDatum(deletes_only);
 	n = sr_spi_execute(withdraw_plan, values, NULL, true, false, 0, SPI_OK_DELETE_RETURNING);
 	if (n == 1 && batch != NULL)
@@ -635,9 +647,7 @@ sr_outbox_forget(const SrTable *tab, Jsonb *key, const char *target, const bool 
 			names = lappend(names, tab->cols[c].name);
 	if (names == NIL)
 		return;
-	values[0] = ObjectIdGetDatum(tab->relid);
-	values[1] = JsonbPGetDatum(key);
-	values[2] = CStringGetTextDatum(target);
+	row_target_params(values, tab, key, target);
 	/* most often no entry to target waits: a look at the index says so */
 	if (!sr_outbox_waits(waiting, target))
 		return;
@@ -712,9 +722,7 @@ sr_outbox_find_echo(const SrTable *tab, Jsonb *key, const char *target,
 	}
 	else
 		return 0;
-	values[0] = ObjectIdGetDatum(tab->relid);
-	values[1] = JsonbPGetDatum(key);
-	values[2] = CStringGetTextDatum(target);
+	row_target_params(values, tab, key, target);
 	if (sr_spi_execute(plan, values, NULL, true, false, 1, SPI_OK_SELECT) == 1)
 		id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	SPI_freetuptable(SPI_tuptable);

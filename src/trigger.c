@@ -319,19 +319,9 @@ record_write(SrTable *tab, HeapTuple tup, HeapTuple old, TupleDesc td,
 		return;
 	/* inserted again after a delete here: see sr_outbox_fan_out() */
 	revived = created && st.local.found && st.local.deleted;
+	/* whether to bring the row back was the question: it is back */
 	if (revived)
-	{
-		bool		any_held = false;
-
-		for (c = 0; c < tab->ncols; c++)
-		{
-			any_held |= st.local.held[c];
-			st.local.held[c] = false;
-		}
-		/* whether to bring the row back was the question: it is back */
-		if (any_held)
-			sr_dismiss_reviews(tab, sr_build_key(tab, keyvals, NULL), "row re-created locally");
-	}
+		sr_release_reviews(tab, sr_build_key(tab, keyvals, NULL), &st.local, "row re-created locally");
 	st.local.deleted = false;
 	st.local.deleted_by = NULL;
 	st.local.version = sr_vclock_tick(st.local.version, SR_LOCAL);
@@ -351,8 +341,6 @@ record_delete(SrTable *tab, HeapTuple old, TupleDesc td, TimestampTz now, const 
 	Datum	   *keyvals = palloc(sizeof(Datum) * (tab->nkeys + 1));
 	SrRowState	st;
 	Jsonb	   *key;
-	bool		any_held = false;
-	int			c;
 
 	tuple_keys(tab, old, td, keyvals);
 	key = sr_build_key(tab, keyvals, NULL);
@@ -360,16 +348,9 @@ record_delete(SrTable *tab, HeapTuple old, TupleDesc td, TimestampTz now, const 
 	st.local.deleted = true;
 	st.local.deleted_at = now;
 	st.local.deleted_by = (char *) by;
-	for (c = 0; c < tab->ncols; c++)
-	{
-		if (st.local.held[c])
-			any_held = true;
-		st.local.held[c] = false;
-	}
 	/* the row is gone: its open reviews have nothing left to decide */
-	if (any_held)
-		sr_dismiss_reviews(tab, key, strcmp(by, SR_LOCAL) == 0 ? "row deleted locally"
-						   : psprintf("row deleted by %s", by));
+	sr_release_reviews(tab, key, &st.local, strcmp(by, SR_LOCAL) == 0 ? "row deleted locally"
+					   : psprintf("row deleted by %s", by));
 	if (strcmp(by, SR_LOCAL) == 0)
 		st.local.version = sr_vclock_tick(st.local.version, SR_LOCAL);
 	st.local.received_at = now;

@@ -142,6 +142,27 @@ copy_slot_row(const SrTable *tab, TupleTableSlot *slot, Datum *values, bool *nul
 }
 
 /*
+ * Find the row of keyvals in rel through its primary key, without SQL, and
+ * lock it in mode (sr_direct_lock_row()); its columns into values and
+ * nulls when given.  False when there is none.
+ */
+static bool
+lock_by_key(SrTable *tab, Relation rel, const Datum *keyvals, LockTupleMode mode,
+			Datum *values, bool *nulls)
+{
+	Relation	index = index_open(tab->pkey_oid, RowShareLock);
+	TupleTableSlot *slot = table_slot_create(rel, NULL);
+	bool		found;
+
+	found = sr_direct_lock_row(rel, index, tab->pkey_eq, tab->nkeys, keyvals, mode, slot);
+	if (found && values != NULL)
+		copy_slot_row(tab, slot, values, nulls);
+	ExecDropSingleTupleTableSlot(slot);
+	index_close(index, NoLock);
+	return found;
+}
+
+/*
  * SQL found no row for keyvals.  Where row security applies to the caller,
  * the row may be there all the same, hidden from it: taken for absent, a
  * delete from a source would be recorded for a row that stays, and a new
@@ -152,19 +173,12 @@ static void
 refuse_hidden_row(SrTable *tab, const Datum *keyvals)
 {
 	Relation	rel;
-	Relation	index;
-	TupleTableSlot *slot;
 	bool		found;
 
 	if (tab->pkey_eq == NULL || check_enable_rls(tab->relid, InvalidOid, true) != RLS_ENABLED)
 		return;
-	rel = table_open(tab->relid, AccessShareLock);
-	index = index_open(tab->pkey_oid, AccessShareLock);
-	slot = table_slot_create(rel, NULL);
-	found = sr_direct_lock_row(rel, index, tab->pkey_eq, tab->nkeys, keyvals,
-							   LockTupleKeyShare, slot);
-	ExecDropSingleTupleTableSlot(slot);
-	index_close(index, NoLock);
+	rel = table_open(tab->relid, RowShareLock);
+	found = lock_by_key(tab, rel, keyvals, LockTupleKeyShare, NULL, NULL);
 	table_close(rel, NoLock);
 	if (found)
 		ereport(ERROR,
@@ -192,17 +206,10 @@ sr_row_lock(SrTable *tab, const Datum *keyvals, bool for_delete,
 
 		if (row_lock_direct(rel))
 		{
-			Relation	index = index_open(tab->pkey_oid, RowShareLock);
-			TupleTableSlot *slot = table_slot_create(rel, NULL);
-			bool		found;
+			bool		found = lock_by_key(tab, rel, keyvals,
+											for_delete ? LockTupleExclusive : LockTupleNoKeyExclusive,
+											values, nulls);
 
-			found = sr_direct_lock_row(rel, index, tab->pkey_eq, tab->nkeys, keyvals,
-									   for_delete ? LockTupleExclusive : LockTupleNoKeyExclusive,
-									   slot);
-			if (found && values != NULL)
-				copy_slot_row(tab, slot, values, nulls);
-			ExecDropSingleTupleTableSlot(slot);
-			index_close(index, NoLock);
 			table_close(rel, NoLock);
 			return found;
 		}
@@ -2518,8 +2525,6 @@ sr_apply_delete_image(SrApplyCall *call, SrApplyResult *res, SrReviewIds *review
 					 "nothing to delete", 0);
 		res->outcome = "unchanged";
 		delete_row = false;
-		/* a delete crossing ours: none need go to the source */
-		sr_outbox_withdraw(tab, res->key, call->source, false, &batch);
 	}
 	else
 	{
@@ -2617,28 +2622,26 @@ sr_apply_delete_image(SrApplyCall *call, SrApplyResult *res, SrReviewIds *review
 		for (c = 0; c < tab->ncols; c++)
 			lrow->held[c] = false;
 		lrow->dirty = true;
-		/* the other systems that hold it learn of the delete; the source needs nothing */
+		/* the other systems that hold it learn of the delete */
 		sr_outbox_fan_out_delete(tab, res->key, &st, call->source, lrow->version,
 								 call->source, &batch);
-		sr_outbox_withdraw(tab, res->key, call->source, false, &batch);
 	}
 	else if (found && tab->on_delete_conflict == SR_DELCONF_KEEP && crossing &&
 			 !sr_system_is_peer(call->source))
 	{
 		/* the row stays: the source gets it back */
-		bool	   *all = palloc(sizeof(bool) * tab->ncols);
-		Jsonb	   *payload;
+		Jsonb	   *payload = sr_row_object(tab, L, Lnull, NULL);
 		int64		id;
 
-		for (c = 0; c < tab->ncols; c++)
-			all[c] = !tab->cols[c].is_key;
-		payload = sr_row_object(tab, L, Lnull, all);
 		id = sr_outbox_queue(tab, res->key, call->source, false, payload, lrow->version,
 							 call->source);
 		sr_event_add(&batch, "outbound_queued", NULL, NULL, NULL, NULL, payload,
 					 psprintf("re-create queued for %s (outbox #%lld)", call->source, (long long) id),
 					 NULL, 0);
 	}
+	/* gone here, as at the source: nothing waiting for the source applies */
+	if (!found || delete_row)
+		sr_outbox_withdraw(tab, res->key, call->source, false, &batch);
 	if (call->version != NULL)
 	{
 		lrow->version = lrow->version ? sr_vclock_merge(lrow->version, call->version) : call->version;

@@ -61,7 +61,7 @@ jsonb_value_json_text(JsonbValue *v)
 	return JsonbToCString(NULL, &j->root, VARSIZE(j));
 }
 
-static char *input_text(Oid base, JsonbValue *v, int depth);
+static char *input_text(Oid base, JsonbValue *v);
 
 /* Append a value to an array or record literal, quoted and escaped. */
 static void
@@ -80,12 +80,13 @@ append_quoted(StringInfo buf, const char *s)
 }
 
 /*
- * A JSON array as the literal of an array of elem: each element quoted,
+ * A JSON array as the literal of an array whose elements are of base type
+ * elem_base (looked up once for the whole array): each element quoted,
  * JSON null as NULL, nested arrays as the array's further dimensions (for
  * json and jsonb elements too, as before: to_jsonb() writes both alike).
  */
 static void
-append_array_literal(StringInfo buf, Oid elem, JsonbValue *v, int depth)
+append_array_literal(StringInfo buf, Oid elem_base, JsonbValue *v, int depth)
 {
 	JsonbIterator *it;
 	JsonbValue	e;
@@ -110,9 +111,9 @@ append_array_literal(StringInfo buf, Oid elem, JsonbValue *v, int depth)
 			appendStringInfoString(buf, "NULL");
 		else if (e.type == jbvBinary && JsonContainerIsArray(e.val.binary.data) &&
 				 !JsonContainerIsScalar(e.val.binary.data))
-			append_array_literal(buf, elem, &e, depth + 1);
+			append_array_literal(buf, elem_base, &e, depth + 1);
 		else
-			append_quoted(buf, input_text(getBaseType(elem), &e, depth + 1));
+			append_quoted(buf, input_text(elem_base, &e));
 	}
 	appendStringInfoChar(buf, '}');
 }
@@ -124,7 +125,7 @@ append_array_literal(StringInfo buf, Oid elem, JsonbValue *v, int depth)
  * jsonb_populate_record() leaves them.
  */
 static void
-append_record_literal(StringInfo buf, Oid typid, JsonbValue *v, int depth)
+append_record_literal(StringInfo buf, Oid typid, JsonbValue *v)
 {
 	TupleDesc	td = lookup_rowtype_tupdesc(typid, -1);
 	bool		first = true;
@@ -144,7 +145,7 @@ append_record_literal(StringInfo buf, Oid typid, JsonbValue *v, int depth)
 		f = getKeyJsonValueFromContainer(v->val.binary.data, NameStr(att->attname),
 										 strlen(NameStr(att->attname)), NULL);
 		if (f != NULL && f->type != jbvNull)
-			append_quoted(buf, input_text(getBaseType(att->atttypid), f, depth + 1));
+			append_quoted(buf, input_text(getBaseType(att->atttypid), f));
 	}
 	appendStringInfoChar(buf, ')');
 	ReleaseTupleDesc(td);
@@ -158,7 +159,7 @@ append_record_literal(StringInfo buf, Oid typid, JsonbValue *v, int depth)
  * as its own text.
  */
 static char *
-input_text(Oid base, JsonbValue *v, int depth)
+input_text(Oid base, JsonbValue *v)
 {
 	check_stack_depth();
 	if (base == JSONBOID || base == JSONOID)
@@ -181,13 +182,13 @@ input_text(Oid base, JsonbValue *v, int depth)
 				initStringInfo(&buf);
 				if (JsonContainerIsArray(v->val.binary.data) && OidIsValid(elem))
 				{
-					append_array_literal(&buf, elem, v, 1);
+					append_array_literal(&buf, getBaseType(elem), v, 1);
 					return buf.data;
 				}
 				if (JsonContainerIsObject(v->val.binary.data) && base != RECORDOID &&
 					type_is_rowtype(base))
 				{
-					append_record_literal(&buf, base, v, depth);
+					append_record_literal(&buf, base, v);
 					return buf.data;
 				}
 			}
@@ -217,7 +218,7 @@ sr_jsonb_value_to_datum(const SrColumn *col, JsonbValue *v, bool *isnull,
 
 	PG_TRY();
 	{
-		text = input_text(col->basetypid, v, 0);
+		text = input_text(col->basetypid, v);
 		result = InputFunctionCall((FmgrInfo *) &col->in_finfo, text,
 								   col->typioparam, col->typmod);
 	}

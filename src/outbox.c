@@ -476,8 +476,8 @@ sr_outbox_queue(const SrTable *tab, Jsonb *key, const char *target, bool is_dele
 
 /*
  * Queue to every system of the table but except (and but the ones
- * PostgreSQL replicates) the columns among cols whose value its base does
- * not hold, all in one statement.  revived: the row was deleted here and is
+ * PostgreSQL replicates) the columns among cols (NULL: all) whose value
+ * its base does not hold, all in one statement.  revived: the row was deleted here and is
  * back, so the columns go whole to every system -- whatever its base says,
  * a delete may wait for it or be on its way (the upsert replaces a waiting
  * one).  batch, when given, logs each entry.
@@ -508,7 +508,7 @@ sr_outbox_fan_out(SrTable *tab, Jsonb *key, SrRowState *st, const char *except,
 			continue;
 		for (c = 0; c < tab->ncols; c++)
 		{
-			which[c] = cols[c] && !tab->cols[c].is_key &&
+			which[c] = (cols == NULL || cols[c]) && !tab->cols[c].is_key &&
 				(revived || !base->found || base->deleted || !base->known[c] ||
 				 !sr_datum_equal(&tab->cols[c], values[c], nulls[c],
 								 base->values[c], base->nulls[c]));
@@ -565,7 +565,14 @@ sr_outbox_fan_out_delete(SrTable *tab, Jsonb *key, SrRowState *st, const char *e
 						 NULL, 0);
 }
 
-/* $1, $2, $3 of the statements on one row's entries for one target */
+/*
+ * The statements on one row's entries for one target: $1, $2, $3 name them
+ * (row_target_params()), and the row key's hash first, as the indexes key it.
+ */
+#define ROW_TARGET_QUAL \
+	"relid = $1 AND key = $2 AND target = $3" \
+	" AND " SR_KEY_HASH("key") " = " SR_KEY_HASH("$2")
+
 static void
 row_target_params(Datum *values, const SrTable *tab, Jsonb *key, const char *target)
 {
@@ -600,8 +607,7 @@ sr_outbox_withdraw(const SrTable *tab, Jsonb *key, const char *target, bool dele
 		Oid			types[4] = {REGCLASSOID, JSONBOID, TEXTOID, BOOLOID};
 
 		withdraw_plan = sr_prepare_kept("DELETE FROM sync_resolve.outbox"
-										" WHERE relid = $1 AND key = $2 AND target = $3"
-										" AND " SR_KEY_HASH("key") " = " SR_KEY_HASH("$2")
+										" WHERE " ROW_TARGET_QUAL
 										" AND status IN ('pending', 'failed')"
 										" AND (NOT $4 OR op = 'delete')"
 										" RETURNING id, op::text",
@@ -658,8 +664,7 @@ sr_outbox_forget(const SrTable *tab, Jsonb *key, const char *target, const bool 
 		forget_plan = sr_prepare_kept("WITH f AS (UPDATE sync_resolve.outbox o SET payload = o.payload - $4,"
 									  "  idempotency_key = " SR_KEY_AFTER_CHANGE ","
 									  "  updated_at = now()"
-									  "  WHERE relid = $1 AND key = $2 AND target = $3"
-									  "  AND " SR_KEY_HASH("key") " = " SR_KEY_HASH("$2")
+									  "  WHERE " ROW_TARGET_QUAL
 									  "  AND status IN ('pending', 'failed') AND op = 'upsert'"
 									  "  AND o.payload ?| $4 RETURNING o.id, o.payload)"
 									  " DELETE FROM sync_resolve.outbox d USING f"
@@ -710,8 +715,7 @@ sr_outbox_find_echo(const SrTable *tab, Jsonb *key, const char *target,
 			Oid			types[4] = {REGCLASSOID, JSONBOID, TEXTOID, JSONBOID};
 
 			by_values_plan = sr_prepare_kept("SELECT id FROM sync_resolve.outbox"
-											 " WHERE relid = $1 AND key = $2 AND target = $3"
-											 " AND " SR_KEY_HASH("key") " = " SR_KEY_HASH("$2")
+											 " WHERE " ROW_TARGET_QUAL
 											 " AND status IN ('in_flight', 'failed') AND attempts > 0"
 											 " AND op = 'upsert' AND $4 @> payload"
 											 " ORDER BY id DESC LIMIT 1",

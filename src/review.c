@@ -400,33 +400,30 @@ resolve_review(PG_FUNCTION_ARGS)
 					 errmsg("review item %lld is about a delete from %s: set_value does not apply",
 							(long long) id, item.source),
 					 errhint("Use take_incoming to delete the row, or keep_local to keep it.")));
-		if (take && found)
+		if (take)
 		{
-			sr_row_delete(tab, keyvals);
-			lrow->deleted = true;
-			lrow->deleted_at = now;
-			lrow->deleted_by = item.source;
-			lrow->dirty = true;
-			oldobj = item.local_value;
-			rule = psprintf("deleted the row, as %s did", item.source);
-			sr_outbox_fan_out_delete(tab, item.key, &st, item.source, lrow->version, cause, &batch);
-			sr_outbox_withdraw(tab, item.key, item.source, false, &batch);
-		}
-		else if (take)
-		{
-			rule = pstrdup("the row was already gone");
+			if (found)
+			{
+				sr_row_delete(tab, keyvals);
+				lrow->deleted = true;
+				lrow->deleted_at = now;
+				lrow->deleted_by = item.source;
+				lrow->dirty = true;
+				oldobj = item.local_value;
+				rule = psprintf("deleted the row, as %s did", item.source);
+				sr_outbox_fan_out_delete(tab, item.key, &st, item.source, lrow->version, cause, &batch);
+			}
+			else
+				rule = pstrdup("the row was already gone");
+			/* the source deleted it: nothing waiting for it applies */
 			sr_outbox_withdraw(tab, item.key, item.source, false, &batch);
 		}
 		else
 		{
 			/* the row stays: the source that deleted it gets it back */
-			bool	   *all = palloc(sizeof(bool) * (tab->ncols + 1));
-
-			for (c = 0; c < tab->ncols; c++)
-				all[c] = !tab->cols[c].is_key;
 			if (found && !sr_system_is_peer(item.source))
 				(void) sr_outbox_queue(tab, item.key, item.source, false,
-									   sr_row_object(tab, L, Lnull, all), lrow->version, cause);
+									   sr_row_object(tab, L, Lnull, NULL), lrow->version, cause);
 			rule = pstrdup("kept the row");
 		}
 	}
@@ -498,11 +495,7 @@ resolve_review(PG_FUNCTION_ARGS)
 		else if (found)
 		{
 			/* brought back here meanwhile: the source hears the row as it is */
-			bool	   *all = palloc(sizeof(bool) * (tab->ncols + 1));
-
-			for (c = 0; c < tab->ncols; c++)
-				all[c] = !tab->cols[c].is_key;
-			sr_outbox_fan_out(tab, item.key, &st, NULL, L, Lnull, all, true, lrow->version,
+			sr_outbox_fan_out(tab, item.key, &st, NULL, L, Lnull, NULL, true, lrow->version,
 							  cause, &batch, NULL);
 			rule = pstrdup("kept the row as it is here again");
 		}

@@ -341,6 +341,7 @@ record_delete(SrTable *tab, HeapTuple old, TupleDesc td, TimestampTz now, const 
 	Datum	   *keyvals = palloc(sizeof(Datum) * (tab->nkeys + 1));
 	SrRowState	st;
 	Jsonb	   *key;
+	bool		local = strcmp(by, SR_LOCAL) == 0;
 
 	tuple_keys(tab, old, td, keyvals);
 	key = sr_build_key(tab, keyvals, NULL);
@@ -349,9 +350,9 @@ record_delete(SrTable *tab, HeapTuple old, TupleDesc td, TimestampTz now, const 
 	st.local.deleted_at = now;
 	st.local.deleted_by = (char *) by;
 	/* the row is gone: its open reviews have nothing left to decide */
-	sr_release_reviews(tab, key, &st.local, strcmp(by, SR_LOCAL) == 0 ? "row deleted locally"
-					   : psprintf("row deleted by %s", by));
-	if (strcmp(by, SR_LOCAL) == 0)
+	sr_release_reviews(tab, key, &st.local,
+					   local ? "row deleted locally" : psprintf("row deleted by %s", by));
+	if (local)
 		st.local.version = sr_vclock_tick(st.local.version, SR_LOCAL);
 	st.local.received_at = now;
 	sr_shadow_local_write(tab, keyvals, &st.local);

@@ -818,15 +818,51 @@ BEGIN
 		EXECUTE pg_catalog.format('CREATE TRIGGER sync_resolve_after AFTER INSERT OR UPDATE OR DELETE ON %s '
 								  'FOR EACH ROW EXECUTE FUNCTION sync_resolve._local_write()', tbl);
 	END IF;
-	IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger t
-				   WHERE t.tgrelid = tbl AND t.tgname = 'sync_resolve_truncate') THEN
-		EXECUTE pg_catalog.format('CREATE TRIGGER sync_resolve_truncate BEFORE TRUNCATE ON %s '
-								  'FOR EACH STATEMENT EXECUTE FUNCTION sync_resolve._truncate()', tbl);
-	END IF;
+	PERFORM sync_resolve._install_truncate_triggers(tbl);
 	EXECUTE pg_catalog.format('ALTER TABLE %s ENABLE ALWAYS TRIGGER sync_resolve_before', tbl);
 	EXECUTE pg_catalog.format('ALTER TABLE %s ENABLE ALWAYS TRIGGER sync_resolve_after', tbl);
 	EXECUTE pg_catalog.format('ALTER TABLE %s ENABLE ALWAYS TRIGGER sync_resolve_truncate', tbl);
 END
+$$;
+
+-- sync_resolve_truncate on the table and on each of its partitions that has
+-- none yet.  PostgreSQL clones row triggers to partitions, not statement
+-- triggers, and fires BEFORE TRUNCATE only for the tables a TRUNCATE takes:
+-- without its own, a TRUNCATE of one partition would go unseen.  Called by
+-- track() and, for partitions created or attached later, by sync_resolve_ddl
+-- (which ALTER TABLE ... ENABLE fires again: the triggers are all made
+-- before any is enabled, so that it finds nothing left to make).
+CREATE FUNCTION sync_resolve._install_truncate_triggers(tbl regclass)
+	RETURNS void
+	LANGUAGE plpgsql
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	made regclass[];
+	p regclass;
+BEGIN
+	SELECT pg_catalog.array_agg(t.relid) INTO made
+	FROM sync_resolve._table_and_partitions(tbl) t
+	WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger g
+					  WHERE g.tgrelid = t.relid AND g.tgname = 'sync_resolve_truncate');
+	FOREACH p IN ARRAY coalesce(made, '{}') LOOP
+		EXECUTE pg_catalog.format('CREATE TRIGGER sync_resolve_truncate BEFORE TRUNCATE ON %s '
+								  'FOR EACH STATEMENT EXECUTE FUNCTION sync_resolve._truncate()', p);
+	END LOOP;
+	FOREACH p IN ARRAY coalesce(made, '{}') LOOP
+		EXECUTE pg_catalog.format('ALTER TABLE %s ENABLE ALWAYS TRIGGER sync_resolve_truncate', p);
+	END LOOP;
+END
+$$;
+
+-- A table and every partition under it, at any depth (pg_partition_tree()
+-- has no row for a table that is neither partitioned nor a partition).
+CREATE FUNCTION sync_resolve._table_and_partitions(tbl regclass)
+	RETURNS TABLE (relid regclass)
+	LANGUAGE sql STABLE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT tbl UNION SELECT t.relid FROM pg_catalog.pg_partition_tree(tbl) t
 $$;
 
 -- A tracked table without its shadow (restored from a dump): check what
@@ -917,6 +953,8 @@ CREATE FUNCTION sync_resolve._after_untrack()
 	LANGUAGE plpgsql
 	SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+	p regclass;
 BEGIN
 	IF EXISTS (SELECT 1 FROM pg_catalog.pg_trigger t
 			   WHERE t.tgrelid = OLD.relid AND t.tgname = 'sync_resolve_after') THEN
@@ -926,10 +964,16 @@ BEGIN
 			   WHERE t.tgrelid = OLD.relid AND t.tgname = 'sync_resolve_before') THEN
 		EXECUTE pg_catalog.format('DROP TRIGGER sync_resolve_before ON %s', OLD.relid);
 	END IF;
-	IF EXISTS (SELECT 1 FROM pg_catalog.pg_trigger t
-			   WHERE t.tgrelid = OLD.relid AND t.tgname = 'sync_resolve_truncate') THEN
-		EXECUTE pg_catalog.format('DROP TRIGGER sync_resolve_truncate ON %s', OLD.relid);
-	END IF;
+	-- the TRUNCATE triggers of the table and its partitions, but for those a
+	-- table above them still needs (a partition of a tracked table)
+	FOR p IN SELECT t.relid FROM sync_resolve._table_and_partitions(OLD.relid) t
+			 WHERE EXISTS (SELECT 1 FROM pg_catalog.pg_trigger g
+						   WHERE g.tgrelid = t.relid AND g.tgname = 'sync_resolve_truncate')
+			   AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_partition_ancestors(t.relid) a
+							   JOIN sync_resolve.tracked k ON k.relid = a.relid
+							   WHERE a.relid OPERATOR(pg_catalog.<>) OLD.relid) LOOP
+		EXECUTE pg_catalog.format('DROP TRIGGER sync_resolve_truncate ON %s', p);
+	END LOOP;
 	PERFORM sync_resolve._drop_shadow(OLD.shadow);
 	UPDATE sync_resolve.review r
 	   SET status = 'dismissed', resolved_at = pg_catalog.now(), resolved_by = CURRENT_USER,
@@ -1404,12 +1448,34 @@ CREATE FUNCTION sync_resolve._on_ddl()
 AS $$
 DECLARE
 	c record;
+	partitioned boolean := false;	-- the command touched a tracked table's partitions
 BEGIN
 	FOR c IN SELECT DISTINCT d.objid FROM pg_catalog.pg_event_trigger_ddl_commands() d
 			 WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
 			   AND EXISTS (SELECT 1 FROM sync_resolve.tracked t WHERE t.relid = d.objid) LOOP
 		PERFORM sync_resolve._sync_shadow(c.objid::pg_catalog.regclass);
 	END LOOP;
+	-- a partition created or attached under a tracked table gets its
+	-- TRUNCATE trigger; one detached from it loses it
+	FOR c IN SELECT DISTINCT k.relid AS objid
+			 FROM pg_catalog.pg_event_trigger_ddl_commands() d,
+				  LATERAL pg_catalog.pg_partition_ancestors(d.objid) a
+				  JOIN sync_resolve.tracked k ON k.relid = a.relid
+			 WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass LOOP
+		PERFORM sync_resolve._install_truncate_triggers(c.objid::pg_catalog.regclass);
+		partitioned := true;
+	END LOOP;
+	IF partitioned THEN
+		FOR c IN SELECT g.tgrelid AS objid FROM pg_catalog.pg_trigger g
+				 WHERE g.tgname = 'sync_resolve_truncate'
+				   AND g.tgfoid = 'sync_resolve._truncate()'::pg_catalog.regprocedure
+				   AND NOT EXISTS (SELECT 1 FROM sync_resolve.tracked k WHERE k.relid = g.tgrelid)
+				   AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_partition_ancestors(g.tgrelid) a
+								   JOIN sync_resolve.tracked k ON k.relid = a.relid) LOOP
+			EXECUTE pg_catalog.format('DROP TRIGGER sync_resolve_truncate ON %s',
+									  c.objid::pg_catalog.regclass);
+		END LOOP;
+	END IF;
 END
 $$;
 
@@ -1448,7 +1514,7 @@ END
 $$;
 
 CREATE EVENT TRIGGER sync_resolve_ddl ON ddl_command_end
-	WHEN TAG IN ('ALTER TABLE')
+	WHEN TAG IN ('ALTER TABLE', 'CREATE TABLE')
 	EXECUTE FUNCTION sync_resolve._on_ddl();
 CREATE EVENT TRIGGER sync_resolve_drop ON sql_drop
 	EXECUTE FUNCTION sync_resolve._on_drop();

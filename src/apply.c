@@ -249,8 +249,8 @@ sr_row_read(SrTable *tab, const Datum *keyvals, Datum *values, bool *nulls)
  * Whether a trigger is one of sync_resolve's own on a tracked table: they
  * let sync_resolve's own writes pass (see own_write() in trigger.c).
  */
-static bool
-own_trigger(const Trigger *trig)
+bool
+sr_own_trigger(const Trigger *trig)
 {
 	char	   *name = get_func_name(trig->tgfoid);
 
@@ -282,7 +282,7 @@ update_direct_ok(SrTable *tab, Relation rel)
 		!(desc->constr != NULL && desc->constr->has_generated_stored);
 	if (ok && rel->trigdesc != NULL)
 		for (i = 0; i < rel->trigdesc->numtriggers; i++)
-			ok = ok && own_trigger(&rel->trigdesc->triggers[i]);
+			ok = ok && sr_own_trigger(&rel->trigdesc->triggers[i]);
 	for (i = 0; ok && i < tab->ncols; i++)
 	{
 		const SrColumn *col = &tab->cols[i];

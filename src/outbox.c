@@ -1086,6 +1086,28 @@ lock_row_then_entry(int64 id, SrOutboxEntry *e, Datum **keyvals)
 	return tab;
 }
 
+/*
+ * target confirmed an upsert of a row that is deleted here: the row was
+ * deleted while the entry was out (target's own delete, say, which crossed
+ * it), so target may hold it again now.  The delete is queued for it (or
+ * merges into the one waiting), and the two converge: a target that
+ * deleted the row after taking the upsert hears of a delete it has made.
+ */
+static void
+queue_delete_after_ack(SrTable *tab, SrOutboxEntry *e, SrRowState *st, int64 id,
+					   SrEventBatch *batch)
+{
+	const char *targets[1] = {e->target};
+	int64		ids[1] = {0};
+
+	queue_entries(tab, e->key, 1, targets, true, NULL, st->local.version,
+				  st->local.deleted_by ? st->local.deleted_by : SR_LOCAL, ids, NULL);
+	sr_event_add(batch, "outbound_queued", NULL, NULL, NULL, NULL, NULL,
+				 psprintf("delete queued for %s (outbox #%lld): it confirmed outbox #%lld, an upsert of the row, after the row was deleted here",
+						  e->target, (long long) ids[0], (long long) id),
+				 NULL, 0);
+}
+
 PG_FUNCTION_INFO_V1(ack_outbound);
 Datum
 ack_outbound(PG_FUNCTION_ARGS)
@@ -1190,6 +1212,8 @@ ack_outbound(PG_FUNCTION_ARGS)
 						 psprintf("%s confirmed outbox #%lld%s", e.target, (long long) id,
 								  external_id ? psprintf(" as record %s", external_id) : ""),
 						 e.is_delete ? "deleted" : NULL, 0);
+			if (!e.is_delete && st.local.found && st.local.deleted)
+				queue_delete_after_ack(tab, &e, &st, id, &batch);
 			sr_events_flush(&batch);
 		}
 		if (external_id != NULL && !e.is_delete)

@@ -520,31 +520,20 @@ at_commit_trigger(PG_FUNCTION_ARGS)
 }
 
 /*
- * BEFORE TRUNCATE on a tracked table: the rows are gone, and what an apply
- * worker held for them with them; each row is recorded as deleted here
- * (sr_truncate_rows()).
+ * BEFORE TRUNCATE on a tracked table or one of its partitions: each row is
+ * recorded as deleted here, and what an apply worker held for it goes with
+ * it (sr_truncate_rows()).
  */
 PG_FUNCTION_INFO_V1(truncate_trigger);
 Datum
 truncate_trigger(PG_FUNCTION_ARGS)
 {
 	TriggerData *trigdata = (TriggerData *) fcinfo->context;
-	Oid			relid;
-	ListCell   *lc;
 
 	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_BY_TRUNCATE(trigdata->tg_event))
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("truncate_trigger: must be fired BEFORE TRUNCATE")));
-	relid = RelationGetRelid(trigdata->tg_relation);
-	if (held_cxt != NULL)
-		foreach(lc, held_rows)
-		{
-			SrHeld	   *h = lfirst(lc);
-
-			if (h->relid == relid && !h->dropped)
-				drop_held(h);
-		}
 	sr_cache_enter();
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "sync_resolve: SPI_connect failed");

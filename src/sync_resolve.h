@@ -827,7 +827,7 @@ extern int	sr_spi_execute(SPIPlanPtr plan, Datum *values, const char *nulls,
 						   bool as_owner, bool read_only, long count,
 						   int expected);
 
-/* trigger.c: TRUNCATE of a tracked table, as a local DELETE of every row */
+/* trigger.c: TRUNCATE of a tracked table or partition, as a local DELETE of every row */
 extern void sr_truncate_rows(Relation rel);
 
 /* ------------------------------------------------------------------------
@@ -853,6 +853,7 @@ extern const SrSystem *sr_check_source(const SrTable *tab, const char *source);
 extern bool sr_row_lock(SrTable *tab, const Datum *keyvals, bool for_delete,
 						Datum *values, bool *nulls);
 extern bool sr_row_read(SrTable *tab, const Datum *keyvals, Datum *values, bool *nulls);
+extern bool sr_own_trigger(const Trigger *trig);
 extern void sr_copy_row(const SrTable *tab, HeapTuple tup, TupleDesc td, Datum *values,
 						bool *nulls);
 extern bool sr_row_update(SrTable *tab, const Datum *keyvals, Bitmapset *cols,

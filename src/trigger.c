@@ -44,6 +44,7 @@
 #include "access/tupconvert.h"
 #include "catalog/pg_inherits.h"
 #include "catalog/pg_subscription.h"
+#include "catalog/pg_trigger.h"
 #include "commands/trigger.h"
 #include "executor/executor.h"
 #include "miscadmin.h"
@@ -333,9 +334,10 @@ record_write(SrTable *tab, HeapTuple tup, HeapTuple old, TupleDesc td,
 
 /*
  * Leave a tombstone for a row deleted here (by: local, or the PostgreSQL
- * node whose TRUNCATE replication applied), and tell the systems.
+ * node whose TRUNCATE replication applied), and tell the systems; the
+ * row's key.
  */
-static void
+static Jsonb *
 record_delete(SrTable *tab, HeapTuple old, TupleDesc td, TimestampTz now, const char *by)
 {
 	Datum	   *keyvals = palloc(sizeof(Datum) * (tab->nkeys + 1));
@@ -357,27 +359,57 @@ record_delete(SrTable *tab, HeapTuple old, TupleDesc td, TimestampTz now, const 
 	st.local.received_at = now;
 	sr_shadow_local_write(tab, keyvals, &st.local);
 	sr_outbox_fan_out_delete(tab, key, &st, by, st.local.version, by, NULL);
+	return key;
+}
+
+/* Whether TRUNCATE of rel fires a sync_resolve_truncate trigger of its own. */
+static bool
+own_truncate_trigger(Relation rel)
+{
+	int			i;
+
+	if (rel->trigdesc == NULL)
+		return false;
+	for (i = 0; i < rel->trigdesc->numtriggers; i++)
+	{
+		Trigger    *trig = &rel->trigdesc->triggers[i];
+
+		if (TRIGGER_FOR_TRUNCATE(trig->tgtype) && trig->tgenabled != TRIGGER_DISABLED &&
+			sr_own_trigger(trig))
+			return true;
+	}
+	return false;
 }
 
 /*
- * TRUNCATE of a tracked table (BEFORE TRUNCATE): every row goes as a local
- * DELETE of it would -- a tombstone, its reviews dismissed, the delete
- * queued for each system that holds it -- so that the systems hear of it
- * and no change queued for a row that is gone is still sent.  The rows are
- * read from the table itself (row security does not hide any from TRUNCATE
- * either).  Replicated from a PostgreSQL node, the same, the tombstones
- * naming that node (nothing is ever queued to it).  Under
- * sync_resolve.source it is refused: a source's delete is decided row by
- * row and may keep a row, which TRUNCATE cannot.
+ * TRUNCATE of a tracked table or of one of its partitions (BEFORE
+ * TRUNCATE): every row goes as a local DELETE of it would -- a tombstone,
+ * its reviews dismissed, the delete queued for each system that holds it
+ * -- so that the systems hear of it and no change queued for a row that is
+ * gone is still sent.  The rows are read from the table itself (row
+ * security does not hide any from TRUNCATE either).  Replicated from a
+ * PostgreSQL node, the same, the tombstones naming that node (nothing is
+ * ever queued to it), and what its apply worker held for the rows is
+ * dropped.  Under sync_resolve.source it is refused: a source's delete is
+ * decided row by row and may keep a row, which TRUNCATE cannot.
+ *
+ * Each partition carries the trigger too (track() and sync_resolve_ddl put
+ * it there: PostgreSQL fires a statement trigger only for the tables a
+ * TRUNCATE takes, and does not clone it to partitions), and a TRUNCATE of
+ * the table takes every partition: each trigger reads the rows of its own
+ * table, in the tracked table's layout.  The tracked table's also reads
+ * the partitions that have none, so that no row goes unseen.
  */
 void
 sr_truncate_rows(Relation rel)
 {
 	Oid			relid = RelationGetRelid(rel);
+	Oid			tracked = sr_tracked_relid(rel);
 	SrTable    *tab;
 	bool		by_replication;
 	const char *source = write_source(&by_replication);
-	TupleDesc	td = RelationGetDescr(rel);
+	Relation	trel;
+	TupleDesc	td;
 	Snapshot	snap;
 	MemoryContext rowcxt;
 	MemoryContext old;
@@ -385,7 +417,9 @@ sr_truncate_rows(Relation rel)
 	List	   *leaves;
 	ListCell   *lc;
 
-	tab = sr_table_get(relid, true, NoLock);
+	if (!OidIsValid(tracked))
+		return;
+	tab = sr_table_get(tracked, true, tracked == relid ? NoLock : AccessShareLock);
 	if (tab == NULL)
 		return;
 	if (source != NULL && !by_replication)
@@ -396,11 +430,13 @@ sr_truncate_rows(Relation rel)
 				 errdetail("sync_resolve resolves a delete from a source row by row, and may keep a row; TRUNCATE removes them all."),
 				 errhint("Delete the rows with DELETE under sync_resolve.source, or RESET sync_resolve.source to truncate as a local write.")));
 
+	trel = tracked == relid ? rel : relation_open(tracked, NoLock);
+	td = RelationGetDescr(trel);
 	/* every row the table holds now: TRUNCATE removes them all */
 	snap = RegisterSnapshot(GetLatestSnapshot());
 	rowcxt = AllocSetContextCreate(CurrentMemoryContext, "sync_resolve truncate",
 								   ALLOCSET_DEFAULT_SIZES);
-	leaves = rel->rd_rel->relkind == RELKIND_PARTITIONED_TABLE
+	leaves = tracked == relid && rel->rd_rel->relkind == RELKIND_PARTITIONED_TABLE
 		? find_all_inheritors(relid, NoLock, NULL) : list_make1_oid(relid);
 	foreach(lc, leaves)
 	{
@@ -409,12 +445,13 @@ sr_truncate_rows(Relation rel)
 		TableScanDesc scan;
 		TupleTableSlot *slot;
 
-		if (!RELKIND_HAS_STORAGE(leaf->rd_rel->relkind))
+		if (!RELKIND_HAS_STORAGE(leaf->rd_rel->relkind) ||
+			(RelationGetRelid(leaf) != relid && own_truncate_trigger(leaf)))
 		{
 			table_close(leaf, NoLock);
 			continue;
 		}
-		if (RelationGetRelid(leaf) != relid)
+		if (RelationGetRelid(leaf) != tracked)
 			map = convert_tuples_by_name(RelationGetDescr(leaf), td);
 		slot = table_slot_create(leaf, NULL);
 		scan = table_beginscan(leaf, snap, 0, NULL);
@@ -422,13 +459,16 @@ sr_truncate_rows(Relation rel)
 		{
 			HeapTuple	tup;
 			bool		should_free;
+			Jsonb	   *key;
 
 			CHECK_FOR_INTERRUPTS();
 			old = MemoryContextSwitchTo(rowcxt);
 			tup = ExecFetchSlotHeapTuple(slot, false, &should_free);
 			if (map != NULL)
 				tup = execute_attr_map_tuple(tup, map);
-			record_delete(tab, tup, td, now, source ? source : SR_LOCAL);
+			key = record_delete(tab, tup, td, now, source ? source : SR_LOCAL);
+			if (by_replication)
+				sr_hold_drop(tab, source, key);
 			MemoryContextSwitchTo(old);
 			MemoryContextReset(rowcxt);
 		}
@@ -438,6 +478,8 @@ sr_truncate_rows(Relation rel)
 	}
 	MemoryContextDelete(rowcxt);
 	UnregisterSnapshot(snap);
+	if (trel != rel)
+		relation_close(trel, NoLock);
 }
 
 PG_FUNCTION_INFO_V1(local_write_trigger);

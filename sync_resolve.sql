@@ -975,10 +975,18 @@ BEGIN
 		EXECUTE pg_catalog.format('DROP TRIGGER sync_resolve_truncate ON %s', p);
 	END LOOP;
 	PERFORM sync_resolve._drop_shadow(OLD.shadow);
-	UPDATE sync_resolve.review r
-	   SET status = 'dismissed', resolved_at = pg_catalog.now(), resolved_by = CURRENT_USER,
-		   note = 'table untracked', updated_at = pg_catalog.now()
-	 WHERE r.relid = OLD.relid AND r.status = 'open';
+	-- its open reviews are dismissed, each in its row's history (which stays)
+	WITH d AS (
+		UPDATE sync_resolve.review r
+		   SET status = 'dismissed', resolved_at = pg_catalog.now(), resolved_by = CURRENT_USER,
+			   note = 'table untracked', updated_at = pg_catalog.now()
+		 WHERE r.relid = OLD.relid AND r.status = 'open'
+		RETURNING r.id, r.key, r.column_name)
+	INSERT INTO sync_resolve.event (relid, key, kind, column_name, source, received_at, rule,
+									decision, review_id, actor)
+	SELECT OLD.relid, d.key, 'review_resolved', d.column_name, 'local', pg_catalog.now(),
+		   'table untracked', 'dismissed', d.id, CURRENT_USER
+	FROM d ORDER BY d.id;
 	RETURN OLD;
 END
 $$;
@@ -1698,8 +1706,11 @@ AS $$
 				pg_catalog.format('review #%s on %s now holds %s %s',
 					e.review_id, coalesce(e.column_name, 'the row'), e.source, sync_resolve._show(e.incoming_value))
 			WHEN 'review_resolved' THEN
-				pg_catalog.format('review #%s on %s resolved by %s with %s: %s',
-					e.review_id, coalesce(e.column_name, 'the row'), e.actor, e.decision, e.rule)
+				CASE WHEN e.decision OPERATOR(pg_catalog.=) 'dismissed' THEN
+					pg_catalog.format('review #%s on %s dismissed: %s',
+						e.review_id, coalesce(e.column_name, 'the row'), e.rule)
+				ELSE pg_catalog.format('review #%s on %s resolved by %s with %s: %s',
+					e.review_id, coalesce(e.column_name, 'the row'), e.actor, e.decision, e.rule) END
 			WHEN 'deleted' THEN e.rule
 			WHEN 'stale' THEN
 				pg_catalog.format('stale delivery from %s ignored — %s', e.source, e.rule)

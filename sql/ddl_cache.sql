@@ -66,8 +66,8 @@ SELECT shadow AS item_shadow FROM sync_resolve.tracked WHERE relid = 'item'::reg
 DROP TABLE :item_shadow;
 \set VERBOSITY default
 
--- untrack drops the shadow and the trigger, dismisses open reviews, and
--- keeps the history
+-- untrack drops the shadow and the trigger, dismisses open reviews (each
+-- in its row's history too), and keeps the history
 UPDATE item SET name = 'marker';
 SELECT sync_resolve.set_policy('item', 'name', 'review');
 SELECT outcome FROM sync_resolve.apply('item', 'crm', '{"id": 1, "name": "crayon"}');
@@ -75,6 +75,8 @@ SELECT sync_resolve.untrack('item');
 SELECT to_regclass(:'item_shadow') AS shadow;
 SELECT tgname FROM pg_trigger WHERE tgrelid = 'item'::regclass AND NOT tgisinternal;
 SELECT status, note FROM sync_resolve.review WHERE relid = 'item'::regclass;
+SELECT key, column_name, source, decision, rule FROM sync_resolve.event
+WHERE relid = 'item'::regclass AND kind = 'review_resolved';
 SELECT count(*) > 0 AS history_kept FROM sync_resolve.event WHERE relid = 'item'::regclass;
 \set VERBOSITY terse
 -- must fail

@@ -120,6 +120,9 @@ SELECT outcome FROM sync_resolve.apply('dx_note', 'crm', '{"id": 3, "body": "crm
 SELECT status, kind FROM sync_resolve.review;
 INSERT INTO dx_note VALUES (3, 'made here', 'h');
 SELECT status, note FROM sync_resolve.review;
+-- the row's history tells where the item went (before, it did not)
+SELECT source, kind, detail FROM sync_resolve.explain('dx_note', '{"id": 3}')
+WHERE kind = 'review_resolved';
 SELECT held FROM sync_resolve.shadow('dx_note', '{"id": 3}') WHERE system = 'local';
 SELECT outcome, applied, queued FROM sync_resolve.apply('dx_note', 'crm', '{"id": 3, "body": "crm again"}');
 SELECT count(*) AS open_items FROM sync_resolve.review WHERE status = 'open';
@@ -138,6 +141,8 @@ SELECT outcome FROM sync_resolve.apply('dx_note', 'billing', '{"id": 4, "body": 
 SELECT outcome, applied, queued FROM sync_resolve.apply('dx_note', 'crm', '{"id": 4, "body": "crm", "tag": "z"}');
 SELECT * FROM dx_note WHERE id = 4;
 SELECT status, note FROM sync_resolve.review;
+SELECT source, kind, detail FROM sync_resolve.explain('dx_note', '{"id": 4}')
+WHERE kind = 'review_resolved';
 SELECT * FROM dx_waiting('dx_note');
 
 -- 9. TRUNCATE is recorded as a DELETE of every row: tombstones, the

@@ -969,10 +969,12 @@ record_delivery(const SrApplyCall *call, Jsonb *key)
 
 /*
  * The row's open reviews have nothing left to decide (it was deleted, or
- * is back after a delete): dismissed, with why, and their columns released.
+ * is back after a delete, by `by`): dismissed, with why, and their columns
+ * released.
  */
 void
-sr_release_reviews(const SrTable *tab, Jsonb *key, SrShadowRow *lrow, const char *why)
+sr_release_reviews(const SrTable *tab, Jsonb *key, SrShadowRow *lrow, const char *by,
+				   const char *why)
 {
 	bool		any = false;
 	int			c;
@@ -985,14 +987,23 @@ sr_release_reviews(const SrTable *tab, Jsonb *key, SrShadowRow *lrow, const char
 			any = true;
 		}
 	if (any)
-		sr_dismiss_reviews(tab, key, why);
+		sr_dismiss_reviews(tab, key, by, why);
 }
 
-/* Dismiss the open reviews of a row that is gone. */
+/*
+ * Dismiss the open reviews of a row whose question went away with what
+ * `by` did (why says what), each with a review_resolved event, so that
+ * the row's history tells where its open items went.
+ */
 void
-sr_dismiss_reviews(const SrTable *tab, Jsonb *key, const char *why)
+sr_dismiss_reviews(const SrTable *tab, Jsonb *key, const char *by, const char *why)
 {
 	Datum		values[3];
+	SrEventBatch batch;
+	uint64		n;
+	uint64		i;
+	int64	   *ids;
+	char	  **cols;
 
 	if (dismiss_plan == NULL)
 	{
@@ -1002,13 +1013,37 @@ sr_dismiss_reviews(const SrTable *tab, Jsonb *key, const char *why)
 		plan = sr_prepare_kept("UPDATE sync_resolve.review SET status = 'dismissed',"
 						   " resolved_at = pg_catalog.now(), updated_at = pg_catalog.now(), note = $3"
 						   " WHERE relid OPERATOR(pg_catalog.=) $1 AND key OPERATOR(pg_catalog.=) $2"
-						   " AND status OPERATOR(pg_catalog.=) 'open'", 3, types, true);
+						   " AND status OPERATOR(pg_catalog.=) 'open'"
+						   " RETURNING id, column_name", 3, types, true);
 		dismiss_plan = plan;
 	}
 	values[0] = ObjectIdGetDatum(tab->relid);
 	values[1] = JsonbPGetDatum(key);
 	values[2] = CStringGetTextDatum(why);
-	sr_spi_execute(dismiss_plan, values, NULL, true, false, 0, SPI_OK_UPDATE);
+	n = sr_spi_execute(dismiss_plan, values, NULL, true, false, 0, SPI_OK_UPDATE_RETURNING);
+	if (n == 0)
+		return;
+	/* read before the events are written: that reuses SPI's result */
+	ids = palloc(sizeof(int64) * n);
+	cols = palloc(sizeof(char *) * n);
+	for (i = 0; i < n; i++)
+	{
+		bool		isnull;
+
+		ids[i] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
+		cols[i] = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2);
+	}
+	SPI_freetuptable(SPI_tuptable);
+
+	memset(&batch, 0, sizeof(batch));
+	batch.relid = tab->relid;
+	batch.key = key;
+	batch.source = by;
+	batch.received_at = GetCurrentTimestamp();
+	for (i = 0; i < n; i++)
+		sr_event_add(&batch, "review_resolved", cols[i], NULL, NULL, NULL, NULL, why,
+					 "dismissed", ids[i]);
+	sr_events_flush(&batch);
 }
 
 /*
@@ -1924,7 +1959,8 @@ apply_to_absent_row(SrApplyCall *call, SrImage *img, SrRowState *st,
 
 	/* back after a delete: whether to bring it back is no longer a question */
 	if (revived)
-		sr_release_reviews(tab, img->key, lrow, psprintf("row re-created by %s", call->source));
+		sr_release_reviews(tab, img->key, lrow, call->source,
+						   psprintf("row re-created by %s", call->source));
 
 	/* a sync gap: insert what the source may write */
 	for (c = 0; c < tab->ncols; c++)
@@ -2613,7 +2649,7 @@ sr_apply_delete_image(SrApplyCall *call, SrApplyResult *res, SrReviewIds *review
 			call->out_write = true; /* the statement deletes it */
 		else
 			sr_row_delete(tab, keyvals);
-		sr_dismiss_reviews(tab, res->key, psprintf("row deleted by %s", call->source));
+		sr_dismiss_reviews(tab, res->key, call->source, psprintf("row deleted by %s", call->source));
 		sr_event_add(&batch, "deleted", NULL, rowobj, NULL, NULL, NULL, rule, NULL, 0);
 		res->outcome = "deleted";
 		lrow->deleted = true;

@@ -996,8 +996,8 @@ extern void sr_merge_image(const SrTable *tab, SrImage *into, const SrImage *img
 extern void sr_init_call(SrApplyCall *call, SrTable *tab, const char *source);
 
 
-extern void sr_dismiss_reviews(const SrTable *tab, Jsonb *key, const char *why);
-extern void sr_release_reviews(const SrTable *tab, Jsonb *key, SrShadowRow *lrow,
+extern void sr_dismiss_reviews(const SrTable *tab, Jsonb *key, const char *by, const char *why);
+extern void sr_release_reviews(const SrTable *tab, Jsonb *key, SrShadowRow *lrow, const char *by,
 							   const char *why);
 extern void sr_lock_key(const SrTable *tab, Jsonb *key);
 extern bool sr_lock_row_or_key(SrTable *tab, const Datum *keyvals, Jsonb *key,

@@ -322,7 +322,8 @@ record_write(SrTable *tab, HeapTuple tup, HeapTuple old, TupleDesc td,
 	revived = created && st.local.found && st.local.deleted;
 	/* whether to bring the row back was the question: it is back */
 	if (revived)
-		sr_release_reviews(tab, sr_build_key(tab, keyvals, NULL), &st.local, "row re-created locally");
+		sr_release_reviews(tab, sr_build_key(tab, keyvals, NULL), &st.local, SR_LOCAL,
+						   "row re-created locally");
 	st.local.deleted = false;
 	st.local.deleted_by = NULL;
 	st.local.version = sr_vclock_tick(st.local.version, SR_LOCAL);
@@ -352,7 +353,7 @@ record_delete(SrTable *tab, HeapTuple old, TupleDesc td, TimestampTz now, const 
 	st.local.deleted_at = now;
 	st.local.deleted_by = (char *) by;
 	/* the row is gone: its open reviews have nothing left to decide */
-	sr_release_reviews(tab, key, &st.local,
+	sr_release_reviews(tab, key, &st.local, by,
 					   local ? "row deleted locally" : psprintf("row deleted by %s", by));
 	if (local)
 		st.local.version = sr_vclock_tick(st.local.version, SR_LOCAL);

@@ -822,6 +822,7 @@ BEGIN
 	EXECUTE pg_catalog.format('ALTER TABLE %s ENABLE ALWAYS TRIGGER sync_resolve_before', tbl);
 	EXECUTE pg_catalog.format('ALTER TABLE %s ENABLE ALWAYS TRIGGER sync_resolve_after', tbl);
 	EXECUTE pg_catalog.format('ALTER TABLE %s ENABLE ALWAYS TRIGGER sync_resolve_truncate', tbl);
+	PERFORM sync_resolve._check_trigger_order(tbl);
 END
 $$;
 
@@ -863,6 +864,43 @@ CREATE FUNCTION sync_resolve._table_and_partitions(tbl regclass)
 	SET search_path = pg_catalog, pg_temp
 AS $$
 	SELECT tbl UNION SELECT t.relid FROM pg_catalog.pg_partition_tree(tbl) t
+$$;
+
+-- Row triggers fire in the order of their names.  A user's BEFORE row trigger
+-- of a tracked table (or of one of its partitions) named to sort after
+-- sync_resolve_before fires once a write from a source has been decided and
+-- recorded -- its base, its history, what is queued for the other systems:
+-- if it changes NEW or skips the row, the table and those records disagree.
+-- A WARNING for each (trig: just that one), from track() and from
+-- sync_resolve_ddl on CREATE TRIGGER and ALTER TRIGGER.
+CREATE FUNCTION sync_resolve._check_trigger_order(tbl regclass, trig oid DEFAULT NULL)
+	RETURNS void
+	LANGUAGE plpgsql
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	t record;
+BEGIN
+	FOR t IN SELECT g.tgname, g.tgrelid::pg_catalog.regclass AS rel
+			 FROM sync_resolve._table_and_partitions(tbl) r
+			 JOIN pg_catalog.pg_trigger g ON g.tgrelid = r.relid
+			 WHERE (trig IS NULL OR g.oid OPERATOR(pg_catalog.=) trig)
+			   AND NOT g.tgisinternal AND g.tgparentid OPERATOR(pg_catalog.=) 0
+			   AND g.tgenabled OPERATOR(pg_catalog.<>) 'D'
+			   -- ROW (1) and BEFORE (2), for INSERT (4), DELETE (8) or UPDATE (16)
+			   AND (g.tgtype::pg_catalog.int4 OPERATOR(pg_catalog.&) 3) OPERATOR(pg_catalog.=) 3
+			   AND (g.tgtype::pg_catalog.int4 OPERATOR(pg_catalog.&) 28) OPERATOR(pg_catalog.<>) 0
+			   AND g.tgname OPERATOR(pg_catalog.>) 'sync_resolve_before'::pg_catalog.name
+			 ORDER BY g.tgname, 2 LOOP
+		RAISE WARNING 'trigger "%" on tracked table % fires after sync_resolve_before', t.tgname, t.rel
+			USING DETAIL = 'Row triggers fire in the order of their names. sync_resolve_before decides a write '
+						   'from a source and records it (the source''s base, the history, the outbox) before '
+						   'this trigger runs: if it changes NEW or skips the row, the table and those records disagree.',
+				  HINT = pg_catalog.format('If it may change or skip rows, rename it to sort before sync_resolve_before, '
+										   'e.g. ALTER TRIGGER %I ON %s RENAME TO %I.',
+										   t.tgname, t.rel, 'a_' OPERATOR(pg_catalog.||) t.tgname);
+	END LOOP;
+END
 $$;
 
 -- A tracked table without its shadow (restored from a dump): check what
@@ -1473,6 +1511,16 @@ BEGIN
 		PERFORM sync_resolve._install_truncate_triggers(c.objid::pg_catalog.regclass);
 		partitioned := true;
 	END LOOP;
+	-- a trigger made or renamed on a tracked table, or on one of its partitions
+	FOR c IN SELECT g.oid AS objid, k.relid
+			 FROM pg_catalog.pg_event_trigger_ddl_commands() d
+			 JOIN pg_catalog.pg_trigger g ON g.oid = d.objid
+			 JOIN sync_resolve.tracked k
+			   ON k.relid = g.tgrelid
+			   OR k.relid IN (SELECT a.relid FROM pg_catalog.pg_partition_ancestors(g.tgrelid) a)
+			 WHERE d.classid = 'pg_catalog.pg_trigger'::pg_catalog.regclass LOOP
+		PERFORM sync_resolve._check_trigger_order(c.relid, c.objid);
+	END LOOP;
 	IF partitioned THEN
 		FOR c IN SELECT g.tgrelid AS objid FROM pg_catalog.pg_trigger g
 				 WHERE g.tgname = 'sync_resolve_truncate'
@@ -1522,7 +1570,7 @@ END
 $$;
 
 CREATE EVENT TRIGGER sync_resolve_ddl ON ddl_command_end
-	WHEN TAG IN ('ALTER TABLE', 'CREATE TABLE')
+	WHEN TAG IN ('ALTER TABLE', 'CREATE TABLE', 'CREATE TRIGGER', 'ALTER TRIGGER')
 	EXECUTE FUNCTION sync_resolve._on_ddl();
 CREATE EVENT TRIGGER sync_resolve_drop ON sql_drop
 	EXECUTE FUNCTION sync_resolve._on_drop();

@@ -136,3 +136,27 @@ UPDATE deal SET title = 'fine' WHERE id = 1;
 INSERT INTO deal (id, title) VALUES (3, 'local deal');
 RESET sync_resolve.enforce_ownership;
 SELECT id, title, amount, stage FROM deal ORDER BY id;
+
+-- Row triggers fire in the order of their names: a BEFORE row trigger of
+-- the user's that sorts after sync_resolve_before runs once a write from a
+-- source is decided and recorded, so a change it makes to NEW is one the
+-- base, the history and the outbox know nothing of.  Creating or renaming
+-- one on a tracked table (or tracking a table that has one) warns; one that
+-- sorts first, an AFTER trigger, or one on an untracked table does not.
+CREATE FUNCTION deal_touch() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	NEW.updated_by := 'trigger';
+	RETURN NEW;
+END
+$$;
+CREATE TRIGGER zz_touch BEFORE UPDATE ON deal FOR EACH ROW EXECUTE FUNCTION deal_touch();
+ALTER TRIGGER zz_touch ON deal RENAME TO a_touch;
+CREATE TRIGGER zz_audit AFTER UPDATE ON deal FOR EACH ROW EXECUTE FUNCTION deal_touch();
+ALTER TRIGGER a_touch ON deal RENAME TO touch_late;
+CREATE TABLE deal_archive (id int PRIMARY KEY, title text);
+CREATE TRIGGER zz_touch BEFORE INSERT ON deal_archive FOR EACH ROW EXECUTE FUNCTION deal_touch();
+SELECT sync_resolve.track('deal_archive', ARRAY['crm']);
+DROP TABLE deal_archive;
+DROP TRIGGER touch_late ON deal;
+DROP TRIGGER zz_audit ON deal;
+DROP FUNCTION deal_touch;

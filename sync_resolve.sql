@@ -712,6 +712,9 @@ BEGIN
 			USING ERRCODE = '42710',
 				  HINT = 'Change its systems and defaults with UPDATE sync_resolve.tracked, or untrack it first.';
 	END IF;
+	IF TG_OP = 'INSERT' THEN
+		PERFORM sync_resolve._refuse_nested(NEW.relid);
+	END IF;
 	IF TG_OP = 'INSERT' AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_index i
 										WHERE i.indrelid = NEW.relid AND i.indisprimary) THEN
 		RAISE EXCEPTION 'table % has no primary key', NEW.relid
@@ -866,13 +869,48 @@ AS $$
 	SELECT tbl UNION SELECT t.relid FROM pg_catalog.pg_partition_tree(tbl) t
 $$;
 
+-- A partitioned table is tracked as one table, its partitions with it: a
+-- partition of a tracked table, or a table with a tracked partition, cannot
+-- be tracked too (the two would share triggers and record each write twice
+-- or not at all).  From track(); ATTACH PARTITION of one tracked table
+-- under another fails by itself, on their row triggers' names.
+CREATE FUNCTION sync_resolve._refuse_nested(tbl regclass)
+	RETURNS void
+	LANGUAGE plpgsql
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	other regclass;
+BEGIN
+	SELECT k.relid INTO other FROM sync_resolve.tracked k
+	WHERE k.relid OPERATOR(pg_catalog.<>) tbl
+	  AND k.relid IN (SELECT a.relid FROM pg_catalog.pg_partition_ancestors(tbl) a)
+	ORDER BY k.relid LIMIT 1;
+	IF FOUND THEN
+		RAISE EXCEPTION 'table % is a partition of tracked table %', tbl, other
+			USING ERRCODE = '0A000',
+				  HINT = pg_catalog.format('%s is tracked with its partitions: its writes are already recorded.', other);
+	END IF;
+	SELECT k.relid INTO other FROM sync_resolve.tracked k
+	WHERE k.relid OPERATOR(pg_catalog.<>) tbl
+	  AND k.relid IN (SELECT t.relid FROM pg_catalog.pg_partition_tree(tbl) t)
+	ORDER BY k.relid LIMIT 1;
+	IF FOUND THEN
+		RAISE EXCEPTION 'table % has a tracked partition, %', tbl, other
+			USING ERRCODE = '0A000',
+				  HINT = pg_catalog.format('A partitioned table is tracked with all its partitions: untrack %s first.', other);
+	END IF;
+END
+$$;
+
 -- Row triggers fire in the order of their names.  A user's BEFORE row trigger
 -- of a tracked table (or of one of its partitions) named to sort after
 -- sync_resolve_before fires once a write from a source has been decided and
 -- recorded -- its base, its history, what is queued for the other systems:
 -- if it changes NEW or skips the row, the table and those records disagree.
 -- A WARNING for each (trig: just that one), from track() and from
--- sync_resolve_ddl on CREATE TRIGGER and ALTER TRIGGER.
+-- sync_resolve_ddl on CREATE TRIGGER and ALTER TRIGGER; a disabled one too,
+-- since enabling it later is an ALTER TABLE that says nothing.
 CREATE FUNCTION sync_resolve._check_trigger_order(tbl regclass, trig oid DEFAULT NULL)
 	RETURNS void
 	LANGUAGE plpgsql
@@ -886,7 +924,6 @@ BEGIN
 			 JOIN pg_catalog.pg_trigger g ON g.tgrelid = r.relid
 			 WHERE (trig IS NULL OR g.oid OPERATOR(pg_catalog.=) trig)
 			   AND NOT g.tgisinternal AND g.tgparentid OPERATOR(pg_catalog.=) 0
-			   AND g.tgenabled OPERATOR(pg_catalog.<>) 'D'
 			   -- ROW (1) and BEFORE (2), for INSERT (4), DELETE (8) or UPDATE (16)
 			   AND (g.tgtype::pg_catalog.int4 OPERATOR(pg_catalog.&) 3) OPERATOR(pg_catalog.=) 3
 			   AND (g.tgtype::pg_catalog.int4 OPERATOR(pg_catalog.&) 28) OPERATOR(pg_catalog.<>) 0
@@ -1502,12 +1539,15 @@ BEGIN
 		PERFORM sync_resolve._sync_shadow(c.objid::pg_catalog.regclass);
 	END LOOP;
 	-- a partition created or attached under a tracked table gets its
-	-- TRUNCATE trigger; one detached from it loses it
+	-- TRUNCATE trigger; one detached from it loses it.  (Not while a dump is
+	-- restored: a tracked table without its shadow yet gets its triggers from
+	-- the dump, and _ensure_shadow() makes what is missing at first use.)
 	FOR c IN SELECT DISTINCT k.relid AS objid
 			 FROM pg_catalog.pg_event_trigger_ddl_commands() d,
 				  LATERAL pg_catalog.pg_partition_ancestors(d.objid) a
 				  JOIN sync_resolve.tracked k ON k.relid = a.relid
-			 WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass LOOP
+			 WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
+			   AND k.shadow IS NOT NULL LOOP
 		PERFORM sync_resolve._install_truncate_triggers(c.objid::pg_catalog.regclass);
 		partitioned := true;
 	END LOOP;
@@ -1518,7 +1558,8 @@ BEGIN
 			 JOIN sync_resolve.tracked k
 			   ON k.relid = g.tgrelid
 			   OR k.relid IN (SELECT a.relid FROM pg_catalog.pg_partition_ancestors(g.tgrelid) a)
-			 WHERE d.classid = 'pg_catalog.pg_trigger'::pg_catalog.regclass LOOP
+			 WHERE d.classid = 'pg_catalog.pg_trigger'::pg_catalog.regclass
+			   AND k.shadow IS NOT NULL LOOP
 		PERFORM sync_resolve._check_trigger_order(c.relid, c.objid);
 	END LOOP;
 	IF partitioned THEN
@@ -1574,6 +1615,10 @@ CREATE EVENT TRIGGER sync_resolve_ddl ON ddl_command_end
 	EXECUTE FUNCTION sync_resolve._on_ddl();
 CREATE EVENT TRIGGER sync_resolve_drop ON sql_drop
 	EXECUTE FUNCTION sync_resolve._on_drop();
+-- as the tables' own triggers: DDL under session_replication_role = replica
+-- (a partition created there, a tracked table dropped) is seen as well
+ALTER EVENT TRIGGER sync_resolve_ddl ENABLE ALWAYS;
+ALTER EVENT TRIGGER sync_resolve_drop ENABLE ALWAYS;
 
 -- ==== setup API (DESIGN 3) ====
 

@@ -205,6 +205,21 @@ TRUNCATE dx_part;
 SELECT * FROM dx_waiting('dx_part');
 SELECT k, s.deleted_by, s.version FROM unnest(ARRAY[2, 12, 22, 27]) k,
 	sync_resolve.shadow('dx_part', jsonb_build_object('id', k)) s WHERE s.system = 'local' ORDER BY k;
+-- the same for a TRUNCATE of a partition that has partitions of its own,
+-- one of which lost its trigger, and for a partition whose trigger does not
+-- fire in this session_replication_role: their rows are read by the
+-- trigger above them that fires (each row once again: version local:3,
+-- one tick for the INSERT, one for the TRUNCATE)
+DELETE FROM sync_resolve.outbox;
+INSERT INTO dx_part SELECT k, 'again ' || k FROM unnest(ARRAY[2, 12, 22, 27]) k;
+DROP TRIGGER sync_resolve_truncate ON dx_part_mid_a;
+TRUNCATE dx_part_mid;
+SELECT * FROM dx_waiting('dx_part');
+ALTER TABLE dx_part_high ENABLE REPLICA TRIGGER sync_resolve_truncate;
+TRUNCATE dx_part;
+SELECT * FROM dx_waiting('dx_part');
+SELECT k, s.deleted_by, s.version FROM unnest(ARRAY[2, 12, 22, 27]) k,
+	sync_resolve.shadow('dx_part', jsonb_build_object('id', k)) s WHERE s.system = 'local' ORDER BY k;
 -- a partition detached keeps no trigger of sync_resolve's (its
 -- sub-partitions neither), and the ALTER TABLE puts back the one dropped
 -- by hand; untrack() takes them all along
@@ -238,6 +253,16 @@ WHERE kind LIKE 'outbound%' ORDER BY kind, detail;
 SELECT id AS entry FROM sync_resolve.claim_outbound('crm') WHERE key = '{"id": 1}' \gset
 SELECT status FROM sync_resolve.ack_outbound(:entry);
 SELECT system, deleted_at IS NOT NULL AS deleted FROM sync_resolve.shadow('dx_flight', '{"id": 1}') ORDER BY system;
+-- the delete already out to crm when the upsert before it is acknowledged:
+-- nothing more is queued (it comes after the upsert)
+INSERT INTO dx_flight VALUES (3, 'made here');
+SELECT id AS up FROM sync_resolve.claim_outbound('crm') WHERE key = '{"id": 3}' \gset
+DELETE FROM dx_flight WHERE id = 3;
+SELECT id AS del FROM sync_resolve.claim_outbound('crm') WHERE key = '{"id": 3}' \gset
+SELECT status FROM sync_resolve.ack_outbound(:up);
+SELECT status FROM sync_resolve.ack_outbound(:del);
+SELECT op, status FROM sync_resolve.outbox
+WHERE relid = 'dx_flight'::regclass AND key = '{"id": 3}' AND target = 'crm' ORDER BY id;
 -- the other row, acknowledged while it is still here, queues nothing
 SELECT id AS entry FROM sync_resolve.outbox
 WHERE relid = 'dx_flight'::regclass AND key = '{"id": 2}' AND target = 'crm' \gset

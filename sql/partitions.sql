@@ -53,3 +53,25 @@ INSERT INTO ledger_archive VALUES (5, 'archived');
 SELECT outcome FROM sync_resolve.apply('ledger', 'crm', '{"id": 5, "v": "from crm"}', '2030-01-01');
 SELECT tableoid::regclass AS stored_in, * FROM ledger;
 DROP TABLE ledger CASCADE;
+
+-- A partitioned table is tracked with all its partitions: a partition of
+-- a tracked table cannot be tracked too, nor a table with a tracked
+-- partition, nor can a tracked table be attached under another (before,
+-- track() took them, and untrack() or DETACH then failed or left a table
+-- tracked without triggers)
+\set VERBOSITY terse
+-- must fail
+SELECT sync_resolve.track('orders_eu', ARRAY['crm']);
+CREATE TABLE shelf (id int, zone text, PRIMARY KEY (id, zone)) PARTITION BY LIST (zone);
+CREATE TABLE shelf_a PARTITION OF shelf FOR VALUES IN ('a');
+SELECT sync_resolve.track('shelf_a', ARRAY['crm']);
+-- must fail
+SELECT sync_resolve.track('shelf', ARRAY['crm']);
+CREATE TABLE orders_b (id int, region text, total numeric, note text, PRIMARY KEY (id, region));
+SELECT sync_resolve.track('orders_b', ARRAY['crm']);
+-- must fail
+ALTER TABLE orders ATTACH PARTITION orders_b FOR VALUES IN ('b');
+\set VERBOSITY default
+SELECT relid FROM sync_resolve.tracked WHERE relid::text ~ '^(shelf|orders_)' ORDER BY relid::text;
+SELECT count(*) AS orders_partitions FROM pg_partition_tree('orders');
+DROP TABLE shelf, orders_b;

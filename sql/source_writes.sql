@@ -141,8 +141,9 @@ SELECT id, title, amount, stage FROM deal ORDER BY id;
 -- the user's that sorts after sync_resolve_before runs once a write from a
 -- source is decided and recorded, so a change it makes to NEW is one the
 -- base, the history and the outbox know nothing of.  Creating or renaming
--- one on a tracked table (or tracking a table that has one) warns; one that
--- sorts first, an AFTER trigger, or one on an untracked table does not.
+-- one on a tracked table (or tracking a table that has one, even disabled)
+-- warns; one that sorts first, an AFTER trigger, or one on an untracked
+-- table does not.
 CREATE FUNCTION deal_touch() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
 	NEW.updated_by := 'trigger';
@@ -155,6 +156,8 @@ CREATE TRIGGER zz_audit AFTER UPDATE ON deal FOR EACH ROW EXECUTE FUNCTION deal_
 ALTER TRIGGER a_touch ON deal RENAME TO touch_late;
 CREATE TABLE deal_archive (id int PRIMARY KEY, title text);
 CREATE TRIGGER zz_touch BEFORE INSERT ON deal_archive FOR EACH ROW EXECUTE FUNCTION deal_touch();
+-- disabled, it is named too: enabling it later says nothing
+ALTER TABLE deal_archive DISABLE TRIGGER zz_touch;
 SELECT sync_resolve.track('deal_archive', ARRAY['crm']);
 DROP TABLE deal_archive;
 DROP TRIGGER touch_late ON deal;

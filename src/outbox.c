@@ -1092,14 +1092,34 @@ lock_row_then_entry(int64 id, SrOutboxEntry *e, Datum **keyvals)
  * it), so target may hold it again now.  The delete is queued for it (or
  * merges into the one waiting), and the two converge: a target that
  * deleted the row after taking the upsert hears of a delete it has made.
+ * Unless a delete of the row is out to target already: that one comes
+ * after the upsert.
  */
 static void
 queue_delete_after_ack(SrTable *tab, SrOutboxEntry *e, SrRowState *st, int64 id,
 					   SrEventBatch *batch)
 {
+	static SPIPlanPtr delete_out_plan = NULL;
 	const char *targets[1] = {e->target};
 	int64		ids[1] = {0};
+	Datum		values[3];
 
+	if (delete_out_plan == NULL)
+	{
+		Oid			types[3] = {REGCLASSOID, JSONBOID, TEXTOID};
+
+		delete_out_plan = sr_prepare_kept("SELECT 1 FROM sync_resolve.outbox"
+										  " WHERE " ROW_TARGET_QUAL
+										  " AND status = 'in_flight' AND op = 'delete'",
+										  3, types, true);
+	}
+	row_target_params(values, tab, e->key, e->target);
+	if (sr_spi_execute(delete_out_plan, values, NULL, true, false, 1, SPI_OK_SELECT) > 0)
+	{
+		SPI_freetuptable(SPI_tuptable);
+		return;
+	}
+	SPI_freetuptable(SPI_tuptable);
 	queue_entries(tab, e->key, 1, targets, true, NULL, st->local.version,
 				  st->local.deleted_by ? st->local.deleted_by : SR_LOCAL, ids, NULL);
 	sr_event_add(batch, "outbound_queued", NULL, NULL, NULL, NULL, NULL,

@@ -42,6 +42,7 @@
 #include "access/table.h"
 #include "access/tableam.h"
 #include "access/tupconvert.h"
+#include "catalog/partition.h"
 #include "catalog/pg_inherits.h"
 #include "catalog/pg_subscription.h"
 #include "catalog/pg_trigger.h"
@@ -363,7 +364,11 @@ record_delete(SrTable *tab, HeapTuple old, TupleDesc td, TimestampTz now, const 
 	return key;
 }
 
-/* Whether TRUNCATE of rel fires a sync_resolve_truncate trigger of its own. */
+/*
+ * Whether a TRUNCATE of rel fires a sync_resolve_truncate trigger of its
+ * own now: enabled, and for this session_replication_role as PostgreSQL
+ * decides it.
+ */
 static bool
 own_truncate_trigger(Relation rel)
 {
@@ -374,12 +379,52 @@ own_truncate_trigger(Relation rel)
 	for (i = 0; i < rel->trigdesc->numtriggers; i++)
 	{
 		Trigger    *trig = &rel->trigdesc->triggers[i];
+		char		off = SessionReplicationRole == SESSION_REPLICATION_ROLE_REPLICA
+			? TRIGGER_FIRES_ON_ORIGIN : TRIGGER_FIRES_ON_REPLICA;
 
 		if (TRIGGER_FOR_TRUNCATE(trig->tgtype) && trig->tgenabled != TRIGGER_DISABLED &&
-			sr_own_trigger(trig))
+			trig->tgenabled != off && sr_own_trigger(trig))
 			return true;
 	}
 	return false;
+}
+
+/*
+ * Whether the trigger on rel (relid) is the one to read partition leaf's
+ * rows: leaf's own, or else that of its nearest ancestor up to rel with one
+ * that fires, so that a TRUNCATE that takes several of them (the table
+ * takes all its partitions) reads each row once.
+ */
+static bool
+reads_leaf(Oid relid, Relation leaf)
+{
+	List	   *ancestors;
+	ListCell   *lc;
+	bool		mine = false;
+
+	if (RelationGetRelid(leaf) == relid)
+		return true;
+	if (own_truncate_trigger(leaf))
+		return false;
+	ancestors = get_partition_ancestors(RelationGetRelid(leaf));
+	foreach(lc, ancestors)
+	{
+		Relation	up;
+		bool		fires;
+
+		if (lfirst_oid(lc) == relid)
+		{
+			mine = true;
+			break;
+		}
+		up = relation_open(lfirst_oid(lc), NoLock);
+		fires = own_truncate_trigger(up);
+		relation_close(up, NoLock);
+		if (fires)
+			break;
+	}
+	list_free(ancestors);
+	return mine;
 }
 
 /*
@@ -398,8 +443,8 @@ own_truncate_trigger(Relation rel)
  * it there: PostgreSQL fires a statement trigger only for the tables a
  * TRUNCATE takes, and does not clone it to partitions), and a TRUNCATE of
  * the table takes every partition: each trigger reads the rows of its own
- * table, in the tracked table's layout.  The tracked table's also reads
- * the partitions that have none, so that no row goes unseen.
+ * table, in the tracked table's layout, and those of the partitions under
+ * it whose own trigger is missing or does not fire (reads_leaf()).
  */
 void
 sr_truncate_rows(Relation rel)
@@ -437,7 +482,7 @@ sr_truncate_rows(Relation rel)
 	snap = RegisterSnapshot(GetLatestSnapshot());
 	rowcxt = AllocSetContextCreate(CurrentMemoryContext, "sync_resolve truncate",
 								   ALLOCSET_DEFAULT_SIZES);
-	leaves = tracked == relid && rel->rd_rel->relkind == RELKIND_PARTITIONED_TABLE
+	leaves = rel->rd_rel->relkind == RELKIND_PARTITIONED_TABLE
 		? find_all_inheritors(relid, NoLock, NULL) : list_make1_oid(relid);
 	foreach(lc, leaves)
 	{
@@ -446,8 +491,7 @@ sr_truncate_rows(Relation rel)
 		TableScanDesc scan;
 		TupleTableSlot *slot;
 
-		if (!RELKIND_HAS_STORAGE(leaf->rd_rel->relkind) ||
-			(RelationGetRelid(leaf) != relid && own_truncate_trigger(leaf)))
+		if (!RELKIND_HAS_STORAGE(leaf->rd_rel->relkind) || !reads_leaf(relid, leaf))
 		{
 			table_close(leaf, NoLock);
 			continue;

@@ -119,4 +119,30 @@ SELECT count(*) AS shadow_rows FROM sync_resolve.shadow('issue', '{"id": 40}');
 SELECT outcome FROM sync_resolve.apply('issue', 'billing', '{"id": 40, "amount": 2}', '2020-01-02');
 SELECT sync_resolve.prune_tombstones('-1 day');
 
+-- a version whose local counter no change here can have given: refused,
+-- from apply(), a batch element and an acknowledgement, and nothing is
+-- written (before, apply() took it, and every later local change of the
+-- row failed: local's counter could not be ticked past the largest int8)
+\set VERBOSITY terse
+-- must fail
+SELECT outcome FROM sync_resolve.apply('issue', 'crm', '{"id": 41, "state": "new"}', NULL,
+	'{crm:1,local:9223372036854775807}');
+-- must fail
+SELECT outcome FROM sync_resolve.apply_batch('issue', 'crm',
+	'[{"op": "upsert", "data": {"id": 41, "state": "new"}, "version": {"crm": 1, "local": 4611686018427387904}}]');
+\set VERBOSITY default
+SELECT count(*) AS rows_41 FROM issue WHERE id = 41;
+-- a large one that leaves room is taken, and the row stays writable here
+SELECT outcome FROM sync_resolve.apply('issue', 'crm', '{"id": 41, "state": "new"}', NULL,
+	'{crm:1,local:4611686018427387903}');
+UPDATE issue SET owner_email = 'here@example.com' WHERE id = 41;
+SELECT version FROM sync_resolve.shadow('issue', '{"id": 41}') WHERE system = 'local';
+INSERT INTO issue (id, owner_email) VALUES (42, 'here@example.com');
+SELECT id AS entry FROM sync_resolve.claim_outbound('crm') WHERE key = '{"id": 42}' \gset
+\set VERBOSITY terse
+-- must fail
+SELECT status FROM sync_resolve.ack_outbound(:entry, version => '{crm:1,local:9223372036854775807}');
+\set VERBOSITY default
+SELECT status FROM sync_resolve.outbox WHERE id = :entry;
+
 DROP TABLE issue;

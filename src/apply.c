@@ -2773,6 +2773,7 @@ init_call(SrApplyCall *call, Oid relid, const char *source, FunctionCallInfo fci
 		if (!PG_ARGISNULL(changed_at_arg + 2))
 			call->event_id = text_to_cstring(PG_GETARG_TEXT_PP(changed_at_arg + 2));
 	}
+	sr_vclock_check_incoming(call->version, source, tab->display_name);
 	if (call->has_changed_at && TIMESTAMP_NOT_FINITE(call->changed_at))
 		ereport(ERROR,
 				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
@@ -2938,6 +2939,7 @@ parse_element(SrApplyCall *call, Jsonb *elem)
 			call->version = DatumGetSrVclockP(DirectFunctionCall1(jsonb_to_vclock,
 																  JsonbPGetDatum(JsonbValueToJsonb(&v))));
 	}
+	sr_vclock_check_incoming(call->version, call->source, call->tab->display_name);
 	if (sr_jsonb_get_field(elem, "event_id", &v) && v.type != jbvNull)
 	{
 		if (v.type == jbvString)

@@ -1177,6 +1177,7 @@ ack_outbound(PG_FUNCTION_ARGS)
 		SrEventBatch batch;
 		int			t = sr_table_system_index(tab, e.target);
 
+		sr_vclock_check_incoming(version, e.target, tab->display_name);
 		if (strcmp(e.status, "sent") != 0 && t >= 0)
 		{
 			/* the target now holds what the entry carried */

@@ -639,6 +639,32 @@ sr_vclock_tick(const SrVclock *v, const char *system)
 	return vc_finish(d, p, count);
 }
 
+/*
+ * Refuse a version from system source for a row of table whose counter for
+ * local, the one entry this database ticks, leaves no room to tick it: a
+ * source learns local's counter only from what it is sent, and no database
+ * makes 2^62 changes to a row.  Merged into the row's version, such a
+ * counter (an integration's bug, or a forged version) would have made
+ * every later local change of the row fail: the counter cannot pass the
+ * largest int8.
+ */
+void
+sr_vclock_check_incoming(const SrVclock *v, const char *source, const char *table)
+{
+	int64		local;
+
+	if (v == NULL)
+		return;
+	local = vc_get(v, SR_LOCAL, strlen(SR_LOCAL));
+	if (local > PG_INT64_MAX / 2)
+		ereport(ERROR,
+				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+				 errmsg("version %s from system \"%s\" for table %s gives local a counter of " INT64_FORMAT ", beyond any change made here",
+						sr_vclock_to_cstring(v), source, table, local),
+				 errdetail("sync_resolve gives each system the local counter with what it sends; merged into the row's version, a counter this large would leave no room for the row's next local change."),
+				 errhint("Send the version the system was given with the row, or none.")));
+}
+
 /* The text form of v, palloc'd. */
 char *
 sr_vclock_to_cstring(const SrVclock *v)

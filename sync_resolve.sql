@@ -810,6 +810,8 @@ CREATE FUNCTION sync_resolve._install_trigger(tbl regclass)
 	LANGUAGE plpgsql
 	SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+	mine record;
 BEGIN
 	IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger t
 				   WHERE t.tgrelid = tbl AND t.tgname = 'sync_resolve_before') THEN
@@ -822,9 +824,15 @@ BEGIN
 								  'FOR EACH ROW EXECUTE FUNCTION sync_resolve._local_write()', tbl);
 	END IF;
 	PERFORM sync_resolve._install_truncate_triggers(tbl);
-	EXECUTE pg_catalog.format('ALTER TABLE %s ENABLE ALWAYS TRIGGER sync_resolve_before', tbl);
-	EXECUTE pg_catalog.format('ALTER TABLE %s ENABLE ALWAYS TRIGGER sync_resolve_after', tbl);
-	EXECUTE pg_catalog.format('ALTER TABLE %s ENABLE ALWAYS TRIGGER sync_resolve_truncate', tbl);
+	-- only where it is not yet: a dump restores them enabled ALWAYS, and the
+	-- first write to a restored table, which makes its shadow
+	-- (_ensure_shadow()), cannot ALTER the table it writes
+	FOR mine IN SELECT g.tgname FROM pg_catalog.pg_trigger g
+			 WHERE g.tgrelid = tbl
+			   AND g.tgname IN ('sync_resolve_before', 'sync_resolve_after', 'sync_resolve_truncate')
+			   AND g.tgenabled OPERATOR(pg_catalog.<>) 'A' LOOP
+		EXECUTE pg_catalog.format('ALTER TABLE %s ENABLE ALWAYS TRIGGER %I', tbl, mine.tgname);
+	END LOOP;
 	PERFORM sync_resolve._check_trigger_order(tbl);
 END
 $$;
@@ -1419,6 +1427,29 @@ CREATE TRIGGER append_only BEFORE UPDATE OR DELETE ON sync_resolve.event
 CREATE TRIGGER append_only_truncate BEFORE TRUNCATE ON sync_resolve.event
 	FOR EACH STATEMENT EXECUTE FUNCTION sync_resolve._append_only();
 
+-- These checks, the work of track() and untrack() and the invalidation of
+-- the caches hold under session_replication_role = replica too: there an
+-- ordinary trigger does not fire, and track() made no shadow, no trigger
+-- and none of its checks.
+ALTER TABLE sync_resolve.field_map ENABLE ALWAYS TRIGGER check_mapping;
+ALTER TABLE sync_resolve.value_map ENABLE ALWAYS TRIGGER check_mapping;
+ALTER TABLE sync_resolve.transition ENABLE ALWAYS TRIGGER check_mapping;
+ALTER TABLE sync_resolve.system ENABLE ALWAYS TRIGGER check_system;
+ALTER TABLE sync_resolve.tracked ENABLE ALWAYS TRIGGER check_tracked;
+ALTER TABLE sync_resolve.tracked ENABLE ALWAYS TRIGGER after_untrack;
+ALTER TABLE sync_resolve.column_policy ENABLE ALWAYS TRIGGER check_policy;
+ALTER TABLE sync_resolve.column_policy ENABLE ALWAYS TRIGGER check_policy_group;
+ALTER TABLE sync_resolve.system ENABLE ALWAYS TRIGGER no_truncate;
+ALTER TABLE sync_resolve.tracked ENABLE ALWAYS TRIGGER no_truncate;
+ALTER TABLE sync_resolve.system ENABLE ALWAYS TRIGGER policy_changed;
+ALTER TABLE sync_resolve.tracked ENABLE ALWAYS TRIGGER policy_changed;
+ALTER TABLE sync_resolve.column_policy ENABLE ALWAYS TRIGGER policy_changed;
+ALTER TABLE sync_resolve.field_map ENABLE ALWAYS TRIGGER policy_changed;
+ALTER TABLE sync_resolve.value_map ENABLE ALWAYS TRIGGER policy_changed;
+ALTER TABLE sync_resolve.transition ENABLE ALWAYS TRIGGER policy_changed;
+ALTER TABLE sync_resolve.event ENABLE ALWAYS TRIGGER append_only;
+ALTER TABLE sync_resolve.event ENABLE ALWAYS TRIGGER append_only_truncate;
+
 -- ==== keeping shadows in step with DDL on tracked tables ====
 
 -- After ALTER TABLE: new columns get a shadow column, dropped ones lose it,
@@ -1541,13 +1572,17 @@ BEGIN
 	-- a partition created or attached under a tracked table gets its
 	-- TRUNCATE trigger; one detached from it loses it.  (Not while a dump is
 	-- restored: a tracked table without its shadow yet gets its triggers from
-	-- the dump, and _ensure_shadow() makes what is missing at first use.)
-	FOR c IN SELECT DISTINCT k.relid AS objid
+	-- the dump, which creates its partitions before its rows of
+	-- sync_resolve.tracked; _ensure_shadow() makes what is missing at first
+	-- use.  A partition created after the restore gets its own.)
+	FOR c IN SELECT DISTINCT CASE WHEN k.shadow IS NOT NULL THEN k.relid ELSE d.objid END AS objid
 			 FROM pg_catalog.pg_event_trigger_ddl_commands() d,
 				  LATERAL pg_catalog.pg_partition_ancestors(d.objid) a
 				  JOIN sync_resolve.tracked k ON k.relid = a.relid
 			 WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
-			   AND k.shadow IS NOT NULL LOOP
+			   AND (k.shadow IS NOT NULL
+					-- a new partition of one: not the dump's (it makes them first)
+					OR (d.command_tag = 'CREATE TABLE' AND d.objid OPERATOR(pg_catalog.<>) k.relid)) LOOP
 		PERFORM sync_resolve._install_truncate_triggers(c.objid::pg_catalog.regclass);
 		partitioned := true;
 	END LOOP;

@@ -67,6 +67,12 @@ CREATE TABLE shelf_a PARTITION OF shelf FOR VALUES IN ('a');
 SELECT sync_resolve.track('shelf_a', ARRAY['crm']);
 -- must fail
 SELECT sync_resolve.track('shelf', ARRAY['crm']);
+-- must fail: also under session_replication_role = replica, where an
+-- ordinary trigger does not fire (before, track() there made no shadow and
+-- no trigger, and checked nothing)
+SET session_replication_role = replica;
+SELECT sync_resolve.track('shelf', ARRAY['crm']);
+RESET session_replication_role;
 CREATE TABLE orders_b (id int, region text, total numeric, note text, PRIMARY KEY (id, region));
 SELECT sync_resolve.track('orders_b', ARRAY['crm']);
 -- must fail

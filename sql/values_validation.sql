@@ -119,10 +119,10 @@ SELECT count(*) AS shadow_rows FROM sync_resolve.shadow('issue', '{"id": 40}');
 SELECT outcome FROM sync_resolve.apply('issue', 'billing', '{"id": 40, "amount": 2}', '2020-01-02');
 SELECT sync_resolve.prune_tombstones('-1 day');
 
--- a version whose local counter no change here can have given: refused,
--- from apply(), a batch element and an acknowledgement, and nothing is
--- written (before, apply() took it, and every later local change of the
--- row failed: local's counter could not be ticked past the largest int8)
+-- a version whose local counter (2^62 or more) no change here can have
+-- given: refused, from apply(), a batch element and an acknowledgement,
+-- and nothing is written (before, apply() took it, and every later local
+-- change of the row failed: local's counter could not pass the largest int8)
 \set VERBOSITY terse
 -- must fail
 SELECT outcome FROM sync_resolve.apply('issue', 'crm', '{"id": 41, "state": "new"}', NULL,
@@ -137,6 +137,9 @@ SELECT outcome FROM sync_resolve.apply('issue', 'crm', '{"id": 41, "state": "new
 	'{crm:1,local:4611686018427387903}');
 UPDATE issue SET owner_email = 'here@example.com' WHERE id = 41;
 SELECT version FROM sync_resolve.shadow('issue', '{"id": 41}') WHERE system = 'local';
+-- a counter the row has reached itself comes back as crm was given it
+SELECT outcome FROM sync_resolve.apply('issue', 'crm', '{"id": 41, "state": "new", "amount": 3}', NULL,
+	'{crm:2,local:4611686018427387904}');
 INSERT INTO issue (id, owner_email) VALUES (42, 'here@example.com');
 SELECT id AS entry FROM sync_resolve.claim_outbound('crm') WHERE key = '{"id": 42}' \gset
 \set VERBOSITY terse

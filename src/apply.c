@@ -1435,6 +1435,14 @@ decision_words(SrAction action, const char *source)
 	return "nothing to do";
 }
 
+/* The row's version (own) with the source's merged in, if it may be. */
+static SrVclock *
+merge_source_version(const SrApplyCall *call, SrVclock *own)
+{
+	sr_vclock_check_incoming(call->version, own, call->source, call->tab->display_name);
+	return own ? sr_vclock_merge(own, call->version) : call->version;
+}
+
 /* The row's version takes in the source's. */
 static void
 finish_versions(const SrApplyCall *call, SrShadowRow *lrow)
@@ -1443,7 +1451,7 @@ finish_versions(const SrApplyCall *call, SrShadowRow *lrow)
 
 	if (call->version == NULL)
 		return;
-	merged = lrow->version ? sr_vclock_merge(lrow->version, call->version) : call->version;
+	merged = merge_source_version(call, lrow->version);
 	if (lrow->version == NULL || sr_vclock_compare(merged, lrow->version) != SR_VC_EQUAL)
 	{
 		lrow->version = merged;
@@ -2071,8 +2079,7 @@ apply_to_absent_row(SrApplyCall *call, SrImage *img, SrRowState *st,
 	lrow->deleted = false;
 	lrow->deleted_by = NULL;
 	if (call->version)
-		lrow->version = lrow->version ? sr_vclock_merge(lrow->version, call->version)
-			: call->version;
+		lrow->version = merge_source_version(call, lrow->version);
 	lrow->dirty = true;
 	sr_event_add(batch, "inserted", NULL, NULL, NULL, NULL,
 				 sr_row_object(tab, img->values, img->nulls, inserted),
@@ -2680,7 +2687,7 @@ sr_apply_delete_image(SrApplyCall *call, SrApplyResult *res, SrReviewIds *review
 		sr_outbox_withdraw(tab, res->key, call->source, false, &batch);
 	if (call->version != NULL)
 	{
-		lrow->version = lrow->version ? sr_vclock_merge(lrow->version, call->version) : call->version;
+		lrow->version = merge_source_version(call, lrow->version);
 		lrow->dirty = true;
 	}
 
@@ -2773,7 +2780,6 @@ init_call(SrApplyCall *call, Oid relid, const char *source, FunctionCallInfo fci
 		if (!PG_ARGISNULL(changed_at_arg + 2))
 			call->event_id = text_to_cstring(PG_GETARG_TEXT_PP(changed_at_arg + 2));
 	}
-	sr_vclock_check_incoming(call->version, source, tab->display_name);
 	if (call->has_changed_at && TIMESTAMP_NOT_FINITE(call->changed_at))
 		ereport(ERROR,
 				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
@@ -2939,7 +2945,6 @@ parse_element(SrApplyCall *call, Jsonb *elem)
 			call->version = DatumGetSrVclockP(DirectFunctionCall1(jsonb_to_vclock,
 																  JsonbPGetDatum(JsonbValueToJsonb(&v))));
 	}
-	sr_vclock_check_incoming(call->version, call->source, call->tab->display_name);
 	if (sr_jsonb_get_field(elem, "event_id", &v) && v.type != jbvNull)
 	{
 		if (v.type == jbvString)

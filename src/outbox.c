@@ -1092,34 +1092,17 @@ lock_row_then_entry(int64 id, SrOutboxEntry *e, Datum **keyvals)
  * it), so target may hold it again now.  The delete is queued for it (or
  * merges into the one waiting), and the two converge: a target that
  * deleted the row after taking the upsert hears of a delete it has made.
- * Unless a delete of the row is out to target already: that one comes
- * after the upsert.
+ * Also when a delete of the row is out to target already: nothing says in
+ * which order target ran the two, and a second delete does no harm where a
+ * missing one leaves the row there.
  */
 static void
 queue_delete_after_ack(SrTable *tab, SrOutboxEntry *e, SrRowState *st, int64 id,
 					   SrEventBatch *batch)
 {
-	static SPIPlanPtr delete_out_plan = NULL;
 	const char *targets[1] = {e->target};
 	int64		ids[1] = {0};
-	Datum		values[3];
 
-	if (delete_out_plan == NULL)
-	{
-		Oid			types[3] = {REGCLASSOID, JSONBOID, TEXTOID};
-
-		delete_out_plan = sr_prepare_kept("SELECT 1 FROM sync_resolve.outbox"
-										  " WHERE " ROW_TARGET_QUAL
-										  " AND status = 'in_flight' AND op = 'delete'",
-										  3, types, true);
-	}
-	row_target_params(values, tab, e->key, e->target);
-	if (sr_spi_execute(delete_out_plan, values, NULL, true, false, 1, SPI_OK_SELECT) > 0)
-	{
-		SPI_freetuptable(SPI_tuptable);
-		return;
-	}
-	SPI_freetuptable(SPI_tuptable);
 	queue_entries(tab, e->key, 1, targets, true, NULL, st->local.version,
 				  st->local.deleted_by ? st->local.deleted_by : SR_LOCAL, ids, NULL);
 	sr_event_add(batch, "outbound_queued", NULL, NULL, NULL, NULL, NULL,
@@ -1177,11 +1160,11 @@ ack_outbound(PG_FUNCTION_ARGS)
 		SrEventBatch batch;
 		int			t = sr_table_system_index(tab, e.target);
 
-		sr_vclock_check_incoming(version, e.target, tab->display_name);
 		if (strcmp(e.status, "sent") != 0 && t >= 0)
 		{
 			/* the target now holds what the entry carried */
 			sr_shadow_load(tab, keyvals, &st);
+			sr_vclock_check_incoming(version, st.local.version, e.target, tab->display_name);
 			base = &st.bases[t];
 			if (e.is_delete)
 			{

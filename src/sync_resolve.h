@@ -67,7 +67,8 @@ extern SrVclockOrder sr_vclock_compare(const SrVclock *a, const SrVclock *b);
 extern SrVclock *sr_vclock_merge(const SrVclock *a, const SrVclock *b);
 extern SrVclock *sr_vclock_tick(const SrVclock *v, const char *system);
 extern char *sr_vclock_to_cstring(const SrVclock *v);
-extern void sr_vclock_check_incoming(const SrVclock *v, const char *source, const char *table);
+extern void sr_vclock_check_incoming(const SrVclock *v, const SrVclock *own, const char *source,
+									 const char *table);
 
 /* ------------------------------------------------------------------------
  * Policies

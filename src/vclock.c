@@ -640,23 +640,26 @@ sr_vclock_tick(const SrVclock *v, const char *system)
 }
 
 /*
- * Refuse a version from system source for a row of table whose counter for
- * local, the one entry this database ticks, leaves no room to tick it: a
- * source learns local's counter only from what it is sent, and no database
- * makes 2^62 changes to a row.  Merged into the row's version, such a
- * counter (an integration's bug, or a forged version) would have made
- * every later local change of the row fail: the counter cannot pass the
- * largest int8.
+ * Refuse a version from system source for a row of table (own: the row's
+ * version) whose counter for local, the one entry this database ticks,
+ * leaves no room to tick it: a source learns local's counter only from
+ * what it is sent, and no database makes 2^62 changes to a row.  Merged
+ * into the row's version, such a counter (an integration's bug, or a
+ * forged version) would have made every later local change of the row
+ * fail: the counter cannot pass the largest int8.  A counter the row has
+ * reached itself is always taken.
  */
 void
-sr_vclock_check_incoming(const SrVclock *v, const char *source, const char *table)
+sr_vclock_check_incoming(const SrVclock *v, const SrVclock *own, const char *source,
+						 const char *table)
 {
 	int64		local;
 
 	if (v == NULL)
 		return;
 	local = vc_get(v, SR_LOCAL, strlen(SR_LOCAL));
-	if (local > PG_INT64_MAX / 2)
+	if (local >= (INT64CONST(1) << 62) &&
+		(own == NULL || local > vc_get(own, SR_LOCAL, strlen(SR_LOCAL))))
 		ereport(ERROR,
 				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
 				 errmsg("version %s from system \"%s\" for table %s gives local a counter of " INT64_FORMAT ", beyond any change made here",

@@ -810,8 +810,6 @@ CREATE FUNCTION sync_resolve._install_trigger(tbl regclass)
 	LANGUAGE plpgsql
 	SET search_path = pg_catalog, pg_temp
 AS $$
-DECLARE
-	mine record;
 BEGIN
 	IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger t
 				   WHERE t.tgrelid = tbl AND t.tgname = 'sync_resolve_before') THEN
@@ -824,16 +822,40 @@ BEGIN
 								  'FOR EACH ROW EXECUTE FUNCTION sync_resolve._local_write()', tbl);
 	END IF;
 	PERFORM sync_resolve._install_truncate_triggers(tbl);
-	-- only where it is not yet: a dump restores them enabled ALWAYS, and the
-	-- first write to a restored table, which makes its shadow
-	-- (_ensure_shadow()), cannot ALTER the table it writes
+	PERFORM sync_resolve._enable_always(tbl, true);
+	PERFORM sync_resolve._check_trigger_order(tbl);
+END
+$$;
+
+-- sync_resolve's triggers on the table enabled ALWAYS, so that they fire in
+-- a logical replication apply worker too, where they are not yet (with
+-- disabled: also those disabled).  Only those: a dump restores them ALWAYS,
+-- and ALTER TABLE ... ENABLE TRIGGER ALL (a data-only restore with
+-- --disable-triggers runs it) leaves them origin-only.  The first write to
+-- a restored table makes its shadow (_ensure_shadow()) and cannot ALTER the
+-- table it writes: a WARNING says what to run instead.
+CREATE FUNCTION sync_resolve._enable_always(tbl regclass, disabled boolean)
+	RETURNS void
+	LANGUAGE plpgsql
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	mine record;
+BEGIN
 	FOR mine IN SELECT g.tgname FROM pg_catalog.pg_trigger g
 			 WHERE g.tgrelid = tbl
 			   AND g.tgname IN ('sync_resolve_before', 'sync_resolve_after', 'sync_resolve_truncate')
-			   AND g.tgenabled OPERATOR(pg_catalog.<>) 'A' LOOP
-		EXECUTE pg_catalog.format('ALTER TABLE %s ENABLE ALWAYS TRIGGER %I', tbl, mine.tgname);
+			   AND g.tgenabled OPERATOR(pg_catalog.<>) 'A'
+			   AND (disabled OR g.tgenabled OPERATOR(pg_catalog.<>) 'D') LOOP
+		BEGIN
+			EXECUTE pg_catalog.format('ALTER TABLE %s ENABLE ALWAYS TRIGGER %I', tbl, mine.tgname);
+		EXCEPTION WHEN object_in_use THEN
+			RAISE WARNING 'trigger "%" on tracked table % does not fire under session_replication_role = replica',
+				mine.tgname, tbl
+				USING DETAIL = 'It should be enabled ALWAYS, but the statement writing the table cannot change it.',
+					  HINT = pg_catalog.format('Run ALTER TABLE %s ENABLE ALWAYS TRIGGER %I.', tbl, mine.tgname);
+		END;
 	END LOOP;
-	PERFORM sync_resolve._check_trigger_order(tbl);
 END
 $$;
 
@@ -1568,6 +1590,10 @@ BEGIN
 			 WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
 			   AND EXISTS (SELECT 1 FROM sync_resolve.tracked t WHERE t.relid = d.objid) LOOP
 		PERFORM sync_resolve._sync_shadow(c.objid::pg_catalog.regclass);
+		-- ENABLE TRIGGER ALL made them origin-only (not those disabled on purpose)
+		IF (SELECT k.shadow FROM sync_resolve.tracked k WHERE k.relid = c.objid) IS NOT NULL THEN
+			PERFORM sync_resolve._enable_always(c.objid::pg_catalog.regclass, false);
+		END IF;
 	END LOOP;
 	-- a partition created or attached under a tracked table gets its
 	-- TRUNCATE trigger; one detached from it loses it.  (Not while a dump is

@@ -163,3 +163,14 @@ DROP TABLE deal_archive;
 DROP TRIGGER touch_late ON deal;
 DROP TRIGGER zz_audit ON deal;
 DROP FUNCTION deal_touch;
+
+-- ALTER TABLE ... ENABLE TRIGGER ALL (a data-only restore with
+-- --disable-triggers runs it) leaves triggers origin-only, and
+-- sync_resolve's would then not fire in a logical replication apply
+-- worker: they are made ALWAYS again.  One disabled on purpose stays so.
+ALTER TABLE deal DISABLE TRIGGER ALL;
+ALTER TABLE deal ENABLE TRIGGER ALL;
+SELECT tgname, tgenabled FROM pg_trigger WHERE tgrelid = 'deal'::regclass ORDER BY tgname;
+ALTER TABLE deal DISABLE TRIGGER sync_resolve_after;
+SELECT tgname, tgenabled FROM pg_trigger WHERE tgrelid = 'deal'::regclass ORDER BY tgname;
+ALTER TABLE deal ENABLE ALWAYS TRIGGER sync_resolve_after;

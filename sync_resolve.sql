@@ -1913,10 +1913,15 @@ DECLARE
 	ck jsonb;
 BEGIN
 	SELECT pg_catalog.to_regclass(t.shadow) INTO sh FROM sync_resolve.tracked t WHERE t.relid = tbl;
-	IF sh IS NULL THEN
+	IF NOT FOUND THEN
 		RAISE EXCEPTION 'table % is not tracked by sync_resolve', tbl
 			USING ERRCODE = '55000',
 				  HINT = 'Track it first with sync_resolve.track().';
+	END IF;
+	IF sh IS NULL THEN
+		-- restored from a dump and not used since: its shadow, made at first
+		-- use, holds nothing yet
+		RETURN;
 	END IF;
 	ck := sync_resolve.canonical_key(tbl, key);
 

@@ -59,6 +59,8 @@ sr_check "local-write trigger restored" "$(q "SELECT count(*) FROM pg_trigger WH
 # after ENABLE TRIGGER ALL, as a data-only restore with --disable-triggers
 # runs it, left its triggers origin-only: the write goes through, with a
 # WARNING, and the next ALTER TABLE makes them ALWAYS again
+sr_check "before its first use, a restored table's shadow holds nothing" \
+	"$(q "SELECT count(*) FROM sync_resolve.shadow('stock', '{\"id\": 1}')")" 0
 q "ALTER TABLE stock DISABLE TRIGGER ALL" >/dev/null
 q "ALTER TABLE stock ENABLE TRIGGER ALL" >/dev/null
 sr_check "a local write is the first use" "$(q "INSERT INTO stock VALUES (3, 'washer', 7) RETURNING id" 2>/dev/null)" 3

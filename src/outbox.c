@@ -1100,14 +1100,12 @@ static void
 queue_delete_after_ack(SrTable *tab, SrOutboxEntry *e, SrRowState *st, int64 id,
 					   SrEventBatch *batch)
 {
-	const char *targets[1] = {e->target};
-	int64		ids[1] = {0};
+	int64		queued = sr_outbox_queue(tab, e->key, e->target, true, NULL, st->local.version,
+										 st->local.deleted_by ? st->local.deleted_by : SR_LOCAL);
 
-	queue_entries(tab, e->key, 1, targets, true, NULL, st->local.version,
-				  st->local.deleted_by ? st->local.deleted_by : SR_LOCAL, ids, NULL);
 	sr_event_add(batch, "outbound_queued", NULL, NULL, NULL, NULL, NULL,
 				 psprintf("delete queued for %s (outbox #%lld): it confirmed outbox #%lld, an upsert of the row, after the row was deleted here",
-						  e->target, (long long) ids[0], (long long) id),
+						  e->target, (long long) queued, (long long) id),
 				 NULL, 0);
 }
 

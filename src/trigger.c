@@ -291,6 +291,7 @@ record_write(SrTable *tab, HeapTuple tup, HeapTuple old, TupleDesc td,
 	bool		any = false;
 	bool		created;
 	bool		revived;
+	Jsonb	   *key;
 	int			c;
 
 	tuple_keys(tab, tup, td, keyvals);
@@ -319,18 +320,18 @@ record_write(SrTable *tab, HeapTuple tup, HeapTuple old, TupleDesc td,
 	}
 	if (!any && !(created && (!st.local.found || st.local.deleted)))
 		return;
+	key = sr_build_key(tab, keyvals, NULL);
 	/* inserted again after a delete here: see sr_outbox_fan_out() */
 	revived = created && st.local.found && st.local.deleted;
 	/* whether to bring the row back was the question: it is back */
 	if (revived)
-		sr_release_reviews(tab, sr_build_key(tab, keyvals, NULL), &st.local, SR_LOCAL,
-						   "row re-created locally");
+		sr_release_reviews(tab, key, &st.local, SR_LOCAL, "row re-created locally");
 	st.local.deleted = false;
 	st.local.deleted_by = NULL;
 	st.local.version = sr_vclock_tick(st.local.version, SR_LOCAL);
 	st.local.received_at = now;
 	sr_shadow_local_write(tab, keyvals, &st.local);
-	sr_outbox_fan_out(tab, sr_build_key(tab, keyvals, NULL), &st, NULL, values, nulls,
+	sr_outbox_fan_out(tab, key, &st, NULL, values, nulls,
 					  changed, revived, st.local.version, SR_LOCAL, NULL, NULL);
 }
 
@@ -372,6 +373,8 @@ record_delete(SrTable *tab, HeapTuple old, TupleDesc td, TimestampTz now, const 
 static bool
 own_truncate_trigger(Relation rel)
 {
+	char		off = SessionReplicationRole == SESSION_REPLICATION_ROLE_REPLICA
+		? TRIGGER_FIRES_ON_ORIGIN : TRIGGER_FIRES_ON_REPLICA;
 	int			i;
 
 	if (rel->trigdesc == NULL)
@@ -379,8 +382,6 @@ own_truncate_trigger(Relation rel)
 	for (i = 0; i < rel->trigdesc->numtriggers; i++)
 	{
 		Trigger    *trig = &rel->trigdesc->triggers[i];
-		char		off = SessionReplicationRole == SESSION_REPLICATION_ROLE_REPLICA
-			? TRIGGER_FIRES_ON_ORIGIN : TRIGGER_FIRES_ON_REPLICA;
 
 		if (TRIGGER_FOR_TRUNCATE(trig->tgtype) && trig->tgenabled != TRIGGER_DISABLED &&
 			trig->tgenabled != off && sr_own_trigger(trig))

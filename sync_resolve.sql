@@ -899,6 +899,20 @@ AS $$
 	SELECT tbl UNION SELECT t.relid FROM pg_catalog.pg_partition_tree(tbl) t
 $$;
 
+-- The tracked tables whose rows rel's are: rel itself, and every table it is
+-- a partition of, at any depth (pg_partition_ancestors() has no row for a
+-- table that is neither partitioned nor a partition).  sr_tracked_relid()
+-- in C takes the nearest of them.
+CREATE FUNCTION sync_resolve._tracked_at_or_above(rel regclass)
+	RETURNS SETOF sync_resolve.tracked
+	LANGUAGE sql STABLE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT k.* FROM sync_resolve.tracked k
+	WHERE k.relid OPERATOR(pg_catalog.=) rel
+	   OR k.relid IN (SELECT a.relid FROM pg_catalog.pg_partition_ancestors(rel) a)
+$$;
+
 -- A partitioned table is tracked as one table, its partitions with it: a
 -- partition of a tracked table, or a table with a tracked partition, cannot
 -- be tracked too (the two would share triggers and record each write twice
@@ -912,9 +926,8 @@ AS $$
 DECLARE
 	other regclass;
 BEGIN
-	SELECT k.relid INTO other FROM sync_resolve.tracked k
+	SELECT k.relid INTO other FROM sync_resolve._tracked_at_or_above(tbl) k
 	WHERE k.relid OPERATOR(pg_catalog.<>) tbl
-	  AND k.relid IN (SELECT a.relid FROM pg_catalog.pg_partition_ancestors(tbl) a)
 	ORDER BY k.relid LIMIT 1;
 	IF FOUND THEN
 		RAISE EXCEPTION 'table % is a partition of tracked table %', tbl, other
@@ -1074,9 +1087,8 @@ BEGIN
 	FOR p IN SELECT t.relid FROM sync_resolve._table_and_partitions(OLD.relid) t
 			 WHERE EXISTS (SELECT 1 FROM pg_catalog.pg_trigger g
 						   WHERE g.tgrelid = t.relid AND g.tgname = 'sync_resolve_truncate')
-			   AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_partition_ancestors(t.relid) a
-							   JOIN sync_resolve.tracked k ON k.relid = a.relid
-							   WHERE a.relid OPERATOR(pg_catalog.<>) OLD.relid) LOOP
+			   AND NOT EXISTS (SELECT 1 FROM sync_resolve._tracked_at_or_above(t.relid) k
+							   WHERE k.relid OPERATOR(pg_catalog.<>) OLD.relid) LOOP
 		EXECUTE pg_catalog.format('DROP TRIGGER sync_resolve_truncate ON %s', p);
 	END LOOP;
 	PERFORM sync_resolve._drop_shadow(OLD.shadow);
@@ -1615,10 +1627,8 @@ BEGIN
 	-- a trigger made or renamed on a tracked table, or on one of its partitions
 	FOR c IN SELECT g.oid AS objid, k.relid
 			 FROM pg_catalog.pg_event_trigger_ddl_commands() d
-			 JOIN pg_catalog.pg_trigger g ON g.oid = d.objid
-			 JOIN sync_resolve.tracked k
-			   ON k.relid = g.tgrelid
-			   OR k.relid IN (SELECT a.relid FROM pg_catalog.pg_partition_ancestors(g.tgrelid) a)
+			 JOIN pg_catalog.pg_trigger g ON g.oid = d.objid,
+				  LATERAL sync_resolve._tracked_at_or_above(g.tgrelid) k
 			 WHERE d.classid = 'pg_catalog.pg_trigger'::pg_catalog.regclass
 			   AND k.shadow IS NOT NULL LOOP
 		PERFORM sync_resolve._check_trigger_order(c.relid, c.objid);
@@ -1627,9 +1637,7 @@ BEGIN
 		FOR c IN SELECT g.tgrelid AS objid FROM pg_catalog.pg_trigger g
 				 WHERE g.tgname = 'sync_resolve_truncate'
 				   AND g.tgfoid = 'sync_resolve._truncate()'::pg_catalog.regprocedure
-				   AND NOT EXISTS (SELECT 1 FROM sync_resolve.tracked k WHERE k.relid = g.tgrelid)
-				   AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_partition_ancestors(g.tgrelid) a
-								   JOIN sync_resolve.tracked k ON k.relid = a.relid) LOOP
+				   AND NOT EXISTS (SELECT 1 FROM sync_resolve._tracked_at_or_above(g.tgrelid)) LOOP
 			EXECUTE pg_catalog.format('DROP TRIGGER sync_resolve_truncate ON %s',
 									  c.objid::pg_catalog.regclass);
 		END LOOP;

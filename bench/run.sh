@@ -30,6 +30,12 @@
 #   rows1m     the same with 1,000,000 rows
 #   plain1m    the plain upsert of "apply" on 1,000,000 rows vs on 10,000: what the
 #              table's size costs PostgreSQL itself, to read rows100k and rows1m by
+#   rows1m_cache, plain1m_cache
+#              rows1m and plain1m again, last, after a restart of the cluster with
+#              shared_buffers = SR_BENCH_CACHE (default 4GB) and every relation of their
+#              two databases loaded into it (pg_prewarm): with a cache sized for the data,
+#              as a server holding a table of 1,000,000 rows would have, what is left of
+#              the size's cost is not PostgreSQL reading pages it had to evict
 #   history    apply() on 10,000 rows with 1,000,000 events in sync_resolve.event, vs
 #              apply() on 10,000 rows whose history is emptied before every run
 #   claim      a worker carrying the outbox to crm: claim_outbound() of one entry, then
@@ -63,8 +69,8 @@
 # checkpoints, bench/setup.sql and bench/check.sql
 # (each tracked benchmark takes the path it claims to), bench/setup_scale.sql for each
 # scaling database, then the runs, then the memory.  At the default settings the whole
-# takes about 25 minutes: setting up about 3 (most of it filling the 1,000,000-row
-# shadow), measuring 13 benchmarks x 3 runs x 2 sides x 15 s, bench/between_runs.sql
+# takes about 35 minutes: setting up about 3 (most of it filling the 1,000,000-row
+# shadow), measuring 15 benchmarks x 3 runs x 2 sides x 15 s, bench/between_runs.sql
 # before each run.
 #
 # Environment:
@@ -72,7 +78,9 @@
 #   SR_BENCH_RUNS=N       runs per side and benchmark (default 3)
 #   SR_BENCH_ONLY="a b"   only these benchmarks (default: local apply solo floor logic
 #                         conflict source batch reference rows100k rows1m plain1m history
-#                         claim memory)
+#                         claim memory rows1m_cache plain1m_cache)
+#   SR_BENCH_CACHE=SIZE   shared_buffers of rows1m_cache and plain1m_cache (default 4GB;
+#                         everything else runs at the default, 128MB)
 #   SR_BENCH_SCALE=F      multiplies the sizes of rows100k, rows1m, plain1m and history
 #                         (default 1; 0.1 for a quick run: 10,000 and 100,000 rows,
 #                         100,000 events)
@@ -90,7 +98,8 @@ secs=${SR_BENCH_SECONDS:-15}
 runs=${SR_BENCH_RUNS:-3}
 port=${SR_BENCH_PORT:-55460}
 scale=${SR_BENCH_SCALE:-1}
-read -r -a benches <<<"${SR_BENCH_ONLY:-local apply solo floor logic conflict source batch reference rows100k rows1m plain1m history claim memory}"
+cache=${SR_BENCH_CACHE:-4GB}
+read -r -a benches <<<"${SR_BENCH_ONLY:-local apply solo floor logic conflict source batch reference rows100k rows1m plain1m history claim memory rows1m_cache plain1m_cache}"
 out=bench/out
 results=bench/RESULTS.md
 db=sr_bench
@@ -103,6 +112,10 @@ for v in "$secs" "$runs"; do
 done
 if ! [[ $scale =~ ^([0-9]+\.?[0-9]*|\.[0-9]+)$ ]] || ! awk -v f="$scale" 'BEGIN { exit !(f * 1000000 >= 1000) }'; then
 	echo "error: SR_BENCH_SCALE must be a number of at least 0.001" >&2
+	exit 2
+fi
+if ! [[ $cache =~ ^[1-9][0-9]*(kB|MB|GB)$ ]]; then
+	echo "error: SR_BENCH_CACHE must be a size such as 4GB, 512MB" >&2
 	exit 2
 fi
 # the sizes of the scaling benchmarks
@@ -134,6 +147,8 @@ declare -A title=(
 	[rows100k]="apply(), 1 column of 1 row, no conflict, table of $(commas "$rows_m") rows"
 	[rows1m]="apply(), 1 column of 1 row, no conflict, table of $(commas "$rows_l") rows"
 	[plain1m]="INSERT ... ON CONFLICT DO UPDATE of 1 row, untracked, table of $(commas "$rows_l") rows"
+	[rows1m_cache]="apply(), 1 column of 1 row, no conflict, table of $(commas "$rows_l") rows, shared_buffers $cache"
+	[plain1m_cache]="INSERT ... ON CONFLICT DO UPDATE of 1 row, untracked, table of $(commas "$rows_l") rows, shared_buffers $cache"
 	[history]="apply(), 1 column of 1 row, no conflict, 10,000 rows, $(commas "$history") events in the history"
 	[claim]="claim_outbound() of 1 entry for crm, then ack_outbound() of it"
 )
@@ -150,6 +165,8 @@ declare -A base_title=(
 	[rows100k]="the same, table of 10,000 rows"
 	[rows1m]="the same, table of 10,000 rows"
 	[plain1m]="the same, table of 10,000 rows"
+	[rows1m_cache]="the same, table of 10,000 rows, shared_buffers $cache"
+	[plain1m_cache]="the same, table of 10,000 rows, shared_buffers $cache"
 	[history]="the same, no history"
 	[claim]="the same claim and acknowledgement by hand, on a copy of the outbox"
 )
@@ -163,6 +180,7 @@ declare -A target=(
 	[reference]="throughput >= 3x"
 	[rows100k]="time <= 1.2x"
 	[rows1m]="time <= 1.2x"
+	[rows1m_cache]="time <= 1.2x"
 	[history]="time <= 1.2x"
 )
 
@@ -194,18 +212,29 @@ set_side rows1m measured apply_tracked sr_bench_rows1m "$rows_l"
 set_side rows1m baseline apply_tracked sr_bench_rows10k
 set_side plain1m measured apply_plain sr_bench_rows1m "$rows_l"
 set_side plain1m baseline apply_plain sr_bench_rows10k
+for b in rows1m plain1m; do
+	for side in measured baseline; do
+		side_script[${b}_cache.$side]=${side_script[$b.$side]}
+		side_db[${b}_cache.$side]=${side_db[$b.$side]}
+		side_rows[${b}_cache.$side]=${side_rows[$b.$side]}
+	done
+done
 set_side history measured apply_tracked sr_bench_history
 set_side history baseline apply_tracked sr_bench_rows10k
 set_side claim measured claim_tracked sr_bench_claim "$claim_rows"
 set_side claim baseline claim_plain sr_bench_claim "$claim_rows"
 
+# timed: the benchmarks of the tables, in the order given; of those, cached run last,
+# after the restart with the larger cache
 timed=()
+cached=()
 memory=0
 for b in "${benches[@]}"; do
 	if [ "$b" = memory ]; then
 		memory=1
 	elif [ -n "${title[$b]:-}" ]; then
 		timed+=("$b")
+		[[ $b != *_cache ]] || cached+=("$b")
 	else
 		echo "error: unknown benchmark '$b' (known: ${!title[*]} memory)" >&2
 		exit 2
@@ -233,6 +262,8 @@ so_sum()
 	sha256sum "$so_file" | cut -c1-16
 }
 so_at_start=$(so_sum)
+# the cache of every benchmark but the cached ones
+shared_buffers=$(sr_psql bench -At -c 'SHOW shared_buffers')
 commit=$(git -C "$SR_ROOT" describe --always --dirty 2>/dev/null || echo unknown)
 mkdir -p "$out"
 # one make bench at a time: two would share the CPUs and each other's logs
@@ -435,10 +466,10 @@ measure_memory()
 		"$(awk '$1 == "after" && $2 == "VmHWM:" { print $3 }' "$out/memory_$side.txt")"
 }
 
-started=$(date +%s)
-load_at_start=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo unknown)
-echo "measuring: ${benches[*]}; $runs runs of ${secs}s per side, one client"
-for b in "${timed[@]}"; do
+# measure_all BENCH: all runs of BENCH, alternating which side goes first.
+measure_all()
+{
+	local b=$1 r
 	for ((r = 1; r <= runs; r++)); do
 		# alternate which side goes first
 		if ((r % 2)); then
@@ -449,10 +480,45 @@ for b in "${timed[@]}"; do
 			measure "$b" measured "$r"
 		fi
 	done
+}
+
+# cache_restart: restarts the cluster with shared_buffers = $cache and loads every
+# relation of the cached benchmarks' databases into it, so that their first run does not
+# fill the cache for the others.
+cache_restart()
+{
+	local d dbs=() b side
+	for b in "${cached[@]}"; do
+		for side in measured baseline; do
+			[[ " ${dbs[*]} " == *" ${side_db[$b.$side]} "* ]] || dbs+=("${side_db[$b.$side]}")
+		done
+	done
+	psql_db -c "ALTER SYSTEM SET shared_buffers = '$cache'"
+	sr_cluster_restart bench
+	echo "restarted with shared_buffers = $(psql_db -At -c 'SHOW shared_buffers'), loading ${dbs[*]} into it"
+	for d in "${dbs[@]}"; do
+		psql_in "$d" -At -c "CREATE EXTENSION IF NOT EXISTS pg_prewarm" \
+			-c "SELECT count(*) || ' relations, ' || pg_size_pretty(sum(pg_prewarm(c.oid)) * current_setting('block_size')::bigint)
+				|| ' loaded into shared buffers in ' || current_database()
+				FROM pg_class c WHERE c.relkind IN ('r', 'i', 't', 'm') AND c.relpersistence = 'p'"
+	done
+}
+
+started=$(date +%s)
+load_at_start=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo unknown)
+echo "measuring: ${benches[*]}; $runs runs of ${secs}s per side, one client"
+for b in "${timed[@]}"; do
+	[[ $b == *_cache ]] || measure_all "$b"
 done
 if [ "$memory" = 1 ]; then
 	measure_memory tracked
 	measure_memory plain
+fi
+if [ ${#cached[@]} -gt 0 ]; then
+	cache_restart
+	for b in "${cached[@]}"; do
+		measure_all "$b"
+	done
 fi
 elapsed=$(($(date +%s) - started))
 load_at_end=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo unknown)
@@ -556,7 +622,10 @@ fi
 pg_version=$(psql_db -At -c 'SELECT version()')
 cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/null || true)
 mem=$(awk '/^MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo 2>/dev/null || true)
-shared_buffers=$(psql_db -At -c 'SHOW shared_buffers')
+cache_note=
+if [ ${#cached[@]} -gt 0 ]; then
+	cache_note="; ${cached[*]}: shared_buffers = $cache, after a restart, their databases loaded into it"
+fi
 
 {
 	echo "# sync_resolve benchmarks"
@@ -569,7 +638,7 @@ shared_buffers=$(psql_db -At -c 'SHOW shared_buffers')
 	echo "- memory: ${mem:-unknown}"
 	echo "- kernel: \`uname -r\` = $(uname -r)"
 	echo "- PostgreSQL: $pg_version"
-	echo "- cluster: throwaway (test/lib.sh), settings: ${SR_TEST_SETTINGS[*]} ${bench_settings[*]} fsync=off, the rest default (shared_buffers = $shared_buffers)"
+	echo "- cluster: throwaway (test/lib.sh), settings: ${SR_TEST_SETTINGS[*]} ${bench_settings[*]} fsync=off, the rest default (shared_buffers = $shared_buffers$cache_note)"
 	echo "- build: $so_note"
 	echo "- load average (1, 5, 15 min) before measuring: $load_at_start; after: $load_at_end"
 	echo "  (pgbench and its backend keep up to two CPUs busy: anything else running skews the numbers)"
@@ -630,6 +699,14 @@ shared_buffers=$(psql_db -At -c 'SHOW shared_buffers')
 		echo "- plain1m: the plain upsert of \"apply\" at $(commas "$rows_l") rows against 10,000 (the same"
 		echo "  databases): how much of rows1m's cost is PostgreSQL's own, once table and indexes"
 		echo "  outgrow shared_buffers ($shared_buffers here) and the CPU caches."
+		echo "- rows1m_cache, plain1m_cache: rows1m and plain1m again, measured last, after the"
+		echo "  cluster was restarted with shared_buffers = $cache and every relation of their"
+		echo "  databases was loaded into it (pg_prewarm), as a server sized for a table of"
+		echo "  $(commas "$rows_l") rows would hold it.  At $shared_buffers, a run over $(commas "$rows_l") rows keeps"
+		echo "  evicting pages it needs again (the buffers read per transaction, below); with the"
+		echo "  data in the cache, what the size still costs is the number of pages: each run starts"
+		echo "  at a checkpoint, and the first change of a page after it writes the whole page to"
+		echo "  the WAL (full-page images, below), which a run over many pages does far more often."
 		echo "- claim: every change sync_resolve queues is claimed and acknowledged once by the"
 		echo "  integration code.  One pgbench transaction is a worker's turn: claim_outbound('crm',"
 		echo "  max => 1) commits, then ack_outbound() of the entry (as the README asks: the claim"
@@ -717,13 +794,25 @@ shared_buffers=$(psql_db -At -c 'SHOW shared_buffers')
 	if [[ " ${scale_dbs[*]} " == *" sr_bench_claim "* ]]; then
 		echo "#   in sr_bench_claim first psql -d sr_bench_claim -f bench/claim_pool.sql, then between_runs.sql with -v keep_outbox=1"
 	fi
-	for b in "${timed[@]}"; do
-		for side in measured baseline; do
-			echo "pgbench -n -c 1 -M prepared -T $secs -D rows=${side_rows[$b.$side]} -f ${side_script[$b.$side]} ${side_db[$b.$side]}    # $b, $side"
+	pgbench_lines()
+	{
+		local b side
+		for b in "$@"; do
+			for side in measured baseline; do
+				echo "pgbench -n -c 1 -M prepared -T $secs -D rows=${side_rows[$b.$side]} -f ${side_script[$b.$side]} ${side_db[$b.$side]}    # $b, $side"
+			done
 		done
+	}
+	for b in "${timed[@]}"; do
+		[[ $b == *_cache ]] || pgbench_lines "$b"
 	done
 	if [ "$memory" = 1 ]; then
 		echo "psql -d $db -v tracked=1 -f bench/memory.sql; psql -d $db -v tracked=0 -f bench/memory.sql"
+	fi
+	if [ ${#cached[@]} -gt 0 ]; then
+		echo "# ALTER SYSTEM SET shared_buffers = '$cache', restart, then in each of their databases"
+		echo "# SELECT pg_prewarm(oid) FROM pg_class WHERE relkind IN ('r', 'i', 't', 'm') AND relpersistence = 'p'"
+		pgbench_lines "${cached[@]}"
 	fi
 	echo '```'
 	echo

@@ -16,8 +16,8 @@
 #
 # Also: sr_cluster_host/_port/_dir/_datadir/_log/_connstr NAME (where NAME is; the port
 # may differ from the one asked for), sr_cluster_crashed NAME (a process died on a
-# signal?), sr_cluster_info NAME, sr_cluster_forget NAME, sr_cluster_stop_all,
-# sr_cleanup, and SR_TEST_SETTINGS (the server settings used by make test and make demo).
+# signal?), sr_cluster_info NAME, sr_cluster_restart NAME, sr_cluster_forget NAME,
+# sr_cluster_stop_all, sr_cleanup, and SR_TEST_SETTINGS (the server settings used by make test and make demo).
 #
 # A cluster is throwaway: initdb into a fresh temporary directory, a Unix socket in that
 # directory only (no TCP), fsync off, its own port.  It never touches the clusters of the
@@ -336,6 +336,23 @@ sr_cluster_start()
 		return 1
 	fi
 	echo "cluster $name: port $port, socket directory $dir/sock"
+}
+
+# sr_cluster_restart NAME: restarts cluster NAME (fast shutdown), on the same port, so
+# that settings that need a restart (ALTER SYSTEM SET shared_buffers) take effect.
+sr_cluster_restart()
+{
+	local name=${1:-} dir
+	sr__need "$name" || return 1
+	dir=${SR__DIR[$name]}
+	if ! sr__as_server "$dir" "$SR_PG_BINDIR/pg_ctl" -D "$dir/data" -l "$dir/server.log" \
+		-o "--port=${SR__PORT[$name]}" -m fast -w -t 60 restart >"$dir/pg_ctl.log" 2>&1; then
+		cat "$dir/pg_ctl.log" >&2
+		echo "---- server log of cluster $name ----" >&2
+		tail -n 50 "$dir/server.log" >&2 2>/dev/null || true
+		echo "error: cluster $name did not restart" >&2
+		return 1
+	fi
 }
 
 # sr_cluster_stop NAME: stops cluster NAME (fast, then immediate, then SIGKILL) and

@@ -811,20 +811,66 @@ CREATE FUNCTION sync_resolve._install_trigger(tbl regclass)
 	SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-	IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger t
-				   WHERE t.tgrelid = tbl AND t.tgname = 'sync_resolve_before') THEN
+	IF NOT EXISTS (SELECT 1 FROM sync_resolve._own_triggers(tbl) o WHERE o.fn = '_source_write') THEN
 		EXECUTE pg_catalog.format('CREATE TRIGGER sync_resolve_before BEFORE INSERT OR UPDATE OR DELETE ON %s '
 								  'FOR EACH ROW EXECUTE FUNCTION sync_resolve._source_write()', tbl);
 	END IF;
-	IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger t
-				   WHERE t.tgrelid = tbl AND t.tgname = 'sync_resolve_after') THEN
+	IF NOT EXISTS (SELECT 1 FROM sync_resolve._own_triggers(tbl) o WHERE o.fn = '_local_write') THEN
 		EXECUTE pg_catalog.format('CREATE TRIGGER sync_resolve_after AFTER INSERT OR UPDATE OR DELETE ON %s '
 								  'FOR EACH ROW EXECUTE FUNCTION sync_resolve._local_write()', tbl);
 	END IF;
 	PERFORM sync_resolve._install_truncate_triggers(tbl);
 	PERFORM sync_resolve._enable_always(tbl, true);
 	PERFORM sync_resolve._check_trigger_order(tbl);
+	PERFORM sync_resolve._warn_inheritance_children(tbl);
 END
+$$;
+
+-- A tracked table's inheritance children (INHERITS, not partitions) carry
+-- none of its triggers -- PostgreSQL clones row triggers to partitions
+-- only -- so their local writes and TRUNCATEs are not recorded: a WARNING
+-- for each (child: just that one), from track() and from sync_resolve_ddl
+-- on CREATE TABLE ... INHERITS.  apply() finds and updates their rows.
+CREATE FUNCTION sync_resolve._warn_inheritance_children(tbl regclass, child regclass DEFAULT NULL)
+	RETURNS void
+	LANGUAGE plpgsql
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	c regclass;
+BEGIN
+	FOR c IN SELECT i.inhrelid::pg_catalog.regclass
+			 FROM pg_catalog.pg_inherits i
+			 JOIN pg_catalog.pg_class r ON r.oid = i.inhrelid
+			 WHERE i.inhparent = tbl AND NOT r.relispartition
+			   AND (child IS NULL OR i.inhrelid OPERATOR(pg_catalog.=) child)
+			 ORDER BY 1 LOOP
+		RAISE WARNING 'local writes to table % are not recorded: it inherits from tracked table %', c, tbl
+			USING DETAIL = 'sync_resolve records the writes of a tracked table and of its partitions. An inheritance '
+						   'child has none of its triggers: apply() finds and updates its rows, but a local INSERT, '
+						   'UPDATE, DELETE or TRUNCATE of them is neither recorded nor queued for the other systems.',
+				  HINT = 'Make it a partition of a partitioned table (CREATE TABLE ... PARTITION OF), or keep '
+						 'local writes to the parent table''s own rows.';
+	END LOOP;
+END
+$$;
+
+-- sync_resolve's own triggers on a table, known by the function each runs
+-- (fn: its name), not by their names: one renamed is still one of them, to
+-- enable, to drop at untrack, and not to make a second of (which would
+-- record every write twice).  The clones of a partitioned table's row
+-- triggers on its partitions go with their parent's and are left out.
+CREATE FUNCTION sync_resolve._own_triggers(tbl regclass)
+	RETURNS TABLE (tgname name, fn name, tgenabled "char")
+	LANGUAGE sql STABLE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT g.tgname, p.proname, g.tgenabled
+	FROM pg_catalog.pg_trigger g
+	JOIN pg_catalog.pg_proc p ON p.oid = g.tgfoid
+	WHERE g.tgrelid = tbl AND g.tgparentid OPERATOR(pg_catalog.=) 0
+	  AND p.pronamespace = 'sync_resolve'::pg_catalog.regnamespace
+	  AND p.proname IN ('_source_write', '_local_write', '_truncate')
 $$;
 
 -- sync_resolve's triggers on the table enabled ALWAYS, so that they fire in
@@ -842,11 +888,9 @@ AS $$
 DECLARE
 	mine record;
 BEGIN
-	FOR mine IN SELECT g.tgname FROM pg_catalog.pg_trigger g
-			 WHERE g.tgrelid = tbl
-			   AND g.tgname IN ('sync_resolve_before', 'sync_resolve_after', 'sync_resolve_truncate')
-			   AND g.tgenabled OPERATOR(pg_catalog.<>) 'A'
-			   AND (disabled OR g.tgenabled OPERATOR(pg_catalog.<>) 'D') LOOP
+	FOR mine IN SELECT o.tgname FROM sync_resolve._own_triggers(tbl) o
+			 WHERE o.tgenabled OPERATOR(pg_catalog.<>) 'A'
+			   AND (disabled OR o.tgenabled OPERATOR(pg_catalog.<>) 'D') LOOP
 		BEGIN
 			EXECUTE pg_catalog.format('ALTER TABLE %s ENABLE ALWAYS TRIGGER %I', tbl, mine.tgname);
 		EXCEPTION WHEN object_in_use THEN
@@ -865,9 +909,10 @@ $$;
 -- without its own, a TRUNCATE of one partition would go unseen.  Called by
 -- track() and, for partitions created or attached later, by sync_resolve_ddl
 -- (which ALTER TABLE ... ENABLE fires again: the triggers are all made
--- before any is enabled, so that it finds nothing left to make).
+-- before any is enabled, so that it finds nothing left to make).  Returns
+-- the tables it made one on: those new to the tracked tree.
 CREATE FUNCTION sync_resolve._install_truncate_triggers(tbl regclass)
-	RETURNS void
+	RETURNS regclass[]
 	LANGUAGE plpgsql
 	SET search_path = pg_catalog, pg_temp
 AS $$
@@ -877,8 +922,7 @@ DECLARE
 BEGIN
 	SELECT pg_catalog.array_agg(t.relid) INTO made
 	FROM sync_resolve._table_and_partitions(tbl) t
-	WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger g
-					  WHERE g.tgrelid = t.relid AND g.tgname = 'sync_resolve_truncate');
+	WHERE NOT EXISTS (SELECT 1 FROM sync_resolve._own_triggers(t.relid) o WHERE o.fn = '_truncate');
 	FOREACH p IN ARRAY coalesce(made, '{}') LOOP
 		EXECUTE pg_catalog.format('CREATE TRIGGER sync_resolve_truncate BEFORE TRUNCATE ON %s '
 								  'FOR EACH STATEMENT EXECUTE FUNCTION sync_resolve._truncate()', p);
@@ -886,6 +930,7 @@ BEGIN
 	FOREACH p IN ARRAY coalesce(made, '{}') LOOP
 		EXECUTE pg_catalog.format('ALTER TABLE %s ENABLE ALWAYS TRIGGER sync_resolve_truncate', p);
 	END LOOP;
+	RETURN coalesce(made, '{}');
 END
 $$;
 
@@ -951,10 +996,12 @@ $$;
 -- sync_resolve_before fires once a write from a source has been decided and
 -- recorded -- its base, its history, what is queued for the other systems:
 -- if it changes NEW or skips the row, the table and those records disagree.
--- A WARNING for each (trig: just that one), from track() and from
--- sync_resolve_ddl on CREATE TRIGGER and ALTER TRIGGER; a disabled one too,
--- since enabling it later is an ALTER TABLE that says nothing.
-CREATE FUNCTION sync_resolve._check_trigger_order(tbl regclass, trig oid DEFAULT NULL)
+-- A WARNING for each (trig: just that one; on_tables: just those on these
+-- tables), from track() and from sync_resolve_ddl on CREATE TRIGGER, ALTER
+-- TRIGGER and on a partition created or attached; a disabled one too, since
+-- enabling it later is an ALTER TABLE that says nothing.
+CREATE FUNCTION sync_resolve._check_trigger_order(tbl regclass, trig oid DEFAULT NULL,
+												  on_tables regclass[] DEFAULT NULL)
 	RETURNS void
 	LANGUAGE plpgsql
 	SET search_path = pg_catalog, pg_temp
@@ -966,6 +1013,9 @@ BEGIN
 			 FROM sync_resolve._table_and_partitions(tbl) r
 			 JOIN pg_catalog.pg_trigger g ON g.tgrelid = r.relid
 			 WHERE (trig IS NULL OR g.oid OPERATOR(pg_catalog.=) trig)
+			   AND (on_tables IS NULL OR r.relid OPERATOR(pg_catalog.=) ANY (on_tables))
+			   AND NOT EXISTS (SELECT 1 FROM sync_resolve._own_triggers(g.tgrelid) o
+							   WHERE o.tgname OPERATOR(pg_catalog.=) g.tgname)
 			   AND NOT g.tgisinternal AND g.tgparentid OPERATOR(pg_catalog.=) 0
 			   -- ROW (1) and BEFORE (2), for INSERT (4), DELETE (8) or UPDATE (16)
 			   AND (g.tgtype::pg_catalog.int4 OPERATOR(pg_catalog.&) 3) OPERATOR(pg_catalog.=) 3
@@ -1072,24 +1122,16 @@ CREATE FUNCTION sync_resolve._after_untrack()
 	SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-	p regclass;
+	mine record;
 BEGIN
-	IF EXISTS (SELECT 1 FROM pg_catalog.pg_trigger t
-			   WHERE t.tgrelid = OLD.relid AND t.tgname = 'sync_resolve_after') THEN
-		EXECUTE pg_catalog.format('DROP TRIGGER sync_resolve_after ON %s', OLD.relid);
-	END IF;
-	IF EXISTS (SELECT 1 FROM pg_catalog.pg_trigger t
-			   WHERE t.tgrelid = OLD.relid AND t.tgname = 'sync_resolve_before') THEN
-		EXECUTE pg_catalog.format('DROP TRIGGER sync_resolve_before ON %s', OLD.relid);
-	END IF;
-	-- the TRUNCATE triggers of the table and its partitions, but for those a
-	-- table above them still needs (a partition of a tracked table)
-	FOR p IN SELECT t.relid FROM sync_resolve._table_and_partitions(OLD.relid) t
-			 WHERE EXISTS (SELECT 1 FROM pg_catalog.pg_trigger g
-						   WHERE g.tgrelid = t.relid AND g.tgname = 'sync_resolve_truncate')
-			   AND NOT EXISTS (SELECT 1 FROM sync_resolve._tracked_at_or_above(t.relid) k
-							   WHERE k.relid OPERATOR(pg_catalog.<>) OLD.relid) LOOP
-		EXECUTE pg_catalog.format('DROP TRIGGER sync_resolve_truncate ON %s', p);
+	-- sync_resolve's triggers on the table and on its partitions, but for
+	-- those a table above them still needs (a partition of a tracked table)
+	FOR mine IN SELECT t.relid, o.tgname
+				FROM sync_resolve._table_and_partitions(OLD.relid) t,
+					 LATERAL sync_resolve._own_triggers(t.relid) o
+				WHERE NOT EXISTS (SELECT 1 FROM sync_resolve._tracked_at_or_above(t.relid) k
+								  WHERE k.relid OPERATOR(pg_catalog.<>) OLD.relid) LOOP
+		EXECUTE pg_catalog.format('DROP TRIGGER %I ON %s', mine.tgname, mine.relid);
 	END LOOP;
 	PERFORM sync_resolve._drop_shadow(OLD.shadow);
 	-- its open reviews are dismissed, each in its row's history (which stays)
@@ -1597,6 +1639,7 @@ AS $$
 DECLARE
 	c record;
 	partitioned boolean := false;	-- the command touched a tracked table's partitions
+	made regclass[];
 BEGIN
 	FOR c IN SELECT DISTINCT d.objid FROM pg_catalog.pg_event_trigger_ddl_commands() d
 			 WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
@@ -1621,8 +1664,22 @@ BEGIN
 			   AND (k.shadow IS NOT NULL
 					-- a new partition of one: not the dump's (it makes them first)
 					OR (d.command_tag = 'CREATE TABLE' AND d.objid OPERATOR(pg_catalog.<>) k.relid)) LOOP
-		PERFORM sync_resolve._install_truncate_triggers(c.objid::pg_catalog.regclass);
+		made := pg_catalog.array_remove(sync_resolve._install_truncate_triggers(c.objid::pg_catalog.regclass),
+										c.objid::pg_catalog.regclass);
+		-- a table attached with BEFORE triggers of its own: what track() checks
+		IF made OPERATOR(pg_catalog.<>) '{}' THEN
+			PERFORM sync_resolve._check_trigger_order(c.objid::pg_catalog.regclass, NULL, made);
+		END IF;
 		partitioned := true;
+	END LOOP;
+	-- a table made an inheritance child of a tracked table
+	FOR c IN SELECT d.objid, k.relid
+			 FROM pg_catalog.pg_event_trigger_ddl_commands() d
+			 JOIN pg_catalog.pg_inherits i ON i.inhrelid = d.objid
+			 JOIN sync_resolve.tracked k ON k.relid = i.inhparent
+			 WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
+			   AND d.command_tag = 'CREATE TABLE' AND k.shadow IS NOT NULL LOOP
+		PERFORM sync_resolve._warn_inheritance_children(c.relid, c.objid::pg_catalog.regclass);
 	END LOOP;
 	-- a trigger made or renamed on a tracked table, or on one of its partitions
 	FOR c IN SELECT g.oid AS objid, k.relid
@@ -1634,12 +1691,11 @@ BEGIN
 		PERFORM sync_resolve._check_trigger_order(c.relid, c.objid);
 	END LOOP;
 	IF partitioned THEN
-		FOR c IN SELECT g.tgrelid AS objid FROM pg_catalog.pg_trigger g
-				 WHERE g.tgname = 'sync_resolve_truncate'
-				   AND g.tgfoid = 'sync_resolve._truncate()'::pg_catalog.regprocedure
+		FOR c IN SELECT g.tgrelid AS objid, g.tgname FROM pg_catalog.pg_trigger g
+				 WHERE g.tgfoid = 'sync_resolve._truncate()'::pg_catalog.regprocedure
+				   AND g.tgparentid OPERATOR(pg_catalog.=) 0
 				   AND NOT EXISTS (SELECT 1 FROM sync_resolve._tracked_at_or_above(g.tgrelid)) LOOP
-			EXECUTE pg_catalog.format('DROP TRIGGER sync_resolve_truncate ON %s',
-									  c.objid::pg_catalog.regclass);
+			EXECUTE pg_catalog.format('DROP TRIGGER %I ON %s', c.tgname, c.objid::pg_catalog.regclass);
 		END LOOP;
 	END IF;
 END

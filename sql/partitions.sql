@@ -43,12 +43,34 @@ INSERT INTO orders VALUES (3, 'apac', 30, 'c');
 SELECT system, (SELECT jsonb_object_agg(k, v -> 'by') FROM jsonb_each(changes) AS e(k, v)) AS writers
 FROM sync_resolve.shadow('orders', '{"id": 3, "region": "apac"}');
 
+-- a table attached with a BEFORE row trigger of its own that fires after
+-- sync_resolve_before is named, as track() names one (before, only a
+-- trigger created or renamed on a tracked table was)
+CREATE TABLE orders_mena (id int, region text, total numeric, note text, PRIMARY KEY (id, region));
+CREATE FUNCTION orders_note() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	NEW.note := 'set by trigger';
+	RETURN NEW;
+END
+$$;
+CREATE TRIGGER zz_note BEFORE INSERT ON orders_mena FOR EACH ROW EXECUTE FUNCTION orders_note();
+ALTER TABLE orders ATTACH PARTITION orders_mena FOR VALUES IN ('mena');
+-- sync_resolve's own triggers, renamed, are not named as a user's
+ALTER TRIGGER sync_resolve_before ON orders RENAME TO sync_resolve_before_2;
+SELECT c.relname, t.tgname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
+WHERE t.tgfoid = 'sync_resolve._source_write()'::regprocedure AND c.relname LIKE 'orders%' ORDER BY c.relname;
+ALTER TRIGGER sync_resolve_before_2 ON orders RENAME TO sync_resolve_before;
+
 -- a table with inheritance children: apply() finds the row where a query
 -- of the parent does, in a child (the parent's primary key does not cover
--- it), and updates it there rather than add a second row to the parent
+-- it), and updates it there rather than add a second row to the parent.
+-- A child has none of the parent's triggers, so its local writes are not
+-- recorded: track() says so for each child, and so does CREATE TABLE of
+-- one later (before, nothing did)
 CREATE TABLE ledger (id int PRIMARY KEY, v text);
 CREATE TABLE ledger_archive () INHERITS (ledger);
 SELECT sync_resolve.track('ledger', ARRAY['crm'], 'latest');
+CREATE TABLE ledger_2030 (note text) INHERITS (ledger);
 INSERT INTO ledger_archive VALUES (5, 'archived');
 SELECT outcome FROM sync_resolve.apply('ledger', 'crm', '{"id": 5, "v": "from crm"}', '2030-01-01');
 SELECT tableoid::regclass AS stored_in, * FROM ledger;

@@ -15,12 +15,16 @@
  * except for prune_events(), which sets a flag for the length of its own
  * DELETE.
  *
+ * Also the notifications (NOTIFY sync_resolve_alert here, and
+ * sync_resolve_review for review.c), held until the transaction commits.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
 #include "access/xact.h"
 #include "catalog/pg_type.h"
+#include "commands/async.h"
 #include "commands/trigger.h"
 #include "miscadmin.h"
 #include "storage/lock.h"
@@ -270,11 +274,104 @@ flush_sql(SrEventBatch *batch, Datum actor)
 	sr_spi_execute(get_event_plan(), values, nulls, true, false, 0, SPI_OK_INSERT);
 }
 
-/* Record and notify the alert; values are alert_send_plan's parameters. */
+/*
+ * Notifications wait here until the transaction commits, each with the
+ * subtransaction that queued it, and go to PostgreSQL's NOTIFY just before
+ * (XACT_EVENT_PRE_COMMIT comes before PreCommit_Notify()), so that
+ * listeners hear them when the transaction commits, as they would a
+ * NOTIFY.  A NOTIFY made at once would keep the transaction from being
+ * prepared: PostgreSQL refuses PREPARE TRANSACTION after one, and a
+ * transaction that opened a review item could not take part in two-phase
+ * commit, nor could a two-phase subscription's apply worker open one.  A
+ * transaction that is prepared sends none: PostgreSQL has no way to send a
+ * notification from one, so they are dropped at PREPARE.
+ */
+typedef struct PendingNotify
+{
+	const char *channel;
+	char	   *payload;
+	SubTransactionId subid;
+} PendingNotify;
+
+static List *pending_notifies = NIL;	/* PendingNotify *, in TopTransactionContext */
+static bool notify_callbacks = false;
+
+static void
+notify_xact(XactEvent event, void *arg)
+{
+	List	   *due = pending_notifies;
+	ListCell   *lc;
+
+	/* the list's memory goes with the transaction's */
+	pending_notifies = NIL;
+	if (event != XACT_EVENT_PRE_COMMIT)
+		return;
+	foreach(lc, due)
+	{
+		PendingNotify *n = (PendingNotify *) lfirst(lc);
+
+		Async_Notify(n->channel, n->payload);
+	}
+}
+
+static void
+notify_subxact(SubXactEvent event, SubTransactionId mySubid,
+			   SubTransactionId parentSubid, void *arg)
+{
+	ListCell   *lc;
+
+	if (event != SUBXACT_EVENT_ABORT_SUB && event != SUBXACT_EVENT_COMMIT_SUB)
+		return;
+	foreach(lc, pending_notifies)
+	{
+		PendingNotify *n = (PendingNotify *) lfirst(lc);
+
+		if (n->subid != mySubid)
+			continue;
+		if (event == SUBXACT_EVENT_COMMIT_SUB)
+			n->subid = parentSubid;
+		else
+			pending_notifies = foreach_delete_current(pending_notifies, lc);
+	}
+}
+
+/*
+ * NOTIFY channel with payload when the transaction commits (not at all if
+ * the subtransaction that asks rolls back, or the transaction is prepared).
+ * channel must be a constant.
+ */
+void
+sr_notify_at_commit(const char *channel, const char *payload)
+{
+	MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);
+	PendingNotify *n = palloc(sizeof(PendingNotify));
+
+	if (!notify_callbacks)
+	{
+		RegisterXactCallback(notify_xact, NULL);
+		RegisterSubXactCallback(notify_subxact, NULL);
+		notify_callbacks = true;
+	}
+	n->channel = channel;
+	n->payload = pstrdup(payload);
+	n->subid = GetCurrentSubTransactionId();
+	pending_notifies = lappend(pending_notifies, n);
+	MemoryContextSwitchTo(old);
+}
+
+/* Record the alert, and notify it; values are alert_send_plan's parameters. */
 static void
 send_alert(void *values)
 {
-	sr_spi_execute(alert_send_plan, (Datum *) values, NULL, true, false, 0, SPI_OK_SELECT);
+	bool		isnull;
+	Datum		payload;
+
+	if (sr_spi_execute(alert_send_plan, (Datum *) values, NULL, true, false, 0, SPI_OK_SELECT) > 0)
+	{
+		payload = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+		if (!isnull)
+			sr_notify_at_commit("sync_resolve_alert", TextDatumGetCString(payload));
+	}
 	SPI_freetuptable(SPI_tuptable);
 }
 
@@ -427,8 +524,8 @@ alert_if_due(SrEventBatch *batch)
 			" WHERE a.alerted_at OPERATOR(pg_catalog.<=)"
 			" (excluded.alerted_at OPERATOR(pg_catalog.-) interval '1 hour')"
 			" RETURNING a.conflicts)"
-			" SELECT pg_catalog.pg_notify('sync_resolve_alert', pg_catalog.jsonb_build_object("
-			" 'table', $3, 'conflicts_last_hour', sent.conflicts, 'alert_per_hour', $4)::text)"
+			" SELECT pg_catalog.jsonb_build_object("
+			" 'table', $3, 'conflicts_last_hour', sent.conflicts, 'alert_per_hour', $4)::text"
 			" FROM sent",
 			4, types, true);
 	}

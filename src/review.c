@@ -7,9 +7,10 @@
  * One open item per held (row, column or group), enforced by a partial
  * unique index; a later incoming value for a held column updates the open
  * item instead of opening another.  Opening an item sends NOTIFY
- * sync_resolve_review with a small JSON payload.  While an item is open its
- * columns are marked held in the row's local metadata, so apply() sees it
- * without querying the queue.
+ * sync_resolve_review with a small JSON payload when the transaction
+ * commits (sr_notify_at_commit(): none from a prepared transaction).  While
+ * an item is open its columns are marked held in the row's local metadata,
+ * so apply() sees it without querying the queue.
  *
  * Internal table: written as the extension owner.  resolve() writes the
  * tracked row as the calling user, who needs the table's privileges.
@@ -20,7 +21,6 @@
 
 #include "access/htup_details.h"
 #include "catalog/pg_type.h"
-#include "commands/async.h"
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "tcop/utility.h"
@@ -83,7 +83,7 @@ notify_review(int64 id, const SrReviewRequest *req)
 		resetStringInfo(&buf);
 		appendStringInfoString(&buf, JsonbToCString(NULL, &payload->root, VARSIZE(payload)));
 	}
-	Async_Notify("sync_resolve_review", buf.data);
+	sr_notify_at_commit("sync_resolve_review", buf.data);
 }
 
 /*

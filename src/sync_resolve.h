@@ -594,6 +594,7 @@ extern SrEvent *sr_event_add(SrEventBatch *batch, const char *kind,
 						 Jsonb *new_value, const char *rule,
 						 const char *decision, int64 review_id);
 extern void sr_events_flush(SrEventBatch *batch);
+extern void sr_notify_at_commit(const char *channel, const char *payload);
 
 /* ------------------------------------------------------------------------
  * Review queue (review.c)

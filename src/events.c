@@ -314,25 +314,40 @@ notify_xact(XactEvent event, void *arg)
 	}
 }
 
-static void
-notify_subxact(SubXactEvent event, SubTransactionId mySubid,
-			   SubTransactionId parentSubid, void *arg)
+/*
+ * The end of subtransaction mySubid for a list of this transaction's
+ * entries, each tagged with the subtransaction that made it (the
+ * SubTransactionId at subid_off in each): committed, its entries pass to
+ * its parent; rolled back, they go.  Returns the list.
+ */
+static List *
+subxact_end(List *list, size_t subid_off, SubXactEvent event,
+			SubTransactionId mySubid, SubTransactionId parentSubid)
 {
 	ListCell   *lc;
 
 	if (event != SUBXACT_EVENT_ABORT_SUB && event != SUBXACT_EVENT_COMMIT_SUB)
-		return;
-	foreach(lc, pending_notifies)
+		return list;
+	foreach(lc, list)
 	{
-		PendingNotify *n = (PendingNotify *) lfirst(lc);
+		SubTransactionId *subid = (SubTransactionId *) ((char *) lfirst(lc) + subid_off);
 
-		if (n->subid != mySubid)
+		if (*subid != mySubid)
 			continue;
 		if (event == SUBXACT_EVENT_COMMIT_SUB)
-			n->subid = parentSubid;
+			*subid = parentSubid;
 		else
-			pending_notifies = foreach_delete_current(pending_notifies, lc);
+			list = foreach_delete_current(list, lc);
 	}
+	return list;
+}
+
+static void
+notify_subxact(SubXactEvent event, SubTransactionId mySubid,
+			   SubTransactionId parentSubid, void *arg)
+{
+	pending_notifies = subxact_end(pending_notifies, offsetof(PendingNotify, subid),
+								   event, mySubid, parentSubid);
 }
 
 /*
@@ -402,22 +417,8 @@ static void
 settled_subxact(SubXactEvent event, SubTransactionId mySubid,
 				SubTransactionId parentSubid, void *arg)
 {
-	ListCell   *lc;
-
-	if (settled_lxid != MyProc->lxid ||
-		(event != SUBXACT_EVENT_ABORT_SUB && event != SUBXACT_EVENT_COMMIT_SUB))
-		return;
-	foreach(lc, settled)
-	{
-		SettledAlert *a = (SettledAlert *) lfirst(lc);
-
-		if (a->subid != mySubid)
-			continue;
-		if (event == SUBXACT_EVENT_COMMIT_SUB)
-			a->subid = parentSubid;
-		else
-			settled = foreach_delete_current(settled, lc);
-	}
+	if (settled_lxid == MyProc->lxid)
+		settled = subxact_end(settled, offsetof(SettledAlert, subid), event, mySubid, parentSubid);
 }
 
 /* Whether this transaction settled relid's alert; note it as settled if settle. */

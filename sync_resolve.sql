@@ -564,6 +564,9 @@ CREATE FUNCTION sync_resolve._strategy_problem(tbl regclass, attnum smallint, st
 	RETURNS text
 	AS 'MODULE_PATHNAME', 'strategy_problem' LANGUAGE C STABLE STRICT;
 
+CREATE FUNCTION sync_resolve._check_not_in_use(tbl regclass)
+	RETURNS void
+	AS 'MODULE_PATHNAME', 'check_not_in_use' LANGUAGE C VOLATILE STRICT;
 CREATE FUNCTION sync_resolve._shadow_type(typ oid, typmod integer)
 	RETURNS text
 	AS 'MODULE_PATHNAME', 'shadow_type' LANGUAGE C STABLE STRICT;
@@ -826,11 +829,32 @@ BEGIN
 END
 $$;
 
--- A tracked table's inheritance children (INHERITS, not partitions) carry
--- none of its triggers -- PostgreSQL clones row triggers to partitions
--- only -- so their local writes and TRUNCATEs are not recorded: a WARNING
--- for each (child: just that one), from track() and from sync_resolve_ddl
--- on CREATE TABLE ... INHERITS.  apply() finds and updates their rows.
+-- The inheritance descendants (INHERITS, at any depth; not partitions) of
+-- tbl, or with tbl NULL of every tracked table, each with the table it
+-- descends from.
+CREATE FUNCTION sync_resolve._inheritance_descendants(tbl regclass)
+	RETURNS TABLE (relid regclass, tracked regclass)
+	LANGUAGE sql STABLE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+	WITH RECURSIVE down(relid, tracked) AS (
+		SELECT i.inhrelid, i.inhparent FROM pg_catalog.pg_inherits i
+		WHERE CASE WHEN tbl IS NULL THEN i.inhparent IN (SELECT k.relid FROM sync_resolve.tracked k)
+				   ELSE i.inhparent OPERATOR(pg_catalog.=) tbl END
+		UNION
+		SELECT i.inhrelid, d.tracked FROM down d JOIN pg_catalog.pg_inherits i ON i.inhparent = d.relid
+	)
+	SELECT d.relid::pg_catalog.regclass, d.tracked::pg_catalog.regclass
+	FROM down d JOIN pg_catalog.pg_class r ON r.oid = d.relid
+	WHERE NOT r.relispartition
+$$;
+
+-- A tracked table's inheritance descendants (INHERITS, not partitions)
+-- carry none of its triggers -- PostgreSQL clones row triggers to
+-- partitions only -- so their local writes and TRUNCATEs are not recorded:
+-- a WARNING for each (child: just that one), from track() and from
+-- sync_resolve_ddl on a table made or altered while one (CREATE TABLE ...
+-- INHERITS, ALTER TABLE ... INHERIT).  apply() finds and updates their rows.
 CREATE FUNCTION sync_resolve._warn_inheritance_children(tbl regclass, child regclass DEFAULT NULL)
 	RETURNS void
 	LANGUAGE plpgsql
@@ -839,11 +863,8 @@ AS $$
 DECLARE
 	c regclass;
 BEGIN
-	FOR c IN SELECT i.inhrelid::pg_catalog.regclass
-			 FROM pg_catalog.pg_inherits i
-			 JOIN pg_catalog.pg_class r ON r.oid = i.inhrelid
-			 WHERE i.inhparent = tbl AND NOT r.relispartition
-			   AND (child IS NULL OR i.inhrelid OPERATOR(pg_catalog.=) child)
+	FOR c IN SELECT i.relid FROM sync_resolve._inheritance_descendants(tbl) i
+			 WHERE child IS NULL OR i.relid OPERATOR(pg_catalog.=) child
 			 ORDER BY 1 LOOP
 		RAISE WARNING 'local writes to table % are not recorded: it inherits from tracked table %', c, tbl
 			USING DETAIL = 'sync_resolve records the writes of a tracked table and of its partitions. An inheritance '
@@ -859,8 +880,9 @@ $$;
 -- (fn: its name), not by their names: one renamed is still one of them, to
 -- enable, to drop at untrack, and not to make a second of (which would
 -- record every write twice).  The clones of a partitioned table's row
--- triggers on its partitions go with their parent's and are left out.
-CREATE FUNCTION sync_resolve._own_triggers(tbl regclass)
+-- triggers on its partitions go with their parent's and are left out, but
+-- with clones (each can be enabled on its own).
+CREATE FUNCTION sync_resolve._own_triggers(tbl regclass, clones boolean DEFAULT false)
 	RETURNS TABLE (tgname name, fn name, tgenabled "char")
 	LANGUAGE sql STABLE
 	SET search_path = pg_catalog, pg_temp
@@ -868,7 +890,7 @@ AS $$
 	SELECT g.tgname, p.proname, g.tgenabled
 	FROM pg_catalog.pg_trigger g
 	JOIN pg_catalog.pg_proc p ON p.oid = g.tgfoid
-	WHERE g.tgrelid = tbl AND g.tgparentid OPERATOR(pg_catalog.=) 0
+	WHERE g.tgrelid = tbl AND (clones OR g.tgparentid OPERATOR(pg_catalog.=) 0)
 	  AND p.pronamespace = 'sync_resolve'::pg_catalog.regnamespace
 	  AND p.proname IN ('_source_write', '_local_write', '_truncate')
 $$;
@@ -888,7 +910,7 @@ AS $$
 DECLARE
 	mine record;
 BEGIN
-	FOR mine IN SELECT o.tgname FROM sync_resolve._own_triggers(tbl) o
+	FOR mine IN SELECT o.tgname FROM sync_resolve._own_triggers(tbl, true) o
 			 WHERE o.tgenabled OPERATOR(pg_catalog.<>) 'A'
 			   AND (disabled OR o.tgenabled OPERATOR(pg_catalog.<>) 'D') LOOP
 		BEGIN
@@ -1009,26 +1031,31 @@ AS $$
 DECLARE
 	t record;
 BEGIN
-	FOR t IN SELECT g.tgname, g.tgrelid::pg_catalog.regclass AS rel
+	-- each table's own BEFORE trigger by its name now (renamed, perhaps)
+	FOR t IN SELECT g.tgname, g.tgrelid::pg_catalog.regclass AS rel, mine.tgname AS before_name
 			 FROM sync_resolve._table_and_partitions(tbl) r
 			 JOIN pg_catalog.pg_trigger g ON g.tgrelid = r.relid
+			 JOIN LATERAL (SELECT o.tgname FROM sync_resolve._own_triggers(r.relid, true) o
+						   WHERE o.fn = '_source_write' LIMIT 1) mine ON true
 			 WHERE (trig IS NULL OR g.oid OPERATOR(pg_catalog.=) trig)
 			   AND (on_tables IS NULL OR r.relid OPERATOR(pg_catalog.=) ANY (on_tables))
-			   AND NOT EXISTS (SELECT 1 FROM sync_resolve._own_triggers(g.tgrelid) o
+			   AND NOT EXISTS (SELECT 1 FROM sync_resolve._own_triggers(g.tgrelid, true) o
 							   WHERE o.tgname OPERATOR(pg_catalog.=) g.tgname)
 			   AND NOT g.tgisinternal AND g.tgparentid OPERATOR(pg_catalog.=) 0
 			   -- ROW (1) and BEFORE (2), for INSERT (4), DELETE (8) or UPDATE (16)
 			   AND (g.tgtype::pg_catalog.int4 OPERATOR(pg_catalog.&) 3) OPERATOR(pg_catalog.=) 3
 			   AND (g.tgtype::pg_catalog.int4 OPERATOR(pg_catalog.&) 28) OPERATOR(pg_catalog.<>) 0
-			   AND g.tgname OPERATOR(pg_catalog.>) 'sync_resolve_before'::pg_catalog.name
+			   AND g.tgname OPERATOR(pg_catalog.>) mine.tgname
 			 ORDER BY g.tgname, 2 LOOP
-		RAISE WARNING 'trigger "%" on tracked table % fires after sync_resolve_before', t.tgname, t.rel
-			USING DETAIL = 'Row triggers fire in the order of their names. sync_resolve_before decides a write '
+		RAISE WARNING 'trigger "%" on tracked table % fires after %', t.tgname, t.rel,
+			pg_catalog.quote_ident(t.before_name)
+			USING DETAIL = pg_catalog.format('Row triggers fire in the order of their names. %I decides a write '
 						   'from a source and records it (the source''s base, the history, the outbox) before '
 						   'this trigger runs: if it changes NEW or skips the row, the table and those records disagree.',
-				  HINT = pg_catalog.format('If it may change or skip rows, rename it to sort before sync_resolve_before, '
+						   t.before_name),
+				  HINT = pg_catalog.format('If it may change or skip rows, rename it to sort before %I, '
 										   'e.g. ALTER TRIGGER %I ON %s RENAME TO %I.',
-										   t.tgname, t.rel, 'a_' OPERATOR(pg_catalog.||) t.tgname);
+										   t.before_name, t.tgname, t.rel, 'a_' OPERATOR(pg_catalog.||) t.tgname);
 	END LOOP;
 END
 $$;
@@ -1124,6 +1151,7 @@ AS $$
 DECLARE
 	mine record;
 BEGIN
+	PERFORM sync_resolve._check_not_in_use(t.relid) FROM sync_resolve._table_and_partitions(OLD.relid) t;
 	-- sync_resolve's triggers on the table and on its partitions, but for
 	-- those a table above them still needs (a partition of a tracked table)
 	FOR mine IN SELECT t.relid, o.tgname
@@ -1640,15 +1668,20 @@ DECLARE
 	c record;
 	partitioned boolean := false;	-- the command touched a tracked table's partitions
 	made regclass[];
+	other regclass;
 BEGIN
 	FOR c IN SELECT DISTINCT d.objid FROM pg_catalog.pg_event_trigger_ddl_commands() d
 			 WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
 			   AND EXISTS (SELECT 1 FROM sync_resolve.tracked t WHERE t.relid = d.objid) LOOP
 		PERFORM sync_resolve._sync_shadow(c.objid::pg_catalog.regclass);
-		-- ENABLE TRIGGER ALL made them origin-only (not those disabled on purpose)
-		IF (SELECT k.shadow FROM sync_resolve.tracked k WHERE k.relid = c.objid) IS NOT NULL THEN
-			PERFORM sync_resolve._enable_always(c.objid::pg_catalog.regclass, false);
-		END IF;
+	END LOOP;
+	-- ENABLE TRIGGER ALL, on a tracked table or on one of its partitions,
+	-- made sync_resolve's origin-only (not those disabled on purpose)
+	FOR c IN SELECT DISTINCT d.objid FROM pg_catalog.pg_event_trigger_ddl_commands() d
+			 WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
+			   AND EXISTS (SELECT 1 FROM sync_resolve._tracked_at_or_above(d.objid) k
+						   WHERE k.shadow IS NOT NULL) LOOP
+		PERFORM sync_resolve._enable_always(c.objid::pg_catalog.regclass, false);
 	END LOOP;
 	-- a partition created or attached under a tracked table gets its
 	-- TRUNCATE trigger; one detached from it loses it.  (Not while a dump is
@@ -1664,6 +1697,17 @@ BEGIN
 			   AND (k.shadow IS NOT NULL
 					-- a new partition of one: not the dump's (it makes them first)
 					OR (d.command_tag = 'CREATE TABLE' AND d.objid OPERATOR(pg_catalog.<>) k.relid)) LOOP
+		-- a tracked table attached under another: PostgreSQL refuses it on
+		-- their row triggers' names, unless one's were renamed
+		SELECT t.relid INTO other FROM sync_resolve._table_and_partitions(c.objid::pg_catalog.regclass) t
+		JOIN sync_resolve.tracked k ON k.relid = t.relid
+		WHERE t.relid OPERATOR(pg_catalog.<>) c.objid LIMIT 1;
+		IF FOUND THEN
+			RAISE EXCEPTION 'table % is tracked and cannot be a partition of tracked table %',
+				other, c.objid::pg_catalog.regclass
+				USING ERRCODE = '0A000',
+					  HINT = pg_catalog.format('Untrack %s first: a partitioned table is tracked with all its partitions.', other);
+		END IF;
 		made := pg_catalog.array_remove(sync_resolve._install_truncate_triggers(c.objid::pg_catalog.regclass),
 										c.objid::pg_catalog.regclass);
 		-- a table attached with BEFORE triggers of its own: what track() checks
@@ -1672,23 +1716,29 @@ BEGIN
 		END IF;
 		partitioned := true;
 	END LOOP;
-	-- a table made an inheritance child of a tracked table
-	FOR c IN SELECT d.objid, k.relid
+	-- a table made (or altered while it is) an inheritance descendant of a
+	-- tracked table: CREATE TABLE ... INHERITS, ALTER TABLE ... INHERIT, a
+	-- foreign table alike
+	FOR c IN SELECT DISTINCT d.objid, k.relid
 			 FROM pg_catalog.pg_event_trigger_ddl_commands() d
-			 JOIN pg_catalog.pg_inherits i ON i.inhrelid = d.objid
-			 JOIN sync_resolve.tracked k ON k.relid = i.inhparent
+			 JOIN sync_resolve._inheritance_descendants(NULL) i ON i.relid = d.objid
+			 JOIN sync_resolve.tracked k ON k.relid = i.tracked
 			 WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
-			   AND d.command_tag = 'CREATE TABLE' AND k.shadow IS NOT NULL LOOP
+			   AND d.command_tag IN ('CREATE TABLE', 'CREATE FOREIGN TABLE', 'ALTER TABLE', 'ALTER FOREIGN TABLE')
+			   AND k.shadow IS NOT NULL LOOP
 		PERFORM sync_resolve._warn_inheritance_children(c.relid, c.objid::pg_catalog.regclass);
 	END LOOP;
-	-- a trigger made or renamed on a tracked table, or on one of its partitions
-	FOR c IN SELECT g.oid AS objid, k.relid
+	-- a trigger made or renamed on a tracked table, or on one of its
+	-- partitions (sync_resolve's own BEFORE trigger renamed: all of the
+	-- table's are checked against its new name)
+	FOR c IN SELECT g.oid AS objid, k.relid,
+					g.tgfoid = 'sync_resolve._source_write()'::pg_catalog.regprocedure AS mine
 			 FROM pg_catalog.pg_event_trigger_ddl_commands() d
 			 JOIN pg_catalog.pg_trigger g ON g.oid = d.objid,
 				  LATERAL sync_resolve._tracked_at_or_above(g.tgrelid) k
 			 WHERE d.classid = 'pg_catalog.pg_trigger'::pg_catalog.regclass
 			   AND k.shadow IS NOT NULL LOOP
-		PERFORM sync_resolve._check_trigger_order(c.relid, c.objid);
+		PERFORM sync_resolve._check_trigger_order(c.relid, CASE WHEN c.mine THEN NULL ELSE c.objid END);
 	END LOOP;
 	IF partitioned THEN
 		FOR c IN SELECT g.tgrelid AS objid, g.tgname FROM pg_catalog.pg_trigger g
@@ -2131,6 +2181,7 @@ REVOKE EXECUTE ON FUNCTION sync_resolve.prune_events(interval) FROM PUBLIC;
 -- run as the extension owner on behalf of the tracked table's triggers
 REVOKE EXECUTE ON FUNCTION sync_resolve._create_shadow(regclass) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION sync_resolve._drop_shadow(text) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION sync_resolve._check_not_in_use(regclass) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION sync_resolve._ensure_shadow(regclass) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION sync_resolve._sync_shadow(regclass) FROM PUBLIC;
 -- fires on sync_resolve._at_commit only; nobody else attaches it anywhere

@@ -114,8 +114,18 @@ if ! [[ $scale =~ ^([0-9]+\.?[0-9]*|\.[0-9]+)$ ]] || ! awk -v f="$scale" 'BEGIN 
 	echo "error: SR_BENCH_SCALE must be a number of at least 0.001" >&2
 	exit 2
 fi
-if ! [[ $cache =~ ^[1-9][0-9]*(kB|MB|GB)$ ]]; then
+if ! [[ $cache =~ ^([1-9][0-9]*)(kB|MB|GB)$ ]]; then
 	echo "error: SR_BENCH_CACHE must be a size such as 4GB, 512MB" >&2
+	exit 2
+fi
+# the restart for the cached benchmarks comes last: a cache the machine cannot give would
+# end the run there, without RESULTS.md -- ask for half as much again free, now
+declare -A unit_kb=([kB]=1 [MB]=1024 [GB]=1048576)
+cache_kb=$((BASH_REMATCH[1] * unit_kb[${BASH_REMATCH[2]}]))
+avail_kb=$(awk '/^MemAvailable:/ { print $2 }' /proc/meminfo 2>/dev/null || echo 0)
+if [[ " ${SR_BENCH_ONLY:-rows1m_cache} " == *_cache\ * ]] && ((avail_kb < cache_kb * 3 / 2)); then
+	echo "error: SR_BENCH_CACHE=$cache needs $((cache_kb * 3 / 2 / 1024)) MB free, $((avail_kb / 1024)) MB are;" \
+		"set a smaller SR_BENCH_CACHE, or leave rows1m_cache and plain1m_cache out of SR_BENCH_ONLY" >&2
 	exit 2
 fi
 # the sizes of the scaling benchmarks

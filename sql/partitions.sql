@@ -43,6 +43,14 @@ INSERT INTO orders VALUES (3, 'apac', 30, 'c');
 SELECT system, (SELECT jsonb_object_agg(k, v -> 'by') FROM jsonb_each(changes) AS e(k, v)) AS writers
 FROM sync_resolve.shadow('orders', '{"id": 3, "region": "apac"}');
 
+-- ALTER TABLE ... ENABLE TRIGGER ALL on a partition (a data-only restore
+-- with --disable-triggers runs it) left sync_resolve's triggers there
+-- origin-only, so that they did not fire in a logical replication apply
+-- worker: they are made ALWAYS again
+ALTER TABLE orders_apac DISABLE TRIGGER ALL;
+ALTER TABLE orders_apac ENABLE TRIGGER ALL;
+SELECT tgname, tgenabled FROM pg_trigger WHERE tgrelid = 'orders_apac'::regclass ORDER BY tgname;
+
 -- a table attached with a BEFORE row trigger of its own that fires after
 -- sync_resolve_before is named, as track() names one (before, only a
 -- trigger created or renamed on a tracked table was)
@@ -55,7 +63,8 @@ END
 $$;
 CREATE TRIGGER zz_note BEFORE INSERT ON orders_mena FOR EACH ROW EXECUTE FUNCTION orders_note();
 ALTER TABLE orders ATTACH PARTITION orders_mena FOR VALUES IN ('mena');
--- sync_resolve's own triggers, renamed, are not named as a user's
+-- sync_resolve's own triggers, renamed, are not named as a user's; the
+-- user's are checked against the new name (zz_note still fires after it)
 ALTER TRIGGER sync_resolve_before ON orders RENAME TO sync_resolve_before_2;
 SELECT c.relname, t.tgname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
 WHERE t.tgfoid = 'sync_resolve._source_write()'::regprocedure AND c.relname LIKE 'orders%' ORDER BY c.relname;
@@ -71,6 +80,10 @@ CREATE TABLE ledger (id int PRIMARY KEY, v text);
 CREATE TABLE ledger_archive () INHERITS (ledger);
 SELECT sync_resolve.track('ledger', ARRAY['crm'], 'latest');
 CREATE TABLE ledger_2030 (note text) INHERITS (ledger);
+-- at any depth, and by ALTER TABLE ... INHERIT too
+CREATE TABLE ledger_2030_q1 () INHERITS (ledger_2030);
+CREATE TABLE ledger_old (id int NOT NULL, v text);
+ALTER TABLE ledger_old INHERIT ledger;
 INSERT INTO ledger_archive VALUES (5, 'archived');
 SELECT outcome FROM sync_resolve.apply('ledger', 'crm', '{"id": 5, "v": "from crm"}', '2030-01-01');
 SELECT tableoid::regclass AS stored_in, * FROM ledger;
@@ -98,6 +111,12 @@ RESET session_replication_role;
 CREATE TABLE orders_b (id int, region text, total numeric, note text, PRIMARY KEY (id, region));
 SELECT sync_resolve.track('orders_b', ARRAY['crm']);
 -- must fail
+ALTER TABLE orders ATTACH PARTITION orders_b FOR VALUES IN ('b');
+-- must fail: also with its triggers renamed, which PostgreSQL's own
+-- refusal went by (before, the attach went through and each write to
+-- orders_b was recorded twice, against orders_b, and never against orders)
+ALTER TRIGGER sync_resolve_before ON orders_b RENAME TO orders_b_before;
+ALTER TRIGGER sync_resolve_after ON orders_b RENAME TO orders_b_after;
 ALTER TABLE orders ATTACH PARTITION orders_b FOR VALUES IN ('b');
 \set VERBOSITY default
 SELECT relid FROM sync_resolve.tracked WHERE relid::text ~ '^(shelf|orders_)' ORDER BY relid::text;

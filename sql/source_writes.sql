@@ -160,6 +160,13 @@ CREATE TRIGGER zz_touch BEFORE INSERT ON deal_archive FOR EACH ROW EXECUTE FUNCT
 ALTER TABLE deal_archive DISABLE TRIGGER zz_touch;
 SELECT sync_resolve.track('deal_archive', ARRAY['crm']);
 DROP TABLE deal_archive;
+-- with sync_resolve's own BEFORE trigger renamed, the order is checked
+-- against its new name: "b touch" fires after "A sr" (before, the check
+-- still compared with sync_resolve_before and said nothing)
+ALTER TRIGGER sync_resolve_before ON deal RENAME TO "A sr";
+CREATE TRIGGER "b touch" BEFORE UPDATE ON deal FOR EACH ROW EXECUTE FUNCTION deal_touch();
+DROP TRIGGER "b touch" ON deal;
+ALTER TRIGGER "A sr" ON deal RENAME TO sync_resolve_before;
 DROP TRIGGER touch_late ON deal;
 DROP TRIGGER zz_audit ON deal;
 DROP FUNCTION deal_touch;

@@ -67,3 +67,38 @@ DROP FUNCTION record_it(sync_resolve.conflict);
 \set VERBOSITY default
 SELECT sync_resolve.set_policy('custom_t', 'v', 'latest');
 DROP FUNCTION record_it(sync_resolve.conflict);
+
+-- untrack() from inside a write of the table -- a custom function deciding
+-- one of its conflicts, or a trigger of the statement writing it -- is
+-- refused as ALTER TABLE is (55006); before, it dropped the shadow under
+-- the write, which failed on a relation that no longer existed
+CREATE TABLE custom_gone (id int PRIMARY KEY, v text);
+SELECT sync_resolve.track('custom_gone', ARRAY['crm']);
+CREATE FUNCTION untrack_mine(c sync_resolve.conflict) RETURNS jsonb LANGUAGE plpgsql AS $$
+BEGIN
+	PERFORM sync_resolve.untrack(c.relid);
+	RETURN c.incoming_value;
+END
+$$;
+SELECT sync_resolve.set_policy('custom_gone', 'v', 'custom', custom_fn => 'untrack_mine(sync_resolve.conflict)');
+SELECT outcome FROM sync_resolve.apply('custom_gone', 'crm', '{"id": 1, "v": "a"}', '2000-01-01');
+UPDATE custom_gone SET v = 'here';
+-- must fail
+SELECT outcome FROM sync_resolve.apply('custom_gone', 'crm', '{"id": 1, "v": "crm"}', '2000-01-02');
+\set VERBOSITY terse
+CREATE FUNCTION untrack_on_update() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	PERFORM sync_resolve.untrack(TG_RELID::regclass);
+	RETURN NULL;
+END
+$$;
+CREATE TRIGGER untrack_on_update AFTER UPDATE ON custom_gone FOR EACH ROW EXECUTE FUNCTION untrack_on_update();
+-- must fail
+UPDATE custom_gone SET v = 'again';
+\set VERBOSITY default
+SELECT relid FROM sync_resolve.tracked WHERE relid = 'custom_gone'::regclass;
+SELECT * FROM custom_gone;
+DROP TRIGGER untrack_on_update ON custom_gone;
+SELECT sync_resolve.untrack('custom_gone');
+DROP TABLE custom_gone;
+DROP FUNCTION untrack_mine, untrack_on_update;

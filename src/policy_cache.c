@@ -1721,3 +1721,36 @@ shadow_type(PG_FUNCTION_ARGS)
 
 	PG_RETURN_TEXT_P(cstring_to_text(format_type_with_typemod(base, typmod)));
 }
+
+/*
+ * untrack() of a table that a statement of this session is still writing:
+ * a custom strategy function, or a trigger, that untracks the table its
+ * write resolves or records.  Its shadow and triggers would go from under
+ * that write, which then fails on a relation that no longer exists.
+ * Refused, as ALTER TABLE refuses it (CheckTableNotInUse()).  A table already dropped (untracked by
+ * its DROP TABLE) is left alone.
+ */
+PG_FUNCTION_INFO_V1(check_not_in_use);
+Datum
+check_not_in_use(PG_FUNCTION_ARGS)
+{
+	Relation	rel = try_table_open(PG_GETARG_OID(0), AccessShareLock);
+
+	if (rel != NULL)
+	{
+		/* this open's reference, as CheckTableNotInUse() counts them */
+		int			expected = rel->rd_isnailed ? 2 : 1;
+
+		if (rel->rd_refcnt != expected || AfterTriggerPendingOnRel(RelationGetRelid(rel)))
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_IN_USE),
+					 errmsg("cannot untrack table %s while a statement of this session is writing it",
+							RelationGetRelationName(rel)),
+					 errdetail("untrack() was called from inside that write (a custom strategy function, or a trigger): "
+							   "it would drop the shadow and the triggers the write is using."),
+					 errhint("Untrack the table in a statement of its own.")));
+		table_close(rel, AccessShareLock);
+	}
+	PG_RETURN_VOID();
+}
+

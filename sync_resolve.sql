@@ -847,6 +847,8 @@ AS $$
 	SELECT d.relid::pg_catalog.regclass, d.tracked::pg_catalog.regclass
 	FROM down d JOIN pg_catalog.pg_class r ON r.oid = d.relid
 	WHERE NOT r.relispartition
+	  -- one tracked itself records its own writes
+	  AND NOT EXISTS (SELECT 1 FROM sync_resolve.tracked k WHERE k.relid OPERATOR(pg_catalog.=) d.relid)
 $$;
 
 -- A tracked table's inheritance descendants (INHERITS, not partitions)
@@ -1055,7 +1057,10 @@ BEGIN
 						   t.before_name),
 				  HINT = pg_catalog.format('If it may change or skip rows, rename it to sort before %I, '
 										   'e.g. ALTER TRIGGER %I ON %s RENAME TO %I.',
-										   t.before_name, t.tgname, t.rel, 'a_' OPERATOR(pg_catalog.||) t.tgname);
+										   t.before_name, t.tgname, t.rel,
+										   CASE WHEN ('a_' OPERATOR(pg_catalog.||) t.tgname)::pg_catalog.name
+													 OPERATOR(pg_catalog.<) t.before_name
+												THEN 'a_' ELSE '0_' END OPERATOR(pg_catalog.||) t.tgname);
 	END LOOP;
 END
 $$;
@@ -1668,7 +1673,6 @@ DECLARE
 	c record;
 	partitioned boolean := false;	-- the command touched a tracked table's partitions
 	made regclass[];
-	other regclass;
 BEGIN
 	FOR c IN SELECT DISTINCT d.objid FROM pg_catalog.pg_event_trigger_ddl_commands() d
 			 WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
@@ -1682,6 +1686,15 @@ BEGIN
 			   AND EXISTS (SELECT 1 FROM sync_resolve._tracked_at_or_above(d.objid) k
 						   WHERE k.shadow IS NOT NULL) LOOP
 		PERFORM sync_resolve._enable_always(c.objid::pg_catalog.regclass, false);
+	END LOOP;
+	-- a tracked table attached under another: PostgreSQL refuses it on
+	-- their row triggers' names, unless one's were renamed (also in a
+	-- restored database, before the tables' first use)
+	FOR c IN SELECT DISTINCT k.relid
+			 FROM pg_catalog.pg_event_trigger_ddl_commands() d,
+				  LATERAL sync_resolve._tracked_at_or_above(d.objid) k
+			 WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass LOOP
+		PERFORM sync_resolve._refuse_nested(c.relid);
 	END LOOP;
 	-- a partition created or attached under a tracked table gets its
 	-- TRUNCATE trigger; one detached from it loses it.  (Not while a dump is
@@ -1697,17 +1710,6 @@ BEGIN
 			   AND (k.shadow IS NOT NULL
 					-- a new partition of one: not the dump's (it makes them first)
 					OR (d.command_tag = 'CREATE TABLE' AND d.objid OPERATOR(pg_catalog.<>) k.relid)) LOOP
-		-- a tracked table attached under another: PostgreSQL refuses it on
-		-- their row triggers' names, unless one's were renamed
-		SELECT t.relid INTO other FROM sync_resolve._table_and_partitions(c.objid::pg_catalog.regclass) t
-		JOIN sync_resolve.tracked k ON k.relid = t.relid
-		WHERE t.relid OPERATOR(pg_catalog.<>) c.objid LIMIT 1;
-		IF FOUND THEN
-			RAISE EXCEPTION 'table % is tracked and cannot be a partition of tracked table %',
-				other, c.objid::pg_catalog.regclass
-				USING ERRCODE = '0A000',
-					  HINT = pg_catalog.format('Untrack %s first: a partitioned table is tracked with all its partitions.', other);
-		END IF;
 		made := pg_catalog.array_remove(sync_resolve._install_truncate_triggers(c.objid::pg_catalog.regclass),
 										c.objid::pg_catalog.regclass);
 		-- a table attached with BEFORE triggers of its own: what track() checks
@@ -1786,7 +1788,8 @@ END
 $$;
 
 CREATE EVENT TRIGGER sync_resolve_ddl ON ddl_command_end
-	WHEN TAG IN ('ALTER TABLE', 'CREATE TABLE', 'CREATE TRIGGER', 'ALTER TRIGGER')
+	WHEN TAG IN ('ALTER TABLE', 'CREATE TABLE', 'CREATE TRIGGER', 'ALTER TRIGGER',
+				 'CREATE FOREIGN TABLE', 'ALTER FOREIGN TABLE')
 	EXECUTE FUNCTION sync_resolve._on_ddl();
 CREATE EVENT TRIGGER sync_resolve_drop ON sql_drop
 	EXECUTE FUNCTION sync_resolve._on_drop();

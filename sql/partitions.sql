@@ -84,6 +84,18 @@ CREATE TABLE ledger_2030 (note text) INHERITS (ledger);
 CREATE TABLE ledger_2030_q1 () INHERITS (ledger_2030);
 CREATE TABLE ledger_old (id int NOT NULL, v text);
 ALTER TABLE ledger_old INHERIT ledger;
+CREATE FOREIGN DATA WRAPPER ledger_fdw;
+CREATE SERVER ledger_srv FOREIGN DATA WRAPPER ledger_fdw;
+CREATE FOREIGN TABLE ledger_remote () INHERITS (ledger) SERVER ledger_srv;
+DROP SERVER ledger_srv CASCADE;
+DROP FOREIGN DATA WRAPPER ledger_fdw;
+-- not a child tracked itself: it records its own writes
+CREATE TABLE ledger_own (id int PRIMARY KEY, v text);
+SELECT sync_resolve.track('ledger_own', ARRAY['crm']);
+ALTER TABLE ledger_own INHERIT ledger;
+ALTER TABLE ledger_own NO INHERIT ledger;
+SELECT sync_resolve.untrack('ledger_own');
+DROP TABLE ledger_own;
 INSERT INTO ledger_archive VALUES (5, 'archived');
 SELECT outcome FROM sync_resolve.apply('ledger', 'crm', '{"id": 5, "v": "from crm"}', '2030-01-01');
 SELECT tableoid::regclass AS stored_in, * FROM ledger;

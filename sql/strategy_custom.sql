@@ -100,5 +100,16 @@ SELECT relid FROM sync_resolve.tracked WHERE relid = 'custom_gone'::regclass;
 SELECT * FROM custom_gone;
 DROP TRIGGER untrack_on_update ON custom_gone;
 SELECT sync_resolve.untrack('custom_gone');
+-- not refused: a deferred constraint's check waiting on the table, which
+-- none of sync_resolve's triggers is
+CREATE TABLE custom_ref_parent (id int PRIMARY KEY);
+CREATE TABLE custom_ref (id int PRIMARY KEY, p int REFERENCES custom_ref_parent DEFERRABLE INITIALLY DEFERRED);
+INSERT INTO custom_ref_parent VALUES (1);
+SELECT sync_resolve.track('custom_ref', ARRAY['crm']);
+BEGIN;
+INSERT INTO custom_ref VALUES (1, 1);
+SELECT sync_resolve.untrack('custom_ref');
+COMMIT;
+DROP TABLE custom_ref, custom_ref_parent;
 DROP TABLE custom_gone;
 DROP FUNCTION untrack_mine, untrack_on_update;

@@ -1723,12 +1723,13 @@ shadow_type(PG_FUNCTION_ARGS)
 }
 
 /*
- * untrack() of a table that a statement of this session is still writing:
- * a custom strategy function, or a trigger, that untracks the table its
- * write resolves or records.  Its shadow and triggers would go from under
- * that write, which then fails on a relation that no longer exists.
- * Refused, as ALTER TABLE refuses it (CheckTableNotInUse()).  A table already dropped (untracked by
- * its DROP TABLE) is left alone.
+ * untrack() of a table a statement of this session still has open: a write
+ * of it whose custom strategy function or trigger untracks it (its shadow
+ * and triggers would go from under it, and it would then fail on a relation
+ * that no longer exists), or an open cursor.  Refused, as ALTER TABLE
+ * refuses it (CheckTableNotInUse(), but for pending deferred trigger
+ * events: none of them is sync_resolve's).  A table already dropped
+ * (untracked by its DROP TABLE) is left alone.
  */
 PG_FUNCTION_INFO_V1(check_not_in_use);
 Datum
@@ -1741,16 +1742,16 @@ check_not_in_use(PG_FUNCTION_ARGS)
 		/* this open's reference, as CheckTableNotInUse() counts them */
 		int			expected = rel->rd_isnailed ? 2 : 1;
 
-		if (rel->rd_refcnt != expected || AfterTriggerPendingOnRel(RelationGetRelid(rel)))
+		if (rel->rd_refcnt != expected)
 			ereport(ERROR,
 					(errcode(ERRCODE_OBJECT_IN_USE),
-					 errmsg("cannot untrack table %s while a statement of this session is writing it",
+					 errmsg("cannot untrack table %s because it is being used by active queries in this session",
 							RelationGetRelationName(rel)),
-					 errdetail("untrack() was called from inside that write (a custom strategy function, or a trigger): "
-							   "it would drop the shadow and the triggers the write is using."),
-					 errhint("Untrack the table in a statement of its own.")));
+					 errdetail("A statement of this session still has the table open: a write of it that called untrack() "
+							   "(from a custom strategy function or a trigger), or an open cursor. untrack() would "
+							   "drop the shadow and the triggers a write is using."),
+					 errhint("Untrack the table in a statement of its own, once those have finished.")));
 		table_close(rel, AccessShareLock);
 	}
 	PG_RETURN_VOID();
 }
-

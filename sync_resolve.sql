@@ -985,8 +985,9 @@ $$;
 -- A partitioned table is tracked as one table, its partitions with it: a
 -- partition of a tracked table, or a table with a tracked partition, cannot
 -- be tracked too (the two would share triggers and record each write twice
--- or not at all).  From track(); ATTACH PARTITION of one tracked table
--- under another fails by itself, on their row triggers' names.
+-- or not at all).  From track(), and from sync_resolve_ddl for ATTACH
+-- PARTITION of one tracked table under another (which PostgreSQL refuses by
+-- itself on their row triggers' names, unless those were renamed).
 CREATE FUNCTION sync_resolve._refuse_nested(tbl regclass)
 	RETURNS void
 	LANGUAGE plpgsql
@@ -1041,9 +1042,9 @@ BEGIN
 						   WHERE o.fn = '_source_write' LIMIT 1) mine ON true
 			 WHERE (trig IS NULL OR g.oid OPERATOR(pg_catalog.=) trig)
 			   AND (on_tables IS NULL OR r.relid OPERATOR(pg_catalog.=) ANY (on_tables))
-			   AND NOT EXISTS (SELECT 1 FROM sync_resolve._own_triggers(g.tgrelid, true) o
-							   WHERE o.tgname OPERATOR(pg_catalog.=) g.tgname)
 			   AND NOT g.tgisinternal AND g.tgparentid OPERATOR(pg_catalog.=) 0
+			   AND NOT EXISTS (SELECT 1 FROM sync_resolve._own_triggers(g.tgrelid) o
+							   WHERE o.tgname OPERATOR(pg_catalog.=) g.tgname)
 			   -- ROW (1) and BEFORE (2), for INSERT (4), DELETE (8) or UPDATE (16)
 			   AND (g.tgtype::pg_catalog.int4 OPERATOR(pg_catalog.&) 3) OPERATOR(pg_catalog.=) 3
 			   AND (g.tgtype::pg_catalog.int4 OPERATOR(pg_catalog.&) 28) OPERATOR(pg_catalog.<>) 0
@@ -1679,22 +1680,20 @@ BEGIN
 			   AND EXISTS (SELECT 1 FROM sync_resolve.tracked t WHERE t.relid = d.objid) LOOP
 		PERFORM sync_resolve._sync_shadow(c.objid::pg_catalog.regclass);
 	END LOOP;
-	-- ENABLE TRIGGER ALL, on a tracked table or on one of its partitions,
-	-- made sync_resolve's origin-only (not those disabled on purpose)
-	FOR c IN SELECT DISTINCT d.objid FROM pg_catalog.pg_event_trigger_ddl_commands() d
-			 WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
-			   AND EXISTS (SELECT 1 FROM sync_resolve._tracked_at_or_above(d.objid) k
-						   WHERE k.shadow IS NOT NULL) LOOP
-		PERFORM sync_resolve._enable_always(c.objid::pg_catalog.regclass, false);
-	END LOOP;
-	-- a tracked table attached under another: PostgreSQL refuses it on
-	-- their row triggers' names, unless one's were renamed (also in a
-	-- restored database, before the tables' first use)
-	FOR c IN SELECT DISTINCT k.relid
+	-- a tracked table, or one of its partitions
+	FOR c IN SELECT DISTINCT d.objid, k.relid, k.shadow IS NOT NULL AS used
 			 FROM pg_catalog.pg_event_trigger_ddl_commands() d,
 				  LATERAL sync_resolve._tracked_at_or_above(d.objid) k
 			 WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass LOOP
+		-- a tracked table attached under another: PostgreSQL refuses it on
+		-- their row triggers' names, unless one's were renamed (also in a
+		-- restored database, before the tables' first use)
 		PERFORM sync_resolve._refuse_nested(c.relid);
+		-- ENABLE TRIGGER ALL made sync_resolve's origin-only (not those
+		-- disabled on purpose)
+		IF c.used THEN
+			PERFORM sync_resolve._enable_always(c.objid::pg_catalog.regclass, false);
+		END IF;
 	END LOOP;
 	-- a partition created or attached under a tracked table gets its
 	-- TRUNCATE trigger; one detached from it loses it.  (Not while a dump is
@@ -1720,16 +1719,21 @@ BEGIN
 	END LOOP;
 	-- a table made (or altered while it is) an inheritance descendant of a
 	-- tracked table: CREATE TABLE ... INHERITS, ALTER TABLE ... INHERIT, a
-	-- foreign table alike
-	FOR c IN SELECT DISTINCT d.objid, k.relid
-			 FROM pg_catalog.pg_event_trigger_ddl_commands() d
-			 JOIN sync_resolve._inheritance_descendants(NULL) i ON i.relid = d.objid
-			 JOIN sync_resolve.tracked k ON k.relid = i.tracked
-			 WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
-			   AND d.command_tag IN ('CREATE TABLE', 'CREATE FOREIGN TABLE', 'ALTER TABLE', 'ALTER FOREIGN TABLE')
-			   AND k.shadow IS NOT NULL LOOP
-		PERFORM sync_resolve._warn_inheritance_children(c.relid, c.objid::pg_catalog.regclass);
-	END LOOP;
+	-- foreign table alike.  The descendants of every tracked table are
+	-- looked up only for a command on a table that inherits at all.
+	IF EXISTS (SELECT 1 FROM pg_catalog.pg_event_trigger_ddl_commands() d
+			   JOIN pg_catalog.pg_inherits i ON i.inhrelid = d.objid
+			   WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass) THEN
+		FOR c IN SELECT DISTINCT d.objid, k.relid
+				 FROM pg_catalog.pg_event_trigger_ddl_commands() d
+				 JOIN sync_resolve._inheritance_descendants(NULL) i ON i.relid = d.objid
+				 JOIN sync_resolve.tracked k ON k.relid = i.tracked
+				 WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
+				   AND d.command_tag IN ('CREATE TABLE', 'CREATE FOREIGN TABLE', 'ALTER TABLE', 'ALTER FOREIGN TABLE')
+				   AND k.shadow IS NOT NULL LOOP
+			PERFORM sync_resolve._warn_inheritance_children(c.relid, c.objid::pg_catalog.regclass);
+		END LOOP;
+	END IF;
 	-- a trigger made or renamed on a tracked table, or on one of its
 	-- partitions (sync_resolve's own BEFORE trigger renamed: all of the
 	-- table's are checked against its new name)

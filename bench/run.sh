@@ -35,7 +35,9 @@
 #              shared_buffers = SR_BENCH_CACHE (default 4GB) and every relation of their
 #              two databases loaded into it (pg_prewarm): with a cache sized for the data,
 #              as a server holding a table of 1,000,000 rows would have, what is left of
-#              the size's cost is not PostgreSQL reading pages it had to evict
+#              the size's cost is not PostgreSQL reading pages it had to evict.  The cache
+#              is in huge pages where the machine gives them (SR_BENCH_HUGEPAGES), as
+#              PostgreSQL's documentation advises for a shared_buffers this large
 #   history    apply() on 10,000 rows with 1,000,000 events in sync_resolve.event, vs
 #              apply() on 10,000 rows whose history is emptied before every run
 #   claim      a worker carrying the outbox to crm: claim_outbound() of one entry, then
@@ -81,6 +83,12 @@
 #                         claim memory rows1m_cache plain1m_cache)
 #   SR_BENCH_CACHE=SIZE   shared_buffers of rows1m_cache and plain1m_cache (default 4GB;
 #                         everything else runs at the default, 128MB)
+#   SR_BENCH_HUGEPAGES=0|1
+#                         1 (the default when root): before that restart, reserve the
+#                         huge pages the larger cache needs (vm.nr_hugepages), and give
+#                         the reservation back when the cached benchmarks are done or the
+#                         run ends; 0: leave vm.nr_hugepages as it is (the server still
+#                         takes huge pages the machine has reserved: huge_pages = try)
 #   SR_BENCH_SCALE=F      multiplies the sizes of rows100k, rows1m, plain1m and history
 #                         (default 1; 0.1 for a quick run: 10,000 and 100,000 rows,
 #                         100,000 events)
@@ -94,11 +102,27 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 . test/lib.sh
 sr_install_traps
 
+# The huge pages the larger cache asked for (reserve_hugepages, SR_BENCH_HUGEPAGES=1):
+# vm.nr_hugepages as it was before, given back after the cached benchmarks, and on any
+# way out.
+hugepages_before=
+give_back_hugepages()
+{
+	[ -n "$hugepages_before" ] || return 0
+	echo "$hugepages_before" >/proc/sys/vm/nr_hugepages 2>/dev/null ||
+		echo "warning: could not set vm.nr_hugepages back to $hugepages_before" >&2
+	hugepages_before=
+}
+trap 'st=$?; give_back_hugepages; sr_cleanup "$st"' EXIT
+trap 'give_back_hugepages; sr_cleanup 130' INT
+trap 'give_back_hugepages; sr_cleanup 143' TERM
+
 secs=${SR_BENCH_SECONDS:-15}
 runs=${SR_BENCH_RUNS:-3}
 port=${SR_BENCH_PORT:-55460}
 scale=${SR_BENCH_SCALE:-1}
 cache=${SR_BENCH_CACHE:-4GB}
+hugepages=${SR_BENCH_HUGEPAGES:-$([ "$(id -u)" = 0 ] && echo 1 || echo 0)}
 read -r -a benches <<<"${SR_BENCH_ONLY:-local apply solo floor logic conflict source batch reference rows100k rows1m plain1m history claim memory rows1m_cache plain1m_cache}"
 out=bench/out
 results=bench/RESULTS.md
@@ -112,6 +136,10 @@ for v in "$secs" "$runs"; do
 done
 if ! [[ $scale =~ ^([0-9]+\.?[0-9]*|\.[0-9]+)$ ]] || ! awk -v f="$scale" 'BEGIN { exit !(f * 1000000 >= 1000) }'; then
 	echo "error: SR_BENCH_SCALE must be a number of at least 0.001" >&2
+	exit 2
+fi
+if ! [[ $hugepages =~ ^[01]$ ]]; then
+	echo "error: SR_BENCH_HUGEPAGES must be 0 or 1" >&2
 	exit 2
 fi
 if ! [[ $cache =~ ^([1-9][0-9]*)(kB|MB|GB)$ ]]; then
@@ -492,6 +520,46 @@ measure_all()
 	done
 }
 
+# reserve_hugepages: makes vm.nr_hugepages large enough for a server with shared_buffers =
+# $cache (its shared memory is shared_buffers and a few percent more: WAL buffers, locks),
+# saving what it was for give_back_hugepages.  The kernel may give fewer pages than asked
+# when memory is fragmented; the server then falls back to ordinary pages (huge_pages =
+# try, the default), and hugepages_used says so.
+reserve_hugepages()
+{
+	local page_kb need have
+	page_kb=$(awk '/^Hugepagesize:/ { print $2 }' /proc/meminfo 2>/dev/null)
+	have=$(cat /proc/sys/vm/nr_hugepages 2>/dev/null) || have=
+	if [ -z "$page_kb" ] || [ -z "$have" ]; then
+		echo "no huge pages on this machine: the cache is in ordinary pages"
+		return 0
+	fi
+	need=$(((cache_kb + cache_kb / 16 + 256 * 1024) / page_kb))
+	((have < need)) || return 0
+	if ! echo "$need" 2>/dev/null >/proc/sys/vm/nr_hugepages; then
+		echo "could not reserve $need huge pages (vm.nr_hugepages): the cache is in ordinary pages"
+		return 0
+	fi
+	hugepages_before=$have
+	echo "reserved $(cat /proc/sys/vm/nr_hugepages) huge pages of $page_kb kB (vm.nr_hugepages was $have)"
+}
+
+# hugepages_used: sets hugepage_note to how much of the server's shared memory is in huge
+# pages, from the postmaster's memory map.
+hugepage_note="ordinary pages"
+hugepages_used()
+{
+	local pid huge_kb
+	pid=$(head -n 1 "$(sr_cluster_datadir bench)/postmaster.pid" 2>/dev/null) || pid=
+	huge_kb=$(awk '/^Size:/ { size = $2 } /^KernelPageSize:/ && $2 > 4 { sum += size } END { print sum + 0 }' \
+		"/proc/$pid/smaps" 2>/dev/null) || huge_kb=0
+	if ((huge_kb > 0)); then
+		hugepage_note="$((huge_kb / 1024)) MB of the server's shared memory in huge pages"
+	else
+		hugepage_note="the server's shared memory in ordinary pages: no huge pages reserved"
+	fi
+}
+
 # cache_restart: restarts the cluster with shared_buffers = $cache and loads every
 # relation of the cached benchmarks' databases into it, so that their first run does not
 # fill the cache for the others.
@@ -504,8 +572,10 @@ cache_restart()
 		done
 	done
 	psql_db -c "ALTER SYSTEM SET shared_buffers = '$cache'"
+	[ "$hugepages" = 0 ] || reserve_hugepages
 	sr_cluster_restart bench
-	echo "restarted with shared_buffers = $(psql_db -At -c 'SHOW shared_buffers'), loading ${dbs[*]} into it"
+	hugepages_used
+	echo "restarted with shared_buffers = $(psql_db -At -c 'SHOW shared_buffers') ($hugepage_note), loading ${dbs[*]} into it"
 	for d in "${dbs[@]}"; do
 		psql_in "$d" -At -c "CREATE EXTENSION IF NOT EXISTS pg_prewarm" \
 			-c "SELECT count(*) || ' relations, ' || pg_size_pretty(sum(pg_prewarm(c.oid)) * current_setting('block_size')::bigint)
@@ -529,6 +599,7 @@ if [ ${#cached[@]} -gt 0 ]; then
 	for b in "${cached[@]}"; do
 		measure_all "$b"
 	done
+	give_back_hugepages
 fi
 elapsed=$(($(date +%s) - started))
 load_at_end=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo unknown)
@@ -634,7 +705,7 @@ cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/null ||
 mem=$(awk '/^MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo 2>/dev/null || true)
 cache_note=
 if [ ${#cached[@]} -gt 0 ]; then
-	cache_note="; ${cached[*]}: shared_buffers = $cache, after a restart, their databases loaded into it"
+	cache_note="; ${cached[*]}: shared_buffers = $cache, after a restart, their databases loaded into it, $hugepage_note"
 fi
 
 {
@@ -712,7 +783,10 @@ fi
 		echo "- rows1m_cache, plain1m_cache: rows1m and plain1m again, measured last, after the"
 		echo "  cluster was restarted with shared_buffers = $cache and every relation of their"
 		echo "  databases was loaded into it (pg_prewarm), as a server sized for a table of"
-		echo "  $(commas "$rows_l") rows would hold it.  At $shared_buffers, a run over $(commas "$rows_l") rows keeps"
+		echo "  $(commas "$rows_l") rows would hold it ($hugepage_note: a cache of gigabytes in"
+		echo "  pages of 4 kB costs a miss of the CPU's address translation cache on nearly every"
+		echo "  buffer a backend touches, which PostgreSQL's documentation advises huge pages"
+		echo "  against).  At $shared_buffers, a run over $(commas "$rows_l") rows keeps"
 		echo "  evicting pages it needs again (the buffers read per transaction, below); with the"
 		echo "  data in the cache, what the size still costs is the number of pages: each run starts"
 		echo "  at a checkpoint, and the first change of a page after it writes the whole page to"

@@ -567,6 +567,9 @@ CREATE FUNCTION sync_resolve._strategy_problem(tbl regclass, attnum smallint, st
 CREATE FUNCTION sync_resolve._check_not_in_use(tbl regclass)
 	RETURNS void
 	AS 'MODULE_PATHNAME', 'check_not_in_use' LANGUAGE C VOLATILE STRICT;
+CREATE FUNCTION sync_resolve._ddl_makes_inheritance(cmd pg_catalog.pg_ddl_command)
+	RETURNS boolean
+	AS 'MODULE_PATHNAME', 'ddl_makes_inheritance' LANGUAGE C STABLE STRICT;
 CREATE FUNCTION sync_resolve._shadow_type(typ oid, typmod integer)
 	RETURNS text
 	AS 'MODULE_PATHNAME', 'shadow_type' LANGUAGE C STABLE STRICT;
@@ -1717,20 +1720,26 @@ BEGIN
 		END IF;
 		partitioned := true;
 	END LOOP;
-	-- a table made (or altered while it is) an inheritance descendant of a
-	-- tracked table: CREATE TABLE ... INHERITS, ALTER TABLE ... INHERIT, a
-	-- foreign table alike.  The descendants of every tracked table are
-	-- looked up only for a command on a table that inherits at all.
+	-- a table made an inheritance descendant of a tracked table: CREATE
+	-- TABLE ... INHERITS, ALTER TABLE ... INHERIT, a foreign table alike;
+	-- with it, the children it already had.  Only by the command that makes
+	-- it one (_ddl_makes_inheritance()), not again at every later ALTER
+	-- TABLE of it.  The descendants of every tracked table are looked up
+	-- only for a command on a table that inherits at all.
 	IF EXISTS (SELECT 1 FROM pg_catalog.pg_event_trigger_ddl_commands() d
 			   JOIN pg_catalog.pg_inherits i ON i.inhrelid = d.objid
-			   WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass) THEN
-		FOR c IN SELECT DISTINCT d.objid, k.relid
+			   WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
+				 AND sync_resolve._ddl_makes_inheritance(d.command)) THEN
+		FOR c IN SELECT DISTINCT i.relid AS objid, k.relid
 				 FROM pg_catalog.pg_event_trigger_ddl_commands() d
-				 JOIN sync_resolve._inheritance_descendants(NULL) i ON i.relid = d.objid
+				 JOIN sync_resolve._inheritance_descendants(NULL) i
+				   ON i.relid = d.objid
+					  OR i.relid IN (SELECT x.relid FROM sync_resolve._inheritance_descendants(d.objid::pg_catalog.regclass) x)
 				 JOIN sync_resolve.tracked k ON k.relid = i.tracked
 				 WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
-				   AND d.command_tag IN ('CREATE TABLE', 'CREATE FOREIGN TABLE', 'ALTER TABLE', 'ALTER FOREIGN TABLE')
-				   AND k.shadow IS NOT NULL LOOP
+				   AND sync_resolve._ddl_makes_inheritance(d.command)
+				   AND k.shadow IS NOT NULL
+				 ORDER BY 1, 2 LOOP
 			PERFORM sync_resolve._warn_inheritance_children(c.relid, c.objid::pg_catalog.regclass);
 		END LOOP;
 	END IF;
@@ -2189,6 +2198,7 @@ REVOKE EXECUTE ON FUNCTION sync_resolve.prune_events(interval) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION sync_resolve._create_shadow(regclass) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION sync_resolve._drop_shadow(text) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION sync_resolve._check_not_in_use(regclass) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION sync_resolve._ddl_makes_inheritance(pg_catalog.pg_ddl_command) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION sync_resolve._ensure_shadow(regclass) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION sync_resolve._sync_shadow(regclass) FROM PUBLIC;
 -- fires on sync_resolve._at_commit only; nobody else attaches it anywhere

@@ -84,6 +84,15 @@ CREATE TABLE ledger_2030 (note text) INHERITS (ledger);
 CREATE TABLE ledger_2030_q1 () INHERITS (ledger_2030);
 CREATE TABLE ledger_old (id int NOT NULL, v text);
 ALTER TABLE ledger_old INHERIT ledger;
+-- once, by the command that makes the child: a later ALTER TABLE of it
+-- says nothing (before, each one warned again)
+ALTER TABLE ledger_old ADD COLUMN checked boolean, ALTER COLUMN v SET DEFAULT 'n/a';
+ALTER TABLE ledger_2030 RENAME COLUMN note TO remark;
+-- a table that has children of its own brings them along: each is named
+CREATE TABLE ledger_mid (id int NOT NULL, v text);
+CREATE TABLE ledger_mid_1 () INHERITS (ledger_mid);
+CREATE TABLE ledger_mid_2 () INHERITS (ledger_mid);
+ALTER TABLE ledger_mid ADD COLUMN extra int, INHERIT ledger;
 CREATE FOREIGN DATA WRAPPER ledger_fdw;
 CREATE SERVER ledger_srv FOREIGN DATA WRAPPER ledger_fdw;
 CREATE FOREIGN TABLE ledger_remote () INHERITS (ledger) SERVER ledger_srv;

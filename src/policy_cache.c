@@ -55,6 +55,7 @@
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
 #include "storage/lmgr.h"
+#include "tcop/deparse_utility.h"
 #include "utils/syscache.h"
 #include "utils/typcache.h"
 
@@ -1754,4 +1755,47 @@ check_not_in_use(PG_FUNCTION_ARGS)
 		table_close(rel, AccessShareLock);
 	}
 	PG_RETURN_VOID();
+}
+
+/*
+ * Whether a DDL command, as the event trigger collected it
+ * (pg_event_trigger_ddl_commands().command), makes its table an inheritance
+ * child: CREATE TABLE or CREATE FOREIGN TABLE ... INHERITS, or ALTER TABLE
+ * ... INHERIT among the subcommands of an ALTER TABLE.  sync_resolve_ddl
+ * warns about a child of a tracked table only then, not again at every
+ * later ALTER TABLE of it.  A partition (PARTITION OF) is not one: it gets
+ * the parent's triggers.
+ */
+PG_FUNCTION_INFO_V1(ddl_makes_inheritance);
+Datum
+ddl_makes_inheritance(PG_FUNCTION_ARGS)
+{
+	CollectedCommand *cmd = (CollectedCommand *) PG_GETARG_POINTER(0);
+	Node	   *tree;
+	ListCell   *lc;
+
+	if (cmd == NULL)
+		PG_RETURN_BOOL(false);
+	tree = cmd->parsetree;
+	if (cmd->type == SCT_Simple && tree != NULL)
+	{
+		CreateStmt *create = NULL;
+
+		if (IsA(tree, CreateStmt))
+			create = (CreateStmt *) tree;
+		else if (IsA(tree, CreateForeignTableStmt))
+			create = &((CreateForeignTableStmt *) tree)->base;
+		PG_RETURN_BOOL(create != NULL && create->partbound == NULL && create->inhRelations != NIL);
+	}
+	if (cmd->type != SCT_AlterTable)
+		PG_RETURN_BOOL(false);
+	foreach(lc, cmd->d.alterTable.subcmds)
+	{
+		CollectedATSubcmd *sub = (CollectedATSubcmd *) lfirst(lc);
+
+		if (sub != NULL && sub->parsetree != NULL && IsA(sub->parsetree, AlterTableCmd) &&
+			((AlterTableCmd *) sub->parsetree)->subtype == AT_AddInherit)
+			PG_RETURN_BOOL(true);
+	}
+	PG_RETURN_BOOL(false);
 }

@@ -556,7 +556,7 @@ hugepages_used()
 	if ((huge_kb > 0)); then
 		hugepage_note="$((huge_kb / 1024)) MB of the server's shared memory in huge pages"
 	else
-		hugepage_note="the server's shared memory in ordinary pages: no huge pages reserved"
+		hugepage_note="the server's shared memory in ordinary pages: no huge pages, or too few, reserved"
 	fi
 }
 

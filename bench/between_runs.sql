@@ -10,6 +10,15 @@
 -- bench/setup_claim.sql) the outbox is kept: bench/claim_pool.sql has just filled it with
 -- the entries the run claims.
 --
+-- With -v fill_outbox=1 (the scaling benchmarks' apply() sides, bench/setup_scale.sql's
+-- databases) the emptied outbox is filled with one entry waiting for billing per row of
+-- item_apply, the entry apply() from crm queues at a row's first change: every apply()
+-- of a run then merges its change into the row's waiting entry, at 10,000 rows as at
+-- 1,000,000.  Left empty, at 10,000 rows most changes of a 15-s run merge (each row
+-- comes round about nine times) while at 1,000,000 almost every one queues a new entry,
+-- a tenth more work (bench/instructions.sh: apply against apply_new): the two sizes
+-- would not be doing the same thing.
+--
 -- The outbox is truncated after VACUUM ANALYZE, not before: TRUNCATE leaves it with
 -- unknown statistics (reltuples -1), as a table that was never analyzed.  Analyzed while
 -- empty (reltuples 0), it makes sync_resolve's kept SPI plans seq-scan the outbox for
@@ -32,6 +41,13 @@ VACUUM (ANALYZE);
 \if :{?keep_outbox}
 \else
 TRUNCATE sync_resolve.outbox;
+\endif
+\if :{?fill_outbox}
+INSERT INTO sync_resolve.outbox (relid, key, target, op, payload, cause)
+SELECT 'item_apply'::regclass, jsonb_build_object('id', i.id), 'billing', 'upsert',
+	   jsonb_build_object('qty', i.qty), 'crm'
+FROM item_apply i;
+VACUUM (ANALYZE) sync_resolve.outbox;
 \endif
 \if :has_reference
 TRUNCATE ref_outbox;

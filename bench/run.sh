@@ -430,6 +430,10 @@ measure()
 	local d=${side_db[$b.$side]} script=${side_script[$b.$side]} rows=${side_rows[$b.$side]}
 	log=$out/${b}_${side}_$r.log
 	[ "$d" != sr_bench_history ] || keep=(-v keep_history=1)
+	# the scaling benchmarks' apply() sides: every change merges into a waiting entry
+	case $d:$script in
+	sr_bench_rows*:bench/pgbench/apply_tracked.sql | sr_bench_history:*) keep+=(-v fill_outbox=1) ;;
+	esac
 	if [ "$d" = sr_bench_claim ]; then
 		# the pool the run claims from, in the outbox and in its copy
 		psql_in "$d" -f bench/claim_pool.sql >/dev/null
@@ -466,7 +470,8 @@ measure()
 	fi
 	# what the run did, from the history it wrote (the events after the mark)
 	psql_in "$d" -At -c "SELECT 'sync_resolve.event ' || kind || ': ' || count(*) FROM sync_resolve.event
-		WHERE id > $mark GROUP BY kind ORDER BY kind" >>"$log"
+		WHERE id > $mark GROUP BY kind ORDER BY kind" \
+		-c "SELECT 'sync_resolve.outbox entries after the run: ' || count(*) FROM sync_resolve.outbox" >>"$log"
 	# and from the history of its own the reference or the floor keeps
 	case $script in
 	bench/pgbench/reference_plain.sql) history=ref_event ;;
@@ -773,10 +778,14 @@ fi
 		echo "  copied back in time) and is not emptied between runs: each run starts from that plus"
 		echo "  what earlier runs added (the count heads each log).  Every other database's history is"
 		echo "  emptied before every run.  At every size apply() updates the row's shadow rows in"
-		echo "  place; what differs with the size besides the pages read is the outbox: nothing"
-		echo "  claims it during a run, so at 10,000 rows most changes merge into the entry an earlier"
-		echo "  change of the same row left waiting for billing, while at $(commas "$rows_l") rows almost"
-		echo "  every change queues a new one."
+		echo "  place, and merges the change into the entry waiting for billing that"
+		echo "  bench/between_runs.sql (-v fill_outbox=1) put in the outbox for every row before the"
+		echo "  run: with the outbox left empty, nothing claiming it during a run, at 10,000 rows"
+		echo "  most changes would merge into the entry an earlier change of the same row left, while"
+		echo "  at $(commas "$rows_l") rows almost every one would queue a new entry -- a tenth more work"
+		echo "  (bench/instructions.sh, apply against apply_new), and not the same operation.  Each"
+		echo "  log ends with the outbox's size after the run: the number of rows when every change"
+		echo "  merged."
 		echo "- plain1m: the plain upsert of \"apply\" at $(commas "$rows_l") rows against 10,000 (the same"
 		echo "  databases): how much of rows1m's cost is PostgreSQL's own, once table and indexes"
 		echo "  outgrow shared_buffers ($shared_buffers here) and the CPU caches."
@@ -874,7 +883,7 @@ fi
 		sr_bench_claim) echo "# once: psql -d $d -v rows=$claim_rows -f bench/setup_claim.sql" ;;
 		esac
 	done
-	echo "# before every run:  psql -d DATABASE -f bench/between_runs.sql  (-v keep_history=1 in sr_bench_history)"
+	echo "# before every run:  psql -d DATABASE -f bench/between_runs.sql  (-v keep_history=1 in sr_bench_history; -v fill_outbox=1 before the apply() runs of sr_bench_rows* and sr_bench_history)"
 	if [[ " ${scale_dbs[*]} " == *" sr_bench_claim "* ]]; then
 		echo "#   in sr_bench_claim first psql -d sr_bench_claim -f bench/claim_pool.sql, then between_runs.sql with -v keep_outbox=1"
 	fi

@@ -104,7 +104,7 @@ sr_install_traps
 
 # The huge pages the larger cache asked for (reserve_hugepages, SR_BENCH_HUGEPAGES=1):
 # vm.nr_hugepages as it was before, given back after the cached benchmarks, and on any
-# way out.
+# way out (sr_cleanup, after the cluster).
 hugepages_before=
 give_back_hugepages()
 {
@@ -113,9 +113,7 @@ give_back_hugepages()
 		echo "warning: could not set vm.nr_hugepages back to $hugepages_before" >&2
 	hugepages_before=
 }
-trap 'st=$?; give_back_hugepages; sr_cleanup "$st"' EXIT
-trap 'give_back_hugepages; sr_cleanup 130' INT
-trap 'give_back_hugepages; sr_cleanup 143' TERM
+sr_on_cleanup give_back_hugepages
 
 secs=${SR_BENCH_SECONDS:-15}
 runs=${SR_BENCH_RUNS:-3}

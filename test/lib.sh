@@ -17,7 +17,7 @@
 # Also: sr_cluster_host/_port/_dir/_datadir/_log/_connstr NAME (where NAME is; the port
 # may differ from the one asked for), sr_cluster_crashed NAME (a process died on a
 # signal?), sr_cluster_info NAME, sr_cluster_restart NAME, sr_cluster_forget NAME,
-# sr_cluster_stop_all, sr_cleanup, and SR_TEST_SETTINGS (the server settings used by make test and make demo).
+# sr_cluster_stop_all, sr_on_cleanup COMMAND, sr_cleanup, and SR_TEST_SETTINGS (the server settings used by make test and make demo).
 #
 # A cluster is throwaway: initdb into a fresh temporary directory, a Unix socket in that
 # directory only (no TCP), fsync off, its own port.  It never touches the clusters of the
@@ -326,33 +326,36 @@ sr_cluster_start()
 	} >>"$dir/data/postgresql.conf" || { sr_cluster_stop "$name"; return 1; }
 
 	# The port goes on the command line so that sr__port_busy sees it in other scripts.
-	if ! sr__as_server "$dir" "$SR_PG_BINDIR/pg_ctl" -D "$dir/data" -l "$dir/server.log" \
-		-o "--port=$port" -w -t 60 start >"$dir/pg_ctl.log" 2>&1; then
-		cat "$dir/pg_ctl.log" >&2
-		echo "---- server log of cluster $name ----" >&2
-		cat "$dir/server.log" >&2 2>/dev/null || true
-		echo "error: cluster $name did not start" >&2
+	if ! sr__pg_ctl "$name" "$port" start; then
 		sr_cluster_stop "$name"
 		return 1
 	fi
 	echo "cluster $name: port $port, socket directory $dir/sock"
 }
 
+# sr__pg_ctl NAME PORT VERB [PG_CTL_ARG...]: pg_ctl VERB (start, restart) of cluster
+# NAME's server on PORT, waiting up to 60 s; when it fails, prints what pg_ctl said and
+# the end of the server's log.
+sr__pg_ctl()
+{
+	local name=$1 port=$2 verb=$3 dir=${SR__DIR[$1]}
+	shift 3
+	sr__as_server "$dir" "$SR_PG_BINDIR/pg_ctl" -D "$dir/data" -l "$dir/server.log" \
+		-o "--port=$port" "$@" -w -t 60 "$verb" >"$dir/pg_ctl.log" 2>&1 && return 0
+	cat "$dir/pg_ctl.log" >&2
+	echo "---- server log of cluster $name ----" >&2
+	tail -n 200 "$dir/server.log" >&2 2>/dev/null || true
+	echo "error: cluster $name did not $verb" >&2
+	return 1
+}
+
 # sr_cluster_restart NAME: restarts cluster NAME (fast shutdown), on the same port, so
 # that settings that need a restart (ALTER SYSTEM SET shared_buffers) take effect.
 sr_cluster_restart()
 {
-	local name=${1:-} dir
+	local name=${1:-}
 	sr__need "$name" || return 1
-	dir=${SR__DIR[$name]}
-	if ! sr__as_server "$dir" "$SR_PG_BINDIR/pg_ctl" -D "$dir/data" -l "$dir/server.log" \
-		-o "--port=${SR__PORT[$name]}" -m fast -w -t 60 restart >"$dir/pg_ctl.log" 2>&1; then
-		cat "$dir/pg_ctl.log" >&2
-		echo "---- server log of cluster $name ----" >&2
-		tail -n 50 "$dir/server.log" >&2 2>/dev/null || true
-		echo "error: cluster $name did not restart" >&2
-		return 1
-	fi
+	sr__pg_ctl "$name" "${SR__PORT[$name]}" restart -m fast
 }
 
 # sr_cluster_stop NAME: stops cluster NAME (fast, then immediate, then SIGKILL) and
@@ -491,12 +494,21 @@ sr_cluster_crashed()
 # --------------------------------------------------------------------------------------
 # Clean-up
 
+# sr_on_cleanup COMMAND: sr_cleanup also runs COMMAND, after the clusters (commands in
+# the order given): for what a script changed on the machine besides its clusters.
+SR__CLEANUP=()
+sr_on_cleanup()
+{
+	SR__CLEANUP+=("$1")
+}
+
 # sr_cleanup [EXIT_STATUS]: stops and removes every cluster this shell started (or, with
-# SR_KEEP_CLUSTER=1, says how to reach them), then exits with EXIT_STATUS if one is given.
-# A crash in a cluster's log is reported, and turns a successful exit into exit status 1.
+# SR_KEEP_CLUSTER=1, says how to reach them), runs the sr_on_cleanup commands, then exits
+# with EXIT_STATUS if one is given.  A crash in a cluster's log is reported, and turns a
+# successful exit into exit status 1.
 sr_cleanup()
 {
-	local status=$? name crashed=0
+	local status=$? name crashed=0 hook
 	local -
 	set +e
 	[ -z "${1:-}" ] || status=$1
@@ -510,6 +522,9 @@ sr_cleanup()
 		else
 			sr_cluster_stop "$name"
 		fi
+	done
+	for hook in "${SR__CLEANUP[@]}"; do
+		"$hook"
 	done
 	if [ "$crashed" = 1 ] && [ "$status" -eq 0 ]; then
 		status=1

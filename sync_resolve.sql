@@ -1725,9 +1725,8 @@ BEGIN
 	-- with it, the children it already had.  Only by the command that makes
 	-- it one (_ddl_makes_inheritance()), not again at every later ALTER
 	-- TABLE of it.  The descendants of every tracked table are looked up
-	-- only for a command on a table that inherits at all.
+	-- only when a command makes a child at all.
 	IF EXISTS (SELECT 1 FROM pg_catalog.pg_event_trigger_ddl_commands() d
-			   JOIN pg_catalog.pg_inherits i ON i.inhrelid = d.objid
 			   WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
 				 AND sync_resolve._ddl_makes_inheritance(d.command)) THEN
 		FOR c IN SELECT DISTINCT i.relid AS objid, k.relid

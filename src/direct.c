@@ -542,6 +542,28 @@ open_result_indices(EState *estate, ResultRelInfo *rri, bool speculative)
 }
 
 /*
+ * Close the indexes a write opened, keeping their locks to the end of the
+ * transaction as the table's are kept (ExecCloseIndices() releases them).
+ * One apply() writes to the same tables several times, and apply_batch()
+ * once per row: each write would otherwise take and release every index's
+ * lock again.
+ */
+static void
+close_result_indices(ResultRelInfo *rri)
+{
+	int			i;
+
+	for (i = 0; i < rri->ri_NumIndices; i++)
+	{
+		if (rri->ri_IndexRelationDescs[i] == NULL)
+			continue;
+		index_close(rri->ri_IndexRelationDescs[i], NoLock);
+		rri->ri_IndexRelationDescs[i] = NULL;
+	}
+	rri->ri_NumIndices = 0;
+}
+
+/*
  * Whether a write beginning now may use the expression states t keeps
  * compiled (column defaults, index expressions and predicates) and claim
  * them until it ends.  Compiling them is a good part of a write of one
@@ -1193,6 +1215,13 @@ key_matches(Relation index, const RegProcedure *eq, int nkeys, const Datum *keyv
  * Start reading the rows of t whose arbiter index key starts with the
  * nkeys values keyvals, as a statement starting now would see them: false
  * if t must be read through SQL.
+ *
+ * The table and its index are locked as a write locks them: the tables
+ * read this way (a shadow, the outbox) are sync_resolve's own, and nearly
+ * every read is the first half of a write of the same rows, so that a read
+ * lock would be a second lock on each, taken and released with every
+ * transaction.  Only DDL (CREATE INDEX without CONCURRENTLY, for one) takes
+ * a lock that conflicts with the write's and not with a read's.
  */
 bool
 sr_direct_read_begin(SrDirectRead *r, SrDirectTable *t, int nkeys, const Datum *keyvals)
@@ -1200,7 +1229,7 @@ sr_direct_read_begin(SrDirectRead *r, SrDirectTable *t, int nkeys, const Datum *
 	const RegProcedure *eq;
 
 	memset(r, 0, sizeof(SrDirectRead));
-	r->rel = open_table(t, AccessShareLock);
+	r->rel = open_table(t, RowExclusiveLock);
 	if (r->rel == NULL)
 		return false;
 	if (nkeys > t->narbiter)
@@ -1209,7 +1238,7 @@ sr_direct_read_begin(SrDirectRead *r, SrDirectTable *t, int nkeys, const Datum *
 	/* the layout as it is now, as sr_direct_begin() takes it */
 	r->attnums = t->attnums;
 	eq = t->arbiter_eq;
-	r->index = index_open(t->arbiter_oid, AccessShareLock);
+	r->index = index_open(t->arbiter_oid, RowExclusiveLock);
 	r->snapshot = statement_snapshot();
 	r->scan = begin_key_scan(r->rel, r->index, r->snapshot, eq, nkeys, keyvals);
 	r->slot = table_slot_create(r->rel, NULL);
@@ -1358,7 +1387,7 @@ sr_direct_update_row(Relation rel, Relation index, const RegProcedure *eq, int n
 		{
 			open_result_indices(estate, rri, false);
 			list_free(ExecInsertIndexTuples(rri, slot, estate, true, false, NULL, NIL));
-			ExecCloseIndices(rri);
+			close_result_indices(rri);
 		}
 		FreeExecutorState(estate);
 		CommandCounterIncrement();
@@ -1376,7 +1405,7 @@ sr_direct_end(SrDirect *d)
 	if (d->own_states && d->tab->states_cxt == d->states_cxt)
 		d->tab->claim_subid = InvalidSubTransactionId;
 	if (d->indices_open)
-		ExecCloseIndices(d->rri);
+		close_result_indices(d->rri);
 	ExecResetTupleTable(d->estate->es_tupleTable, false);
 	FreeExecutorState(d->estate);
 	table_close(d->rel, NoLock);

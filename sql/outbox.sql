@@ -97,7 +97,15 @@ SELECT sync_resolve.ack_outbound(:bill_entry, changed_at => 'infinity');
 SELECT * FROM sync_resolve.claim_outbound('nosuch');
 -- must fail
 SELECT * FROM sync_resolve.claim_outbound('crm', 0);
+-- must fail: a lease that is no time at all, taken as a whole
+SELECT * FROM sync_resolve.claim_outbound('crm', lease => '1 day -25 hours');
 \set VERBOSITY default
+-- a lease of days or months is a positive lease (it was refused: only the
+-- interval's hours were looked at)
+BEGIN;
+SELECT count(*) >= 0 AS taken FROM sync_resolve.claim_outbound('crm', lease => '1 day');
+SELECT count(*) >= 0 AS taken FROM sync_resolve.claim_outbound('billing', lease => '1 mon');
+ROLLBACK;
 RESET sync_resolve.max_attempts;
 
 -- an expired lease is claimable again
@@ -233,3 +241,4 @@ SELECT kind, source, column_name, new_value FROM sync_resolve.event
 WHERE id > (SELECT max(id) - 3 FROM sync_resolve.event) ORDER BY id;
 DROP TABLE outbox_seen;
 DROP FUNCTION outbox_seen();
+

@@ -34,6 +34,7 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/numeric.h"
+#include "utils/timestamp.h"
 #include "utils/typcache.h"
 
 #include "sync_resolve.h"
@@ -345,6 +346,19 @@ normalized(const SrColumn *col, Datum d)
 														OidIsValid(col->collation) ? col->collation : DEFAULT_COLLATION_OID,
 														CStringGetTextDatum(s)));
 	return s;
+}
+
+/*
+ * The sign of an interval taken as a whole, as interval_cmp() takes it:
+ * '1 day' is longer than nothing, '1 day -25 hours' shorter.
+ */
+int
+sr_interval_sign(Interval *iv)
+{
+	Interval	zero = {0};
+
+	return DatumGetInt32(DirectFunctionCall2(interval_cmp, IntervalPGetDatum(iv),
+											 IntervalPGetDatum(&zero)));
 }
 
 /*

@@ -882,12 +882,19 @@ claim_outbound(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("max must be at least 1, not %d", max),
 				 errhint("Take one entry or more.")));
-	if (lease->month < 0 || lease->day < 0 || lease->time <= 0)
+	if (sr_interval_sign(lease) <= 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("lease must be a positive interval"),
+				 errmsg("lease must be a positive interval, not %s",
+						DatumGetCString(DirectFunctionCall1(interval_out, IntervalPGetDatum(lease)))),
 				 errhint("Lease the entries for as long as sending them may take, such as '5 minutes'.")));
 	InitMaterializedSRF(fcinfo, 0);
+	/*
+	 * The entries are put in the target's words with the tables' cached
+	 * policies, and an outbound function may call sync_resolve again: like
+	 * every entry point, keep what it reads from being freed under it.
+	 */
+	sr_cache_enter();
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "sync_resolve: SPI_connect failed");
 	check_target(target);
@@ -976,6 +983,7 @@ claim_outbound(PG_FUNCTION_ARGS)
 			break;
 	}
 	SPI_finish();
+	sr_cache_leave();
 	return (Datum) 0;
 }
 

@@ -275,10 +275,31 @@ sr_xact_callback(XactEvent event, void *arg)
 	}
 }
 
+/*
+ * A function changed (replaced, altered, dropped): the tables keep handles
+ * on the functions they call -- custom strategies, field functions, the
+ * columns' types' input and equality functions -- looked up as the function
+ * was.  Relearn every table: a replaced body, or a function no longer
+ * SECURITY DEFINER, counts from the next call on.
+ */
+static void
+sr_function_callback(Datum arg, int cacheid, uint32 hashvalue)
+{
+	HASH_SEQ_STATUS status;
+	SrTableEntry *entry;
+
+	if (sr_tables == NULL)
+		return;
+	hash_seq_init(&status, sr_tables);
+	while ((entry = (SrTableEntry *) hash_seq_search(&status)) != NULL)
+		entry->tab->valid = false;
+}
+
 void
 sr_cache_init(void)
 {
 	CacheRegisterRelcacheCallback(sr_relcache_callback, (Datum) 0);
+	CacheRegisterSyscacheCallback(PROCOID, sr_function_callback, (Datum) 0);
 	RegisterXactCallback(sr_xact_callback, NULL);
 }
 

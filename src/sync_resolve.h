@@ -338,6 +338,7 @@ extern Datum sr_jsonb_value_to_datum(const SrColumn *col, JsonbValue *v,
 									 bool *isnull, const SrErrorTarget *where);
 extern Jsonb *sr_datum_to_jsonb(const SrColumn *col, Datum value, bool isnull);
 extern uint64 sr_datum_hash(const SrColumn *col, Datum v, bool isnull);
+extern int	sr_interval_sign(Interval *iv);
 extern bool sr_datum_equal(const SrColumn *col, Datum a, bool anull,
 						   Datum b, bool bnull);
 extern Jsonb *sr_build_key(const SrTable *tab, const Datum *keyvals,
@@ -930,6 +931,7 @@ typedef struct SrImage
 	bool		identity_known; /* ... already linked to the row */
 	char	   *linked;			/* found by match_on: why, for the history */
 	bool		unkeyed;		/* peek: a new row, its key not made (no key) */
+	bool		key_made;		/* a new row keyed by its key columns' defaults */
 
 	/* columns set aside before the decision: SrScreened * */
 	List	   *screened;

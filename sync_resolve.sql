@@ -698,11 +698,28 @@ BEGIN
 				  HINT = 'Untrack the table and track it again.';
 	END IF;
 
-	SELECT c.relkind, c.relpersistence INTO rel FROM pg_catalog.pg_class c WHERE c.oid = NEW.relid;
+	SELECT c.relkind, c.relpersistence, c.relnamespace INTO rel FROM pg_catalog.pg_class c WHERE c.oid = NEW.relid;
 	IF NOT FOUND OR rel.relkind NOT IN ('r', 'p') THEN
 		RAISE EXCEPTION '% is not a table', NEW.relid
 			USING ERRCODE = '42809',
 				  HINT = 'Only ordinary and partitioned tables can be tracked.';
+	END IF;
+	-- a temporary table goes at its session's end without any trigger
+	-- seeing it go: its tracking, shadow and outbox entries would stay,
+	-- pointing at a table no one can open
+	IF TG_OP = 'INSERT' AND rel.relpersistence = 't' THEN
+		RAISE EXCEPTION 'table % is temporary', NEW.relid
+			USING ERRCODE = '42809',
+				  DETAIL = 'A temporary table is dropped at the end of its session, and its history, shadow and outbox entries would outlive it.',
+				  HINT = 'Track a permanent or unlogged table.';
+	END IF;
+	-- sync_resolve's own tables: a write to the outbox queuing outbox
+	-- entries, or apply() writing the policies, is nothing anyone wants
+	IF TG_OP = 'INSERT' AND rel.relnamespace = (SELECT e.extnamespace FROM pg_catalog.pg_extension e
+												 WHERE e.extname = 'sync_resolve') THEN
+		RAISE EXCEPTION 'table % is sync_resolve''s own', NEW.relid
+			USING ERRCODE = '42809',
+				  HINT = 'Track the application''s tables; sync_resolve''s own are kept by the extension.';
 	END IF;
 	IF TG_OP = 'INSERT' THEN
 		-- Wait for a change to the table's columns still in flight (ALTER

@@ -69,6 +69,19 @@ SELECT outcome, key FROM sync_resolve.apply_batch('person', 'crm',
 	'[{"data": {"Id": "0033", "Name": "Kathleen Booth"}},
 	  {"data": {"Id": "0033", "Name": "Kathleen Britten"}}]');
 SELECT full_name FROM person WHERE full_name LIKE 'Kathleen%';
+-- a row inserted here with a key the sequence has not given yet: the next
+-- new record's key from the default is that row's.  That row is another
+-- person's, and the record is not written over it (it was: Hedy became
+-- Barbara, and 0034 was linked to her row)
+INSERT INTO person (id, email, full_name) VALUES (4, 'hedy@example.com', 'Hedy Lamarr');
+\set VERBOSITY terse
+-- must fail
+SELECT outcome, key FROM sync_resolve.apply('person', 'crm', '{"Id": "0034", "Email": "barbara@example.com", "Name": "Barbara Liskov"}');
+\set VERBOSITY default
+SELECT id, email, full_name FROM person WHERE id = 4;
+SELECT count(*) FROM sync_resolve.identity WHERE external_id = '0034';
+-- sent again, it gets the sequence's next key
+SELECT outcome, key FROM sync_resolve.apply('person', 'crm', '{"Id": "0034", "Email": "barbara@example.com", "Name": "Barbara Liskov"}');
 
 -- a new row whose email another row has, under another key: review, not an error
 SELECT outcome, queued, array_length(review_ids, 1) AS reviews FROM sync_resolve.apply('person', 'billing',

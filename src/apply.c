@@ -600,6 +600,7 @@ sr_init_image(const SrTable *tab, SrImage *img)
 	img->identity_known = false;
 	img->linked = NULL;
 	img->unkeyed = false;
+	img->key_made = false;
 	img->screened = NIL;
 	for (i = 0; i <= tab->ncols; i++)
 		img->nulls[i] = true;
@@ -749,6 +750,7 @@ find_row(const SrApplyCall *call, SrImage *img)
 							 errhint("Send every primary-key column (%s), or give the key a default so that new records get one.",
 									 sr_key_column_list(tab))));
 			}
+			img->key_made = true;
 		}
 	}
 	for (i = 0; i < tab->nkeys; i++)
@@ -2157,6 +2159,22 @@ sr_lock_row_or_key(SrTable *tab, const Datum *keyvals, Jsonb *key, bool for_dele
 	return sr_row_lock(tab, keyvals, for_delete, L, Lnull);
 }
 
+/*
+ * A new record's key, made by the key columns' defaults, is one a row
+ * already has (a sequence behind keys inserted by hand): that row is
+ * another record's, and the new one must not be written over it.
+ */
+static void
+refuse_made_key(const SrApplyCall *call, const SrImage *img)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_UNIQUE_VIOLATION),
+			 errmsg("new record %s from system \"%s\" was given key %s by the key's default, which a row of table %s already has",
+					img->external_id ? img->external_id : "(no id)", call->source,
+					sr_jsonb_value_text(img->key), call->tab->display_name),
+			 errhint("Move the key's sequence past the keys in use (setval), or send the key.")));
+}
+
 /* A delivery id seen before: log it, and say so. */
 static bool
 is_duplicate(const SrApplyCall *call, Jsonb *key, SrEventBatch *batch, SrApplyResult *res)
@@ -2369,6 +2387,8 @@ sr_apply_image(SrApplyCall *call, SrImage *img, SrApplyResult *res, SrReviewIds 
 		}
 		else
 			found = sr_lock_row_or_key(tab, img->keyvals, img->key, false, L, Lnull);
+		if (found && img->key_made)
+			refuse_made_key(call, img);
 		if (!checked_duplicate)
 		{
 			checked_duplicate = true;

@@ -613,16 +613,42 @@ Datum
 prune_events(PG_FUNCTION_ARGS)
 {
 	Interval   *age = PG_GETARG_INTERVAL_P(0);
-	Datum		cutoff;
+	volatile Datum cutoff;
 	Oid			types[1] = {TIMESTAMPTZOID};
 	Datum		values[1];
 	SrUserSwitch sw;
 	int			rc;
 	int64		deleted;
 
-	cutoff = DirectFunctionCall2(timestamptz_mi_interval,
-								 TimestampTzGetDatum(GetCurrentTransactionStartTimestamp()),
-								 IntervalPGetDatum(age));
+	MemoryContext cxt = CurrentMemoryContext;
+
+	/* a negative age would be a time to come: all of the history */
+	if (sr_interval_sign(age) < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("prune_events: older_than %s is negative",
+						DatumGetCString(DirectFunctionCall1(interval_out, IntervalPGetDatum(age)))),
+				 errhint("Pass an age such as '90 days'.")));
+	/* an age reaching back past the first timestamp: nothing is that old */
+	PG_TRY();
+	{
+		cutoff = DirectFunctionCall2(timestamptz_mi_interval,
+									 TimestampTzGetDatum(GetCurrentTransactionStartTimestamp()),
+									 IntervalPGetDatum(age));
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		if (edata->sqlerrcode != ERRCODE_DATETIME_VALUE_OUT_OF_RANGE)
+			PG_RE_THROW();
+		FlushErrorState();
+		FreeErrorData(edata);
+		cutoff = TimestampTzGetDatum(DT_NOBEGIN);
+	}
+	PG_END_TRY();
 	values[0] = cutoff;
 
 	if (SPI_connect() != SPI_OK_CONNECT)

@@ -17,7 +17,7 @@
 -- re-created inside the transaction, and everything is rolled back at the end.
 
 BEGIN;
-SELECT plan(177);
+SELECT plan(182);
 
 SET client_min_messages = warning;
 DROP EXTENSION IF EXISTS sync_resolve CASCADE;
@@ -219,6 +219,17 @@ SELECT throws_ok($$SELECT sync_resolve.track('sr_err.latekey', ARRAY['crm'])$$,
 	'track: a deferrable primary key is refused (55000), where every write then failed');
 SELECT throws_ok($$SELECT sync_resolve.track('sr_err.item_view', ARRAY['crm'])$$,
 	'42809', NULL, 'track: a view is refused (42809)');
+-- a temporary table goes at its session's end without a trigger seeing it go: its
+-- tracking and shadow stayed, and claim_outbound() of its systems failed for every table
+CREATE TEMP TABLE short_lived (id integer PRIMARY KEY, note text);
+SELECT throws_ok($$SELECT sync_resolve.track('short_lived', ARRAY['crm'])$$,
+	'42809', NULL, 'track: a temporary table is refused (42809)');
+-- sync_resolve's own tables: a tracked outbox queued entries for its own writes forever,
+-- and apply() to sync_resolve.system added systems
+SELECT throws_ok($$SELECT sync_resolve.track('sync_resolve.outbox', ARRAY['crm'])$$,
+	'42809', 'table sync_resolve.outbox is sync_resolve''s own', 'track: the outbox is refused (42809)');
+SELECT throws_ok($$SELECT sync_resolve.track('sync_resolve.system', ARRAY['crm'])$$,
+	'42809', NULL, 'track: sync_resolve.system is refused (42809)');
 
 SELECT pg_temp.unchanged('refused track calls created no shadow, trigger or tracked row');
 
@@ -559,6 +570,11 @@ SELECT pg_temp.unchanged('the history is unchanged after the refused writes');
 
 INSERT INTO sync_resolve.event (at, relid, kind, rule)
 VALUES (now() - interval '2 days', 'sr_err.item', 'received', 'an old event for prune_events');
+SELECT throws_ok($$SELECT sync_resolve.prune_events('-1 day')$$,
+	'22023', 'prune_events: older_than -1 days is negative',
+	'prune_events: a negative age is refused (22023): it deleted the whole history and every delivery id');
+SELECT is(sync_resolve.prune_events('100000000 years'), 0::bigint,
+	'prune_events: an age reaching back before the first timestamp deletes nothing (was a bare 22008)');
 SELECT is(sync_resolve.prune_events('1 day'), 1::bigint,
 	'prune_events deletes the events older than the given age');
 SELECT pg_temp.unchanged('prune_events kept every newer event');

@@ -570,6 +570,9 @@ CREATE FUNCTION sync_resolve._check_not_in_use(tbl regclass)
 CREATE FUNCTION sync_resolve._ddl_makes_inheritance(cmd pg_catalog.pg_ddl_command)
 	RETURNS boolean
 	AS 'MODULE_PATHNAME', 'ddl_makes_inheritance' LANGUAGE C STABLE STRICT;
+CREATE FUNCTION sync_resolve._ddl_renamed_column(cmd pg_catalog.pg_ddl_command)
+	RETURNS text[]
+	AS 'MODULE_PATHNAME', 'ddl_renamed_column' LANGUAGE C STABLE STRICT;
 CREATE FUNCTION sync_resolve._shadow_type(typ oid, typmod integer)
 	RETURNS text
 	AS 'MODULE_PATHNAME', 'shadow_type' LANGUAGE C STABLE STRICT;
@@ -1684,6 +1687,57 @@ BEGIN
 END
 $$;
 
+-- After ALTER TABLE ... RENAME COLUMN of a tracked table: what names its
+-- columns outside the catalog follows the column -- match_on, the open
+-- review items (their column, the columns they hold and, for a group or a
+-- row, the values keyed by column), and the changes waiting in the outbox,
+-- which are kept by column name until claim_outbound() puts them in the
+-- target's words.  Without it a decision on a renamed column wrote nothing
+-- and a waiting change to it was never sent.  The history keeps the names
+-- it was written with.
+CREATE FUNCTION sync_resolve._follow_rename(tbl regclass, old_name text, new_name text)
+	RETURNS void
+	LANGUAGE plpgsql
+	SECURITY DEFINER
+	SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	UPDATE sync_resolve.tracked t
+	SET match_on = pg_catalog.array_replace(t.match_on, old_name::pg_catalog.name, new_name::pg_catalog.name)
+	WHERE t.relid = tbl AND old_name::pg_catalog.name OPERATOR(pg_catalog.=) ANY (t.match_on);
+	UPDATE sync_resolve.review r
+	SET column_name = CASE WHEN r.column_name OPERATOR(pg_catalog.=) old_name THEN new_name ELSE r.column_name END,
+		columns = pg_catalog.array_replace(r.columns, old_name, new_name),
+		local_value = sync_resolve._rename_key(r.local_value, r.column_name, old_name, new_name),
+		incoming_value = sync_resolve._rename_key(r.incoming_value, r.column_name, old_name, new_name),
+		base_value = sync_resolve._rename_key(r.base_value, r.column_name, old_name, new_name)
+	WHERE r.relid = tbl AND r.status OPERATOR(pg_catalog.=) 'open'
+	  AND old_name OPERATOR(pg_catalog.=) ANY (r.columns);
+	UPDATE sync_resolve.outbox o
+	SET payload = sync_resolve._rename_key(o.payload, NULL, old_name, new_name)
+	WHERE o.relid = tbl AND o.status IN ('pending', 'failed', 'in_flight')
+	  AND o.payload OPERATOR(pg_catalog.?) old_name;
+END
+$$;
+
+-- A value with key old_name renamed: an outbox payload (item_column NULL),
+-- or a review item's value where the item is about a group of columns or a
+-- row (its values are objects keyed by column); one column's own value is
+-- left as it is, whatever its type.
+CREATE FUNCTION sync_resolve._rename_key(v jsonb, item_column text, old_name text, new_name text)
+	RETURNS jsonb
+	LANGUAGE sql IMMUTABLE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT CASE
+		WHEN item_column IS DISTINCT FROM old_name AND pg_catalog.jsonb_typeof(v) OPERATOR(pg_catalog.=) 'object'
+			 AND v OPERATOR(pg_catalog.?) old_name
+		THEN (v OPERATOR(pg_catalog.-) old_name)
+			 OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object(new_name, v OPERATOR(pg_catalog.->) old_name)
+		ELSE v
+	END
+$$;
+
 CREATE FUNCTION sync_resolve._on_ddl()
 	RETURNS event_trigger
 	LANGUAGE plpgsql
@@ -1699,6 +1753,14 @@ BEGIN
 			 WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
 			   AND EXISTS (SELECT 1 FROM sync_resolve.tracked t WHERE t.relid = d.objid) LOOP
 		PERFORM sync_resolve._sync_shadow(c.objid::pg_catalog.regclass);
+	END LOOP;
+	FOR c IN SELECT d.objid, sync_resolve._ddl_renamed_column(d.command) AS names
+			 FROM pg_catalog.pg_event_trigger_ddl_commands() d
+			 WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
+			   AND d.command_tag = 'ALTER TABLE'
+			   AND EXISTS (SELECT 1 FROM sync_resolve.tracked t WHERE t.relid = d.objid) LOOP
+		CONTINUE WHEN c.names IS NULL;
+		PERFORM sync_resolve._follow_rename(c.objid::pg_catalog.regclass, c.names[1], c.names[2]);
 	END LOOP;
 	-- a tracked table, or one of its partitions
 	FOR c IN SELECT DISTINCT d.objid, k.relid, k.shadow IS NOT NULL AS used
@@ -2215,6 +2277,8 @@ REVOKE EXECUTE ON FUNCTION sync_resolve._create_shadow(regclass) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION sync_resolve._drop_shadow(text) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION sync_resolve._check_not_in_use(regclass) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION sync_resolve._ddl_makes_inheritance(pg_catalog.pg_ddl_command) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION sync_resolve._ddl_renamed_column(pg_catalog.pg_ddl_command) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION sync_resolve._follow_rename(regclass, text, text) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION sync_resolve._ensure_shadow(regclass) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION sync_resolve._sync_shadow(regclass) FROM PUBLIC;
 -- fires on sync_resolve._at_commit only; nobody else attaches it anywhere

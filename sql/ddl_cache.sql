@@ -221,3 +221,39 @@ SELECT count(*) AS conflicts FROM sync_resolve.event WHERE relid = 'widened'::re
 ALTER TABLE widened ALTER COLUMN id TYPE text;
 SELECT pg_typeof(id) FROM widened;
 DROP TABLE widened;
+
+-- A renamed column is followed wherever sync_resolve keeps its name outside
+-- the catalog: a change to it waiting in the outbox goes out under its new
+-- name (claim_outbound() dropped it: the change was never sent), an open
+-- review item on it is resolved into it (resolve() wrote nothing, and the
+-- next change opened a second item on the same column), and match_on
+-- finds rows by it.  The history keeps the names it was written with.
+CREATE TABLE gadget (id int PRIMARY KEY, name text, price numeric, email text);
+SELECT sync_resolve.track('gadget', ARRAY['crm', 'billing'], 'latest', match_on => ARRAY['email']::name[]);
+SELECT sync_resolve.set_policy('gadget', 'price', 'review');
+SELECT outcome FROM sync_resolve.apply('gadget', 'crm', '{"id": 1, "name": "a", "price": 1, "email": "g@example.com"}');
+TRUNCATE sync_resolve.outbox;
+UPDATE gadget SET name = 'q', price = 2;
+SELECT outcome, queued FROM sync_resolve.apply('gadget', 'crm', '{"id": 1, "price": 3}');
+-- a new row from billing that clashes with row 1 on a unique name: its item
+-- holds every column, and its values are keyed by column
+ALTER TABLE gadget ADD CONSTRAINT gadget_name_key UNIQUE (name);
+SELECT outcome, queued FROM sync_resolve.apply('gadget', 'billing', '{"id": 2, "name": "q", "price": 7, "email": "h@example.com"}');
+ALTER TABLE gadget RENAME COLUMN name TO title;
+ALTER TABLE gadget RENAME COLUMN price TO cost;
+ALTER TABLE gadget RENAME COLUMN email TO mail;
+SELECT target, payload FROM sync_resolve.outbox WHERE relid = 'gadget'::regclass ORDER BY target;
+SELECT kind, column_name, columns, local_value, incoming_value FROM sync_resolve.review
+WHERE relid = 'gadget'::regclass ORDER BY id;
+SELECT match_on FROM sync_resolve.tracked WHERE relid = 'gadget'::regclass;
+-- the decision lands in the renamed column, and releases it
+SELECT status, decision FROM sync_resolve.resolve(
+	(SELECT id FROM sync_resolve.review WHERE relid = 'gadget'::regclass AND column_name = 'cost'), 'take_incoming');
+SELECT id, title, cost, mail FROM gadget ORDER BY id;
+SELECT outcome, applied FROM sync_resolve.apply('gadget', 'crm', '{"id": 1, "cost": 4}');
+SELECT count(*) AS open_items FROM sync_resolve.review WHERE relid = 'gadget'::regclass AND status = 'open';
+-- a record sent without its key is found by the renamed match_on column
+SELECT outcome, key FROM sync_resolve.apply('gadget', 'crm', '{"mail": "g@example.com", "title": "r"}');
+SELECT target, payload FROM sync_resolve.claim_outbound('billing');
+SELECT sync_resolve.untrack('gadget');
+DROP TABLE gadget;

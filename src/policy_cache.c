@@ -1779,6 +1779,31 @@ check_not_in_use(PG_FUNCTION_ARGS)
 }
 
 /*
+ * The column an ALTER TABLE ... RENAME COLUMN renamed, as {old, new}, or
+ * NULL for any other command.  Reviews, waiting outbox entries and match_on
+ * name a tracked table's columns by name: the event trigger follows the
+ * rename into them, which pg_attribute alone (the new name only) cannot.
+ */
+PG_FUNCTION_INFO_V1(ddl_renamed_column);
+Datum
+ddl_renamed_column(PG_FUNCTION_ARGS)
+{
+	CollectedCommand *cmd = (CollectedCommand *) PG_GETARG_POINTER(0);
+	RenameStmt *stmt;
+	Datum		names[2];
+
+	if (cmd == NULL || cmd->type != SCT_Simple || cmd->parsetree == NULL ||
+		!IsA(cmd->parsetree, RenameStmt))
+		PG_RETURN_NULL();
+	stmt = (RenameStmt *) cmd->parsetree;
+	if (stmt->renameType != OBJECT_COLUMN || stmt->subname == NULL || stmt->newname == NULL)
+		PG_RETURN_NULL();
+	names[0] = CStringGetTextDatum(stmt->subname);
+	names[1] = CStringGetTextDatum(stmt->newname);
+	PG_RETURN_ARRAYTYPE_P(construct_array(names, 2, TEXTOID, -1, false, TYPALIGN_INT));
+}
+
+/*
  * Whether a DDL command, as the event trigger collected it
  * (pg_event_trigger_ddl_commands().command), makes its table an inheritance
  * child: CREATE TABLE or CREATE FOREIGN TABLE ... INHERITS, or ALTER TABLE

@@ -1684,6 +1684,11 @@ BEGIN
 	UPDATE sync_resolve.column_policy p SET strategy = p.strategy
 	WHERE p.relid = tbl
 	  AND sync_resolve._strategy_problem(tbl, p.attnum, p.strategy) IS NOT NULL;
+	-- and the values its maps and transitions name must still be values of
+	-- it: check_mapping refuses the change (a map of 'a' to a column made
+	-- integer failed every later write to the table, the application's too)
+	UPDATE sync_resolve.value_map m SET local_value = m.local_value WHERE m.relid = tbl;
+	UPDATE sync_resolve.transition m SET to_value = m.to_value WHERE m.relid = tbl;
 END
 $$;
 
@@ -2279,6 +2284,7 @@ REVOKE EXECUTE ON FUNCTION sync_resolve._check_not_in_use(regclass) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION sync_resolve._ddl_makes_inheritance(pg_catalog.pg_ddl_command) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION sync_resolve._ddl_renamed_column(pg_catalog.pg_ddl_command) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION sync_resolve._follow_rename(regclass, text, text) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION sync_resolve._rename_key(jsonb, text, text, text) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION sync_resolve._ensure_shadow(regclass) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION sync_resolve._sync_shadow(regclass) FROM PUBLIC;
 -- fires on sync_resolve._at_commit only; nobody else attaches it anywhere

@@ -257,3 +257,26 @@ SELECT outcome, key FROM sync_resolve.apply('gadget', 'crm', '{"mail": "g@exampl
 SELECT target, payload FROM sync_resolve.claim_outbound('billing');
 SELECT sync_resolve.untrack('gadget');
 DROP TABLE gadget;
+
+-- A column's new type must still read the values its value map and its
+-- transitions name: the change is refused (it was accepted, and then every
+-- write to the table failed, the application's own too, with a bare 22P02).
+CREATE TABLE ticket (id int PRIMARY KEY, prio text, other text);
+SELECT sync_resolve.track('ticket', ARRAY['crm'], 'latest');
+INSERT INTO sync_resolve.value_map (relid, column_name, system, external_value, local_value)
+VALUES ('ticket', 'prio', 'crm', 'A', 'a');
+\set VERBOSITY terse
+-- must fail
+ALTER TABLE ticket ALTER COLUMN prio TYPE int USING 0;
+\set VERBOSITY default
+SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = 'ticket'::regclass AND attname = 'prio';
+SELECT outcome FROM sync_resolve.apply('ticket', 'crm', '{"id": 1, "prio": "A", "other": "x"}');
+SELECT prio FROM ticket;
+-- without the map, the type changes
+DELETE FROM sync_resolve.value_map WHERE relid = 'ticket'::regclass;
+ALTER TABLE ticket ALTER COLUMN prio TYPE int USING 0;
+SELECT outcome FROM sync_resolve.apply('ticket', 'crm', '{"id": 1, "prio": 5}');
+INSERT INTO ticket VALUES (2, 1, 'local write');
+SELECT id, prio, other FROM ticket ORDER BY id;
+SELECT sync_resolve.untrack('ticket');
+DROP TABLE ticket;

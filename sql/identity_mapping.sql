@@ -108,6 +108,13 @@ SELECT status FROM sync_resolve.resolve((SELECT id FROM sync_resolve.review WHER
 	'set_value', '{"email": "alan.t@example.com", "full_name": "Alan T."}');
 SELECT id, email FROM person WHERE id = 51;
 
+-- a column sent twice, by its name and by the field mapped to it, is an
+-- error (one of the two was taken before, by the order of the keys)
+\set VERBOSITY terse
+-- must fail
+SELECT sync_resolve.apply('person', 'crm', '{"Id": "0031", "Name": "Ada A.", "full_name": "Ada B."}');
+\set VERBOSITY default
+SELECT full_name FROM person WHERE id = 1;
 -- unknown fields are errors naming the field ...
 SELECT sync_resolve.apply('person', 'crm', '{"Id": "0031", "Shoe_Size": 42}');
 -- ... unless the system says it sends more than the table holds

@@ -794,7 +794,8 @@ is_match_column(const SrTable *tab, int c)
  * maps to a column and a value of its type.
  */
 static void
-parse_field(const SrApplyCall *call, SrImage *img, const char *field, JsonbValue *v)
+parse_field(const SrApplyCall *call, SrImage *img, const char *field, JsonbValue *v,
+			bool *seen)
 {
 	SrTable    *tab = call->tab;
 	SrErrorTarget where = {tab, call->source, NULL};
@@ -828,6 +829,14 @@ parse_field(const SrApplyCall *call, SrImage *img, const char *field, JsonbValue
 				 errhint("Leave the field out, map it in sync_resolve.field_map, or mark the system to ignore unknown fields (sync_resolve.system.ignore_unknown_fields).")));
 	}
 	col = &tab->cols[c];
+	/* by its name and by a mapped field, or by two mapped fields */
+	if (seen[c])
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("field \"%s\" from system \"%s\" sets column \"%s\" of table %s, which another field of the payload set",
+						field, call->source, col->name, tab->display_name),
+				 errhint("Send each column once: by its name or by the field sync_resolve.field_map maps to it.")));
+	seen[c] = true;
 	if (call->keys_only && !col->is_key && !is_match_column(tab, c))
 		return;
 	sr_field_in(tab, call->source, map, v);
@@ -883,6 +892,7 @@ sr_parse_image(const SrApplyCall *call, SrImage *img)
 	JsonbIteratorToken tok;
 	char	   *field = NULL;
 	bool		has_key = true;
+	bool	   *seen = palloc0(sizeof(bool) * (tab->ncols + 1));
 	int			i;
 
 	sr_init_image(tab, img);
@@ -901,7 +911,7 @@ sr_parse_image(const SrApplyCall *call, SrImage *img)
 		if (tok == WJB_KEY)
 			field = pnstrdup(v.val.string.val, v.val.string.len);
 		else if (tok == WJB_VALUE)
-			parse_field(call, img, field, &v);
+			parse_field(call, img, field, &v, seen);
 	}
 
 	for (i = 0; i < tab->nkeys; i++)

@@ -1739,7 +1739,14 @@ shadow_type(PG_FUNCTION_ARGS)
 {
 	Oid			typid = PG_GETARG_OID(0);
 	int32		typmod = PG_GETARG_INT32(1);
-	Oid			base = getBaseTypeAndTypmod(typid, &typmod);
+	Oid			base;
+
+	if (!SearchSysCacheExists1(TYPEOID, ObjectIdGetDatum(typid)))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("type with OID %u does not exist", typid),
+				 errhint("Pass the type of a column, pg_attribute.atttypid.")));
+	base = getBaseTypeAndTypmod(typid, &typmod);
 
 	PG_RETURN_TEXT_P(cstring_to_text(format_type_with_typemod(base, typmod)));
 }

@@ -17,7 +17,7 @@
 -- re-created inside the transaction, and everything is rolled back at the end.
 
 BEGIN;
-SELECT plan(182);
+SELECT plan(183);
 
 SET client_min_messages = warning;
 DROP EXTENSION IF EXISTS sync_resolve CASCADE;
@@ -231,6 +231,8 @@ SELECT throws_ok($$SELECT sync_resolve.track('sync_resolve.outbox', ARRAY['crm']
 SELECT throws_ok($$SELECT sync_resolve.track('sync_resolve.system', ARRAY['crm'])$$,
 	'42809', NULL, 'track: sync_resolve.system is refused (42809)');
 
+SELECT throws_ok($$SELECT sync_resolve._shadow_type(0, -1)$$,
+	'42704', NULL, 'an internal helper given no type says so (42704), not an internal error (XX000)');
 SELECT pg_temp.unchanged('refused track calls created no shadow, trigger or tracked row');
 
 -- ==== the payload (DESIGN 4, 14) ====

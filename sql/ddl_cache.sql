@@ -228,55 +228,55 @@ DROP TABLE widened;
 -- review item on it is resolved into it (resolve() wrote nothing, and the
 -- next change opened a second item on the same column), and match_on
 -- finds rows by it.  The history keeps the names it was written with.
-CREATE TABLE gadget (id int PRIMARY KEY, name text, price numeric, email text);
-SELECT sync_resolve.track('gadget', ARRAY['crm', 'billing'], 'latest', match_on => ARRAY['email']::name[]);
-SELECT sync_resolve.set_policy('gadget', 'price', 'review');
-SELECT outcome FROM sync_resolve.apply('gadget', 'crm', '{"id": 1, "name": "a", "price": 1, "email": "g@example.com"}');
+CREATE TABLE renamed_gadget (id int PRIMARY KEY, name text, price numeric, email text);
+SELECT sync_resolve.track('renamed_gadget', ARRAY['crm', 'billing'], 'latest', match_on => ARRAY['email']::name[]);
+SELECT sync_resolve.set_policy('renamed_gadget', 'price', 'review');
+SELECT outcome FROM sync_resolve.apply('renamed_gadget', 'crm', '{"id": 1, "name": "a", "price": 1, "email": "g@example.com"}');
 TRUNCATE sync_resolve.outbox;
-UPDATE gadget SET name = 'q', price = 2;
-SELECT outcome, queued FROM sync_resolve.apply('gadget', 'crm', '{"id": 1, "price": 3}');
+UPDATE renamed_gadget SET name = 'q', price = 2;
+SELECT outcome, queued FROM sync_resolve.apply('renamed_gadget', 'crm', '{"id": 1, "price": 3}');
 -- a new row from billing that clashes with row 1 on a unique name: its item
 -- holds every column, and its values are keyed by column
-ALTER TABLE gadget ADD CONSTRAINT gadget_name_key UNIQUE (name);
-SELECT outcome, queued FROM sync_resolve.apply('gadget', 'billing', '{"id": 2, "name": "q", "price": 7, "email": "h@example.com"}');
-ALTER TABLE gadget RENAME COLUMN name TO title;
-ALTER TABLE gadget RENAME COLUMN price TO cost;
-ALTER TABLE gadget RENAME COLUMN email TO mail;
-SELECT target, payload FROM sync_resolve.outbox WHERE relid = 'gadget'::regclass ORDER BY target;
+ALTER TABLE renamed_gadget ADD CONSTRAINT renamed_gadget_name_key UNIQUE (name);
+SELECT outcome, queued FROM sync_resolve.apply('renamed_gadget', 'billing', '{"id": 2, "name": "q", "price": 7, "email": "h@example.com"}');
+ALTER TABLE renamed_gadget RENAME COLUMN name TO title;
+ALTER TABLE renamed_gadget RENAME COLUMN price TO cost;
+ALTER TABLE renamed_gadget RENAME COLUMN email TO mail;
+SELECT target, payload FROM sync_resolve.outbox WHERE relid = 'renamed_gadget'::regclass ORDER BY target;
 SELECT kind, column_name, columns, local_value, incoming_value FROM sync_resolve.review
-WHERE relid = 'gadget'::regclass ORDER BY id;
-SELECT match_on FROM sync_resolve.tracked WHERE relid = 'gadget'::regclass;
+WHERE relid = 'renamed_gadget'::regclass ORDER BY id;
+SELECT match_on FROM sync_resolve.tracked WHERE relid = 'renamed_gadget'::regclass;
 -- the decision lands in the renamed column, and releases it
 SELECT status, decision FROM sync_resolve.resolve(
-	(SELECT id FROM sync_resolve.review WHERE relid = 'gadget'::regclass AND column_name = 'cost'), 'take_incoming');
-SELECT id, title, cost, mail FROM gadget ORDER BY id;
-SELECT outcome, applied FROM sync_resolve.apply('gadget', 'crm', '{"id": 1, "cost": 4}');
-SELECT count(*) AS open_items FROM sync_resolve.review WHERE relid = 'gadget'::regclass AND status = 'open';
+	(SELECT id FROM sync_resolve.review WHERE relid = 'renamed_gadget'::regclass AND column_name = 'cost'), 'take_incoming');
+SELECT id, title, cost, mail FROM renamed_gadget ORDER BY id;
+SELECT outcome, applied FROM sync_resolve.apply('renamed_gadget', 'crm', '{"id": 1, "cost": 4}');
+SELECT count(*) AS open_items FROM sync_resolve.review WHERE relid = 'renamed_gadget'::regclass AND status = 'open';
 -- a record sent without its key is found by the renamed match_on column
-SELECT outcome, key FROM sync_resolve.apply('gadget', 'crm', '{"mail": "g@example.com", "title": "r"}');
+SELECT outcome, key FROM sync_resolve.apply('renamed_gadget', 'crm', '{"mail": "g@example.com", "title": "r"}');
 SELECT target, payload FROM sync_resolve.claim_outbound('billing');
-SELECT sync_resolve.untrack('gadget');
-DROP TABLE gadget;
+SELECT sync_resolve.untrack('renamed_gadget');
+DROP TABLE renamed_gadget;
 
 -- A column's new type must still read the values its value map and its
 -- transitions name: the change is refused (it was accepted, and then every
 -- write to the table failed, the application's own too, with a bare 22P02).
-CREATE TABLE ticket (id int PRIMARY KEY, prio text, other text);
-SELECT sync_resolve.track('ticket', ARRAY['crm'], 'latest');
+CREATE TABLE retyped_ticket (id int PRIMARY KEY, prio text, other text);
+SELECT sync_resolve.track('retyped_ticket', ARRAY['crm'], 'latest');
 INSERT INTO sync_resolve.value_map (relid, column_name, system, external_value, local_value)
-VALUES ('ticket', 'prio', 'crm', 'A', 'a');
+VALUES ('retyped_ticket', 'prio', 'crm', 'A', 'a');
 \set VERBOSITY terse
 -- must fail
-ALTER TABLE ticket ALTER COLUMN prio TYPE int USING 0;
+ALTER TABLE retyped_ticket ALTER COLUMN prio TYPE int USING 0;
 \set VERBOSITY default
-SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = 'ticket'::regclass AND attname = 'prio';
-SELECT outcome FROM sync_resolve.apply('ticket', 'crm', '{"id": 1, "prio": "A", "other": "x"}');
-SELECT prio FROM ticket;
+SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = 'retyped_ticket'::regclass AND attname = 'prio';
+SELECT outcome FROM sync_resolve.apply('retyped_ticket', 'crm', '{"id": 1, "prio": "A", "other": "x"}');
+SELECT prio FROM retyped_ticket;
 -- without the map, the type changes
-DELETE FROM sync_resolve.value_map WHERE relid = 'ticket'::regclass;
-ALTER TABLE ticket ALTER COLUMN prio TYPE int USING 0;
-SELECT outcome FROM sync_resolve.apply('ticket', 'crm', '{"id": 1, "prio": 5}');
-INSERT INTO ticket VALUES (2, 1, 'local write');
-SELECT id, prio, other FROM ticket ORDER BY id;
-SELECT sync_resolve.untrack('ticket');
-DROP TABLE ticket;
+DELETE FROM sync_resolve.value_map WHERE relid = 'retyped_ticket'::regclass;
+ALTER TABLE retyped_ticket ALTER COLUMN prio TYPE int USING 0;
+SELECT outcome FROM sync_resolve.apply('retyped_ticket', 'crm', '{"id": 1, "prio": 5}');
+INSERT INTO retyped_ticket VALUES (2, 1, 'local write');
+SELECT id, prio, other FROM retyped_ticket ORDER BY id;
+SELECT sync_resolve.untrack('retyped_ticket');
+DROP TABLE retyped_ticket;

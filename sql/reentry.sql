@@ -7,8 +7,8 @@
 \i sql/include/setup.psql
 \set ECHO all
 
-CREATE TABLE item (id int PRIMARY KEY, name text, price numeric, qty int);
-SELECT sync_resolve.track('item', ARRAY['crm', 'billing'], 'latest');
+CREATE TABLE reentry_item (id int PRIMARY KEY, name text, price numeric, qty int);
+SELECT sync_resolve.track('reentry_item', ARRAY['crm', 'billing'], 'latest');
 
 -- 1. claim_outbound() puts each entry in the target's words with the
 -- table's cached policies.  An outbound function that changes a policy and
@@ -17,15 +17,15 @@ SELECT sync_resolve.track('item', ARRAY['crm', 'billing'], 'latest');
 CREATE FUNCTION meddler(v jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$
 BEGIN
 	UPDATE sync_resolve.tracked SET alert_per_hour = alert_per_hour;
-	PERFORM sync_resolve.canonical_key('item', '{"id": 1}');
-	PERFORM sync_resolve.canonical_key('item', '{"id": 1}');
+	PERFORM sync_resolve.canonical_key('reentry_item', '{"id": 1}');
+	PERFORM sync_resolve.canonical_key('reentry_item', '{"id": 1}');
 	RETURN v;
 END $$;
 INSERT INTO sync_resolve.field_map (relid, system, external_field, column_name, outbound_fn)
-VALUES ('item', 'billing', 'Name', 'name', 'meddler(jsonb)'),
-	   ('item', 'billing', 'Price', 'price', 'meddler(jsonb)'),
-	   ('item', 'billing', 'Qty', 'qty', 'meddler(jsonb)');
-INSERT INTO item VALUES (1, 'n1', 1, 1);
+VALUES ('reentry_item', 'billing', 'Name', 'name', 'meddler(jsonb)'),
+	   ('reentry_item', 'billing', 'Price', 'price', 'meddler(jsonb)'),
+	   ('reentry_item', 'billing', 'Qty', 'qty', 'meddler(jsonb)');
+INSERT INTO reentry_item VALUES (1, 'n1', 1, 1);
 SELECT target, payload FROM sync_resolve.claim_outbound('billing');
 DELETE FROM sync_resolve.field_map;
 DROP FUNCTION meddler(jsonb);
@@ -35,45 +35,45 @@ DROP FUNCTION meddler(jsonb);
 -- the function as it first looked it up: a SQL body replaced in the same
 -- session was ignored, and one replaced by PL/pgSQL in another session
 -- failed every later call ("syntax error ... during startup").
-CREATE TABLE note (id int PRIMARY KEY, body text);
-SELECT sync_resolve.track('note', ARRAY['crm', 'billing'], 'latest');
+CREATE TABLE reentry_note (id int PRIMARY KEY, body text);
+SELECT sync_resolve.track('reentry_note', ARRAY['crm', 'billing'], 'latest');
 CREATE FUNCTION pick(c sync_resolve.conflict) RETURNS jsonb LANGUAGE sql
 	AS $$ SELECT c.incoming_value $$;
-SELECT sync_resolve.set_policy('note', 'body', 'custom', custom_fn => 'pick(sync_resolve.conflict)');
-SELECT outcome FROM sync_resolve.apply('note', 'crm', '{"id": 1, "body": "a"}');
-UPDATE note SET body = 'local 1';
-SELECT outcome, applied FROM sync_resolve.apply('note', 'crm', '{"id": 1, "body": "crm 1"}');
+SELECT sync_resolve.set_policy('reentry_note', 'body', 'custom', custom_fn => 'pick(sync_resolve.conflict)');
+SELECT outcome FROM sync_resolve.apply('reentry_note', 'crm', '{"id": 1, "body": "a"}');
+UPDATE reentry_note SET body = 'local 1';
+SELECT outcome, applied FROM sync_resolve.apply('reentry_note', 'crm', '{"id": 1, "body": "crm 1"}');
 CREATE OR REPLACE FUNCTION pick(c sync_resolve.conflict) RETURNS jsonb LANGUAGE sql
 	AS $$ SELECT '"decided by the new body"'::jsonb $$;
-UPDATE note SET body = 'local 2';
-SELECT outcome, applied FROM sync_resolve.apply('note', 'crm', '{"id": 1, "body": "crm 2"}');
-SELECT body FROM note;
+UPDATE reentry_note SET body = 'local 2';
+SELECT outcome, applied FROM sync_resolve.apply('reentry_note', 'crm', '{"id": 1, "body": "crm 2"}');
+SELECT body FROM reentry_note;
 CREATE OR REPLACE FUNCTION pick(c sync_resolve.conflict) RETURNS jsonb LANGUAGE plpgsql
 	AS $$ BEGIN RETURN '"decided in PL/pgSQL"'::jsonb; END $$;
-UPDATE note SET body = 'local 3';
-SELECT outcome, applied FROM sync_resolve.apply('note', 'crm', '{"id": 1, "body": "crm 3"}');
-SELECT body FROM note;
+UPDATE reentry_note SET body = 'local 3';
+SELECT outcome, applied FROM sync_resolve.apply('reentry_note', 'crm', '{"id": 1, "body": "crm 3"}');
+SELECT body FROM reentry_note;
 
 -- 3. A function made SECURITY INVOKER runs as the caller from then on (the
 -- kept handle went on running it as its owner)
 CREATE FUNCTION whoami(c sync_resolve.conflict) RETURNS jsonb LANGUAGE sql SECURITY DEFINER
 	AS $$ SELECT to_jsonb(current_user::text) $$;
-SELECT sync_resolve.set_policy('note', 'body', 'custom', custom_fn => 'whoami(sync_resolve.conflict)');
+SELECT sync_resolve.set_policy('reentry_note', 'body', 'custom', custom_fn => 'whoami(sync_resolve.conflict)');
 CREATE ROLE reentry_app;
-GRANT ALL ON note TO reentry_app;
-UPDATE note SET body = 'local 4';
+GRANT ALL ON reentry_note TO reentry_app;
+UPDATE reentry_note SET body = 'local 4';
 SET ROLE reentry_app;
-SELECT outcome FROM sync_resolve.apply('note', 'crm', '{"id": 1, "body": "crm 4"}');
+SELECT outcome FROM sync_resolve.apply('reentry_note', 'crm', '{"id": 1, "body": "crm 4"}');
 RESET ROLE;
-SELECT body = current_user AS "run as its owner" FROM note;
+SELECT body = current_user AS "run as its owner" FROM reentry_note;
 ALTER FUNCTION whoami(sync_resolve.conflict) SECURITY INVOKER;
-UPDATE note SET body = 'local 5';
+UPDATE reentry_note SET body = 'local 5';
 SET ROLE reentry_app;
-SELECT outcome FROM sync_resolve.apply('note', 'crm', '{"id": 1, "body": "crm 5"}');
+SELECT outcome FROM sync_resolve.apply('reentry_note', 'crm', '{"id": 1, "body": "crm 5"}');
 RESET ROLE;
-SELECT body AS "run as the caller" FROM note;
-SELECT sync_resolve.untrack('note');
-DROP TABLE note;
+SELECT body AS "run as the caller" FROM reentry_note;
+SELECT sync_resolve.untrack('reentry_note');
+DROP TABLE reentry_note;
 DROP FUNCTION pick(sync_resolve.conflict), whoami(sync_resolve.conflict);
 DROP OWNED BY reentry_app;
 DROP ROLE reentry_app;

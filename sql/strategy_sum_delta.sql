@@ -34,6 +34,16 @@ SELECT sync_resolve.set_policy('small', 'v', 'sum_delta');
 -- 30000 here, +20000 there: 50000 does not fit a smallint
 SELECT pg_temp.conflict_case('small', 1, '0', '30000', '20000', '1999-01-01', '2000-01-01');
 SELECT reason FROM sync_resolve.review WHERE relid = 'small'::regclass;
+-- nor one with more digits than the column's numeric(precision, scale) holds
+-- (it failed the call with a bare 22003 naming neither column nor system)
+CREATE TABLE narrow (id int PRIMARY KEY, v numeric(5,2));
+SELECT sync_resolve.track('narrow', ARRAY['crm', 'billing']);
+SELECT sync_resolve.set_policy('narrow', 'v', 'sum_delta');
+-- 900 here, +499 there: 1399.00 has four digits before the point
+SELECT pg_temp.conflict_case('narrow', 1, '500', '900', '999', '1999-01-01', '2000-01-01');
+SELECT reason FROM sync_resolve.review WHERE relid = 'narrow'::regclass;
+-- within them, the result is rounded to the column's scale, as the column would
+SELECT pg_temp.conflict_case('narrow', 2, '1.001', '2.5', '3.0049', '1999-01-01', '2000-01-01');
 
 -- sum_delta does not fit a text column
 \set VERBOSITY terse

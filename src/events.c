@@ -613,14 +613,12 @@ Datum
 prune_events(PG_FUNCTION_ARGS)
 {
 	Interval   *age = PG_GETARG_INTERVAL_P(0);
-	volatile Datum cutoff;
+	Datum		cutoff;
 	Oid			types[1] = {TIMESTAMPTZOID};
 	Datum		values[1];
 	SrUserSwitch sw;
 	int			rc;
 	int64		deleted;
-
-	MemoryContext cxt = CurrentMemoryContext;
 
 	/* a negative age would be a time to come: all of the history */
 	if (sr_interval_sign(age) < 0)
@@ -630,25 +628,10 @@ prune_events(PG_FUNCTION_ARGS)
 						DatumGetCString(DirectFunctionCall1(interval_out, IntervalPGetDatum(age)))),
 				 errhint("Pass an age such as '90 days'.")));
 	/* an age reaching back past the first timestamp: nothing is that old */
-	PG_TRY();
-	{
-		cutoff = DirectFunctionCall2(timestamptz_mi_interval,
-									 TimestampTzGetDatum(GetCurrentTransactionStartTimestamp()),
-									 IntervalPGetDatum(age));
-	}
-	PG_CATCH();
-	{
-		ErrorData  *edata;
-
-		MemoryContextSwitchTo(cxt);
-		edata = CopyErrorData();
-		if (edata->sqlerrcode != ERRCODE_DATETIME_VALUE_OUT_OF_RANGE)
-			PG_RE_THROW();
-		FlushErrorState();
-		FreeErrorData(edata);
+	if (!sr_try_call2(timestamptz_mi_interval,
+					  TimestampTzGetDatum(GetCurrentTransactionStartTimestamp()),
+					  IntervalPGetDatum(age), ERRCODE_DATETIME_VALUE_OUT_OF_RANGE, &cutoff))
 		cutoff = TimestampTzGetDatum(DT_NOBEGIN);
-	}
-	PG_END_TRY();
 	values[0] = cutoff;
 
 	if (SPI_connect() != SPI_OK_CONNECT)

@@ -349,6 +349,41 @@ normalized(const SrColumn *col, Datum d)
 }
 
 /*
+ * fn(a, b) into *result; false, *result untouched, when it raised an error
+ * of SQLSTATE sqlerrcode (a value out of range, say), which is then taken.
+ * Any other error goes on.  For PostgreSQL's own functions of values only,
+ * which hold no resources an error would leave to clean up.
+ */
+bool
+sr_try_call2(PGFunction fn, Datum a, Datum b, int sqlerrcode, Datum *result)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	volatile bool done = true;
+	volatile Datum r = (Datum) 0;
+
+	PG_TRY();
+	{
+		r = DirectFunctionCall2(fn, a, b);
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		if (edata->sqlerrcode != sqlerrcode)
+			PG_RE_THROW();
+		FlushErrorState();
+		FreeErrorData(edata);
+		done = false;
+	}
+	PG_END_TRY();
+	if (done)
+		*result = r;
+	return done;
+}
+
+/*
  * The sign of an interval taken as a whole, as interval_cmp() takes it:
  * '1 day' is longer than nothing, '1 day -25 hours' shorter.
  */

@@ -152,8 +152,18 @@ merge_sum_delta(const SrMergeInput *in, Datum *result, bool *result_null, char *
 		Datum		d = DirectFunctionCall2(numeric_sub, in->incoming, in->base);
 		Datum		r = DirectFunctionCall2(numeric_add, in->local, d);
 
-		if (col->typmod >= 0)
-			r = DirectFunctionCall2(numeric, r, Int32GetDatum(col->typmod));
+		/* more digits before the point than the column's numeric(p, s) holds: review */
+		if (col->typmod >= 0 &&
+			!sr_try_call2(numeric, r, Int32GetDatum(col->typmod), ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE, &r))
+		{
+			*why = psprintf("sum_delta: %s + (%s - %s) = %s does not fit %s",
+							DatumGetCString(DirectFunctionCall1(numeric_out, in->local)),
+							DatumGetCString(DirectFunctionCall1(numeric_out, in->incoming)),
+							DatumGetCString(DirectFunctionCall1(numeric_out, in->base)),
+							DatumGetCString(DirectFunctionCall1(numeric_out, r)),
+							format_type_with_typemod(col->typid, col->typmod));
+			return false;
+		}
 		*result = r;
 		*why = psprintf("both sides' changes kept: local %s + %s's change %s (from %s to %s) = %s",
 						DatumGetCString(DirectFunctionCall1(numeric_out, in->local)),

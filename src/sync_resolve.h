@@ -339,6 +339,7 @@ extern Datum sr_jsonb_value_to_datum(const SrColumn *col, JsonbValue *v,
 extern Jsonb *sr_datum_to_jsonb(const SrColumn *col, Datum value, bool isnull);
 extern uint64 sr_datum_hash(const SrColumn *col, Datum v, bool isnull);
 extern int	sr_interval_sign(Interval *iv);
+extern bool sr_try_call2(PGFunction fn, Datum a, Datum b, int sqlerrcode, Datum *result);
 extern bool sr_datum_equal(const SrColumn *col, Datum a, bool anull,
 						   Datum b, bool bnull);
 extern Jsonb *sr_build_key(const SrTable *tab, const Datum *keyvals,

@@ -94,6 +94,26 @@ SELECT kind, old_value, new_value, CASE WHEN kind = 'received' THEN rule END AS 
 FROM sync_resolve.event
 WHERE relid = 'gadget'::regclass AND key = '{"id": 10}' ORDER BY id;
 DROP TRIGGER gadget_refuse ON gadget;
+-- the same for a new row: a BEFORE INSERT trigger that changes a value it
+-- sent makes that value the table's own.  billing gets the row as it was
+-- written, and crm, which holds what it sent, hears the trigger's value
+-- (both were told crm's: the row and the other systems disagreed for good)
+CREATE FUNCTION gadget_upper() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	NEW.name := upper(NEW.name);
+	RETURN NEW;
+END
+$$;
+CREATE TRIGGER gadget_upper BEFORE INSERT ON gadget FOR EACH ROW EXECUTE FUNCTION gadget_upper();
+TRUNCATE sync_resolve.outbox;
+SELECT (sync_resolve.apply('gadget', 'crm', '{"id": 30, "name": "new gadget", "qty": 3}', '2030-01-01')).outcome;
+SELECT id, name, qty FROM gadget WHERE id = 30;
+SELECT target, payload FROM sync_resolve.outbox WHERE key = '{"id": 30}' ORDER BY target;
+SELECT system, changes -> 'name' ->> 'by' AS name_by, changes -> 'qty' ->> 'by' AS qty_by
+FROM sync_resolve.shadow('gadget', '{"id": 30}') WHERE system = 'local';
+SELECT kind, new_value FROM sync_resolve.event
+WHERE relid = 'gadget'::regclass AND key = '{"id": 30}' AND kind = 'inserted';
+DROP TRIGGER gadget_upper ON gadget;
 -- dropped: written directly again
 DROP TRIGGER gadget_stamp ON gadget;
 SELECT (sync_resolve.apply('gadget', 'crm', '{"id": 8, "qty": 80}', '2030-01-01')).outcome;

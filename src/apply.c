@@ -69,6 +69,10 @@ extern Datum jsonb_to_vclock(PG_FUNCTION_ARGS);
 /* apply_to_absent_row: another unique key refused the new row */
 static const char SR_OUTCOME_CLASH[] = "clash";
 
+static void tell_source(const SrApplyCall *call, const SrImage *img, const SrShadowRow *lrow,
+						const Datum *rowvals, const bool *rownulls, SrEventBatch *batch,
+						SrOutboxWaiting *waiting);
+
 static SPIPlanPtr delivery_plan = NULL;
 static SPIPlanPtr rejected_plan = NULL;
 static SPIPlanPtr dismiss_plan = NULL;
@@ -1841,32 +1845,51 @@ apply_to_row(SrApplyCall *call, SrImage *img, Datum *L, bool *Lnull,
 	sr_outbox_waiting_init(&waiting, tab, img->key);
 	sr_outbox_fan_out(tab, img->key, st, call->source, newvals, newnulls, changed_cols,
 					  false, lrow->version, call->source, batch, &waiting);
-	if (!sr_system_is_peer(call->source))
+	tell_source(call, img, lrow, newvals, newnulls, batch, &waiting);
+}
+
+/*
+ * The source holds what it sent; where the row as written (rowvals) holds
+ * something else -- its change refused, kept or merged, or changed by a
+ * BEFORE trigger of the table -- it hears the row's value.  Held columns
+ * wait for their review.  A peer (PostgreSQL replication) is left alone.
+ * waiting: the row's waiting entries (sr_outbox_waiting_init()), or NULL
+ * for a row just inserted, which has none.
+ */
+static void
+tell_source(const SrApplyCall *call, const SrImage *img, const SrShadowRow *lrow,
+			const Datum *rowvals, const bool *rownulls, SrEventBatch *batch,
+			SrOutboxWaiting *waiting)
+{
+	SrTable    *tab = call->tab;
+	bool	   *differs;
+	bool		any = false;
+	int			c;
+
+	if (sr_system_is_peer(call->source))
+		return;
+	/* what waits for it of those columns is moot: it sent them (a new row: nothing waits) */
+	if (waiting != NULL)
+		sr_outbox_forget(tab, img->key, call->source, img->present, waiting);
+	differs = palloc0(sizeof(bool) * tab->ncols);
+	for (c = 0; c < tab->ncols; c++)
 	{
-		bool	   *differs = palloc0(sizeof(bool) * ncols);
-		bool		any = false;
+		if (tab->cols[c].is_key || !img->present[c] || lrow->held[c] ||
+			sr_datum_equal(&tab->cols[c], rowvals[c], rownulls[c],
+						   img->values[c], img->nulls[c]))
+			continue;
+		differs[c] = true;
+		any = true;
+	}
+	if (any)
+	{
+		Jsonb	   *payload = sr_row_object(tab, rowvals, rownulls, differs);
+		int64		id = sr_outbox_queue(tab, img->key, call->source, false, payload,
+										 lrow->version, call->source);
 
-		sr_outbox_forget(tab, img->key, call->source, img->present, &waiting);
-
-		for (c = 0; c < ncols; c++)
-		{
-			if (tab->cols[c].is_key || !img->present[c] || lrow->held[c] ||
-				sr_datum_equal(&tab->cols[c], newvals[c], newnulls[c],
-							   img->values[c], img->nulls[c]))
-				continue;
-			differs[c] = true;
-			any = true;
-		}
-		if (any)
-		{
-			Jsonb	   *payload = sr_row_object(tab, newvals, newnulls, differs);
-			int64		id = sr_outbox_queue(tab, img->key, call->source, false, payload,
-											 lrow->version, call->source);
-
-			sr_event_add(batch, "outbound_queued", NULL, NULL, NULL, NULL, payload,
-						 psprintf("queued for %s, which holds other values (outbox #%lld)",
-								  call->source, (long long) id), NULL, 0);
-		}
+		sr_event_add(batch, "outbound_queued", NULL, NULL, NULL, NULL, payload,
+					 psprintf("queued for %s, which holds other values (outbox #%lld)",
+							  call->source, (long long) id), NULL, 0);
 	}
 }
 
@@ -1885,6 +1908,8 @@ apply_to_absent_row(SrApplyCall *call, SrImage *img, SrRowState *st,
 	SrShadowRow *lrow = &st->local;
 	Bitmapset  *cols = NULL;
 	bool	   *inserted = palloc0(sizeof(bool) * tab->ncols);
+	Datum	   *written = palloc(sizeof(Datum) * (tab->ncols + 1));
+	bool	   *written_null = palloc(sizeof(bool) * (tab->ncols + 1));
 	TimestampTz tin = incoming_time(call);
 	bool		revived = lrow->found && lrow->deleted;
 	List	   *to_review = NIL;
@@ -2026,6 +2051,9 @@ apply_to_absent_row(SrApplyCall *call, SrImage *img, SrRowState *st,
 		inserted[c] = true;
 	}
 
+	/* the row as inserted: what was taken, unless a BEFORE trigger changed it */
+	memcpy(written, img->values, sizeof(Datum) * tab->ncols);
+	memcpy(written_null, img->nulls, sizeof(bool) * tab->ncols);
 	if (call->rewrite)
 	{
 		/* the statement inserts the row; columns not taken get their defaults */
@@ -2035,7 +2063,7 @@ apply_to_absent_row(SrApplyCall *call, SrImage *img, SrRowState *st,
 			call->out_take[c] = bms_is_member(c, cols);
 		call->out_write = true;
 	}
-	else if (!sr_row_insert(tab, img->keyvals, cols, img->values, img->nulls, NULL, NULL))
+	else if (!sr_row_insert(tab, img->keyvals, cols, img->values, img->nulls, written, written_null))
 	{
 		if (sr_row_lock(tab, img->keyvals, false, NULL, NULL))
 		{
@@ -2078,6 +2106,7 @@ apply_to_absent_row(SrApplyCall *call, SrImage *img, SrRowState *st,
 	/*
 	 * The row as inserted is the source's: the columns it sent, and those it
 	 * left to their defaults (not the ones it was refused or that are held).
+	 * A column a BEFORE trigger of the table changed is its own doing.
 	 */
 	for (c = 0; c < tab->ncols; c++)
 	{
@@ -2085,6 +2114,13 @@ apply_to_absent_row(SrApplyCall *call, SrImage *img, SrRowState *st,
 			continue;
 		if (inserted[c])
 			res->applied = lappend(res->applied, tab->cols[c].name);
+		if (inserted[c] && !sr_datum_equal(&tab->cols[c], written[c], written_null[c],
+										   img->values[c], img->nulls[c]))
+		{
+			lrow->col_writer[c] = SR_LOCAL;
+			lrow->col_changed_at[c] = call->received_at;
+			continue;
+		}
 		lrow->col_writer[c] = (char *) call->source;
 		lrow->col_changed_at[c] = tin;
 	}
@@ -2094,14 +2130,16 @@ apply_to_absent_row(SrApplyCall *call, SrImage *img, SrRowState *st,
 		lrow->version = merge_source_version(call, lrow->version);
 	lrow->dirty = true;
 	sr_event_add(batch, "inserted", NULL, NULL, NULL, NULL,
-				 sr_row_object(tab, img->values, img->nulls, inserted),
+				 sr_row_object(tab, written, written_null, inserted),
 				 psprintf("new row from %s", call->source), NULL, 0);
 	res->outcome = "inserted";
-	/* the other systems learn of the new row; the source holds it */
-	sr_outbox_fan_out(tab, img->key, st, call->source, img->values, img->nulls, inserted,
+	/* the other systems learn of the new row; the source holds it as it sent it */
+	sr_outbox_fan_out(tab, img->key, st, call->source, written, written_null, inserted,
 					  revived, lrow->version, call->source, batch, NULL);
 	if (revived)
 		sr_outbox_withdraw(tab, img->key, call->source, true, batch);
+	else
+		tell_source(call, img, lrow, written, written_null, batch, NULL);
 	return true;
 }
 

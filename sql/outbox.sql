@@ -242,3 +242,14 @@ WHERE id > (SELECT max(id) - 3 FROM sync_resolve.event) ORDER BY id;
 DROP TABLE outbox_seen;
 DROP FUNCTION outbox_seen();
 
+-- a record id names one row: crm acknowledging another row's entry with
+-- CRM-1 is refused by name (it was identity_pkey's bare unique violation,
+-- with sync_resolve's internal statement as context)
+BEGIN;
+INSERT INTO lead VALUES (9, 'Grace', 1, NULL);
+SELECT id AS grace_entry FROM sync_resolve.claim_outbound('crm', 10) WHERE key = '{"id": 9}' \gset
+\set VERBOSITY terse
+-- must fail
+SELECT status FROM sync_resolve.ack_outbound(:grace_entry, external_id => 'CRM-1');
+\set VERBOSITY default
+ROLLBACK;

@@ -1045,11 +1045,26 @@ no_entry(int64 id)
 			 errhint("sync_resolve.outbox lists the entries; claim_outbound() hands them out.")));
 }
 
-/* Remember the record id target gave the row. */
+/*
+ * Remember the record id target gave the row (acknowledging entry id).  A
+ * record id names one row: one already linked to another row is refused
+ * by name, not by the identity table's bare unique violation.
+ */
 static void
-record_identity(const SrTable *tab, const char *system, const char *external_id, Jsonb *key)
+record_identity(const SrTable *tab, const char *system, const char *external_id, Jsonb *key,
+				int64 id)
 {
 	Datum		values[4];
+	Jsonb	   *linked = sr_identity_key(tab, system, external_id);
+
+	if (linked != NULL && compareJsonbContainers(&linked->root, &key->root) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNIQUE_VIOLATION),
+				 errmsg("record id \"%s\" of system \"%s\" is linked to row %s of table %s, not to row %s of outbox entry %lld",
+						external_id, system, sr_jsonb_value_text(linked), tab->display_name,
+						sr_jsonb_value_text(key), (long long) id),
+				 errhint("Acknowledge with the record id %s gave this row.  If both rows are one record, merge them here and delete the other's link from sync_resolve.identity.",
+						 system)));
 
 	if (identity_plan == NULL)
 	{
@@ -1227,7 +1242,7 @@ ack_outbound(PG_FUNCTION_ARGS)
 			sr_events_flush(&batch);
 		}
 		if (external_id != NULL && !e.is_delete)
-			record_identity(tab, e.target, external_id, e.key);
+			record_identity(tab, e.target, external_id, e.key, id);
 	}
 
 	tup = mark_sent(id, external_id, &td);

@@ -1353,6 +1353,10 @@ BEGIN
 		BEGIN
 			EXECUTE pg_catalog.format('SELECT (%s)::pg_catalog.bool FROM (SELECT NULL::%s AS %I) AS v LIMIT 0',
 				NEW.check_expr, pg_catalog.format_type(a.atttypid, a.atttypmod), NEW.column_name);
+			-- one value per value: no set-returning, aggregate or window
+			-- function, which WHERE refuses
+			EXECUTE pg_catalog.format('SELECT FROM (SELECT NULL::%s AS %I) AS v WHERE (%s)::pg_catalog.bool LIMIT 0',
+				pg_catalog.format_type(a.atttypid, a.atttypmod), NEW.column_name, NEW.check_expr);
 		EXCEPTION WHEN OTHERS THEN
 			RAISE EXCEPTION 'check_expr of column "%" of table % is not a valid condition: %', NEW.column_name, NEW.relid, SQLERRM
 				USING ERRCODE = '42601',

@@ -407,7 +407,13 @@ sr_invalid_reason(SrTable *tab, int c, bool found, Datum L, bool Lnull, Datum v,
 										 1, argtypes);
 		}
 		if (sr_spi_execute(col->check_plan, args, nulls, false, true, 1, SPI_OK_SELECT) != 1)
-			elog(ERROR, "sync_resolve: the check of column \"%s\" returned no row", col->name);
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("check_expr of column \"%s\" of table %s gave no value for %s",
+							col->name, tab->display_name,
+							sr_jsonb_value_text(sr_datum_to_jsonb(col, v, vnull))),
+					 errdetail("The expression was: %s", col->check_expr),
+					 errhint("Write one boolean expression of the column, without set-returning functions, with sync_resolve.set_policy().")));
 		ok = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 		SPI_freetuptable(SPI_tuptable);
 		if (!isnull && !DatumGetBool(ok))

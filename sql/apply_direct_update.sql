@@ -114,6 +114,25 @@ FROM sync_resolve.shadow('gadget', '{"id": 30}') WHERE system = 'local';
 SELECT kind, new_value FROM sync_resolve.event
 WHERE relid = 'gadget'::regclass AND key = '{"id": 30}' AND kind = 'inserted';
 DROP TRIGGER gadget_upper ON gadget;
+-- a trigger that skips a new row: nothing is inserted, and the history says
+-- why (it was taken for a clash with another row's unique value, which this
+-- table, with no unique key but its primary key, cannot have, and went to
+-- review)
+CREATE TABLE gizmo (id int PRIMARY KEY, v text);
+SELECT sync_resolve.track('gizmo', ARRAY['crm', 'billing'], 'latest');
+CREATE FUNCTION gizmo_refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	RETURN NULL;
+END
+$$;
+CREATE TRIGGER gizmo_refuse BEFORE INSERT ON gizmo FOR EACH ROW EXECUTE FUNCTION gizmo_refuse();
+SELECT outcome, applied, queued, review_ids FROM sync_resolve.apply('gizmo', 'crm', '{"id": 1, "v": "new"}', '2030-01-01');
+SELECT count(*) AS rows, (SELECT count(*) FROM sync_resolve.review WHERE relid = 'gizmo'::regclass) AS reviews
+FROM gizmo;
+SELECT kind, incoming_value, rule FROM sync_resolve.event WHERE relid = 'gizmo'::regclass ORDER BY id;
+SELECT sync_resolve.untrack('gizmo');
+DROP TABLE gizmo;
+DROP FUNCTION gizmo_refuse();
 -- dropped: written directly again
 DROP TRIGGER gadget_stamp ON gadget;
 SELECT (sync_resolve.apply('gadget', 'crm', '{"id": 8, "qty": 80}', '2030-01-01')).outcome;

@@ -2073,6 +2073,20 @@ apply_to_absent_row(SrApplyCall *call, SrImage *img, SrRowState *st,
 			res->applied = res->kept = res->queued = res->rejected = NIL;
 			return false;
 		}
+		list_free(batch->events);
+		batch->events = NIL;
+		res->applied = res->kept = res->queued = res->rejected = NIL;
+		if (!tab->other_unique)
+		{
+			/* no other unique key to clash with: a BEFORE trigger of the table skipped it */
+			sr_event_add(batch, "received", NULL, NULL,
+						 sr_row_object(tab, img->values, img->nulls, img->present), NULL, NULL,
+						 psprintf("a trigger on table %s skipped the insert of %s's new row",
+								  tab->display_name, call->source), NULL, 0);
+			res->outcome = "unchanged";
+			return true;
+		}
+
 		/*
 		 * Another row holds a value of another unique key.  An apply
 		 * worker's image is tried again after the rest of its transaction
@@ -2084,9 +2098,6 @@ apply_to_absent_row(SrApplyCall *call, SrImage *img, SrRowState *st,
 					 errmsg("new row %s from system \"%s\" clashes with an existing row of table %s on another unique key",
 							sr_jsonb_value_text(img->key), call->source, tab->display_name),
 					 errhint("The same record may exist here under another primary key; link them, or change the unique value.")));
-		list_free(batch->events);
-		batch->events = NIL;
-		res->applied = res->kept = res->queued = res->rejected = NIL;
 		res->outcome = SR_OUTCOME_CLASH;
 		return true;
 	}

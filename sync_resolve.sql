@@ -763,8 +763,13 @@ BEGIN
 				  HINT = 'Pass the external systems that sync this table, for example ARRAY[''crm'', ''billing''].';
 	END IF;
 	FOREACH s IN ARRAY NEW.systems LOOP
-		IF s IS NULL OR NOT EXISTS (SELECT 1 FROM sync_resolve.system y
-									WHERE y.name OPERATOR(pg_catalog.=) s) THEN
+		-- the system's row is locked (FOR KEY SHARE) to this transaction's
+		-- end: a concurrent remove_system of it waits, then finds the table
+		-- using it; one that came first has it gone here
+		IF s IS NOT NULL THEN
+			PERFORM FROM sync_resolve.system y WHERE y.name OPERATOR(pg_catalog.=) s FOR KEY SHARE;
+		END IF;
+		IF s IS NULL OR NOT FOUND THEN
 			RAISE EXCEPTION 'unknown system "%" for table %', s, NEW.relid
 				USING ERRCODE = '22023',
 					  HINT = 'Register it first with sync_resolve.add_system().';
@@ -1239,7 +1244,9 @@ DECLARE
 BEGIN
 	-- an untrack() under way is waited for (the lock track() takes), then read as done
 	PERFORM pg_catalog.pg_advisory_xact_lock(21332, NEW.relid::pg_catalog.oid::pg_catalog.int4);
-	SELECT * INTO t FROM sync_resolve.tracked k WHERE k.relid = NEW.relid;
+	-- FOR SHARE: a concurrent change of the table's systems waits for this
+	-- policy, and then sees the systems it names (and the reverse)
+	SELECT * INTO t FROM sync_resolve.tracked k WHERE k.relid = NEW.relid FOR SHARE;
 	IF NOT FOUND THEN
 		RAISE EXCEPTION 'table % is not tracked', NEW.relid
 			USING ERRCODE = '55000',

@@ -133,6 +133,29 @@ SELECT kind, incoming_value, rule FROM sync_resolve.event WHERE relid = 'gizmo':
 SELECT sync_resolve.untrack('gizmo');
 DROP TABLE gizmo;
 DROP FUNCTION gizmo_refuse();
+-- a trigger of the table that writes the row again while apply() writes it:
+-- that second write is the table's own, a local write like any other, and
+-- goes out to both systems (it was taken for apply()'s own write and never
+-- recorded: the row held 42, the systems never heard of it)
+CREATE TABLE widget (id int PRIMARY KEY, price numeric, qty int);
+SELECT sync_resolve.track('widget', ARRAY['crm', 'billing'], 'latest');
+SELECT outcome FROM sync_resolve.apply('widget', 'crm', '{"id": 1, "price": 1, "qty": 1}', '2030-01-01');
+CREATE FUNCTION widget_bump() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	IF NEW.qty IS DISTINCT FROM 42 THEN
+		UPDATE widget SET qty = 42 WHERE id = NEW.id;
+	END IF;
+	RETURN NULL;
+END
+$$;
+CREATE TRIGGER widget_bump AFTER UPDATE ON widget FOR EACH ROW EXECUTE FUNCTION widget_bump();
+TRUNCATE sync_resolve.outbox;
+SELECT outcome, applied FROM sync_resolve.apply('widget', 'crm', '{"id": 1, "price": 5}', '2030-01-02');
+SELECT id, price, qty FROM widget;
+SELECT target, payload FROM sync_resolve.outbox WHERE relid = 'widget'::regclass ORDER BY target;
+SELECT sync_resolve.untrack('widget');
+DROP TABLE widget;
+DROP FUNCTION widget_bump();
 -- dropped: written directly again
 DROP TRIGGER gadget_stamp ON gadget;
 SELECT (sync_resolve.apply('gadget', 'crm', '{"id": 8, "qty": 80}', '2030-01-01')).outcome;

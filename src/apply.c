@@ -57,7 +57,7 @@
 
 #include "sync_resolve.h"
 
-SrApplying sr_applying = {InvalidOid, NULL, NULL};
+SrApplying sr_applying = {InvalidOid, NULL, NULL, InvalidCommandId};
 
 /* vclock.c's SQL-callable conversions, used for apply_batch elements */
 extern Datum vclock_in(PG_FUNCTION_ARGS);
@@ -359,9 +359,17 @@ tracked_write(SrTable *tab, const Datum *keyvals, SPIPlanPtr plan, Datum *values
 	SrApplying	saved = sr_applying;
 	int			n;
 
+	/*
+	 * A command of its own, which the statement then runs as (SPI advances
+	 * the counter only past a command that was used): a trigger of the
+	 * table that writes the row again does so as a later command, and that
+	 * write is a local one.
+	 */
+	CommandCounterIncrement();
 	sr_applying.relid = tab->relid;
 	sr_applying.tab = tab;
 	sr_applying.keyvals = keyvals;
+	sr_applying.cid = GetCurrentCommandId(false);
 	PG_TRY();
 	{
 		n = sr_spi_execute(plan, values, nulls, false, false, 0, expected);

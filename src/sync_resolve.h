@@ -850,6 +850,7 @@ typedef struct SrApplying
 	Oid			relid;
 	const SrTable *tab;
 	const Datum *keyvals;
+	CommandId	cid;			/* the command its write runs as */
 } SrApplying;
 
 extern SrApplying sr_applying;

@@ -107,13 +107,24 @@ tuple_values(const SrTable *tab, HeapTuple tup, TupleDesc td, Datum *values, boo
 		values[c] = heap_getattr(tup, tab->cols[c].attnum, td, &nulls[c]);
 }
 
-/* Is this the row sync_resolve itself is writing? */
+/*
+ * Is this the row sync_resolve itself is writing?  stored: for an AFTER
+ * trigger of an INSERT or UPDATE, the row as the table stored it (the
+ * trigger's own tuple, with its header), which must have been written by
+ * sync_resolve's own command -- a trigger of the table that writes the same
+ * row again during that write does so as a later command, and that is a
+ * local write to record.  NULL: the key alone says.
+ */
 static bool
-own_write(const SrTable *tab, HeapTuple tup, TupleDesc td)
+own_write(const SrTable *tab, HeapTuple tup, TupleDesc td, HeapTuple stored)
 {
 	int			i;
 
 	if (sr_applying.relid != tab->relid || sr_applying.keyvals == NULL)
+		return false;
+	if (stored != NULL && stored->t_data != NULL &&
+		(!TransactionIdIsCurrentTransactionId(HeapTupleHeaderGetXmin(stored->t_data)) ||
+		 HeapTupleHeaderGetCmin(stored->t_data) != sr_applying.cid))
 		return false;
 	for (i = 0; i < tab->nkeys; i++)
 	{
@@ -549,7 +560,8 @@ local_write_trigger(PG_FUNCTION_ARGS)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "sync_resolve: SPI_connect failed");
 	if (trig_row(trigdata, &r) &&
-		!own_write(r.tab, r.newtup ? r.newtup : r.oldtup, r.td))
+		!own_write(r.tab, r.newtup ? r.newtup : r.oldtup, r.td,
+				   TRIGGER_FIRED_BY_DELETE(trigdata->tg_event) ? NULL : rettuple))
 	{
 		TimestampTz now = GetCurrentTimestamp();
 
@@ -768,7 +780,7 @@ source_write_trigger(PG_FUNCTION_ARGS)
 	sr_cache_enter();
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "sync_resolve: SPI_connect failed");
-	if (!trig_row(trigdata, &r) || own_write(r.tab, r.newtup ? r.newtup : r.oldtup, r.td))
+	if (!trig_row(trigdata, &r) || own_write(r.tab, r.newtup ? r.newtup : r.oldtup, r.td, NULL))
 		goto done;
 	tab = r.tab;
 

@@ -152,10 +152,35 @@ CREATE TRIGGER widget_bump AFTER UPDATE ON widget FOR EACH ROW EXECUTE FUNCTION 
 TRUNCATE sync_resolve.outbox;
 SELECT outcome, applied FROM sync_resolve.apply('widget', 'crm', '{"id": 1, "price": 5}', '2030-01-02');
 SELECT id, price, qty FROM widget;
+SELECT changes -> 'price' ->> 'by' AS price_by, changes -> 'qty' ->> 'by' AS qty_by
+FROM sync_resolve.shadow('widget', '{"id": 1}') WHERE system = 'local';
 SELECT target, payload FROM sync_resolve.outbox WHERE relid = 'widget'::regclass ORDER BY target;
 SELECT sync_resolve.untrack('widget');
 DROP TABLE widget;
 DROP FUNCTION widget_bump();
+-- a trigger that applies another system's image to the row apply() is
+-- inserting: that later write stands -- the row, billing's base and what
+-- crm is told are billing's value, and billing is not sent crm's (it was:
+-- the outer call sent billing the value it had itself just replaced)
+CREATE TABLE relay (id int PRIMARY KEY, name text);
+SELECT sync_resolve.track('relay', ARRAY['crm', 'billing'], 'latest');
+CREATE FUNCTION relay_it() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	IF NEW.name <> 'relayed' THEN
+		PERFORM sync_resolve.apply('relay', 'billing', jsonb_build_object('id', NEW.id, 'name', 'relayed'));
+	END IF;
+	RETURN NULL;
+END
+$$;
+CREATE TRIGGER relay_it AFTER INSERT OR UPDATE ON relay FOR EACH ROW EXECUTE FUNCTION relay_it();
+TRUNCATE sync_resolve.outbox;
+SELECT outcome FROM sync_resolve.apply('relay', 'crm', '{"id": 50, "name": "g"}');
+SELECT id, name FROM relay;
+SELECT system, base FROM sync_resolve.shadow('relay', '{"id": 50}') ORDER BY system;
+SELECT target, payload FROM sync_resolve.outbox WHERE relid = 'relay'::regclass AND status = 'pending' ORDER BY target;
+SELECT sync_resolve.untrack('relay');
+DROP TABLE relay;
+DROP FUNCTION relay_it();
 -- dropped: written directly again
 DROP TRIGGER gadget_stamp ON gadget;
 SELECT (sync_resolve.apply('gadget', 'crm', '{"id": 8, "qty": 80}', '2030-01-01')).outcome;

@@ -1524,6 +1524,78 @@ is_echo(const SrApplyCall *call, const SrImage *img, const SrColumnInput *in,
 	return true;
 }
 
+/* Two writers of a column, as the local metadata names them (NULL: unknown). */
+static bool
+same_writer(const char *a, const char *b)
+{
+	return a == NULL ? b == NULL : b != NULL && strcmp(a, b) == 0;
+}
+
+/*
+ * sync_resolve wrote shadow rows while this call's own write of the row
+ * ran: a trigger of the table wrote the row again (a local write, recorded
+ * then) or applied another image to it.  Those writes came after this
+ * call's, and what they recorded stands: the row as it now is goes to
+ * rowvals/rownulls, the local metadata of the columns they changed
+ * (orig_*: as this call read it) and the other systems' bases they
+ * advanced go into st, and st's rows are the shadow's current versions.
+ * Returns, per column, whether such a write changed it: its change is
+ * theirs to send, not this call's.
+ */
+static bool *
+take_nested_writes(const SrApplyCall *call, const SrImage *img, SrRowState *st,
+				   char **orig_writer, const TimestampTz *orig_changed_at,
+				   Datum *rowvals, bool *rownulls)
+{
+	SrTable    *tab = call->tab;
+	SrRowState	now;
+	Datum	   *cur = palloc(sizeof(Datum) * (tab->ncols + 1));
+	bool	   *curnull = palloc(sizeof(bool) * (tab->ncols + 1));
+	bool	   *nested = palloc0(sizeof(bool) * (tab->ncols + 1));
+	bool		row_there;
+	int			c;
+	int			i;
+
+	sr_shadow_load(tab, img->keyvals, &now);
+	/* the row is this call's to lock already: its values as they are now */
+	row_there = sr_row_lock(tab, img->keyvals, false, cur, curnull);
+	for (c = 0; c < tab->ncols; c++)
+	{
+		if (tab->cols[c].is_key)
+			continue;
+		if (same_writer(now.local.col_writer[c], orig_writer[c]) &&
+			now.local.col_changed_at[c] == orig_changed_at[c] &&
+			(!row_there || sr_datum_equal(&tab->cols[c], cur[c], curnull[c], rowvals[c], rownulls[c])))
+			continue;
+		nested[c] = true;
+		st->local.col_writer[c] = now.local.col_writer[c];
+		st->local.col_changed_at[c] = now.local.col_changed_at[c];
+		if (row_there)
+		{
+			rowvals[c] = cur[c];
+			rownulls[c] = curnull[c];
+		}
+	}
+	st->local.found = now.local.found;
+	st->local.has_tid = now.local.has_tid;
+	st->local.tid = now.local.tid;
+	st->local.xmin = now.local.xmin;
+	st->local.version = now.local.version;
+	for (i = 0; i < tab->nsystems; i++)
+	{
+		if (i != call->sidx)
+		{
+			st->bases[i] = now.bases[i];
+			continue;
+		}
+		st->bases[i].found = now.bases[i].found;
+		st->bases[i].has_tid = now.bases[i].has_tid;
+		st->bases[i].tid = now.bases[i].tid;
+		st->bases[i].xmin = now.bases[i].xmin;
+	}
+	return nested;
+}
+
 /* ------------------------------------------------------------------------
  * An image for a row that exists
  * ------------------------------------------------------------------------
@@ -1768,6 +1840,7 @@ apply_to_row(SrApplyCall *call, SrImage *img, Datum *L, bool *Lnull,
 	{
 		Datum	   *written = palloc(sizeof(Datum) * ncols);
 		bool	   *written_null = palloc(sizeof(bool) * ncols);
+		bool	   *nested = NULL;
 		bool		ok;
 
 		if (call->rewrite)
@@ -1782,13 +1855,25 @@ apply_to_row(SrApplyCall *call, SrImage *img, Datum *L, bool *Lnull,
 			ok = true;
 		}
 		else
+		{
+			uint64		writes = sr_shadow_writes;
+
 			ok = sr_row_update(tab, img->keyvals, changed, newvals, newnulls,
 							   written, written_null);
+			if (ok && sr_shadow_writes != writes)
+				nested = take_nested_writes(call, img, st, saved_writer, saved_changed_at,
+											written, written_null);
+		}
 		if (ok)
 		{
 			/* a BEFORE trigger of the table may have changed the row: its own doing */
 			for (c = 0; c < ncols; c++)
 			{
+				if (nested != NULL && nested[c])
+				{
+					changed_cols[c] = false;
+					continue;
+				}
 				if (tab->cols[c].is_key ||
 					sr_datum_equal(&tab->cols[c], written[c], written_null[c],
 								   newvals[c], newnulls[c]))
@@ -1918,6 +2003,10 @@ apply_to_absent_row(SrApplyCall *call, SrImage *img, SrRowState *st,
 	bool	   *inserted = palloc0(sizeof(bool) * tab->ncols);
 	Datum	   *written = palloc(sizeof(Datum) * (tab->ncols + 1));
 	bool	   *written_null = palloc(sizeof(bool) * (tab->ncols + 1));
+	char	  **orig_writer = palloc(sizeof(char *) * (tab->ncols + 1));
+	TimestampTz *orig_changed_at = palloc(sizeof(TimestampTz) * (tab->ncols + 1));
+	bool	   *nested = NULL;
+	uint64		writes;
 	TimestampTz tin = incoming_time(call);
 	bool		revived = lrow->found && lrow->deleted;
 	List	   *to_review = NIL;
@@ -2062,6 +2151,10 @@ apply_to_absent_row(SrApplyCall *call, SrImage *img, SrRowState *st,
 	/* the row as inserted: what was taken, unless a BEFORE trigger changed it */
 	memcpy(written, img->values, sizeof(Datum) * tab->ncols);
 	memcpy(written_null, img->nulls, sizeof(bool) * tab->ncols);
+	/* the local metadata as read: a trigger's writes during the insert show against it */
+	memcpy(orig_writer, lrow->col_writer, sizeof(char *) * tab->ncols);
+	memcpy(orig_changed_at, lrow->col_changed_at, sizeof(TimestampTz) * tab->ncols);
+	writes = sr_shadow_writes;
 	if (call->rewrite)
 	{
 		/* the statement inserts the row; columns not taken get their defaults */
@@ -2110,6 +2203,10 @@ apply_to_absent_row(SrApplyCall *call, SrImage *img, SrRowState *st,
 		return true;
 	}
 
+	if (!call->rewrite && sr_shadow_writes != writes)
+		nested = take_nested_writes(call, img, st, orig_writer, orig_changed_at,
+									written, written_null);
+
 	foreach(lc, to_review)
 	{
 		const SrColumn *col = &tab->cols[lfirst_int(lc)];
@@ -2133,6 +2230,12 @@ apply_to_absent_row(SrApplyCall *call, SrImage *img, SrRowState *st,
 			continue;
 		if (inserted[c])
 			res->applied = lappend(res->applied, tab->cols[c].name);
+		if (nested != NULL && nested[c])
+		{
+			/* written again meanwhile: that write's metadata stands, and it sends it */
+			inserted[c] = false;
+			continue;
+		}
 		if (inserted[c] && !sr_datum_equal(&tab->cols[c], written[c], written_null[c],
 										   img->values[c], img->nulls[c]))
 		{

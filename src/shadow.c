@@ -572,6 +572,8 @@ write_direct(SrDirect *d, int nparams, const Datum *values, const char *nulls,
  * Upsert a system's base (when system is not NULL) and the local metadata
  * (when lrow is not NULL).
  */
+uint64		sr_shadow_writes = 0;
+
 void
 sr_shadow_write_rows(SrTable *tab, const Datum *keyvals, const char *system,
 					 SrShadowRow *row, SrShadowRow *lrow)
@@ -596,6 +598,7 @@ sr_shadow_write_rows(SrTable *tab, const Datum *keyvals, const char *system,
 	}
 	if (n == 0)
 		return;
+	sr_shadow_writes++;
 	if (sr_direct_begin(&d, shadow_direct(tab)))
 	{
 		for (r = 0; r < n; r++)

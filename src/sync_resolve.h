@@ -449,6 +449,8 @@ typedef enum SrShadowMeta
 } SrShadowMeta;
 
 extern const char *const sr_shadow_meta_names[SR_SH_NMETA];
+/* shadow rows written in this backend so far: a change says that some were */
+extern uint64 sr_shadow_writes;
 extern Oid	sr_shadow_meta_type(SrShadowMeta m, Oid vclock_type);
 
 extern void sr_shadow_init_row(const SrTable *tab, SrShadowRow *row);

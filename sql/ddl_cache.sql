@@ -280,3 +280,29 @@ INSERT INTO retyped_ticket VALUES (2, 1, 'local write');
 SELECT id, prio, other FROM retyped_ticket ORDER BY id;
 SELECT sync_resolve.untrack('retyped_ticket');
 DROP TABLE retyped_ticket;
+
+-- An event trigger of the user's that fires before sync_resolve_ddl (names
+-- sort so) and writes the table while ALTER TABLE ... ADD COLUMN is under
+-- way: the new column has no shadow column yet, and is left out until
+-- sync_resolve_ddl adds it (the write failed, and the ALTER with it, on a
+-- shadow column that did not exist yet)
+CREATE TABLE painted (id int PRIMARY KEY, v text);
+SELECT sync_resolve.track('painted', ARRAY['crm'], 'latest');
+SELECT outcome FROM sync_resolve.apply('painted', 'crm', '{"id": 1, "v": "a"}');
+CREATE FUNCTION paint_on_ddl() RETURNS event_trigger LANGUAGE plpgsql AS $$
+BEGIN
+	IF EXISTS (SELECT 1 FROM pg_event_trigger_ddl_commands() WHERE object_identity = 'public.painted') THEN
+		UPDATE public.painted SET v = 'painted';
+	END IF;
+END
+$$;
+CREATE EVENT TRIGGER a_paint_on_ddl ON ddl_command_end EXECUTE FUNCTION paint_on_ddl();
+ALTER TABLE painted ADD COLUMN colour text;
+DROP EVENT TRIGGER a_paint_on_ddl;
+DROP FUNCTION paint_on_ddl();
+SELECT id, v, colour FROM painted;
+SELECT changes -> 'v' ->> 'by' AS v_by FROM sync_resolve.shadow('painted', '{"id": 1}') WHERE system = 'local';
+-- and the column is tracked from then on
+SELECT outcome, applied FROM sync_resolve.apply('painted', 'crm', '{"id": 1, "colour": "blue"}');
+SELECT sync_resolve.untrack('painted');
+DROP TABLE painted;

@@ -1439,6 +1439,16 @@ build_table(Oid relid, bool missing_ok)
 
 			if (att->attisdropped || att->attgenerated)
 				continue;
+
+			/*
+			 * A column added by a command whose event triggers have not all
+			 * run yet has no shadow column until sync_resolve_ddl adds it (a
+			 * user's event trigger named before it may write the table):
+			 * left out until then, when the change to the shadow has this
+			 * table learnt again.
+			 */
+			if (get_attnum(tab->shadow_relid, psprintf("c%d", att->attnum)) == InvalidAttrNumber)
+				continue;
 			col = &tab->cols[tab->ncols];
 			col->attnum = att->attnum;
 			col->name = pstrdup(NameStr(att->attname));

@@ -748,6 +748,18 @@ BEGIN
 				  DETAIL = 'sync_resolve identifies rows across systems by the primary key.',
 				  HINT = 'Add a primary key, then track the table.';
 	END IF;
+	-- a key compared by a nondeterministic collation: 'ABC' and 'abc' are
+	-- one row, but two keys in the history, the outbox and the identities
+	IF TG_OP = 'INSERT' AND EXISTS (SELECT 1 FROM pg_catalog.pg_index i,
+										   LATERAL pg_catalog.unnest(i.indcollation::pg_catalog.oid[]) AS k(coll)
+										   JOIN pg_catalog.pg_collation c ON c.oid = k.coll
+									WHERE i.indrelid = NEW.relid AND i.indisprimary
+									  AND NOT c.collisdeterministic) THEN
+		RAISE EXCEPTION 'the primary key of table % uses a nondeterministic collation', NEW.relid
+			USING ERRCODE = '0A000',
+				  DETAIL = 'Keys that the collation takes for equal are one row here, but sync_resolve keys history, outbox entries and record ids by the key''s value.',
+				  HINT = 'Give the key columns a deterministic collation (such as "C" or "default"), then track the table.';
+	END IF;
 	IF TG_OP = 'INSERT' AND EXISTS (SELECT 1 FROM pg_catalog.pg_index i
 									WHERE i.indrelid = NEW.relid AND i.indisprimary
 									  AND NOT i.indimmediate) THEN

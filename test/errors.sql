@@ -17,7 +17,7 @@
 -- re-created inside the transaction, and everything is rolled back at the end.
 
 BEGIN;
-SELECT plan(183);
+SELECT plan(184);
 
 SET client_min_messages = warning;
 DROP EXTENSION IF EXISTS sync_resolve CASCADE;
@@ -219,6 +219,13 @@ SELECT throws_ok($$SELECT sync_resolve.track('sr_err.latekey', ARRAY['crm'])$$,
 	'track: a deferrable primary key is refused (55000), where every write then failed');
 SELECT throws_ok($$SELECT sync_resolve.track('sr_err.item_view', ARRAY['crm'])$$,
 	'42809', NULL, 'track: a view is refused (42809)');
+-- a key of a nondeterministic collation: 'ABC' and 'abc' were one row with two keys in
+-- the history and the outbox
+CREATE COLLATION sr_err.nocase (provider = icu, locale = 'und-u-ks-level2', deterministic = false);
+CREATE TABLE sr_err.ci_key (code text COLLATE sr_err.nocase PRIMARY KEY, note text);
+SELECT throws_ok($$SELECT sync_resolve.track('sr_err.ci_key', ARRAY['crm'])$$,
+	'0A000', 'the primary key of table sr_err.ci_key uses a nondeterministic collation',
+	'track: a primary key of a nondeterministic collation is refused (0A000)');
 -- a temporary table goes at its session's end without a trigger seeing it go: its
 -- tracking and shadow stayed, and claim_outbound() of its systems failed for every table
 CREATE TEMP TABLE short_lived (id integer PRIMARY KEY, note text);

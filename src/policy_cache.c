@@ -1455,6 +1455,7 @@ build_table(Oid relid, bool missing_ok)
 			col->typid = att->atttypid;
 			col->typmod = att->atttypmod;
 			col->collation = att->attcollation;
+			col->identity_always = att->attidentity == ATTRIBUTE_IDENTITY_ALWAYS;
 			col->group = -1;
 			col->strategy = tab->default_strategy;
 			col->on_unauthorized = SR_UNAUTH_REJECT;

@@ -180,6 +180,7 @@ typedef struct SrColumn
 	bool		typbyval;
 	char		typalign;
 	bool		is_key;
+	bool		identity_always;	/* GENERATED ALWAYS AS IDENTITY */
 
 	/* type support, all with fn_mcxt in the table's context */
 	FmgrInfo	in_finfo;		/* input function, for JSON scalars */

@@ -17,7 +17,7 @@
 -- re-created inside the transaction, and everything is rolled back at the end.
 
 BEGIN;
-SELECT plan(184);
+SELECT plan(186);
 
 SET client_min_messages = warning;
 DROP EXTENSION IF EXISTS sync_resolve CASCADE;
@@ -662,6 +662,17 @@ SET ROLE sr_err_member;
 SELECT is((SELECT outcome FROM sync_resolve.apply('sr_err.item', 'secure', '{"id": 73, "name": "by a member"}')),
 	'inserted', 'member_role: a member of the role may act as the system');
 RESET ROLE;
+
+-- a column the table numbers itself (GENERATED ALWAYS AS IDENTITY) is not a source's to
+-- write: its field is refused by name (it was the UPDATE's bare 428C9, with
+-- sync_resolve's internal statement as context)
+CREATE TABLE sr_err.numbered (id integer PRIMARY KEY, v text, seq integer GENERATED ALWAYS AS IDENTITY);
+SELECT sync_resolve.track('sr_err.numbered', ARRAY['crm']);
+SELECT throws_ok($$SELECT sync_resolve.apply('sr_err.numbered', 'crm', '{"id": 1, "v": "a", "seq": 7}')$$,
+	'428C9', 'field "seq" from system "crm" sets column "seq" of table sr_err.numbered, an identity column GENERATED ALWAYS',
+	'apply: a value for an identity column GENERATED ALWAYS is refused by name (428C9)');
+SELECT is((SELECT outcome FROM sync_resolve.apply('sr_err.numbered', 'crm', '{"id": 1, "v": "a"}')), 'inserted',
+	'apply: the same row without it is taken, numbered by the table');
 
 -- ==== the transaction stays usable after a savepoint rollback (DESIGN 14) ====
 

@@ -120,19 +120,13 @@ DROP TRIGGER gadget_upper ON gadget;
 -- review)
 CREATE TABLE gizmo (id int PRIMARY KEY, v text);
 SELECT sync_resolve.track('gizmo', ARRAY['crm', 'billing'], 'latest');
-CREATE FUNCTION gizmo_refuse() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-	RETURN NULL;
-END
-$$;
-CREATE TRIGGER gizmo_refuse BEFORE INSERT ON gizmo FOR EACH ROW EXECUTE FUNCTION gizmo_refuse();
+CREATE TRIGGER gizmo_refuse BEFORE INSERT ON gizmo FOR EACH ROW EXECUTE FUNCTION gadget_refuse();
 SELECT outcome, applied, queued, review_ids FROM sync_resolve.apply('gizmo', 'crm', '{"id": 1, "v": "new"}', '2030-01-01');
 SELECT count(*) AS rows, (SELECT count(*) FROM sync_resolve.review WHERE relid = 'gizmo'::regclass) AS reviews
 FROM gizmo;
 SELECT kind, incoming_value, rule FROM sync_resolve.event WHERE relid = 'gizmo'::regclass ORDER BY id;
 SELECT sync_resolve.untrack('gizmo');
 DROP TABLE gizmo;
-DROP FUNCTION gizmo_refuse();
 -- a trigger of the table that writes the row again while apply() writes it:
 -- that second write is the table's own, a local write like any other, and
 -- goes out to both systems (it was taken for apply()'s own write and never

@@ -626,6 +626,8 @@ CREATE FUNCTION sync_resolve._check_system()
 AS $$
 BEGIN
 	IF TG_OP = 'DELETE' THEN
+		-- waits for the tables being given this system (_check_tracked)
+		PERFORM pg_catalog.pg_advisory_xact_lock(21333, pg_catalog.hashtext(OLD.name));
 		IF OLD.name = 'local' THEN
 			RAISE EXCEPTION 'system "local" cannot be removed'
 				USING ERRCODE = '55000',
@@ -730,9 +732,12 @@ BEGIN
 		-- one out until tracking commits, when DDL on the table finds it
 		-- tracked: the shadow is made from the columns as they are.
 		EXECUTE pg_catalog.format('LOCK TABLE %s IN ACCESS SHARE MODE', NEW.relid);
-		-- and for another track() of it: the second finds it tracked (21332: 'ST')
-		PERFORM pg_catalog.pg_advisory_xact_lock(21332, NEW.relid::pg_catalog.oid::pg_catalog.int4);
 	END IF;
+	-- for another track() of it (the second finds it tracked), and for a
+	-- set_policy() of it, which takes the same lock (21332: 'ST'): a change
+	-- of the table's systems and a policy naming one of them wait for each
+	-- other, and the second checks against what the first committed
+	PERFORM pg_catalog.pg_advisory_xact_lock(21332, NEW.relid::pg_catalog.oid::pg_catalog.int4);
 	IF TG_OP = 'INSERT' AND EXISTS (SELECT 1 FROM sync_resolve.tracked t WHERE t.relid = NEW.relid) THEN
 		RAISE EXCEPTION 'table % is already tracked', NEW.relid
 			USING ERRCODE = '42710',
@@ -775,13 +780,15 @@ BEGIN
 				  HINT = 'Pass the external systems that sync this table, for example ARRAY[''crm'', ''billing''].';
 	END IF;
 	FOREACH s IN ARRAY NEW.systems LOOP
-		-- the system's row is locked (FOR KEY SHARE) to this transaction's
-		-- end: a concurrent remove_system of it waits, then finds the table
-		-- using it; one that came first has it gone here
+		-- the system's lock (21333: 'SU', shared) to this transaction's end:
+		-- a concurrent delete of the system (exclusive) waits, then finds the
+		-- table using it; one that came first is waited for, and the system
+		-- is then gone here.  An advisory lock: no privilege to lock its row.
 		IF s IS NOT NULL THEN
-			PERFORM FROM sync_resolve.system y WHERE y.name OPERATOR(pg_catalog.=) s FOR KEY SHARE;
+			PERFORM pg_catalog.pg_advisory_xact_lock_shared(21333, pg_catalog.hashtext(s));
 		END IF;
-		IF s IS NULL OR NOT FOUND THEN
+		IF s IS NULL OR NOT EXISTS (SELECT 1 FROM sync_resolve.system y
+									WHERE y.name OPERATOR(pg_catalog.=) s) THEN
 			RAISE EXCEPTION 'unknown system "%" for table %', s, NEW.relid
 				USING ERRCODE = '22023',
 					  HINT = 'Register it first with sync_resolve.add_system().';
@@ -1256,9 +1263,7 @@ DECLARE
 BEGIN
 	-- an untrack() under way is waited for (the lock track() takes), then read as done
 	PERFORM pg_catalog.pg_advisory_xact_lock(21332, NEW.relid::pg_catalog.oid::pg_catalog.int4);
-	-- FOR SHARE: a concurrent change of the table's systems waits for this
-	-- policy, and then sees the systems it names (and the reverse)
-	SELECT * INTO t FROM sync_resolve.tracked k WHERE k.relid = NEW.relid FOR SHARE;
+	SELECT * INTO t FROM sync_resolve.tracked k WHERE k.relid = NEW.relid;
 	IF NOT FOUND THEN
 		RAISE EXCEPTION 'table % is not tracked', NEW.relid
 			USING ERRCODE = '55000',
@@ -1720,7 +1725,8 @@ $$;
 -- review items (their column, the columns they hold and, for a group or a
 -- row, the values keyed by column), and the changes waiting in the outbox,
 -- which are kept by column name until claim_outbound() puts them in the
--- target's words.  Without it a decision on a renamed column wrote nothing
+-- target's words; a key column, in the rows' keys of the open items, the
+-- outbox entries not yet sent and the record ids.  Without it a decision on a renamed column wrote nothing
 -- and a waiting change to it was never sent.  The history keeps the names
 -- it was written with.
 CREATE FUNCTION sync_resolve._follow_rename(tbl regclass, old_name text, new_name text)
@@ -1730,6 +1736,26 @@ CREATE FUNCTION sync_resolve._follow_rename(tbl regclass, old_name text, new_nam
 	SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
+	-- an open item of a column group and one of the column would share a name
+	IF EXISTS (SELECT 1 FROM sync_resolve.column_policy p
+			   WHERE p.relid = tbl AND p.col_group OPERATOR(pg_catalog.=) new_name) THEN
+		RAISE EXCEPTION 'column "%" of table % cannot be renamed to "%", the name of one of its column groups',
+			old_name, tbl, new_name
+			USING ERRCODE = '42710',
+				  DETAIL = 'Review items name the column or the group they hold.',
+				  HINT = 'Choose another name, or rename the group first (sync_resolve.set_policy(..., col_group => ...)).';
+	END IF;
+	-- a key column: the rows' keys, as JSON objects, name it
+	IF EXISTS (SELECT 1 FROM pg_catalog.pg_index i, pg_catalog.pg_attribute a
+			   WHERE i.indrelid = tbl AND i.indisprimary AND a.attrelid = tbl
+				 AND a.attname OPERATOR(pg_catalog.=) new_name AND a.attnum OPERATOR(pg_catalog.=) ANY (i.indkey)) THEN
+		UPDATE sync_resolve.review r SET key = sync_resolve._rename_key(r.key, NULL, old_name, new_name)
+		WHERE r.relid = tbl AND r.status OPERATOR(pg_catalog.=) 'open';
+		UPDATE sync_resolve.outbox o SET key = sync_resolve._rename_key(o.key, NULL, old_name, new_name)
+		WHERE o.relid = tbl AND o.status IN ('pending', 'failed', 'in_flight');
+		UPDATE sync_resolve.identity d SET key = sync_resolve._rename_key(d.key, NULL, old_name, new_name)
+		WHERE d.relid = tbl;
+	END IF;
 	UPDATE sync_resolve.tracked t
 	SET match_on = pg_catalog.array_replace(t.match_on, old_name::pg_catalog.name, new_name::pg_catalog.name)
 	WHERE t.relid = tbl AND old_name::pg_catalog.name OPERATOR(pg_catalog.=) ANY (t.match_on);

@@ -175,6 +175,36 @@ SELECT target, payload FROM sync_resolve.outbox WHERE relid = 'relay'::regclass 
 SELECT sync_resolve.untrack('relay');
 DROP TABLE relay;
 DROP FUNCTION relay_it();
+-- a trigger that deletes the row apply() is writing, or moves it to another
+-- key: that later write stands -- the row's tombstone is kept and its delete
+-- goes out, with no upsert of the row after it (the delete was taken for
+-- apply()'s own write: nothing recorded, and the systems were sent the row)
+CREATE TABLE doomed (id int PRIMARY KEY, a text, b text);
+SELECT sync_resolve.track('doomed', ARRAY['crm', 'billing'], 'latest');
+SELECT outcome FROM sync_resolve.apply('doomed', 'crm', '{"id": 1, "a": "a0", "b": "b0"}', '2030-01-01');
+SELECT outcome FROM sync_resolve.apply('doomed', 'crm', '{"id": 2, "a": "a0", "b": "b0"}', '2030-01-01');
+CREATE FUNCTION doom() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	IF NEW.a = 'gone' THEN
+		DELETE FROM doomed WHERE id = NEW.id;
+	ELSIF NEW.a = 'move' AND NEW.id < 100 THEN
+		UPDATE doomed SET id = id + 100 WHERE id = NEW.id;
+	END IF;
+	RETURN NULL;
+END
+$$;
+CREATE TRIGGER doom AFTER UPDATE ON doomed FOR EACH ROW EXECUTE FUNCTION doom();
+TRUNCATE sync_resolve.outbox;
+SELECT outcome FROM sync_resolve.apply('doomed', 'crm', '{"id": 1, "a": "gone"}', '2030-01-02');
+SELECT outcome FROM sync_resolve.apply('doomed', 'crm', '{"id": 2, "a": "move"}', '2030-01-02');
+SELECT id, a, b FROM doomed ORDER BY id;
+SELECT k.key, s.deleted_at IS NOT NULL AS tombstone, s.deleted_by
+FROM (VALUES ('{"id": 1}'::jsonb), ('{"id": 2}')) k(key), sync_resolve.shadow('doomed', k.key) s
+WHERE s.system = 'local' ORDER BY k.key::text;
+SELECT key, target, op, payload FROM sync_resolve.outbox WHERE relid = 'doomed'::regclass ORDER BY key::text, target;
+SELECT sync_resolve.untrack('doomed');
+DROP TABLE doomed;
+DROP FUNCTION doom();
 -- dropped: written directly again
 DROP TRIGGER gadget_stamp ON gadget;
 SELECT (sync_resolve.apply('gadget', 'crm', '{"id": 8, "qty": 80}', '2030-01-01')).outcome;

@@ -306,3 +306,32 @@ SELECT changes -> 'v' ->> 'by' AS v_by FROM sync_resolve.shadow('painted', '{"id
 SELECT outcome, applied FROM sync_resolve.apply('painted', 'crm', '{"id": 1, "colour": "blue"}');
 SELECT sync_resolve.untrack('painted');
 DROP TABLE painted;
+
+-- A key column renamed: the rows' keys in open review items, in outbox
+-- entries not yet sent and in record ids name it anew (resolve() and
+-- ack_outbound() refused them: "has no key column"), and a column may not
+-- take a column group's name (the rename failed on a bare unique violation
+-- of the review queue)
+CREATE TABLE rekeyed (id int PRIMARY KEY, v text, street text, city text);
+SELECT sync_resolve.track('rekeyed', ARRAY['crm', 'billing'], 'latest');
+SELECT sync_resolve.set_policy('rekeyed', 'v', 'review');
+SELECT sync_resolve.set_policy('rekeyed', 'street', 'review', col_group => 'addr');
+SELECT sync_resolve.set_policy('rekeyed', 'city', 'review', col_group => 'addr');
+SELECT outcome FROM sync_resolve.apply('rekeyed', 'crm', '{"id": 1, "v": "a", "street": "s", "city": "c"}');
+UPDATE rekeyed SET v = 'local';
+SELECT outcome, queued FROM sync_resolve.apply('rekeyed', 'crm', '{"id": 1, "v": "crm"}');
+SELECT id AS rekeyed_entry FROM sync_resolve.claim_outbound('billing') WHERE key = '{"id": 1}' \gset
+ALTER TABLE rekeyed RENAME COLUMN id TO rid;
+SELECT key, column_name FROM sync_resolve.review WHERE relid = 'rekeyed'::regclass AND status = 'open';
+SELECT key, target, status FROM sync_resolve.outbox WHERE relid = 'rekeyed'::regclass ORDER BY target, id;
+SELECT status FROM sync_resolve.resolve(
+	(SELECT id FROM sync_resolve.review WHERE relid = 'rekeyed'::regclass AND status = 'open'), 'take_incoming');
+SELECT status FROM sync_resolve.ack_outbound(:rekeyed_entry, external_id => 'B-1');
+SELECT system, external_id, key FROM sync_resolve.identity WHERE relid = 'rekeyed'::regclass;
+SELECT rid, v FROM rekeyed;
+\set VERBOSITY terse
+-- must fail: addr names a column group of the table
+ALTER TABLE rekeyed RENAME COLUMN v TO addr;
+\set VERBOSITY default
+SELECT sync_resolve.untrack('rekeyed');
+DROP TABLE rekeyed;

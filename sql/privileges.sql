@@ -52,6 +52,26 @@ SELECT outcome FROM sync_resolve.apply('acct', 'crm', '{"id": 2, "plan": "max"}'
 RESET ROLE;
 SELECT * FROM acct ORDER BY id;
 
+-- a DBA role that keeps policies: set_policy() and the policy tables, and
+-- nothing more of sync_resolve's tables (the checks that make a policy and a
+-- change of the table's systems wait for each other take no row lock, which
+-- would need UPDATE of sync_resolve.tracked)
+CREATE ROLE regress_sr_dba;
+GRANT USAGE ON SCHEMA sync_resolve TO regress_sr_dba;
+GRANT EXECUTE ON FUNCTION sync_resolve.set_policy(regclass, name, text, text, text[], text, regprocedure,
+												  text, text, text, text, text[]) TO regress_sr_dba;
+GRANT SELECT, INSERT, UPDATE ON sync_resolve.column_policy TO regress_sr_dba;
+GRANT SELECT ON sync_resolve.tracked, sync_resolve.system TO regress_sr_dba;
+SET ROLE regress_sr_dba;
+SELECT sync_resolve.set_policy('acct', 'plan', 'owner', owner => 'crm');
+RESET ROLE;
+SELECT column_name, strategy, owner FROM sync_resolve.column_policy WHERE relid = 'acct'::regclass;
+REVOKE ALL ON sync_resolve.column_policy, sync_resolve.tracked, sync_resolve.system FROM regress_sr_dba;
+REVOKE ALL ON FUNCTION sync_resolve.set_policy(regclass, name, text, text, text[], text, regprocedure,
+											   text, text, text, text, text[]) FROM regress_sr_dba;
+REVOKE USAGE ON SCHEMA sync_resolve FROM regress_sr_dba;
+DROP ROLE regress_sr_dba;
+
 DROP TABLE acct;
 REVOKE USAGE ON SCHEMA sync_resolve FROM regress_sr_sync;
 DROP ROLE regress_sr_sync;

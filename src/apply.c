@@ -1547,12 +1547,14 @@ same_writer(const char *a, const char *b)
  * (orig_*: as this call read it) and the other systems' bases they
  * advanced go into st, and st's rows are the shadow's current versions.
  * Returns, per column, whether such a write changed it: its change is
- * theirs to send, not this call's.
+ * theirs to send, not this call's.  *gone: such a write deleted the row (or
+ * moved it to another key); its tombstone is then st's, and there is
+ * nothing left for this call to send.
  */
 static bool *
 take_nested_writes(const SrApplyCall *call, const SrImage *img, SrRowState *st,
 				   char **orig_writer, const TimestampTz *orig_changed_at,
-				   Datum *rowvals, bool *rownulls)
+				   Datum *rowvals, bool *rownulls, bool *gone)
 {
 	SrTable    *tab = call->tab;
 	SrRowState	now;
@@ -1566,13 +1568,18 @@ take_nested_writes(const SrApplyCall *call, const SrImage *img, SrRowState *st,
 	sr_shadow_load(tab, img->keyvals, &now);
 	/* the row is this call's to lock already: its values as they are now */
 	row_there = sr_row_lock(tab, img->keyvals, false, cur, curnull);
+	*gone = !row_there;
 	for (c = 0; c < tab->ncols; c++)
 	{
 		if (tab->cols[c].is_key)
 			continue;
-		if (same_writer(now.local.col_writer[c], orig_writer[c]) &&
+		/* a review a nested call opened holds its column */
+		st->local.held[c] |= now.local.held[c];
+		/* not written since (every column is, when the row went) */
+		if (row_there &&
+			same_writer(now.local.col_writer[c], orig_writer[c]) &&
 			now.local.col_changed_at[c] == orig_changed_at[c] &&
-			(!row_there || sr_datum_equal(&tab->cols[c], cur[c], curnull[c], rowvals[c], rownulls[c])))
+			sr_datum_equal(&tab->cols[c], cur[c], curnull[c], rowvals[c], rownulls[c]))
 			continue;
 		nested[c] = true;
 		st->local.col_writer[c] = now.local.col_writer[c];
@@ -1582,6 +1589,12 @@ take_nested_writes(const SrApplyCall *call, const SrImage *img, SrRowState *st,
 			rowvals[c] = cur[c];
 			rownulls[c] = curnull[c];
 		}
+	}
+	if (!row_there)
+	{
+		st->local.deleted = now.local.deleted;
+		st->local.deleted_at = now.local.deleted_at;
+		st->local.deleted_by = now.local.deleted_by;
 	}
 	st->local.found = now.local.found;
 	st->local.has_tid = now.local.has_tid;
@@ -1633,6 +1646,7 @@ apply_to_row(SrApplyCall *call, SrImage *img, Datum *L, bool *Lnull,
 	bool		dominated = false;
 	SrSide		incoming;
 	SrOutboxWaiting waiting;
+	bool		gone = false;
 	int			c;
 	int			g;
 	TimestampTz tin = incoming_time(call);
@@ -1869,7 +1883,7 @@ apply_to_row(SrApplyCall *call, SrImage *img, Datum *L, bool *Lnull,
 							   written, written_null);
 			if (ok && sr_shadow_writes != writes)
 				nested = take_nested_writes(call, img, st, saved_writer, saved_changed_at,
-											written, written_null);
+											written, written_null, &gone);
 		}
 		if (ok)
 		{
@@ -1942,6 +1956,8 @@ apply_to_row(SrApplyCall *call, SrImage *img, Datum *L, bool *Lnull,
 	 * or merged), the source hears the row's value.  Held columns wait for
 	 * their review.
 	 */
+	if (gone)
+		return;					/* a trigger deleted the row: its delete is queued */
 	sr_outbox_waiting_init(&waiting, tab, img->key);
 	sr_outbox_fan_out(tab, img->key, st, call->source, newvals, newnulls, changed_cols,
 					  false, lrow->version, call->source, batch, &waiting);
@@ -2013,6 +2029,7 @@ apply_to_absent_row(SrApplyCall *call, SrImage *img, SrRowState *st,
 	char	  **orig_writer = palloc(sizeof(char *) * (tab->ncols + 1));
 	TimestampTz *orig_changed_at = palloc(sizeof(TimestampTz) * (tab->ncols + 1));
 	bool	   *nested = NULL;
+	bool		gone = false;
 	uint64		writes;
 	TimestampTz tin = incoming_time(call);
 	bool		revived = lrow->found && lrow->deleted;
@@ -2212,7 +2229,7 @@ apply_to_absent_row(SrApplyCall *call, SrImage *img, SrRowState *st,
 
 	if (!call->rewrite && sr_shadow_writes != writes)
 		nested = take_nested_writes(call, img, st, orig_writer, orig_changed_at,
-									written, written_null);
+									written, written_null, &gone);
 
 	foreach(lc, to_review)
 	{
@@ -2253,8 +2270,11 @@ apply_to_absent_row(SrApplyCall *call, SrImage *img, SrRowState *st,
 		lrow->col_writer[c] = (char *) call->source;
 		lrow->col_changed_at[c] = tin;
 	}
-	lrow->deleted = false;
-	lrow->deleted_by = NULL;
+	if (!gone)
+	{
+		lrow->deleted = false;
+		lrow->deleted_by = NULL;
+	}
 	if (call->version)
 		lrow->version = merge_source_version(call, lrow->version);
 	lrow->dirty = true;
@@ -2262,6 +2282,8 @@ apply_to_absent_row(SrApplyCall *call, SrImage *img, SrRowState *st,
 				 sr_row_object(tab, written, written_null, inserted),
 				 psprintf("new row from %s", call->source), NULL, 0);
 	res->outcome = "inserted";
+	if (gone)
+		return true;			/* a trigger deleted it again: its delete is queued */
 	/* the other systems learn of the new row; the source holds it as it sent it */
 	sr_outbox_fan_out(tab, img->key, st, call->source, written, written_null, inserted,
 					  revived, lrow->version, call->source, batch, NULL);

@@ -1436,6 +1436,7 @@ build_table(Oid relid, bool missing_ok)
 		{
 			Form_pg_attribute att = TupleDescAttr(desc, i);
 			SrColumn   *col;
+			char		shadow_col[NAMEDATALEN];
 
 			if (att->attisdropped || att->attgenerated)
 				continue;
@@ -1447,7 +1448,8 @@ build_table(Oid relid, bool missing_ok)
 			 * left out until then, when the change to the shadow has this
 			 * table learnt again.
 			 */
-			if (get_attnum(tab->shadow_relid, psprintf("c%d", att->attnum)) == InvalidAttrNumber)
+			snprintf(shadow_col, sizeof(shadow_col), "c%d", att->attnum);
+			if (get_attnum(tab->shadow_relid, shadow_col) == InvalidAttrNumber)
 				continue;
 			col = &tab->cols[tab->ncols];
 			col->attnum = att->attnum;

@@ -109,23 +109,33 @@ tuple_values(const SrTable *tab, HeapTuple tup, TupleDesc td, Datum *values, boo
 
 /*
  * Is this the row sync_resolve itself is writing?  stored: for an AFTER
- * trigger of an INSERT or UPDATE, the row as the table stored it (the
- * trigger's own tuple, with its header), which must have been written by
- * sync_resolve's own command -- a trigger of the table that writes the same
- * row again during that write does so as a later command, and that is a
- * local write to record.  NULL: the key alone says.
+ * trigger, the row as the table holds it (the trigger's own tuple, with its
+ * header), which sync_resolve's own command must have written (INSERT,
+ * UPDATE) or deleted (DELETE) -- a trigger of the table that writes or
+ * deletes the same row again during that write does so as a later command,
+ * and that is a local write to record.  NULL: the key alone says.
  */
 static bool
-own_write(const SrTable *tab, HeapTuple tup, TupleDesc td, HeapTuple stored)
+own_write(const SrTable *tab, HeapTuple tup, TupleDesc td, HeapTuple stored, bool deleted)
 {
 	int			i;
 
 	if (sr_applying.relid != tab->relid || sr_applying.keyvals == NULL)
 		return false;
-	if (stored != NULL && stored->t_data != NULL &&
-		(!TransactionIdIsCurrentTransactionId(HeapTupleHeaderGetXmin(stored->t_data)) ||
-		 HeapTupleHeaderGetCmin(stored->t_data) != sr_applying.cid))
-		return false;
+	if (stored != NULL && stored->t_data != NULL)
+	{
+		HeapTupleHeader h = stored->t_data;
+
+		if (!deleted &&
+			(!TransactionIdIsCurrentTransactionId(HeapTupleHeaderGetXmin(h)) ||
+			 HeapTupleHeaderGetCmin(h) != sr_applying.cid))
+			return false;
+		if (deleted &&
+			((h->t_infomask & HEAP_XMAX_IS_MULTI) ||
+			 !TransactionIdIsCurrentTransactionId(HeapTupleHeaderGetRawXmax(h)) ||
+			 HeapTupleHeaderGetCmax(h) != sr_applying.cid))
+			return false;
+	}
 	for (i = 0; i < tab->nkeys; i++)
 	{
 		const SrColumn *col = &tab->cols[tab->keys[i]];
@@ -560,8 +570,8 @@ local_write_trigger(PG_FUNCTION_ARGS)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "sync_resolve: SPI_connect failed");
 	if (trig_row(trigdata, &r) &&
-		!own_write(r.tab, r.newtup ? r.newtup : r.oldtup, r.td,
-				   TRIGGER_FIRED_BY_DELETE(trigdata->tg_event) ? NULL : rettuple))
+		!own_write(r.tab, r.newtup ? r.newtup : r.oldtup, r.td, rettuple,
+				   TRIGGER_FIRED_BY_DELETE(trigdata->tg_event)))
 	{
 		TimestampTz now = GetCurrentTimestamp();
 
@@ -780,7 +790,7 @@ source_write_trigger(PG_FUNCTION_ARGS)
 	sr_cache_enter();
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "sync_resolve: SPI_connect failed");
-	if (!trig_row(trigdata, &r) || own_write(r.tab, r.newtup ? r.newtup : r.oldtup, r.td, NULL))
+	if (!trig_row(trigdata, &r) || own_write(r.tab, r.newtup ? r.newtup : r.oldtup, r.td, NULL, false))
 		goto done;
 	tab = r.tab;
 

@@ -570,6 +570,9 @@ CREATE FUNCTION sync_resolve._check_not_in_use(tbl regclass)
 CREATE FUNCTION sync_resolve._ddl_makes_inheritance(cmd pg_catalog.pg_ddl_command)
 	RETURNS boolean
 	AS 'MODULE_PATHNAME', 'ddl_makes_inheritance' LANGUAGE C STABLE STRICT;
+CREATE FUNCTION sync_resolve._unchanged_since_snapshot(tbl regclass, key anyelement)
+	RETURNS void
+	AS 'MODULE_PATHNAME', 'unchanged_since_snapshot' LANGUAGE C VOLATILE;
 CREATE FUNCTION sync_resolve._ddl_renamed_column(cmd pg_catalog.pg_ddl_command)
 	RETURNS text[]
 	AS 'MODULE_PATHNAME', 'ddl_renamed_column' LANGUAGE C STABLE STRICT;
@@ -626,8 +629,10 @@ CREATE FUNCTION sync_resolve._check_system()
 AS $$
 BEGIN
 	IF TG_OP = 'DELETE' THEN
-		-- waits for the tables being given this system (_check_tracked)
+		-- waits for the tables being given this system (_check_tracked), then
+		-- reads them as committed
 		PERFORM pg_catalog.pg_advisory_xact_lock(21333, pg_catalog.hashtext(OLD.name));
+		PERFORM sync_resolve._unchanged_since_snapshot('sync_resolve.tracked', NULL::pg_catalog.oid);
 		IF OLD.name = 'local' THEN
 			RAISE EXCEPTION 'system "local" cannot be removed'
 				USING ERRCODE = '55000',
@@ -786,6 +791,7 @@ BEGIN
 		-- is then gone here.  An advisory lock: no privilege to lock its row.
 		IF s IS NOT NULL THEN
 			PERFORM pg_catalog.pg_advisory_xact_lock_shared(21333, pg_catalog.hashtext(s));
+			PERFORM sync_resolve._unchanged_since_snapshot('sync_resolve.system', s);
 		END IF;
 		IF s IS NULL OR NOT EXISTS (SELECT 1 FROM sync_resolve.system y
 									WHERE y.name OPERATOR(pg_catalog.=) s) THEN
@@ -1261,8 +1267,10 @@ DECLARE
 	problem text;
 	fn record;
 BEGIN
-	-- an untrack() under way is waited for (the lock track() takes), then read as done
+	-- an untrack() or a change of the table's systems under way is waited
+	-- for (the lock _check_tracked() takes), then read as done
 	PERFORM pg_catalog.pg_advisory_xact_lock(21332, NEW.relid::pg_catalog.oid::pg_catalog.int4);
+	PERFORM sync_resolve._unchanged_since_snapshot('sync_resolve.tracked', NEW.relid::pg_catalog.oid);
 	SELECT * INTO t FROM sync_resolve.tracked k WHERE k.relid = NEW.relid;
 	IF NOT FOUND THEN
 		RAISE EXCEPTION 'table % is not tracked', NEW.relid

@@ -205,6 +205,32 @@ SELECT key, target, op, payload FROM sync_resolve.outbox WHERE relid = 'doomed':
 SELECT sync_resolve.untrack('doomed');
 DROP TABLE doomed;
 DROP FUNCTION doom();
+-- a trigger that puts a row back as apply_delete() deletes it: that write
+-- stands -- the row's shadow is as the trigger's write left it, no delete
+-- goes out, and the write's upserts stay queued (the delete was recorded
+-- over it, and every system was told to delete a row that is there)
+CREATE TABLE revenant (id int PRIMARY KEY, a text);
+SELECT sync_resolve.track('revenant', ARRAY['crm', 'billing'], 'latest');
+SELECT outcome FROM sync_resolve.apply('revenant', 'crm', '{"id": 2, "a": "x"}', '2030-01-01');
+CREATE FUNCTION revenant_back() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	IF OLD.a <> 'ghost' THEN
+		INSERT INTO revenant VALUES (OLD.id, 'ghost');
+	END IF;
+	RETURN NULL;
+END
+$$;
+CREATE TRIGGER revenant_back AFTER DELETE ON revenant FOR EACH ROW EXECUTE FUNCTION revenant_back();
+TRUNCATE sync_resolve.outbox;
+SELECT outcome FROM sync_resolve.apply_delete('revenant', 'crm', '{"id": 2}', '2030-01-05');
+SELECT id, a FROM revenant;
+SELECT system, deleted_by, changes -> 'a' ->> 'by' AS a_by FROM sync_resolve.shadow('revenant', '{"id": 2}') ORDER BY system;
+SELECT target, op, payload FROM sync_resolve.outbox WHERE relid = 'revenant'::regclass ORDER BY target;
+SELECT kind, rule FROM sync_resolve.event
+WHERE relid = 'revenant'::regclass AND at > now() - interval '1 hour' AND kind IN ('deleted', 'received') ORDER BY id;
+SELECT sync_resolve.untrack('revenant');
+DROP TABLE revenant;
+DROP FUNCTION revenant_back();
 -- dropped: written directly again
 DROP TRIGGER gadget_stamp ON gadget;
 SELECT (sync_resolve.apply('gadget', 'crm', '{"id": 8, "qty": 80}', '2030-01-01')).outcome;

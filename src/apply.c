@@ -69,6 +69,7 @@ extern Datum jsonb_to_vclock(PG_FUNCTION_ARGS);
 /* apply_to_absent_row: another unique key refused the new row */
 static const char SR_OUTCOME_CLASH[] = "clash";
 
+static void take_other_bases(const SrApplyCall *call, const SrRowState *now, SrRowState *st);
 static void tell_source(const SrApplyCall *call, const SrImage *img, const SrShadowRow *lrow,
 						const Datum *rowvals, const bool *rownulls, SrEventBatch *batch,
 						SrOutboxWaiting *waiting);
@@ -1563,7 +1564,6 @@ take_nested_writes(const SrApplyCall *call, const SrImage *img, SrRowState *st,
 	bool	   *nested = palloc0(sizeof(bool) * (tab->ncols + 1));
 	bool		row_there;
 	int			c;
-	int			i;
 
 	sr_shadow_load(tab, img->keyvals, &now);
 	/* the row is this call's to lock already: its values as they are now */
@@ -1601,19 +1601,32 @@ take_nested_writes(const SrApplyCall *call, const SrImage *img, SrRowState *st,
 	st->local.tid = now.local.tid;
 	st->local.xmin = now.local.xmin;
 	st->local.version = now.local.version;
-	for (i = 0; i < tab->nsystems; i++)
+	take_other_bases(call, &now, st);
+	return nested;
+}
+
+/*
+ * The other systems' bases as now read (a nested call may have advanced
+ * them), and the source's base's current version to write over (its
+ * content stays this call's).
+ */
+static void
+take_other_bases(const SrApplyCall *call, const SrRowState *now, SrRowState *st)
+{
+	int			i;
+
+	for (i = 0; i < call->tab->nsystems; i++)
 	{
 		if (i != call->sidx)
 		{
-			st->bases[i] = now.bases[i];
+			st->bases[i] = now->bases[i];
 			continue;
 		}
-		st->bases[i].found = now.bases[i].found;
-		st->bases[i].has_tid = now.bases[i].has_tid;
-		st->bases[i].tid = now.bases[i].tid;
-		st->bases[i].xmin = now.bases[i].xmin;
+		st->bases[i].found = now->bases[i].found;
+		st->bases[i].has_tid = now->bases[i].has_tid;
+		st->bases[i].tid = now->bases[i].tid;
+		st->bases[i].xmin = now->bases[i].xmin;
 	}
-	return nested;
 }
 
 /* ------------------------------------------------------------------------
@@ -2734,6 +2747,27 @@ sr_apply_refused(SrApplyCall *call, SrImage *img, const char *why,
 }
 
 /*
+ * Delete the row for a source's delete: true when a trigger of the table
+ * wrote it again meanwhile (re-inserted it, as a local write recorded
+ * then), which stands -- st then holds the row's shadow as that write left
+ * it, and the delete is neither recorded as the row's nor sent.
+ */
+static bool
+delete_then_back(const SrApplyCall *call, const Datum *keyvals, SrRowState *st)
+{
+	uint64		writes = sr_shadow_writes;
+	SrRowState	now;
+
+	sr_row_delete(call->tab, keyvals);
+	if (sr_shadow_writes == writes || !sr_row_lock(call->tab, keyvals, true, NULL, NULL))
+		return false;
+	sr_shadow_load(call->tab, keyvals, &now);
+	st->local = now.local;
+	take_other_bases(call, &now, st);
+	return true;
+}
+
+/*
  * A delete from a source.  SPI is connected.  In a trigger (call->rewrite)
  * the statement's row is the row, and out_write says whether the
  * statement's DELETE goes ahead.
@@ -2869,12 +2903,20 @@ sr_apply_delete_image(SrApplyCall *call, SrApplyResult *res, SrReviewIds *review
 		}
 	}
 
-	if (found && delete_row)
+	if (found && delete_row && !call->rewrite && delete_then_back(call, keyvals, &st))
+	{
+		/* a trigger of the table wrote the row again: that local write stands */
+		sr_event_add(&batch, "deleted", NULL, rowobj, NULL, NULL, NULL, rule, NULL, 0);
+		sr_event_add(&batch, "received", NULL, NULL, NULL, NULL, NULL,
+					 psprintf("a trigger on table %s wrote the row again after %s's delete",
+							  tab->display_name, call->source), NULL, 0);
+		res->outcome = "deleted";
+		delete_row = false;
+	}
+	else if (found && delete_row)
 	{
 		if (call->rewrite)
 			call->out_write = true; /* the statement deletes it */
-		else
-			sr_row_delete(tab, keyvals);
 		sr_dismiss_reviews(tab, res->key, call->source, psprintf("row deleted by %s", call->source));
 		sr_event_add(&batch, "deleted", NULL, rowobj, NULL, NULL, NULL, rule, NULL, 0);
 		res->outcome = "deleted";

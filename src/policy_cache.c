@@ -28,6 +28,7 @@
 #include "postgres.h"
 
 #include "access/genam.h"
+#include "access/stratnum.h"
 #include "access/htup_details.h"
 #include "access/table.h"
 #include "access/xact.h"
@@ -1795,6 +1796,103 @@ check_not_in_use(PG_FUNCTION_ARGS)
 					 errhint("Untrack the table in a statement of its own, once those have finished.")));
 		table_close(rel, AccessShareLock);
 	}
+	PG_RETURN_VOID();
+}
+
+/*
+ * The row of one of sync_resolve's policy tables whose primary key (a
+ * single column) equals key, as the given snapshot sees it: its xmin, or
+ * InvalidTransactionId when there is none.
+ */
+static TransactionId
+row_xmin(Relation rel, Oid keytype, Datum key, Snapshot snap)
+{
+	Oid			pk = RelationGetPrimaryKeyIndex(rel);
+	Relation	index;
+	Oid			opfamily;
+	Oid			eqop;
+	ScanKeyData skey;
+	SysScanDesc scan;
+	HeapTuple	tup;
+	TransactionId xmin = InvalidTransactionId;
+
+	if (!OidIsValid(pk))
+		elog(ERROR, "sync_resolve: %s has no primary key", RelationGetRelationName(rel));
+	index = index_open(pk, AccessShareLock);
+	opfamily = index->rd_opfamily[0];
+	eqop = get_opfamily_member(opfamily, keytype, keytype, BTEqualStrategyNumber);
+	if (!OidIsValid(eqop))
+		elog(ERROR, "sync_resolve: no equality of type %u in the primary key of %s",
+			 keytype, RelationGetRelationName(rel));
+	ScanKeyInit(&skey, 1, BTEqualStrategyNumber, get_opcode(eqop), key);
+	scan = systable_beginscan(rel, pk, true, snap, 1, &skey);
+	tup = systable_getnext(scan);
+	if (HeapTupleIsValid(tup))
+		xmin = HeapTupleHeaderGetXmin(tup->t_data);
+	systable_endscan(scan);
+	index_close(index, AccessShareLock);
+	return xmin;
+}
+
+/* Every row of rel the snapshot sees, summed up: how many, and their xmins folded. */
+static uint64
+rows_seen(Relation rel, Snapshot snap)
+{
+	SysScanDesc scan = systable_beginscan(rel, InvalidOid, false, snap, 0, NULL);
+	HeapTuple	tup;
+	uint64		sum = 0;
+
+	while (HeapTupleIsValid(tup = systable_getnext(scan)))
+		sum += ((uint64) HeapTupleHeaderGetXmin(tup->t_data) << 20) + 1;
+	systable_endscan(scan);
+	return sum;
+}
+
+/*
+ * _unchanged_since_snapshot(tbl, key): under REPEATABLE READ or
+ * SERIALIZABLE, a serialization failure if the row of tbl (the tracked
+ * table's row of sync_resolve.tracked, a system's row of sync_resolve.system)
+ * was changed, added or deleted by a transaction this one's snapshot does
+ * not see (key NULL: any row of tbl).  The policy checks lock (advisory) what they check against, and
+ * then read it: a snapshot taken before that lock could be waited for would
+ * check against what no longer is, where the row locks they replace raised
+ * this same error.  Under READ COMMITTED each check reads afresh: nothing to do.
+ */
+PG_FUNCTION_INFO_V1(unchanged_since_snapshot);
+Datum
+unchanged_since_snapshot(PG_FUNCTION_ARGS)
+{
+	Oid			relid = PG_GETARG_OID(0);
+	Datum		key = PG_ARGISNULL(1) ? (Datum) 0 : PG_GETARG_DATUM(1);
+	Oid			keytype = get_fn_expr_argtype(fcinfo->flinfo, 1);
+	Relation	rel;
+	TransactionId mine;
+	TransactionId latest;
+
+	bool		changed;
+
+	if (!IsolationUsesXactSnapshot())
+		PG_RETURN_VOID();
+	rel = table_open(relid, AccessShareLock);
+	if (PG_ARGISNULL(1))
+		changed = rows_seen(rel, GetTransactionSnapshot()) != rows_seen(rel, GetLatestSnapshot());
+	else
+	{
+		if (!OidIsValid(keytype))
+			elog(ERROR, "sync_resolve: _unchanged_since_snapshot() cannot tell its key's type");
+		mine = row_xmin(rel, keytype, key, GetTransactionSnapshot());
+		latest = row_xmin(rel, keytype, key, GetLatestSnapshot());
+		changed = !TransactionIdEquals(mine, latest);
+	}
+	table_close(rel, AccessShareLock);
+	if (changed)
+		ereport(ERROR,
+				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+				 errmsg("could not serialize access due to a concurrent change of %s",
+						quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
+												   get_rel_name(relid))),
+				 errdetail("Another transaction changed what this one checks against after its snapshot was taken."),
+				 errhint("Retry the transaction.")));
 	PG_RETURN_VOID();
 }
 

@@ -632,7 +632,7 @@ BEGIN
 		-- waits for the tables being given this system (_check_tracked), then
 		-- reads them as committed
 		PERFORM pg_catalog.pg_advisory_xact_lock(21333, pg_catalog.hashtext(OLD.name));
-		PERFORM sync_resolve._unchanged_since_snapshot('sync_resolve.tracked', NULL::pg_catalog.oid);
+		PERFORM sync_resolve._unchanged_since_snapshot('sync_resolve.tracked', OLD.name::pg_catalog.text);
 		IF OLD.name = 'local' THEN
 			RAISE EXCEPTION 'system "local" cannot be removed'
 				USING ERRCODE = '55000',

@@ -215,7 +215,7 @@ SELECT outcome FROM sync_resolve.apply('revenant', 'crm', '{"id": 2, "a": "x"}',
 CREATE FUNCTION revenant_back() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
 	IF OLD.a <> 'ghost' THEN
-		INSERT INTO revenant VALUES (OLD.id, 'ghost');
+		EXECUTE format('INSERT INTO %I VALUES ($1, ''ghost'')', TG_TABLE_NAME) USING OLD.id;
 	END IF;
 	RETURN NULL;
 END
@@ -230,6 +230,21 @@ SELECT kind, rule FROM sync_resolve.event
 WHERE relid = 'revenant'::regclass AND at > now() - interval '1 hour' AND kind IN ('deleted', 'received') ORDER BY id;
 SELECT sync_resolve.untrack('revenant');
 DROP TABLE revenant;
+-- the same when a person takes a source's delete from the review queue
+CREATE TABLE revenant2 (id int PRIMARY KEY, a text);
+SELECT sync_resolve.track('revenant2', ARRAY['crm', 'billing'], 'latest', on_delete_conflict => 'review');
+SELECT outcome FROM sync_resolve.apply('revenant2', 'crm', '{"id": 3, "a": "x"}', '2030-01-01');
+UPDATE revenant2 SET a = 'edited here';
+SELECT outcome FROM sync_resolve.apply_delete('revenant2', 'crm', '{"id": 3}', '2030-01-05');
+CREATE TRIGGER revenant_back AFTER DELETE ON revenant2 FOR EACH ROW EXECUTE FUNCTION revenant_back();
+TRUNCATE sync_resolve.outbox;
+SELECT status, decision FROM sync_resolve.resolve(
+	(SELECT id FROM sync_resolve.review WHERE relid = 'revenant2'::regclass AND status = 'open'), 'take_incoming');
+SELECT id, a FROM revenant2;
+SELECT system, deleted_by FROM sync_resolve.shadow('revenant2', '{"id": 3}') WHERE system = 'local';
+SELECT target, op, payload FROM sync_resolve.outbox WHERE relid = 'revenant2'::regclass ORDER BY target;
+SELECT sync_resolve.untrack('revenant2');
+DROP TABLE revenant2;
 DROP FUNCTION revenant_back();
 -- dropped: written directly again
 DROP TRIGGER gadget_stamp ON gadget;

@@ -69,7 +69,7 @@ extern Datum jsonb_to_vclock(PG_FUNCTION_ARGS);
 /* apply_to_absent_row: another unique key refused the new row */
 static const char SR_OUTCOME_CLASH[] = "clash";
 
-static void take_other_bases(const SrApplyCall *call, const SrRowState *now, SrRowState *st);
+static void take_other_bases(const SrTable *tab, int sidx, const SrRowState *now, SrRowState *st);
 static void tell_source(const SrApplyCall *call, const SrImage *img, const SrShadowRow *lrow,
 						const Datum *rowvals, const bool *rownulls, SrEventBatch *batch,
 						SrOutboxWaiting *waiting);
@@ -1601,7 +1601,7 @@ take_nested_writes(const SrApplyCall *call, const SrImage *img, SrRowState *st,
 	st->local.tid = now.local.tid;
 	st->local.xmin = now.local.xmin;
 	st->local.version = now.local.version;
-	take_other_bases(call, &now, st);
+	take_other_bases(tab, call->sidx, &now, st);
 	return nested;
 }
 
@@ -1611,13 +1611,13 @@ take_nested_writes(const SrApplyCall *call, const SrImage *img, SrRowState *st,
  * content stays this call's).
  */
 static void
-take_other_bases(const SrApplyCall *call, const SrRowState *now, SrRowState *st)
+take_other_bases(const SrTable *tab, int sidx, const SrRowState *now, SrRowState *st)
 {
 	int			i;
 
-	for (i = 0; i < call->tab->nsystems; i++)
+	for (i = 0; i < tab->nsystems; i++)
 	{
-		if (i != call->sidx)
+		if (i != sidx)
 		{
 			st->bases[i] = now->bases[i];
 			continue;
@@ -2747,23 +2747,24 @@ sr_apply_refused(SrApplyCall *call, SrImage *img, const char *why,
 }
 
 /*
- * Delete the row for a source's delete: true when a trigger of the table
- * wrote it again meanwhile (re-inserted it, as a local write recorded
- * then), which stands -- st then holds the row's shadow as that write left
- * it, and the delete is neither recorded as the row's nor sent.
+ * Delete the row for system sidx's delete (apply_delete(), or resolve()
+ * taking it): true when a trigger of the table wrote it again meanwhile
+ * (re-inserted it, as a local write recorded then), which stands -- st
+ * then holds the row's shadow as that write left it, and the delete is
+ * neither recorded as the row's nor sent.
  */
-static bool
-delete_then_back(const SrApplyCall *call, const Datum *keyvals, SrRowState *st)
+bool
+sr_delete_row_then_back(SrTable *tab, int sidx, const Datum *keyvals, SrRowState *st)
 {
 	uint64		writes = sr_shadow_writes;
 	SrRowState	now;
 
-	sr_row_delete(call->tab, keyvals);
-	if (sr_shadow_writes == writes || !sr_row_lock(call->tab, keyvals, true, NULL, NULL))
+	sr_row_delete(tab, keyvals);
+	if (sr_shadow_writes == writes || !sr_row_lock(tab, keyvals, true, NULL, NULL))
 		return false;
-	sr_shadow_load(call->tab, keyvals, &now);
+	sr_shadow_load(tab, keyvals, &now);
 	st->local = now.local;
-	take_other_bases(call, &now, st);
+	take_other_bases(tab, sidx, &now, st);
 	return true;
 }
 
@@ -2903,9 +2904,11 @@ sr_apply_delete_image(SrApplyCall *call, SrApplyResult *res, SrReviewIds *review
 		}
 	}
 
-	if (found && delete_row && !call->rewrite && delete_then_back(call, keyvals, &st))
+	if (found && delete_row && !call->rewrite &&
+		sr_delete_row_then_back(tab, call->sidx, keyvals, &st))
 	{
 		/* a trigger of the table wrote the row again: that local write stands */
+		sr_dismiss_reviews(tab, res->key, call->source, psprintf("row deleted by %s", call->source));
 		sr_event_add(&batch, "deleted", NULL, rowobj, NULL, NULL, NULL, rule, NULL, 0);
 		sr_event_add(&batch, "received", NULL, NULL, NULL, NULL, NULL,
 					 psprintf("a trigger on table %s wrote the row again after %s's delete",

@@ -1834,56 +1834,111 @@ row_xmin(Relation rel, Oid keytype, Datum key, Snapshot snap)
 	return xmin;
 }
 
-/* Every row of rel the snapshot sees, summed up: how many, and their xmins folded. */
-static uint64
-rows_seen(Relation rel, Snapshot snap)
+/*
+ * The rows of sync_resolve.tracked (rel) whose systems include name, as
+ * snap sees them: their tids, in scan order, *n of them.
+ */
+static ItemPointerData *
+tracked_naming(Relation rel, const char *name, Snapshot snap, int *n)
 {
-	SysScanDesc scan = systable_beginscan(rel, InvalidOid, false, snap, 0, NULL);
+	AttrNumber	att = get_attnum(RelationGetRelid(rel), "systems");
+	SysScanDesc scan;
 	HeapTuple	tup;
-	uint64		sum = 0;
+	ItemPointerData *tids = NULL;
+	int			cap = 0;
 
+	if (att == InvalidAttrNumber)
+		elog(ERROR, "sync_resolve: sync_resolve.tracked has no column systems");
+	*n = 0;
+	scan = systable_beginscan(rel, InvalidOid, false, snap, 0, NULL);
 	while (HeapTupleIsValid(tup = systable_getnext(scan)))
-		sum += ((uint64) HeapTupleHeaderGetXmin(tup->t_data) << 20) + 1;
+	{
+		bool		isnull;
+		Datum		d = heap_getattr(tup, att, RelationGetDescr(rel), &isnull);
+		Datum	   *elems;
+		bool	   *nulls;
+		int			nelems;
+		int			i;
+
+		if (isnull)
+			continue;
+		deconstruct_array(DatumGetArrayTypeP(d), TEXTOID, -1, false, TYPALIGN_INT,
+						  &elems, &nulls, &nelems);
+		for (i = 0; i < nelems; i++)
+			if (!nulls[i] && strcmp(TextDatumGetCString(elems[i]), name) == 0)
+				break;
+		if (i == nelems)
+			continue;
+		if (*n >= cap)
+		{
+			cap = cap ? cap * 2 : 8;
+			tids = tids ? repalloc(tids, sizeof(ItemPointerData) * cap)
+				: palloc(sizeof(ItemPointerData) * cap);
+		}
+		tids[(*n)++] = tup->t_self;
+	}
 	systable_endscan(scan);
-	return sum;
+	return tids;
 }
 
 /*
  * _unchanged_since_snapshot(tbl, key): under REPEATABLE READ or
- * SERIALIZABLE, a serialization failure if the row of tbl (the tracked
- * table's row of sync_resolve.tracked, a system's row of sync_resolve.system)
- * was changed, added or deleted by a transaction this one's snapshot does
- * not see (key NULL: any row of tbl).  The policy checks lock (advisory) what they check against, and
- * then read it: a snapshot taken before that lock could be waited for would
- * check against what no longer is, where the row locks they replace raised
- * this same error.  Under READ COMMITTED each check reads afresh: nothing to do.
+ * SERIALIZABLE, a serialization failure if what a policy check is about to
+ * read has changed since the transaction's snapshot: the row of
+ * sync_resolve.tracked of table key (an oid), the row of sync_resolve.system
+ * named key (text), or -- tbl sync_resolve.tracked, key a system's name --
+ * the tracked tables that name that system.  The checks lock (advisory)
+ * what they check against and then read it: a snapshot taken before that
+ * lock could be waited for would check against what no longer is, where
+ * row locks would have raised this same error.  Under READ COMMITTED each
+ * check reads afresh: nothing to do.  Only those two tables: the function
+ * reads past their privileges.
  */
 PG_FUNCTION_INFO_V1(unchanged_since_snapshot);
 Datum
 unchanged_since_snapshot(PG_FUNCTION_ARGS)
 {
-	Oid			relid = PG_GETARG_OID(0);
-	Datum		key = PG_ARGISNULL(1) ? (Datum) 0 : PG_GETARG_DATUM(1);
+	Oid			tracked = sr_internal_relid("tracked");
+	Oid			systems = sr_internal_relid("system");
+	Oid			relid;
 	Oid			keytype = get_fn_expr_argtype(fcinfo->flinfo, 1);
+	Datum		key;
 	Relation	rel;
-	TransactionId mine;
-	TransactionId latest;
-
 	bool		changed;
 
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("_unchanged_since_snapshot() needs a table and a key"),
+				 errhint("It is sync_resolve's own, for its policy checks.")));
+	relid = PG_GETARG_OID(0);
+	key = PG_GETARG_DATUM(1);
+	if ((relid != tracked && relid != systems) ||
+		!(keytype == OIDOID || keytype == TEXTOID) ||
+		(relid == systems && keytype != TEXTOID))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("_unchanged_since_snapshot() checks sync_resolve.tracked by oid or system name, and sync_resolve.system by name"),
+				 errhint("It is sync_resolve's own, for its policy checks.")));
 	if (!IsolationUsesXactSnapshot())
 		PG_RETURN_VOID();
 	rel = table_open(relid, AccessShareLock);
-	if (PG_ARGISNULL(1))
-		changed = rows_seen(rel, GetTransactionSnapshot()) != rows_seen(rel, GetLatestSnapshot());
-	else
+	if (relid == tracked && keytype == TEXTOID)
 	{
-		if (!OidIsValid(keytype))
-			elog(ERROR, "sync_resolve: _unchanged_since_snapshot() cannot tell its key's type");
-		mine = row_xmin(rel, keytype, key, GetTransactionSnapshot());
-		latest = row_xmin(rel, keytype, key, GetLatestSnapshot());
-		changed = !TransactionIdEquals(mine, latest);
+		char	   *name = TextDatumGetCString(key);
+		int			nmine;
+		int			nlatest;
+		ItemPointerData *mine = tracked_naming(rel, name, GetTransactionSnapshot(), &nmine);
+		ItemPointerData *latest = tracked_naming(rel, name, GetLatestSnapshot(), &nlatest);
+		int			i;
+
+		changed = nmine != nlatest;
+		for (i = 0; !changed && i < nmine; i++)
+			changed = !ItemPointerEquals(&mine[i], &latest[i]);
 	}
+	else
+		changed = !TransactionIdEquals(row_xmin(rel, keytype, key, GetTransactionSnapshot()),
+									   row_xmin(rel, keytype, key, GetLatestSnapshot()));
 	table_close(rel, AccessShareLock);
 	if (changed)
 		ereport(ERROR,

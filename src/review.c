@@ -402,9 +402,14 @@ resolve_review(PG_FUNCTION_ARGS)
 					 errhint("Use take_incoming to delete the row, or keep_local to keep it.")));
 		if (take)
 		{
-			if (found)
+			bool		back = found &&
+				sr_delete_row_then_back(tab, sr_table_system_index(tab, item.source), keyvals, &st);
+
+			if (back)
+				rule = psprintf("deleted the row, as %s did; a trigger on table %s wrote it again",
+								item.source, tab->display_name);
+			else if (found)
 			{
-				sr_row_delete(tab, keyvals);
 				lrow->deleted = true;
 				lrow->deleted_at = now;
 				lrow->deleted_by = item.source;
@@ -415,8 +420,9 @@ resolve_review(PG_FUNCTION_ARGS)
 			}
 			else
 				rule = pstrdup("the row was already gone");
-			/* the source deleted it: nothing waiting for it applies */
-			sr_outbox_withdraw(tab, item.key, item.source, false, &batch);
+			/* the source deleted it: nothing waiting for it applies (unless the row is back) */
+			if (!back)
+				sr_outbox_withdraw(tab, item.key, item.source, false, &batch);
 		}
 		else
 		{

@@ -871,6 +871,7 @@ extern bool sr_row_update(SrTable *tab, const Datum *keyvals, Bitmapset *cols,
 extern bool sr_row_insert(SrTable *tab, const Datum *keyvals, Bitmapset *cols,
 						  const Datum *values, const bool *nulls,
 						  Datum *out_values, bool *out_nulls);
+extern bool sr_delete_row_then_back(SrTable *tab, int sidx, const Datum *keyvals, SrRowState *st);
 extern void sr_row_delete(SrTable *tab, const Datum *keyvals);
 extern Jsonb *sr_row_object(const SrTable *tab, const Datum *values,
 							const bool *nulls, const bool *which);

@@ -17,7 +17,7 @@
 -- re-created inside the transaction, and everything is rolled back at the end.
 
 BEGIN;
-SELECT plan(186);
+SELECT plan(188);
 
 SET client_min_messages = warning;
 DROP EXTENSION IF EXISTS sync_resolve CASCADE;
@@ -238,6 +238,14 @@ SELECT throws_ok($$SELECT sync_resolve.track('sync_resolve.outbox', ARRAY['crm']
 SELECT throws_ok($$SELECT sync_resolve.track('sync_resolve.system', ARRAY['crm'])$$,
 	'42809', NULL, 'track: sync_resolve.system is refused (42809)');
 
+-- the policy checks' snapshot helper reads past privileges: only sync_resolve.tracked and
+-- sync_resolve.system (given a partitioned table or a view it crashed the server, and
+-- told any role whether rows of any table changed)
+CREATE TABLE sr_err.parted (id integer PRIMARY KEY) PARTITION BY RANGE (id);
+SELECT throws_ok($$SELECT sync_resolve._unchanged_since_snapshot('sr_err.parted', NULL::integer)$$,
+	'22004', NULL, 'the snapshot helper refuses a NULL key (22004)');
+SELECT throws_ok($$SELECT sync_resolve._unchanged_since_snapshot('sr_err.parted', 1)$$,
+	'22023', NULL, 'the snapshot helper refuses any table but sync_resolve''s tracked and system (22023)');
 SELECT throws_ok($$SELECT sync_resolve._shadow_type(0, -1)$$,
 	'42704', NULL, 'an internal helper given no type says so (42704), not an internal error (XX000)');
 SELECT pg_temp.unchanged('refused track calls created no shadow, trigger or tracked row');

@@ -1734,9 +1734,9 @@ $$;
 -- row, the values keyed by column), and the changes waiting in the outbox,
 -- which are kept by column name until claim_outbound() puts them in the
 -- target's words; a key column, in the rows' keys of the open items, the
--- outbox entries not yet sent and the record ids.  Without it a decision on a renamed column wrote nothing
--- and a waiting change to it was never sent.  The history keeps the names
--- it was written with.
+-- outbox entries not yet sent and the record ids.  Without it a decision
+-- on a renamed column wrote nothing and a waiting change to it was never
+-- sent.  The history keeps the names it was written with.
 CREATE FUNCTION sync_resolve._follow_rename(tbl regclass, old_name text, new_name text)
 	RETURNS void
 	LANGUAGE plpgsql

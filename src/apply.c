@@ -2904,34 +2904,37 @@ sr_apply_delete_image(SrApplyCall *call, SrApplyResult *res, SrReviewIds *review
 		}
 	}
 
-	if (found && delete_row && !call->rewrite &&
-		sr_delete_row_then_back(tab, call->sidx, keyvals, &st))
+	if (found && delete_row)
 	{
-		/* a trigger of the table wrote the row again: that local write stands */
-		sr_dismiss_reviews(tab, res->key, call->source, psprintf("row deleted by %s", call->source));
-		sr_event_add(&batch, "deleted", NULL, rowobj, NULL, NULL, NULL, rule, NULL, 0);
-		sr_event_add(&batch, "received", NULL, NULL, NULL, NULL, NULL,
-					 psprintf("a trigger on table %s wrote the row again after %s's delete",
-							  tab->display_name, call->source), NULL, 0);
-		res->outcome = "deleted";
-		delete_row = false;
-	}
-	else if (found && delete_row)
-	{
+		bool		back = false;
+
 		if (call->rewrite)
 			call->out_write = true; /* the statement deletes it */
+		else
+			back = sr_delete_row_then_back(tab, call->sidx, keyvals, &st);
 		sr_dismiss_reviews(tab, res->key, call->source, psprintf("row deleted by %s", call->source));
 		sr_event_add(&batch, "deleted", NULL, rowobj, NULL, NULL, NULL, rule, NULL, 0);
 		res->outcome = "deleted";
-		lrow->deleted = true;
-		lrow->deleted_at = incoming_time(call);
-		lrow->deleted_by = (char *) call->source;
-		for (c = 0; c < tab->ncols; c++)
-			lrow->held[c] = false;
-		lrow->dirty = true;
-		/* the other systems that hold it learn of the delete */
-		sr_outbox_fan_out_delete(tab, res->key, &st, call->source, lrow->version,
-								 call->source, &batch);
+		if (back)
+		{
+			/* a trigger of the table wrote the row again: that local write stands */
+			sr_event_add(&batch, "received", NULL, NULL, NULL, NULL, NULL,
+						 psprintf("a trigger on table %s wrote the row again after %s's delete",
+								  tab->display_name, call->source), NULL, 0);
+			delete_row = false;
+		}
+		else
+		{
+			lrow->deleted = true;
+			lrow->deleted_at = incoming_time(call);
+			lrow->deleted_by = (char *) call->source;
+			for (c = 0; c < tab->ncols; c++)
+				lrow->held[c] = false;
+			lrow->dirty = true;
+			/* the other systems that hold it learn of the delete */
+			sr_outbox_fan_out_delete(tab, res->key, &st, call->source, lrow->version,
+									 call->source, &batch);
+		}
 	}
 	else if (found && tab->on_delete_conflict == SR_DELCONF_KEEP && crossing &&
 			 !sr_system_is_peer(call->source))

@@ -191,18 +191,24 @@ free_zombies(void)
 	list_free(zombies);
 }
 
+/* Every cached table is to be learnt again at its next use. */
 static void
-invalidate_all(void)
+invalidate_tables(void)
 {
 	HASH_SEQ_STATUS status;
 	SrTableEntry *entry;
 
-	if (sr_tables != NULL)
-	{
-		hash_seq_init(&status, sr_tables);
-		while ((entry = (SrTableEntry *) hash_seq_search(&status)) != NULL)
-			entry->tab->valid = false;
-	}
+	if (sr_tables == NULL)
+		return;
+	hash_seq_init(&status, sr_tables);
+	while ((entry = (SrTableEntry *) hash_seq_search(&status)) != NULL)
+		entry->tab->valid = false;
+}
+
+static void
+invalidate_all(void)
+{
+	invalidate_tables();
 	sr_systems_valid = false;
 	sr_policy_relids_valid = false;
 	sr_owner = InvalidOid;
@@ -286,14 +292,7 @@ sr_xact_callback(XactEvent event, void *arg)
 static void
 sr_function_callback(Datum arg, int cacheid, uint32 hashvalue)
 {
-	HASH_SEQ_STATUS status;
-	SrTableEntry *entry;
-
-	if (sr_tables == NULL)
-		return;
-	hash_seq_init(&status, sr_tables);
-	while ((entry = (SrTableEntry *) hash_seq_search(&status)) != NULL)
-		entry->tab->valid = false;
+	invalidate_tables();
 }
 
 void

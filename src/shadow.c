@@ -568,12 +568,12 @@ write_direct(SrDirect *d, int nparams, const Datum *values, const char *nulls,
 	row->xmin = GetCurrentTransactionId();
 }
 
+uint64		sr_shadow_writes = 0;
+
 /*
  * Upsert a system's base (when system is not NULL) and the local metadata
  * (when lrow is not NULL).
  */
-uint64		sr_shadow_writes = 0;
-
 void
 sr_shadow_write_rows(SrTable *tab, const Datum *keyvals, const char *system,
 					 SrShadowRow *row, SrShadowRow *lrow)
